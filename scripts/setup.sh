@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what weft and its tests need on a fresh Debian machine: npm
+# dependencies from the lockfile, and the Debian packages the suite drives for
+# real (prometheus + promtool). Safe to run again: it does only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: real peers the tests talk to (skipped with --runtime,
+# which is all `scripts/weft` needs).
+missing=()
+if [ "${1:-}" != "--runtime" ]; then
+  command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to apt-get install ${missing[*]} (the test suite drives them for real)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm dependencies, exactly as locked. Reinstall when the lockfile changed.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,62 @@
+/**
+ * The `weft` command line. One subcommand per process of the architecture; each
+ * loads the configuration once (flags > env > file), then hands off to its
+ * subsystem. Errors print their code and the bad key, and exit non-zero.
+ */
+import { Command, Option } from 'commander';
+import { ALL_ENV } from '../env.js';
+import { WeftError, isWeftError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { VERSION } from '../version.js';
+import { registerDevConsulCommand } from './dev-consul.js';
+import { GLOBAL_FLAGS } from './flags.js';
+
+/** Builds the program. Exported so tests drive the real CLI in-process. */
+export function buildProgram(): Command {
+  const program = new Command('weft')
+    .description('weft: a service mesh and container orchestrator for Docker fleets')
+    .version(VERSION, '-v, --version', 'print the version')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `\nEnvironment: ${ALL_ENV.join(', ')}\nPrecedence: flags > environment > config file > defaults.\nDocs: README.md, docs/configuration.md, docs/errors.md`,
+    );
+  for (const [flag, , description] of GLOBAL_FLAGS) program.addOption(new Option(flag, description));
+
+  registerDevConsulCommand(program);
+
+  const later: Array<[string, string, string]> = [
+    ['up', 'run dev Consul, a scheduler, an agent and a proxy on this machine, for a first run', 'up'],
+    ['agent', "the host agent: runs this host's containers, registers them by label, supervises the proxy", 'agent'],
+    ['proxy', 'the per-host sidecar proxy: mTLS inbound, outbound load balancing, metrics', 'proxy'],
+    ['scheduler', 'the central scheduler: jobs, placement, autoscaling, CA signing, HTTP API', 'scheduler'],
+  ];
+  for (const [name, description] of later) {
+    program
+      .command(name)
+      .description(description)
+      .action(() => {
+        throw new WeftError('WEFT_ERR_NOT_IMPLEMENTED', `weft ${name} has not landed yet (see the open issues)`, { key: 'command', value: name });
+      });
+  }
+  return program;
+}
+
+/** Runs the CLI; returns the exit code instead of exiting, for tests. */
+export async function run(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (isWeftError(err)) {
+      process.stderr.write(`weft: ${err.code}: ${err.message}\n`);
+      return 2;
+    }
+    const code = (err as { code?: string; exitCode?: number }).code;
+    if (typeof code === 'string' && code.startsWith('commander.')) return (err as { exitCode: number }).exitCode;
+    createLogger({ name: 'weft' }).error({ err }, 'unexpected error');
+    return 1;
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * weft's configuration: one schema, defaults in one commented place, validated
+ * once at start-up and frozen (as fastify does). Precedence: flags > environment
+ * > config file > defaults. Every error names the bad key, the value and where it
+ * came from.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { type Static, Type } from '@sinclair/typebox';
+import { Ajv } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import {
+  ENV_CONSUL_HTTP_ADDR,
+  ENV_CONSUL_HTTP_TOKEN,
+  ENV_WEFT_CONFIG,
+  ENV_WEFT_DATA_DIR,
+  ENV_WEFT_DATACENTER,
+  ENV_WEFT_DEV_CONSUL_BIND,
+  ENV_WEFT_DEV_CONSUL_PORT,
+  ENV_WEFT_LOG_FORMAT,
+  ENV_WEFT_LOG_LEVEL,
+  ENV_WEFT_NODE_NAME,
+} from './env.js';
+import { WeftError } from './errors.js';
+
+const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' });
+
+/** The schema. Defaults live here and nowhere else. */
+export const ConfigSchema = Type.Object(
+  {
+    /** Where state lives: dev Consul data, keys, route caches. */
+    dataDir: Type.String({ minLength: 1, default: '.weft' }),
+    /** Consul datacenter. */
+    datacenter: Type.String({ pattern: '^[A-Za-z0-9_-]+$', default: 'dc1' }),
+    /** This host's node name in Consul. */
+    nodeName: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: safeHostname() }),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].map((l) => Type.Literal(l)),
+          { default: 'info' },
+        ),
+        /** auto = pretty in a terminal, JSON otherwise. */
+        format: Type.Union([Type.Literal('auto'), Type.Literal('json'), Type.Literal('pretty')], { default: 'auto' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    consul: Type.Object(
+      {
+        /** `host:port` or `http(s)://host:port`, like CONSUL_HTTP_ADDR. */
+        address: Type.String({ pattern: '^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$', default: '127.0.0.1:8500' }),
+        token: Type.Optional(Type.String({ minLength: 1 })),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    devConsul: Type.Object(
+      {
+        bind: Type.String({ minLength: 1, default: '127.0.0.1' }),
+        port: { ...Port, default: 8500 },
+      },
+      { default: {}, additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+export { Name as NameSchema, Port as PortSchema };
+
+/** Where a value came from, for error messages. */
+export type Source = 'flag' | 'env' | 'file' | 'default';
+
+/** Environment variable -> config path. */
+const ENV_MAP: ReadonlyArray<readonly [string, string]> = [
+  [ENV_CONSUL_HTTP_ADDR, 'consul.address'],
+  [ENV_CONSUL_HTTP_TOKEN, 'consul.token'],
+  [ENV_WEFT_DATA_DIR, 'dataDir'],
+  [ENV_WEFT_DATACENTER, 'datacenter'],
+  [ENV_WEFT_NODE_NAME, 'nodeName'],
+  [ENV_WEFT_LOG_LEVEL, 'log.level'],
+  [ENV_WEFT_LOG_FORMAT, 'log.format'],
+  [ENV_WEFT_DEV_CONSUL_BIND, 'devConsul.bind'],
+  [ENV_WEFT_DEV_CONSUL_PORT, 'devConsul.port'],
+];
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false });
+const validate = ajv.compile<Config>(ConfigSchema);
+
+export interface LoadOptions {
+  /** Flag values by config path, e.g. `{ 'devConsul.port': 8501 }`. Undefined values are ignored. */
+  flags?: Record<string, unknown>;
+  /** How the user spelled each flag, by config path, for error messages (default `--<path>`). */
+  flagNames?: Record<string, string>;
+  /** The environment; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Config file path; defaults to $WEFT_CONFIG, else none. */
+  file?: string;
+}
+
+/** Loads, merges, validates and freezes the configuration. Throws WEFT_ERR_CONFIG_* with the key and value. */
+export function loadConfig(opts: LoadOptions = {}): Readonly<Config> {
+  const env = opts.env ?? process.env;
+  const origin = new Map<string, { source: Source; name: string }>();
+  const merged: Record<string, unknown> = {};
+
+  const file = opts.file ?? env[ENV_WEFT_CONFIG];
+  if (file !== undefined && file !== '') {
+    const fromFile = readConfigFile(file);
+    for (const [path, value] of flatten(fromFile)) {
+      setPath(merged, path, value);
+      origin.set(path, { source: 'file', name: file });
+    }
+  }
+  for (const [name, path] of ENV_MAP) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    setPath(merged, path, value);
+    origin.set(path, { source: 'env', name });
+  }
+  for (const [path, value] of Object.entries(opts.flags ?? {})) {
+    if (value === undefined) continue;
+    setPath(merged, path, value);
+    origin.set(path, { source: 'flag', name: opts.flagNames?.[path] ?? `--${path}` });
+  }
+
+  if (!validate(merged)) {
+    const err = validate.errors!.find((e) => e.keyword === 'anyOf') ?? validate.errors![0]!;
+    let path = err.instancePath.replace(/^\//, '').replaceAll('/', '.');
+    if (err.keyword === 'additionalProperties') {
+      path = [path, (err.params as { additionalProperty: string }).additionalProperty].filter(Boolean).join('.');
+      const from = origin.get(path);
+      throw new WeftError('WEFT_ERR_CONFIG_INVALID', `${path}: unknown key${from ? ` (from ${from.source} ${from.name})` : ''}`, {
+        key: path,
+        value: getPath(merged, path),
+      });
+    }
+    const value = getPath(merged, path);
+    const from = origin.get(path);
+    const reason = err.keyword === 'anyOf' ? `must be one of ${allowed(path)}` : (err.message ?? 'is invalid');
+    throw new WeftError(
+      'WEFT_ERR_CONFIG_INVALID',
+      `${path}: ${reason} (got ${JSON.stringify(value)}${from ? ` from ${from.source} ${from.name}` : ''})`,
+      { key: path, value },
+    );
+  }
+  return deepFreeze(merged as Config);
+}
+
+/** Parses CONSUL_HTTP_ADDR-style addresses into what the consul client wants. */
+export function parseConsulAddress(address: string): { host: string; port: number; secure: boolean } {
+  const secure = address.startsWith('https://');
+  const bare = address.replace(/^https?:\/\//, '').replace(/\/$/, '');
+  const [host, port] = bare.split(':');
+  return { host: host!, port: port === undefined ? (secure ? 443 : 8500) : Number(port), secure };
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new WeftError('WEFT_ERR_CONFIG_FILE', `config file ${file}: ${(cause as Error).message}`, { key: 'config', value: file, cause });
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text); // YAML is a superset of JSON: one parser for both
+  } catch (cause) {
+    throw new WeftError('WEFT_ERR_CONFIG_FILE', `config file ${file}: ${(cause as Error).message}`, { key: 'config', value: file, cause });
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new WeftError('WEFT_ERR_CONFIG_FILE', `config file ${file}: must hold a mapping of keys`, { key: 'config', value: file });
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function allowed(path: string): string {
+  const parts = path.split('.');
+  // biome-ignore lint/suspicious/noExplicitAny: walking a JSON schema
+  let node: any = ConfigSchema;
+  for (const p of parts) node = node?.properties?.[p];
+  const values = (node?.anyOf ?? []).map((s: { const: unknown }) => s.const);
+  return values.join(', ');
+}
+
+function safeHostname(): string {
+  const h = hostname().replace(/[^A-Za-z0-9_.-]/g, '-');
+  return /^[A-Za-z0-9]/.test(h) ? h.slice(0, 63) : 'weft-node';
+}
+
+function flatten(obj: Record<string, unknown>, prefix = ''): Array<[string, unknown]> {
+  const out: Array<[string, unknown]> = [];
+  for (const [k, v] of Object.entries(obj)) {
+    const path = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) out.push(...flatten(v as Record<string, unknown>, path));
+    else out.push([path, v]);
+  }
+  return out;
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = obj;
+  for (const p of parts.slice(0, -1)) {
+    if (typeof node[p] !== 'object' || node[p] === null) node[p] = {};
+    node = node[p] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1]!] = value;
+}
+
+function getPath(obj: Record<string, unknown>, path: string): unknown {
+  let node: unknown = obj;
+  for (const p of path.split('.')) node = (node as Record<string, unknown> | undefined)?.[p];
+  return node;
+}
+
+function deepFreeze<T>(obj: T): T {
+  if (obj !== null && typeof obj === 'object') {
+    for (const v of Object.values(obj)) deepFreeze(v);
+    Object.freeze(obj);
+  }
+  return obj;
+}
