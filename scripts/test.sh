@@ -9,4 +9,16 @@ npx --no-install tsc --noEmit
 echo "== biome lint"
 npx --no-install biome lint .
 echo "== tap"
-npx --no-install tap "$@"
+mkdir -p .tap
+set +e
+npx --no-install tap "$@" 2>&1 | tee .tap/last-run.txt
+rc=${PIPESTATUS[0]}
+set -e
+# tap's own summary is `# { total: N, pass: N, fail: N, skip: N }`; print the
+# plain closing line CI reads as well.
+summary=$(grep -E '^# \{ total:' .tap/last-run.txt | tail -n 1)
+pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
+fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
+skip=$(sed -nE 's/.*skip: ([0-9]+).*/\1/p' <<<"$summary")
+echo "${pass:-0} passed, ${fail:-0} failed, ${skip:-0} skipped"
+exit "$rc"

@@ -1,0 +1,25 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { ERROR_CODES, WeftError, invalid } from '../../src/errors.js';
+
+t.test('every error code is documented in docs/errors.md with its status', async (t) => {
+  const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
+  for (const [code, { status }] of Object.entries(ERROR_CODES)) {
+    t.match(doc, new RegExp(`\\| ${code} \\| ${status} \\|`), `${code} documented`);
+  }
+  const documented = [...doc.matchAll(/^\| (WEFT_ERR_[A-Z0-9_]+) \|/gm)].map((m) => m[1]);
+  t.strictSame(documented.filter((c) => !(c! in ERROR_CODES)), [], 'no documented code is missing from src/errors.ts');
+});
+
+t.test('invalid() names the key and the value, and serialises to the API error shape', async (t) => {
+  const err = invalid('WEFT_ERR_LABEL_INVALID', 'weft.port', '80a', 'must be an integer 1-65535');
+  t.ok(err instanceof WeftError);
+  t.equal(err.message, 'weft.port: must be an integer 1-65535 (got "80a")');
+  t.equal(err.statusCode, 400);
+  t.strictSame(JSON.parse(JSON.stringify(err)), {
+    code: 'WEFT_ERR_LABEL_INVALID',
+    message: 'weft.port: must be an integer 1-65535 (got "80a")',
+    key: 'weft.port',
+    value: '80a',
+  });
+});
