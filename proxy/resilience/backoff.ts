@@ -1,0 +1,36 @@
+/**
+ * Exponential backoff with full jitter (the AWS architecture blog's
+ * "Exponential Backoff And Jitter"; Envoy retries the same way). The ceiling
+ * doubles per retry up to a cap, and the wait is uniform below it: jitter
+ * stops every proxy that saw the same failure from retrying in lockstep.
+ */
+import type { Random } from '../clock.js';
+import { numberOption } from '../options.js';
+
+/** Envoy's defaults: 25 ms base, 10x for the cap. */
+export const DEFAULT_BACKOFF_BASE_MS = 25;
+export const DEFAULT_BACKOFF_MAX_MS = 250;
+
+/** Backoff bounds, validated. */
+export interface BackoffPolicy {
+  readonly baseMs: number;
+  readonly maxMs: number;
+}
+
+/** Validates backoff bounds (WEFT_ERR_CONFIG_INVALID) and fills defaults; frozen. */
+export function backoffPolicy(opts: { baseMs?: number | undefined; maxMs?: number | undefined } = {}): BackoffPolicy {
+  const baseMs = numberOption('retry.backoff.baseMs', opts.baseMs, DEFAULT_BACKOFF_BASE_MS, { min: 0 });
+  const maxMs = numberOption('retry.backoff.maxMs', opts.maxMs, Math.max(DEFAULT_BACKOFF_MAX_MS, baseMs), { min: baseMs });
+  return Object.freeze({ baseMs, maxMs });
+}
+
+/** The ceiling before the `retry`-th retry (1-based): base x 2^(retry-1), capped. */
+export function backoffCeilingMs(retry: number, policy: BackoffPolicy): number {
+  const exponent = Math.max(0, Math.min(retry - 1, 30));
+  return Math.min(policy.maxMs, policy.baseMs * 2 ** exponent);
+}
+
+/** How long to wait before the `retry`-th retry: uniform in [0, ceiling), whole milliseconds. */
+export function backoffDelayMs(retry: number, policy: BackoffPolicy, random: Random): number {
+  return Math.floor(random() * backoffCeilingMs(retry, policy));
+}
