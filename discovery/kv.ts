@@ -1,0 +1,209 @@
+/**
+ * JSON documents in Consul KV under `weft/` (jobs, allocations, splits,
+ * intentions, the CA bundle). Every read carries its ModifyIndex so writers can
+ * check-and-set; `update` retries a read-modify-write on CAS conflicts, and
+ * `fencedPutJSON` only writes while a session still holds a lock.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { GetItem } from 'consul/lib/kv.js';
+import { invalid, WeftError } from '../src/errors.js';
+import type { DiscoveryClient } from './client.js';
+
+/** Everything weft keeps in KV lives below this prefix. */
+export const KV_ROOT = 'weft/';
+
+/** How many times `update` re-reads and retries after losing a CAS race. */
+export const DEFAULT_CAS_ATTEMPTS = 8;
+
+/** A raw KV entry. `session` is the lock holder, when a session holds the key. */
+export interface KvEntry {
+  key: string;
+  value: string | null;
+  createIndex: number;
+  modifyIndex: number;
+  lockIndex: number;
+  flags: number;
+  session: string | undefined;
+}
+
+/** A decoded document with the index to CAS against. */
+export interface Versioned<T> {
+  key: string;
+  value: T;
+  modifyIndex: number;
+}
+
+/** Turns a value read from KV into T, throwing when it is not one (an ajv/TypeBox check fits here). */
+export type Decoder<T> = (value: unknown) => T;
+
+/**
+ * Checks that a key (or a prefix, which may end in `/`) is under weft/ and has
+ * no empty segments: a service name with a stray slash must not write elsewhere.
+ */
+export function checkKey(key: string, opts: { prefix?: boolean } = {}): string {
+  const body = opts.prefix === true && key.endsWith('/') ? key.slice(0, -1) : key;
+  if (!key.startsWith(KV_ROOT) || body.split('/').some((s) => s === '' || s === '.' || s === '..')) {
+    throw invalid('WEFT_ERR_KV_KEY_INVALID', 'key', key, `must be under ${KV_ROOT} with non-empty segments`);
+  }
+  return key;
+}
+
+/** Converts node-consul's item (whose type omits Session) into a KvEntry. */
+export function toKvEntry(item: GetItem & { Session?: string }): KvEntry {
+  return {
+    key: item.Key,
+    value: item.Value ?? null,
+    createIndex: item.CreateIndex,
+    modifyIndex: item.ModifyIndex,
+    lockIndex: item.LockIndex,
+    flags: item.Flags,
+    session: item.Session === undefined || item.Session === '' ? undefined : item.Session,
+  };
+}
+
+/** Parses an entry's JSON value; WEFT_ERR_KV_VALUE_INVALID names the key when it is not JSON or not a T. */
+export function decodeEntry<T>(entry: KvEntry, decode?: Decoder<T>): Versioned<T> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(entry.value ?? '');
+  } catch (cause) {
+    throw new WeftError('WEFT_ERR_KV_VALUE_INVALID', `${entry.key}: not JSON (${(cause as Error).message})`, {
+      key: entry.key,
+      value: entry.value,
+      cause,
+    });
+  }
+  let value: T;
+  try {
+    value = decode === undefined ? (parsed as T) : decode(parsed);
+  } catch (cause) {
+    if (cause instanceof WeftError) throw cause;
+    throw new WeftError('WEFT_ERR_KV_VALUE_INVALID', `${entry.key}: ${(cause as Error).message}`, { key: entry.key, value: parsed, cause });
+  }
+  return { key: entry.key, value, modifyIndex: entry.modifyIndex };
+}
+
+/** Reads a raw entry; undefined when the key does not exist. */
+export async function getEntry(client: DiscoveryClient, key: string): Promise<KvEntry | undefined> {
+  checkKey(key);
+  const item = await client.call('kv.get', (c) => c.kv.get({ key }));
+  return item === null || item === undefined ? undefined : toKvEntry(item);
+}
+
+/** Reads a JSON document with its ModifyIndex; undefined when absent. */
+export async function getJSON<T>(client: DiscoveryClient, key: string, decode?: Decoder<T>): Promise<Versioned<T> | undefined> {
+  const entry = await getEntry(client, key);
+  return entry === undefined ? undefined : decodeEntry(entry, decode);
+}
+
+/**
+ * Writes a JSON document. With `cas`, writes only if the key's ModifyIndex
+ * still equals it (0: only if absent) and returns false when another writer won.
+ */
+export async function putJSON(client: DiscoveryClient, key: string, value: unknown, opts: { cas?: number } = {}): Promise<boolean> {
+  checkKey(key);
+  const body = JSON.stringify(value);
+  const set = opts.cas === undefined ? { key, value: body } : { key, value: body, cas: opts.cas };
+  // node-consul (papi) resolves a `false` answer as undefined: only `true` means written.
+  return (await client.call('kv.set', (c) => c.kv.set(set))) === true;
+}
+
+/**
+ * Read-modify-write with check-and-set. `fn` gets the current value (undefined
+ * when absent) and returns the new one, or undefined to leave the key as is.
+ * Lost races re-read and retry up to `maxAttempts` times, then throw
+ * WEFT_ERR_KV_CAS_CONFLICT. Returns what is stored afterwards.
+ */
+export async function update<T>(
+  client: DiscoveryClient,
+  key: string,
+  fn: (current: T | undefined) => T | undefined | Promise<T | undefined>,
+  opts: { maxAttempts?: number; decode?: Decoder<T> } = {},
+): Promise<Versioned<T> | undefined> {
+  const maxAttempts = opts.maxAttempts ?? DEFAULT_CAS_ATTEMPTS;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    const current = await getJSON(client, key, opts.decode);
+    const next = await fn(current?.value);
+    if (next === undefined) return current;
+    if (await putJSON(client, key, next, { cas: current?.modifyIndex ?? 0 })) {
+      // The write's own index is not returned by Consul; re-read so callers can chain CAS writes.
+      return (await getJSON(client, key, opts.decode)) ?? { key, value: next, modifyIndex: 0 };
+    }
+    client.logger.debug({ key, attempt }, 'CAS conflict, retrying');
+    // Jitter so two writers that collided do not collide again in lockstep.
+    if (attempt < maxAttempts) await sleep(Math.random() * Math.min(200, 5 * 2 ** attempt));
+  }
+  throw new WeftError('WEFT_ERR_KV_CAS_CONFLICT', `${key}: lost ${maxAttempts} check-and-set attempts to concurrent writers`, {
+    key,
+    value: maxAttempts,
+  });
+}
+
+/** Deletes a key (or, with `recurse`, a prefix). With `cas`, only if unchanged; returns false then. */
+export async function deleteKey(client: DiscoveryClient, key: string, opts: { cas?: number; recurse?: boolean } = {}): Promise<boolean> {
+  checkKey(key, { prefix: opts.recurse === true });
+  const del: { key: string; cas?: number; recurse?: boolean } = { key };
+  if (opts.cas !== undefined) del.cas = opts.cas;
+  if (opts.recurse === true) del.recurse = true;
+  return (await client.call('kv.del', (c) => c.kv.del(del))) === true; // false arrives as undefined, as for set
+}
+
+/** Raw entries under a prefix, sorted by key. */
+export async function listEntries(client: DiscoveryClient, prefix: string): Promise<KvEntry[]> {
+  checkKey(prefix, { prefix: true });
+  const items = await client.call('kv.get', (c) => c.kv.get({ key: prefix, recurse: true }));
+  const list = items === null || items === undefined ? [] : Array.isArray(items) ? items : [items];
+  return list.map(toKvEntry).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/** JSON documents under a prefix, sorted by key. Folder placeholders (`weft/x/` with no value) are skipped. */
+export async function list<T>(client: DiscoveryClient, prefix: string, decode?: Decoder<T>): Promise<Array<Versioned<T>>> {
+  const entries = await listEntries(client, prefix);
+  return entries.filter((e) => !(e.key.endsWith('/') && (e.value === null || e.value === ''))).map((e) => decodeEntry(e, decode));
+}
+
+/** A held lock to fence writes with: the lock's key and the holding session. */
+export interface Fence {
+  key: string;
+  session: string;
+}
+
+/**
+ * Writes a JSON document in one transaction with a check that `fence.session`
+ * still holds `fence.key`, so a deposed leader cannot overwrite its successor.
+ * Throws WEFT_ERR_LOCK_LOST when the session no longer holds the lock and
+ * WEFT_ERR_KV_CAS_CONFLICT when `cas` no longer matches.
+ */
+export async function fencedPutJSON(client: DiscoveryClient, fence: Fence, key: string, value: unknown, opts: { cas?: number } = {}): Promise<void> {
+  checkKey(key);
+  const write: Record<string, unknown> = {
+    Verb: opts.cas === undefined ? 'set' : 'cas',
+    Key: key,
+    Value: Buffer.from(JSON.stringify(value)).toString('base64'),
+  };
+  if (opts.cas !== undefined) write['Index'] = opts.cas;
+  // node-consul sends the operations as they are; its types describe a shape Consul does not accept.
+  const ops = [{ KV: { Verb: 'check-session', Key: fence.key, Session: fence.session } }, { KV: write }] as never;
+  try {
+    await client.consul.transaction.create(ops);
+  } catch (err) {
+    const res = (err as { response?: { statusCode?: number; body?: { Errors?: Array<{ OpIndex?: number; What?: string }> | null } } })
+      .response;
+    const failed = res?.statusCode === 409 ? res.body?.Errors?.[0] : undefined;
+    if (failed?.OpIndex === 0) {
+      throw new WeftError('WEFT_ERR_LOCK_LOST', `${fence.key}: session ${fence.session} no longer holds the lock (${failed.What ?? 'check-session failed'})`, {
+        key: fence.key,
+        value: fence.session,
+        cause: err,
+      });
+    }
+    if (failed?.OpIndex === 1) {
+      throw new WeftError('WEFT_ERR_KV_CAS_CONFLICT', `${key}: ModifyIndex is no longer ${opts.cas} (${failed.What ?? 'cas failed'})`, {
+        key,
+        value: opts.cas,
+        cause: err,
+      });
+    }
+    throw client.wrap(err, 'txn');
+  }
+}
