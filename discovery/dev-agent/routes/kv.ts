@@ -1,0 +1,128 @@
+/**
+ * /v1/kv/<key>: GET (raw, recurse, keys + separator; blocking), PUT (raw body;
+ * flags, cas, acquire, release; answers true/false) and DELETE (recurse, cas),
+ * following Consul's kvs_endpoint.go, including its status codes and texts.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { badRequest, ConsulHttpError, serverError } from '../http-error.js';
+import {
+  KvError,
+  kvCas,
+  kvDelete,
+  kvDeleteCas,
+  kvDeleteTree,
+  kvGet,
+  kvKeyIndex,
+  kvKeys,
+  kvList,
+  kvLock,
+  kvPrefixIndex,
+  kvSet,
+  kvUnlock,
+  type KvWrite,
+} from '../state/kv.js';
+import { kvJson } from '../state/views.js';
+import { type Answer, has, param, type Query, queryOf, type RouteContext, sendBlocking, sendJson } from './common.js';
+
+/** Consul's kv_max_value_size default. */
+export const KV_MAX_VALUE_SIZE = 512 * 1024;
+
+/** Registers the KV routes. */
+export function kvRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const { store } = ctx;
+
+  app.get('/v1/kv/*', (req, reply) => {
+    const key = keyOf(req);
+    const query = queryOf(req);
+    if (has(query, 'keys')) {
+      const separator = param(query, 'separator') ?? param(query, 'seperator') ?? ''; // Consul accepts its old misspelling
+      return sendBlocking(ctx, req, reply, ['kvs'], () => {
+        const keys = kvKeys(store, key, separator);
+        const value: Answer = keys.length === 0 && key !== '' ? { status: 404 } : { json: keys };
+        return { index: kvPrefixIndex(store, key), value };
+      });
+    }
+    if (has(query, 'recurse')) {
+      return sendBlocking(ctx, req, reply, ['kvs'], () => {
+        const entries = kvList(store, key);
+        const value: Answer = entries.length === 0 ? { status: 404 } : { json: entries.map((e) => kvJson(e)) };
+        return { index: kvPrefixIndex(store, key), value };
+      });
+    }
+    if (key === '') throw badRequest('Missing key name');
+    const raw = has(query, 'raw');
+    return sendBlocking(ctx, req, reply, ['kvs'], () => {
+      const e = kvGet(store, key);
+      let value: Answer = { status: 404 };
+      if (e !== undefined) value = raw ? { raw: e.value ?? Buffer.alloc(0) } : { json: [kvJson(e)] };
+      return { index: kvKeyIndex(store, key), value };
+    });
+  });
+
+  app.put('/v1/kv/*', (req, reply) => {
+    const key = keyOf(req);
+    const query = queryOf(req);
+    if (key === '') throw badRequest('Missing key name');
+    conflicting(req, query, ['cas', 'acquire', 'release']);
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    if (body.length > KV_MAX_VALUE_SIZE) {
+      throw new ConsulHttpError(
+        413,
+        `Request body(${body.length} bytes) too large, max size: ${KV_MAX_VALUE_SIZE} bytes. See https://developer.hashicorp.com/docs/agent/config/config-files#kv_max_value_size.`,
+      );
+    }
+    const w: KvWrite = { key, value: body.length === 0 ? null : Buffer.from(body), flags: uintParam(query, 'flags') ?? 0 };
+    const cas = uintParam(query, 'cas');
+    const acquire = param(query, 'acquire');
+    const release = param(query, 'release');
+    const ok = store.write((tx) => {
+      try {
+        if (acquire !== undefined) return kvLock(tx, store, w, acquire, Date.now()).ok;
+        if (release !== undefined) return kvUnlock(tx, store, w, release) !== undefined;
+        if (cas !== undefined) return kvCas(tx, store, w, cas) !== undefined;
+        kvSet(tx, store, w);
+        return true;
+      } catch (err) {
+        if (err instanceof KvError) throw serverError(err.message);
+        throw err;
+      }
+    });
+    return sendJson(reply, ok);
+  });
+
+  app.delete('/v1/kv/*', (req, reply) => {
+    const key = keyOf(req);
+    const query = queryOf(req);
+    conflicting(req, query, ['recurse', 'cas']);
+    const cas = uintParam(query, 'cas');
+    const recurse = has(query, 'recurse');
+    if (!recurse && key === '') throw badRequest('Missing key name');
+    const ok = store.write((tx) => {
+      if (cas !== undefined) return kvDeleteCas(tx, store, key, cas);
+      if (recurse) kvDeleteTree(tx, store, key);
+      else kvDelete(tx, key);
+      return true;
+    });
+    return sendJson(reply, ok);
+  });
+}
+
+function keyOf(req: FastifyRequest): string {
+  return (req.params as Record<string, string>)['*'] ?? '';
+}
+
+/** Consul's "Conflicting flags" 400, for options that cannot be combined. */
+function conflicting(req: FastifyRequest, query: Query, flags: readonly string[]): void {
+  if (flags.filter((f) => has(query, f)).length > 1) {
+    const qs = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '';
+    throw badRequest(`Conflicting flags: ${qs}\n`);
+  }
+}
+
+/** An unsigned integer query parameter; Consul answers a parse failure with a 500 from strconv. */
+function uintParam(query: Query, name: string): number | undefined {
+  if (!has(query, name)) return undefined;
+  const v = param(query, name) ?? '';
+  if (!/^\d+$/.test(v)) throw serverError(`strconv.ParseUint: parsing ${JSON.stringify(v)}: invalid syntax`);
+  return Number(v);
+}

@@ -1,0 +1,74 @@
+/**
+ * The HTTP side: a fastify instance that takes every body as raw bytes (KV
+ * values are opaque; JSON endpoints decode themselves to answer bad JSON the
+ * way Consul does), applies Consul's cross-cutting rules (?dc, ?filter,
+ * ignored ACL tokens) and turns errors into Consul's plain-text answers.
+ */
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { isWeftError } from '../../src/errors.js';
+import { ConsulHttpError } from './http-error.js';
+import { agentRoutes } from './routes/agent.js';
+import { catalogRoutes } from './routes/catalog.js';
+import type { RouteContext } from './routes/common.js';
+import { healthRoutes } from './routes/health.js';
+import { kvRoutes } from './routes/kv.js';
+import { sessionRoutes } from './routes/session.js';
+import { statusRoutes } from './routes/status.js';
+import { txnRoutes } from './routes/txn.js';
+
+/** Bodies above this are refused before routing (KV values have their own 512 KiB limit and message). */
+const BODY_LIMIT = 8 * 1024 * 1024;
+
+/** Builds the fastify app with every route; the caller listens and closes. */
+export function buildServer(ctx: RouteContext): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    // KV keys and IDs can be long; find-my-way's default cap is 100 characters.
+    routerOptions: { maxParamLength: 2048 },
+    // Parked blocking queries must not hold close() for minutes.
+    forceCloseConnections: true,
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.addHook('onRequest', async (req) => {
+    const url = req.url;
+    const q = url.indexOf('?');
+    if (q === -1) return;
+    const search = new URLSearchParams(url.slice(q + 1));
+    if (search.has('filter') && search.get('filter') !== '') {
+      throw new ConsulHttpError(400, 'weft dev agent: ?filter is not supported');
+    }
+    // Agent endpoints are answered locally and ignore ?dc, like Consul's.
+    const dc = search.get('dc');
+    if (dc !== null && dc !== '' && dc !== ctx.datacenter && !url.startsWith('/v1/agent/')) {
+      throw new ConsulHttpError(500, 'No path to datacenter');
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError | ConsulHttpError, _req, reply) => {
+    let status = 500;
+    let message = err.message;
+    if (err instanceof ConsulHttpError) status = err.status;
+    else if (isWeftError(err)) status = err.statusCode;
+    else if (typeof (err as FastifyError).statusCode === 'number') status = (err as FastifyError).statusCode!;
+    if (status >= 500 && !(err instanceof ConsulHttpError)) ctx.logger.error({ err }, 'dev-consul: request failed');
+    if (status === 413 && !(err instanceof ConsulHttpError)) message = `Request body too large, max size: ${BODY_LIMIT} bytes`;
+    void reply.code(status).header('Content-Type', 'text/plain; charset=utf-8').send(message);
+  });
+
+  app.setNotFoundHandler((_req, reply) => {
+    void reply.code(404).header('Content-Type', 'text/plain; charset=utf-8').send('404 page not found\n');
+  });
+
+  agentRoutes(app, ctx);
+  catalogRoutes(app, ctx);
+  healthRoutes(app, ctx);
+  kvRoutes(app, ctx);
+  txnRoutes(app, ctx);
+  sessionRoutes(app, ctx);
+  statusRoutes(app, ctx);
+  return app;
+}

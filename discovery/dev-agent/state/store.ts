@@ -1,0 +1,249 @@
+/**
+ * The dev agent's state store: Consul's tables, one raft-like index, per-table
+ * and per-service indexes, and change notification for blocking queries.
+ *
+ * Every change goes through `write()`, which hands out the next index, logs an
+ * undo step per mutation (so a failed txn rolls back completely), and on
+ * commit bumps the touched tables' indexes and wakes their watchers
+ * synchronously: a woken blocking query re-runs in the same tick, which is why
+ * it answers within milliseconds of the change.
+ */
+import {
+  type CheckRecord,
+  type KvEntry,
+  type NodeRecord,
+  nodeKey,
+  type ServiceRecord,
+  type SessionRecord,
+  TABLES,
+  type Table,
+} from './types.js';
+
+type Row<T extends Table> = T extends 'kvs'
+  ? KvEntry
+  : T extends 'nodes'
+    ? NodeRecord
+    : T extends 'services'
+      ? ServiceRecord
+      : T extends 'checks'
+        ? CheckRecord
+        : SessionRecord;
+
+/** Called inside a write when a check turns critical or disappears (sessions use it to invalidate). */
+export type CheckTrigger = (tx: WriteTx, check: CheckRecord) => void;
+
+/** Thrown inside `write()` to roll back without it being an error of the store. */
+export class Rollback extends Error {
+  constructor(readonly reason: unknown) {
+    super('rollback');
+  }
+}
+
+/** One write: the index it commits at, and the mutations to undo if it fails. */
+export class WriteTx {
+  /** The index every record written by this transaction carries. */
+  readonly index: number;
+  readonly changed = new Set<Table>();
+  private readonly undo: Array<() => void> = [];
+
+  constructor(
+    private readonly store: Store,
+    index: number,
+  ) {
+    this.index = index;
+  }
+
+  /** Inserts, replaces or (with undefined) deletes a row, keeping indexes and tombstones right. */
+  put<T extends Table>(table: T, key: string, row: Row<T> | undefined): void {
+    const map = this.store.table(table);
+    const before = map.get(key);
+    if (before === undefined && row === undefined) return;
+    this.undo.push(() => (before === undefined ? map.delete(key) : map.set(key, before)));
+    if (row === undefined) map.delete(key);
+    else map.set(key, row);
+    this.changed.add(table);
+
+    if (table === 'kvs') this.tombstone(key, row === undefined);
+    if (table === 'services') {
+      for (const s of [before, row] as Array<ServiceRecord | undefined>) if (s) this.touchService(s.name);
+    }
+    if (table === 'checks') this.checkChanged(before as CheckRecord | undefined, row as CheckRecord | undefined);
+  }
+
+  /** Bumps the index of a service name, so health/catalog watchers of that name wake. */
+  touchService(name: string): void {
+    const before = this.store.serviceIndex.get(name);
+    this.undo.push(() => (before === undefined ? this.store.serviceIndex.delete(name) : this.store.serviceIndex.set(name, before)));
+    this.store.serviceIndex.set(name, this.index);
+  }
+
+  /** Records an extra undo step (for state outside the tables, e.g. lock delays). */
+  onRollback(fn: () => void): void {
+    this.undo.push(fn);
+  }
+
+  /** @internal */
+  rollback(): void {
+    for (let i = this.undo.length - 1; i >= 0; i--) this.undo[i]!();
+  }
+
+  private tombstone(key: string, deleted: boolean): void {
+    const before = this.store.tombstones.get(key);
+    this.undo.push(() => (before === undefined ? this.store.tombstones.delete(key) : this.store.tombstones.set(key, before)));
+    if (deleted) this.store.tombstones.set(key, this.index);
+    else this.store.tombstones.delete(key);
+  }
+
+  private checkChanged(before: CheckRecord | undefined, after: CheckRecord | undefined): void {
+    const check = after ?? before!;
+    if (check.serviceName !== '') this.touchService(check.serviceName);
+    else {
+      // A node check is part of every service's health on that node.
+      for (const s of this.store.services.values()) if (s.node === check.node) this.touchService(s.name);
+    }
+    if (after === undefined || (after.status === 'critical' && before?.status !== 'critical')) {
+      this.store.checkTrigger?.(this, check);
+    }
+  }
+}
+
+/** The tables, indexes and watchers. */
+export class Store {
+  /** The last committed index; never goes backwards, also across restarts. */
+  index = 0;
+  readonly kv = new Map<string, KvEntry>();
+  /** Deleted keys and the index of their deletion, so prefix queries see deletes (Consul's graveyard). */
+  readonly tombstones = new Map<string, number>();
+  /** Highest index of reaped tombstones: keeps prefix indexes from going backwards after a reap. */
+  tombstoneFloor = 0;
+  readonly nodes = new Map<string, NodeRecord>();
+  readonly services = new Map<string, ServiceRecord>();
+  readonly checks = new Map<string, CheckRecord>();
+  readonly sessions = new Map<string, SessionRecord>();
+  readonly tableIndex: Record<Table, number> = { kvs: 0, nodes: 0, services: 0, checks: 0, sessions: 0 };
+  /** Per service name: last index at which an instance, its checks or its node's checks changed. */
+  readonly serviceIndex = new Map<string, number>();
+  /** Key -> time (ms epoch) before which it cannot be locked again; not persisted, as in Consul. */
+  readonly lockDelays = new Map<string, number>();
+  checkTrigger?: CheckTrigger;
+
+  private readonly watchers = new Map<Table, Set<() => void>>();
+  private readonly commitListeners: Array<(tables: ReadonlySet<Table>) => void> = [];
+  private closed = false;
+
+  /** The map behind a table. */
+  table<T extends Table>(table: T): Map<string, Row<T>> {
+    const maps = { kvs: this.kv, nodes: this.nodes, services: this.services, checks: this.checks, sessions: this.sessions };
+    return maps[table] as unknown as Map<string, Row<T>>;
+  }
+
+  /**
+   * Runs `fn` as one transaction at index `this.index + 1`. Commits when it
+   * returns (only if it changed something); rolls back and rethrows when it throws.
+   */
+  write<T>(fn: (tx: WriteTx) => T): T {
+    const tx = new WriteTx(this, this.index + 1);
+    let result: T;
+    try {
+      result = fn(tx);
+    } catch (err) {
+      tx.rollback();
+      throw err;
+    }
+    if (tx.changed.size > 0) {
+      this.index = tx.index;
+      for (const t of tx.changed) this.tableIndex[t] = tx.index;
+      this.notify(tx.changed);
+    }
+    return result;
+  }
+
+  /** Replaces a row without a new index: for check output changes, which Consul does not sync at once either. */
+  putQuietly<T extends Table>(table: T, key: string, row: Row<T>): void {
+    this.table(table).set(key, row);
+    for (const l of this.commitListeners) l(new Set());
+  }
+
+  /** Max of the given tables' indexes, at least 1 (Consul never answers index 0). */
+  maxIndex(...tables: Table[]): number {
+    let max = 0;
+    for (const t of tables) max = Math.max(max, this.tableIndex[t]);
+    return Math.max(1, max);
+  }
+
+  /** Calls `cb` after any commit touching one of `tables`; returns the unsubscribe function. */
+  watch(tables: readonly Table[], cb: () => void): () => void {
+    for (const t of tables) {
+      const set = this.watchers.get(t) ?? new Set();
+      this.watchers.set(t, set);
+      set.add(cb);
+    }
+    return () => {
+      for (const t of tables) this.watchers.get(t)?.delete(cb);
+    };
+  }
+
+  /** Calls `cb` after every commit (persistence schedules a save). */
+  onCommit(cb: (tables: ReadonlySet<Table>) => void): void {
+    this.commitListeners.push(cb);
+  }
+
+  /**
+   * Drops tombstones written at or before `uptoIndex` (Consul's graveyard
+   * reap) and raises the floor so prefix indexes never go backwards.
+   * Returns how many were dropped.
+   */
+  reapTombstones(uptoIndex: number): number {
+    let dropped = 0;
+    for (const [key, idx] of this.tombstones) {
+      if (idx > uptoIndex) continue;
+      this.tombstones.delete(key);
+      this.tombstoneFloor = Math.max(this.tombstoneFloor, idx);
+      dropped++;
+    }
+    if (dropped > 0) for (const l of this.commitListeners) l(new Set());
+    return dropped;
+  }
+
+  /** Wakes every watcher once, so pending blocking queries answer before shutdown. */
+  close(): void {
+    this.closed = true;
+    this.notify(new Set(TABLES));
+  }
+
+  /** True once `close()` ran; blocking queries stop waiting. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Services on a node, by ID. */
+  servicesOfNode(node: string): ServiceRecord[] {
+    return [...this.services.values()].filter((s) => s.node === node);
+  }
+
+  /** Checks on a node, sorted by check ID (Consul's memdb order). */
+  checksOfNode(node: string): CheckRecord[] {
+    return [...this.checks.values()].filter((c) => c.node === node).sort(byCheckId);
+  }
+
+  /** A service instance by node and ID. */
+  service(node: string, id: string): ServiceRecord | undefined {
+    return this.services.get(nodeKey(node, id));
+  }
+
+  /** A check by node and ID. */
+  check(node: string, id: string): CheckRecord | undefined {
+    return this.checks.get(nodeKey(node, id));
+  }
+
+  private notify(tables: ReadonlySet<Table>): void {
+    const due = new Set<() => void>();
+    for (const t of tables) for (const cb of this.watchers.get(t) ?? []) due.add(cb);
+    for (const cb of due) cb();
+    for (const l of this.commitListeners) l(tables);
+  }
+}
+
+function byCheckId(a: CheckRecord, b: CheckRecord): number {
+  return a.checkId < b.checkId ? -1 : a.checkId > b.checkId ? 1 : 0;
+}
