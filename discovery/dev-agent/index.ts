@@ -6,8 +6,10 @@
  * the check runner and reaper feed results back through the agent.
  */
 import { silentLogger, type Logger } from '../../src/log.js';
+import { createDiscoveryClient, type DiscoveryClient } from '../client.js';
 import { LocalAgent } from './agent.js';
 import { startReaper } from './checks/reaper.js';
+import { prometheusSdRoute } from './routes/prometheus-sd.js';
 import { buildServer } from './server.js';
 import { SessionManager } from './sessions.js';
 import { loadState, Persister } from './state/persistence.js';
@@ -82,6 +84,8 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
   const stopGraveyard = startTombstoneReaper(store, o.tombstoneTtl);
 
   const app = buildServer({ store, agent, sessions, datacenter: opts.datacenter, nodeName: opts.nodeName, advertiseAddress, logger });
+  let self: DiscoveryClient | undefined;
+  prometheusSdRoute(app, () => self);
   try {
     await app.listen({ host: opts.bind, port: opts.port });
   } catch (err) {
@@ -95,6 +99,7 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
   const host = opts.bind.includes(':') ? `[${opts.bind}]` : opts.bind;
+  self = createDiscoveryClient({ consul: { address: `${advertiseAddress.includes(':') ? `[${advertiseAddress}]` : advertiseAddress}:${port}` } }, { logger });
   logger.debug({ port, dataDir: opts.dataDir, index: store.index }, 'dev-consul listening');
 
   let closing: Promise<void> | undefined;
@@ -110,6 +115,7 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
         agent.close();
         sessions.close();
         store.close(); // parked blocking queries answer now instead of holding close()
+        self?.close();
         await app.close();
         await persister.flush();
       })();
