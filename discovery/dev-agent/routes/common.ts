@@ -83,6 +83,45 @@ export function sendEmpty(reply: FastifyReply): FastifyReply {
 /** A query's answer: a JSON value, or a status with no body (a KV 404). */
 export type Answer = { json: unknown } | { status: number } | { raw: Buffer };
 
+/** An answer whose JSON is already serialised, shared by every request that asks the same thing. */
+type CachedAnswer = Exclude<Answer, { json: unknown }> | { body: Buffer };
+
+/** Per store: answers computed at `version`, by request key. */
+const answerCache = new WeakMap<Store, { version: number; answers: Map<string, QueryResult<CachedAnswer>> }>();
+
+/** A request's identity for the cache: method, path and query without index/wait. */
+function answerKey(req: FastifyRequest): string {
+  const q = req.url.indexOf('?');
+  if (q === -1) return `${req.method} ${req.url}`;
+  const search = new URLSearchParams(req.url.slice(q + 1));
+  search.delete('index');
+  search.delete('wait');
+  search.sort();
+  return `${req.method} ${req.url.slice(0, q)}?${search.toString()}`;
+}
+
+/**
+ * Wraps `run` so that every request asking the same question at the same
+ * store version shares one evaluation and one JSON.stringify. Without it, a
+ * change that wakes N watchers of a large service is computed N times.
+ */
+function cached(store: Store, key: string, run: () => QueryResult<Answer>): () => QueryResult<CachedAnswer> {
+  return () => {
+    let entry = answerCache.get(store);
+    if (entry === undefined || entry.version !== store.version) {
+      entry = { version: store.version, answers: new Map() };
+      answerCache.set(store, entry);
+    }
+    const hit = entry.answers.get(key);
+    if (hit !== undefined) return hit;
+    const result = run();
+    const value: CachedAnswer = 'json' in result.value ? { body: Buffer.from(JSON.stringify(result.value.json)) } : result.value;
+    const out = { index: result.index, value };
+    entry.answers.set(key, out);
+    return out;
+  };
+}
+
 /**
  * Runs a blocking query over `tables` and sends its answer with query meta.
  * The wait ends early when the client disconnects, so parked requests never
@@ -101,9 +140,10 @@ export async function sendBlocking(
   const onClose = (): void => abort.abort();
   reply.raw.once('close', onClose);
   try {
-    const result = await blockingQuery(ctx.store, tables, blocking, run, { signal: abort.signal });
+    const result = await blockingQuery(ctx.store, tables, blocking, cached(ctx.store, answerKey(req), run), { signal: abort.signal });
     setQueryMeta(reply, result.index, query);
     const answer = result.value;
+    if ('body' in answer) return reply.code(200).header('Content-Type', 'application/json').send(answer.body);
     if ('json' in answer) return sendJson(reply, answer.json);
     if ('raw' in answer) {
       return reply

@@ -111,6 +111,12 @@ export class WriteTx {
 export class Store {
   /** The last committed index; never goes backwards, also across restarts. */
   index = 0;
+  /**
+   * Bumped on every change that can alter an answer, including the quiet ones
+   * that keep the index (check output, tombstone reaps): answers cached
+   * against it (routes/common.ts) are valid while it holds still.
+   */
+  version = 0;
   readonly kv = new Map<string, KvEntry>();
   /** Deleted keys and the index of their deletion, so prefix queries see deletes (Consul's graveyard). */
   readonly tombstones = new Map<string, number>();
@@ -161,6 +167,7 @@ export class Store {
   /** Replaces a row without a new index: for check output changes, which Consul does not sync at once either. */
   putQuietly<T extends Table>(table: T, key: string, row: Row<T>): void {
     this.table(table).set(key, row);
+    this.version++;
     for (const l of this.commitListeners) l(new Set());
   }
 
@@ -201,7 +208,10 @@ export class Store {
       this.tombstoneFloor = Math.max(this.tombstoneFloor, idx);
       dropped++;
     }
-    if (dropped > 0) for (const l of this.commitListeners) l(new Set());
+    if (dropped > 0) {
+      this.version++;
+      for (const l of this.commitListeners) l(new Set());
+    }
     return dropped;
   }
 
@@ -237,6 +247,7 @@ export class Store {
   }
 
   private notify(tables: ReadonlySet<Table>): void {
+    this.version++;
     const due = new Set<() => void>();
     for (const t of tables) for (const cb of this.watchers.get(t) ?? []) due.add(cb);
     for (const cb of due) cb();
