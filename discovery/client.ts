@@ -11,7 +11,7 @@ import Consul from 'consul';
 import { parseConsulAddress } from '../src/config.js';
 import { WeftError } from '../src/errors.js';
 import { type Logger, silentLogger } from '../src/log.js';
-import { formatDuration } from './duration.js';
+import { formatDuration } from '../src/duration.js';
 
 /** How long a non-blocking request may take before Consul counts as unreachable. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;

@@ -7,7 +7,7 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { invalid, WeftError } from '../src/errors.js';
-import { formatDuration, parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from '../src/duration.js';
 
 /**
  * The proxy's weight contract (proxy/balance/picker.ts, which discovery may not

@@ -10,7 +10,7 @@ import type { RegisterOptions } from 'consul/lib/agent/service.js';
 import { invalid, WeftError } from '../src/errors.js';
 import { type Logger, silentLogger } from '../src/log.js';
 import type { DiscoveryClient } from './client.js';
-import { formatDuration } from './duration.js';
+import { formatDuration } from '../src/duration.js';
 import type { Registration } from './labels.js';
 
 /** Every weft-registered instance carries this tag. */

@@ -4,7 +4,7 @@
  * 10 min, plus up to wait/16 of random jitter) runs out. The store wakes
  * parked queries on commit, so an answer follows a change within milliseconds.
  */
-import { parseGoDuration } from './duration.js';
+import { parseDuration } from '../../src/duration.js';
 import { badRequest } from './http-error.js';
 import type { Store } from './state/store.js';
 import type { Table } from './state/types.js';
@@ -38,7 +38,7 @@ export function parseBlockingParams(query: Readonly<Record<string, unknown>>): B
   let waitMs: number | undefined;
   const wait = first(query['wait']);
   if (wait !== undefined && wait !== '') {
-    waitMs = parseGoDuration(wait);
+    waitMs = parseDuration(wait);
     if (waitMs === undefined || waitMs < 0) throw badRequest('Invalid wait time');
   }
   let minIndex = 0;

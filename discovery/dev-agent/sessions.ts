@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../src/log.js';
 import { SERF_CHECK } from './agent.js';
-import { formatGoDuration, parseGoDuration } from './duration.js';
+import { formatGoDuration, parseDuration } from '../../src/duration.js';
 import { ConsulHttpError, serverError } from './http-error.js';
 import { type JsonObject, objList, optStr, str, strList } from './json-body.js';
 import { kvClearSession } from './state/kv.js';
@@ -56,7 +56,7 @@ export class SessionManager {
     const ttl = str(body, 'TTL');
     let ttlMs = 0;
     if (ttl !== '') {
-      const parsed = parseGoDuration(ttl);
+      const parsed = parseDuration(ttl);
       if (parsed === undefined) throw serverError(`Session TTL '${ttl}' invalid: time: invalid duration "${ttl}"`);
       ttlMs = parsed;
       if (ttlMs !== 0 && (ttlMs < this.limits.ttlMinMs || ttlMs > SESSION_TTL_MAX_MS)) {
@@ -172,7 +172,7 @@ export function lockDelay(value: unknown): number {
   if (value === undefined || value === null || value === '') return DEFAULT_LOCK_DELAY_MS;
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value < 1000 ? value * 1000 : value / 1e6;
   if (typeof value === 'string') {
-    const ms = parseGoDuration(value);
+    const ms = parseDuration(value);
     if (ms !== undefined && ms >= 0) return ms;
   }
   throw new ConsulHttpError(400, `Request decode failed: invalid LockDelay ${JSON.stringify(value)}`);

@@ -1,6 +1,6 @@
 import { Value } from '@sinclair/typebox/value';
 import t from 'tap';
-import { formatDuration, parseDuration } from '../../discovery/duration.js';
+import { formatDuration, parseDuration } from '../../src/duration.js';
 import { type DecodeContext, decodeLabels, type Registration, RegistrationSchema, suggestLabel } from '../../discovery/labels.js';
 
 const DEFAULT_CHECK = { intervalMs: 10_000, timeoutMs: 2_000, failures: 3, successes: 1 };
@@ -201,7 +201,7 @@ const bad: BadCase[] = [
   { name: 'interval without unit', labels: { ...base, 'weft.check.interval': '10' }, errors: [[INVALID, 'weft.check.interval', '10', 'duration like 500ms, 10s or 1m']] },
   { name: 'interval below 1s', labels: { ...base, 'weft.check.interval': '500ms' }, errors: [[INVALID, 'weft.check.interval', '500ms', 'from 1s to 1h']] },
   { name: 'interval above 1h', labels: { ...base, 'weft.check.interval': '2h' }, errors: [[INVALID, 'weft.check.interval', '2h', 'from 1s to 1h']] },
-  { name: 'negative timeout', labels: { ...base, 'weft.check.timeout': '-1s' }, errors: [[INVALID, 'weft.check.timeout', '-1s', 'duration like']] },
+  { name: 'negative timeout', labels: { ...base, 'weft.check.timeout': '-1s' }, errors: [[INVALID, 'weft.check.timeout', '-1s', 'from 1ms to 1h']] },
   { name: 'zero timeout', labels: { ...base, 'weft.check.timeout': '0' }, errors: [[INVALID, 'weft.check.timeout', '0', 'from 1ms']] },
   { name: 'timeout above interval', labels: { ...base, 'weft.check.timeout': '20s' }, errors: [[INVALID, 'weft.check.timeout', '20s', 'must not exceed the check interval (10s)']] },
   { name: 'Registrator interval typo', labels: { ...base, SERVICE_CHECK_INTERVAL: '15' }, errors: [[INVALID, 'SERVICE_CHECK_INTERVAL', '15', 'duration like']] },
