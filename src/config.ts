@@ -61,6 +61,20 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    /** weft's own CA (certs/). Keys live in <dataDir>/ca/. */
+    ca: Type.Object(
+      {
+        /** SPIFFE trust domain: spiffe://<trustDomain>/ns/<namespace>/svc/<service>. */
+        trustDomain: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,252}$', default: 'weft.local' }),
+        /** Leaf lifetime, as Consul's leaf_cert_ttl (72h); an old root leaves the bundle 2 x this after a rotation. */
+        leafTtlHours: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: 72 }),
+        /** CSR signatures per second, as Consul's csr_max_per_second; 0 = unlimited. */
+        csrMaxPerSecond: Type.Number({ minimum: 0, default: 50 }),
+        /** `weft ca init` creates an intermediate and signs leaves with it. */
+        intermediate: Type.Boolean({ default: false }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
   },
   { additionalProperties: false },
 );

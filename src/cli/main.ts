@@ -8,6 +8,7 @@ import { ALL_ENV } from '../env.js';
 import { WeftError, isWeftError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { VERSION } from '../version.js';
+import { registerCaCommands } from './ca.js';
 import { registerDevConsulCommand } from './dev-consul.js';
 import { GLOBAL_FLAGS } from './flags.js';
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   for (const [flag, , description] of GLOBAL_FLAGS) program.addOption(new Option(flag, description));
 
   registerDevConsulCommand(program);
+  registerCaCommands(program);
 
   const later: Array<[string, string, string]> = [
     ['up', 'run dev Consul, a scheduler, an agent and a proxy on this machine, for a first run', 'up'],
