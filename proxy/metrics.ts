@@ -1,0 +1,251 @@
+/**
+ * The proxy's Prometheus metrics (`weft_proxy_*`), registered on a registry
+ * the caller passes (the process registry of src/metrics.ts in production, a
+ * fresh one per test). Both directions share one set, told apart by the
+ * `direction` label, so a dashboard sums or splits them with one query.
+ *
+ * Hot path: prom-client's `labels()` hashes its arguments on every call. A
+ * `RouteMetrics` binds every label but the status code once, so a request
+ * costs a few Map lookups on numbers, no string building.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** Which stack a sample comes from. */
+export type Direction = 'inbound' | 'outbound';
+
+/** The labels that identify one route: who called which instance. */
+export interface RouteLabels {
+  readonly direction: Direction;
+  /** The calling service ('unknown' when the caller has no identity, e.g. an outbound app). */
+  readonly source: string;
+  readonly destination: string;
+  readonly version: string;
+  readonly instance: string;
+}
+
+/** Connections of one pool, as reported by its owner at scrape time. */
+export interface PoolSample {
+  readonly destination: string;
+  readonly active: number;
+  readonly idle: number;
+}
+
+/** Latency buckets in seconds: sub-millisecond local hops up to the 15 s default deadline. */
+export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15];
+
+const ROUTE = ['direction', 'source', 'destination', 'version', 'instance'] as const;
+
+/** The `weft_proxy_*` metric family, plus cached per-route handles. */
+export class ProxyMetrics {
+  /** weft_proxy_requests_total{direction,source,destination,version,instance,code}: answered requests. */
+  readonly requests: Counter<'direction' | 'source' | 'destination' | 'version' | 'instance' | 'code'>;
+  /** weft_proxy_request_duration_seconds{direction,source,destination,version}: request start to response end. */
+  readonly duration: Histogram<'direction' | 'source' | 'destination' | 'version'>;
+  /** weft_proxy_requests_in_flight{direction,destination}. */
+  readonly inFlight: Gauge<'direction' | 'destination'>;
+  /** weft_proxy_retries_total{destination,reason}: retry attempts made (reason: what failed, e.g. 503, reset, connect). */
+  readonly retries: Counter<'destination' | 'reason'>;
+  /** weft_proxy_retries_skipped_total{destination,reason}: failures not retried (retry-policy's refusal reason). */
+  readonly retriesSkipped: Counter<'destination' | 'reason'>;
+  /** weft_proxy_ejections_total{destination,instance}: outlier ejections. */
+  readonly ejections: Counter<'destination' | 'instance'>;
+  /** weft_proxy_tls_handshake_failures_total{direction,reason}: see `tlsFailureReason`. */
+  readonly tlsFailures: Counter<'direction' | 'reason'>;
+  /** weft_proxy_certificate_expiry_timestamp_seconds{service}: notAfter of the leaf each service presents. */
+  readonly certExpiry: Gauge<'service'>;
+  /** weft_proxy_pool_connections{direction,destination,state}: state is active or idle; filled at scrape time. */
+  readonly pools: Gauge<'direction' | 'destination' | 'state'>;
+  /** weft_proxy_connections_open{direction}: client connections currently open on the listeners. */
+  readonly connections: Gauge<'direction'>;
+  /** weft_proxy_http_protocol_errors_total{direction,code}: requests refused by the parser (400 smuggling/malformed, 408, 431). */
+  readonly protocolErrors: Counter<'direction' | 'code'>;
+  /** weft_proxy_intention_denials_total{source,destination}: requests refused by intentions. */
+  readonly denials: Counter<'source' | 'destination'>;
+
+  private readonly routes = new Map<string, RouteMetrics>();
+  private readonly poolSources: Array<{ direction: Direction; read: () => Iterable<PoolSample> }> = [];
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.requests = new Counter({
+      name: 'weft_proxy_requests_total',
+      help: 'Requests answered by the proxy, by direction, caller, destination service, version, instance and status code.',
+      labelNames: [...ROUTE, 'code'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'weft_proxy_request_duration_seconds',
+      help: 'Time from request start to the end of the response, in seconds.',
+      labelNames: ['direction', 'source', 'destination', 'version'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.inFlight = new Gauge({
+      name: 'weft_proxy_requests_in_flight',
+      help: 'Requests received and not yet answered.',
+      labelNames: ['direction', 'destination'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'weft_proxy_retries_total',
+      help: 'Retry attempts, by destination service and what failed.',
+      labelNames: ['destination', 'reason'],
+      registers,
+    });
+    this.retriesSkipped = new Counter({
+      name: 'weft_proxy_retries_skipped_total',
+      help: 'Failed attempts that were not retried, by destination service and the retry policy reason.',
+      labelNames: ['destination', 'reason'],
+      registers,
+    });
+    this.ejections = new Counter({
+      name: 'weft_proxy_ejections_total',
+      help: 'Instances ejected by outlier detection.',
+      labelNames: ['destination', 'instance'],
+      registers,
+    });
+    this.tlsFailures = new Counter({
+      name: 'weft_proxy_tls_handshake_failures_total',
+      help: 'mTLS handshakes that failed or whose peer identity was refused.',
+      labelNames: ['direction', 'reason'],
+      registers,
+    });
+    this.certExpiry = new Gauge({
+      name: 'weft_proxy_certificate_expiry_timestamp_seconds',
+      help: 'Expiry (notAfter, Unix seconds) of the certificate each local service presents.',
+      labelNames: ['service'],
+      registers,
+    });
+    const sources = this.poolSources;
+    this.pools = new Gauge({
+      name: 'weft_proxy_pool_connections',
+      help: 'Connections held by the proxy connection pools, by state (active or idle).',
+      labelNames: ['direction', 'destination', 'state'],
+      registers,
+      // Read at scrape time: pools change on every request, the scrape every few seconds.
+      collect() {
+        this.reset();
+        for (const source of sources) {
+          for (const s of source.read()) {
+            this.set({ direction: source.direction, destination: s.destination, state: 'active' }, s.active);
+            this.set({ direction: source.direction, destination: s.destination, state: 'idle' }, s.idle);
+          }
+        }
+      },
+    });
+    this.connections = new Gauge({
+      name: 'weft_proxy_connections_open',
+      help: 'Client connections currently open on the proxy listeners.',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.protocolErrors = new Counter({
+      name: 'weft_proxy_http_protocol_errors_total',
+      help: 'Requests refused before routing: malformed or smuggling attempts (400), header timeout (408), headers too large (431).',
+      labelNames: ['direction', 'code'],
+      registers,
+    });
+    this.denials = new Counter({
+      name: 'weft_proxy_intention_denials_total',
+      help: 'Requests refused by intentions, by caller and destination service.',
+      labelNames: ['source', 'destination'],
+      registers,
+    });
+  }
+
+  /**
+   * The cached handles of one route. Callers should keep the result (per
+   * connection, per endpoint) rather than call this per request: the lookup
+   * builds a key string.
+   */
+  route(labels: RouteLabels): RouteMetrics {
+    const key = `${labels.direction}\0${labels.source}\0${labels.destination}\0${labels.version}\0${labels.instance}`;
+    let route = this.routes.get(key);
+    if (route === undefined) {
+      route = new RouteMetrics(this, labels);
+      this.routes.set(key, route);
+    }
+    return route;
+  }
+
+  /** Adds a pool whose sizes are read at every scrape (e.g. a keep-alive Agent's sockets); returns its removal. */
+  addPoolSource(direction: Direction, read: () => Iterable<PoolSample>): () => void {
+    const source = { direction, read };
+    this.poolSources.push(source);
+    return () => {
+      const i = this.poolSources.indexOf(source);
+      if (i >= 0) this.poolSources.splice(i, 1);
+    };
+  }
+
+  /** Records the expiry of the leaf `service` presents (from X509Certificate.validTo or a Date). */
+  setCertificateExpiry(service: string, notAfter: Date): void {
+    this.certExpiry.set({ service }, Math.floor(notAfter.getTime() / 1000));
+  }
+}
+
+/** Per-route handles: in-flight, latency and a status-code counter cache. Obtain with `ProxyMetrics.route`. */
+export class RouteMetrics {
+  private readonly requests: ProxyMetrics['requests'];
+  private readonly labels: RouteLabels;
+  private readonly byCode = new Map<number, { inc(): void }>();
+  private readonly inFlight: { inc(): void; dec(): void };
+  private readonly duration: { observe(v: number): void };
+
+  constructor(metrics: ProxyMetrics, labels: RouteLabels) {
+    this.requests = metrics.requests;
+    this.labels = labels;
+    this.inFlight = metrics.inFlight.labels({ direction: labels.direction, destination: labels.destination });
+    this.duration = metrics.duration.labels({
+      direction: labels.direction,
+      source: labels.source,
+      destination: labels.destination,
+      version: labels.version,
+    });
+  }
+
+  /** Call when a request arrives; returns the start time to pass to `end`. */
+  start(): number {
+    this.inFlight.inc();
+    return performance.now();
+  }
+
+  /** Call once when the response has ended (or the request failed with `status`). */
+  end(startedAt: number, status: number): void {
+    this.inFlight.dec();
+    this.duration.observe((performance.now() - startedAt) / 1000);
+    let counter = this.byCode.get(status);
+    if (counter === undefined) {
+      counter = this.requests.labels({ ...this.labels, code: String(status) });
+      this.byCode.set(status, counter);
+    }
+    counter.inc();
+  }
+}
+
+/** Low-cardinality reasons for `tlsFailures`. */
+export type TlsFailureReason = 'plaintext' | 'no_client_certificate' | 'untrusted' | 'expired' | 'unknown_server_name' | 'identity' | 'timeout' | 'protocol';
+
+/**
+ * Maps a TLS error (tlsClientError, a client's 'error', a rejected identity)
+ * to a reason label; the message text stays in logs, which can take it.
+ * Pass the socket's `authorizationError` when there is one: a server with
+ * `rejectUnauthorized` hangs up on a bad client chain with only "socket hang
+ * up" as the error, and the verification code is left on the socket.
+ */
+export function tlsFailureReason(err: Error & { code?: string }, authorizationError?: string | Error | null): TlsFailureReason {
+  const verify = authorizationError === undefined || authorizationError === null ? '' : String(authorizationError);
+  if (verify !== '') return verify.includes('EXPIRED') || verify.includes('NOT_YET_VALID') ? 'expired' : 'untrusted';
+  const code = err.code ?? '';
+  const msg = err.message.toLowerCase();
+  if (code === 'ERR_SSL_HTTP_REQUEST' || msg.includes('http request') || msg.includes('wrong version number')) return 'plaintext';
+  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' || msg.includes('did not return a certificate')) return 'no_client_certificate';
+  if (code.includes('EXPIRED') || msg.includes('expired')) return 'expired';
+  if (code.includes('UNKNOWN_CA') || code.includes('VERIFY') || msg.includes('unknown ca') || msg.includes('certificate verify failed') || msg.includes('self-signed') || msg.includes('unable to get'))
+    return 'untrusted';
+  if (msg.includes('servername') || msg.includes('server name') || code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE' || msg.includes('no suitable signature') || msg.includes('sni'))
+    return 'unknown_server_name';
+  if (msg.includes('spiffe') || msg.includes('identity') || msg.includes('not authorized')) return 'identity';
+  if (code === 'ETIMEDOUT' || msg.includes('timeout') || msg.includes('timed out')) return 'timeout';
+  return 'protocol';
+}

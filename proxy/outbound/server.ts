@@ -1,0 +1,187 @@
+/**
+ * The outbound proxy: one loopback listener per local service (its outbound
+ * port, assigned by the agent), all sharing one routing table, one set of
+ * connection pools and one pending-request bound per destination.
+ *
+ * Start-up order matters for last-known-good across restarts: the disk cache
+ * is loaded and its services subscribed before the first listener accepts,
+ * so a proxy restarted while Consul is down routes from the cache at once.
+ *
+ * Shutdown is graceful: stop accepting, close idle app connections, answer
+ * what is in flight (with `Connection: close`), and after the grace period
+ * cut whatever is left.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { compileRequestPolicy } from '../http/headers.js';
+import { answerClientErrors, hardenedServerOptions, type HttpLimits, httpLimits } from '../http/server-limits.js';
+import type { ProxyMetrics } from '../metrics.js';
+import type { OutboundTls, RouteSource } from '../ports.js';
+import { PendingLimits } from '../resilience/pending-limit.js';
+import { HEADER_INSTANCE } from './attempt.js';
+import { type Caller, type ForwardContext, forward } from './forward.js';
+import { type OutboundListener, type OutboundOptions, type OutboundOptionsInput, outboundOptions } from './options.js';
+import { type PoolStats, UpstreamPools } from './pool.js';
+import { RouteCache, routeCachePath } from './route-cache.js';
+import { RouteTable } from './routes.js';
+import { forwardUpgrade } from './upgrade.js';
+
+/** What the outbound proxy is built from (the src/ wiring supplies adapters over certs/ and discovery/). */
+export interface OutboundDeps {
+  readonly source: RouteSource;
+  readonly tls: OutboundTls;
+  /** The proxy's metrics; none in tests that do not look. */
+  readonly metrics?: ProxyMetrics | undefined;
+  /** Listener limits (header size and timeouts); proxy/http defaults otherwise. */
+  readonly httpLimits?: Partial<HttpLimits> | undefined;
+}
+
+/** A bound listener. */
+export interface BoundListener extends OutboundListener {
+  /** The port actually bound (differs from `port` when that was 0). */
+  readonly boundPort: number;
+}
+
+/** A running outbound proxy. */
+export class OutboundProxy {
+  readonly options: OutboundOptions;
+  readonly routes: RouteTable;
+  readonly pools: UpstreamPools;
+  readonly #ctx: ForwardContext;
+  readonly #servers: http.Server[] = [];
+  readonly #listeners: BoundListener[] = [];
+  readonly #upgraded = new Set<Duplex>();
+  readonly #active = new Set<ServerResponse>();
+  #idle: Array<() => void> = [];
+  #draining = false;
+  #closing: Promise<void> | undefined;
+
+  private constructor(options: OutboundOptions, deps: OutboundDeps) {
+    this.options = options;
+    const cache = options.dataDir === undefined ? undefined : new RouteCache(routeCachePath(options.dataDir), { logger: options.logger });
+    this.routes = new RouteTable(deps.source, options, cache);
+    this.pools = new UpstreamPools(deps.tls, { idleMs: options.poolIdleMs, plainIdleMs: options.plainPoolIdleMs, maxSockets: options.poolMaxSockets });
+    this.#ctx = {
+      options,
+      routes: this.routes,
+      pools: this.pools,
+      limits: new PendingLimits({ defaultLimit: options.pendingLimit }),
+      // Apps are not trusted to set X-Forwarded-*, nor to pick an instance themselves.
+      headerPolicy: compileRequestPolicy({ trustForwarded: false, proto: 'http', drop: [HEADER_INSTANCE] }),
+      metrics: deps.metrics,
+    };
+    deps.metrics?.addPoolSource('outbound', () => poolSamples(this.pools.stats()));
+  }
+
+  /** Validates options, loads the route cache, and binds every listener. */
+  static async start(input: OutboundOptionsInput, deps: OutboundDeps): Promise<OutboundProxy> {
+    const proxy = new OutboundProxy(outboundOptions(input), deps);
+    await proxy.routes.start();
+    try {
+      for (const listener of proxy.options.listeners) await proxy.#listen(listener, deps);
+    } catch (err) {
+      await proxy.close(0);
+      throw err;
+    }
+    return proxy;
+  }
+
+  /** The listeners with their bound ports. */
+  get listeners(): readonly BoundListener[] {
+    return this.#listeners;
+  }
+
+  /** The bound port of `service`'s listener. */
+  portOf(service: string): number {
+    const l = this.#listeners.find((x) => x.service === service);
+    if (l === undefined) throw new Error(`no outbound listener for service ${service}`);
+    return l.boundPort;
+  }
+
+  /** Requests being answered now. */
+  get inFlight(): number {
+    return this.#active.size;
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish for up to `graceMs`
+   * (default options.shutdownGraceMs), then cuts what is left, closes the
+   * pools and watches, and writes the route cache.
+   */
+  close(graceMs: number = this.options.shutdownGraceMs): Promise<void> {
+    this.#closing ??= this.#close(graceMs);
+    return this.#closing;
+  }
+
+  async #close(graceMs: number): Promise<void> {
+    this.#draining = true;
+    // Answers not yet started close their connection, so apps reconnect (to the next proxy).
+    for (const res of this.#active) if (!res.headersSent) res.shouldKeepAlive = false;
+    const closed = this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const s of this.#servers) s.closeIdleConnections();
+    if (this.#active.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.#idle.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    for (const s of this.#servers) s.closeAllConnections();
+    for (const socket of this.#upgraded) socket.destroy();
+    await Promise.all(closed);
+    this.pools.close();
+    await this.routes.close();
+  }
+
+  async #listen(listener: OutboundListener, deps: OutboundDeps): Promise<void> {
+    const caller: Caller = { service: listener.service, upstream: listener.upstream };
+    const server = http.createServer(hardenedServerOptions(httpLimits(deps.httpLimits)), (req, res) => this.#onRequest(caller, req, res));
+    answerClientErrors(server, (status) => {
+      if (status !== 0) deps.metrics?.protocolErrors.inc({ direction: 'outbound', code: String(status) });
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.#upgraded.add(socket);
+      socket.once('close', () => this.#upgraded.delete(socket));
+      void forwardUpgrade(this.#ctx, caller, req, socket, head);
+    });
+    server.on('connection', (socket: Socket) => {
+      deps.metrics?.connections.inc({ direction: 'outbound' });
+      socket.once('close', () => deps.metrics?.connections.dec({ direction: 'outbound' }));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listener.port, this.options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#servers.push(server);
+    this.#listeners.push({ ...listener, boundPort: (server.address() as AddressInfo).port });
+  }
+
+  #onRequest(caller: Caller, req: IncomingMessage, res: ServerResponse): void {
+    this.#active.add(res);
+    if (this.#draining) res.shouldKeepAlive = false;
+    res.once('close', () => {
+      this.#active.delete(res);
+      if (this.#active.size === 0) for (const wake of this.#idle.splice(0)) wake();
+    });
+    void forward(this.#ctx, caller, req, res).catch((err: unknown) => {
+      this.options.logger.error({ err }, 'outbound request failed unexpectedly');
+      res.destroy();
+    });
+  }
+}
+
+/** Pool stats summed per destination (the gauge's labels). */
+function poolSamples(stats: readonly PoolStats[]): Array<{ destination: string; active: number; idle: number }> {
+  const byDestination = new Map<string, { destination: string; active: number; idle: number }>();
+  for (const s of stats) {
+    const sample = byDestination.get(s.destination) ?? { destination: s.destination, active: 0, idle: 0 };
+    byDestination.set(s.destination, { destination: s.destination, active: sample.active + s.active, idle: sample.idle + s.idle });
+  }
+  return [...byDestination.values()];
+}
