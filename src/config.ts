@@ -75,6 +75,94 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    /** `weft scheduler` (scheduler/README.md). */
+    scheduler: Type.Object(
+      {
+        /** The API's listen address and port; every route but /v1/health wants the bearer token. */
+        bind: Type.String({ minLength: 1, default: '127.0.0.1' }),
+        port: { ...Port, default: 7400 },
+        /** binpack fills nodes (Nomad's default); spread keeps them even. */
+        algorithm: Type.Union([Type.Literal('binpack'), Type.Literal('spread')], { default: 'binpack' }),
+        /** A node whose heartbeat has failed this long has its allocations replaced elsewhere. */
+        lostAfterMs: Type.Integer({ minimum: 1000, default: 30_000 }),
+        /** Host ports the scheduler picks from for tasks with `port: 0` (Nomad's dynamic range). */
+        dynamicPortMin: { ...Port, default: 20000 },
+        dynamicPortMax: { ...Port, default: 32000 },
+        /** Reconcile at least this often even when no watch fired. */
+        reconcileIntervalMs: Type.Integer({ minimum: 100, default: 10_000 }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    /** `weft agent` (agent/README.md). */
+    agent: Type.Object(
+      {
+        /** Runtime: docker, process, or auto (docker when its daemon answers, else process). */
+        driver: Type.Union([Type.Literal('auto'), Type.Literal('docker'), Type.Literal('process')], { default: 'auto' }),
+        /** The address this host's instances are reached at (containers share the host network). */
+        address: Type.String({ minLength: 1, default: '127.0.0.1' }),
+        /** Capacity offered to the scheduler; 0 = detect (cores x 1000 millicores, total memory in MiB). */
+        cpu: Type.Integer({ minimum: 0, default: 0 }),
+        memory: Type.Integer({ minimum: 0, default: 0 }),
+        /** Node attributes for placement (zone, rack, ...): `--attr k=v`. */
+        attributes: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }), Type.String({ maxLength: 255 }), { default: {} }),
+        /** TTL of the weft-agent heartbeat check; the agent passes it every third of this. */
+        heartbeatTtlMs: Type.Integer({ minimum: 1000, default: 15_000 }),
+        /** Drain: after deregistering and before SIGTERM, so every proxy's watch sees the instance go. */
+        drainDelayMs: Type.Integer({ minimum: 0, default: 1_000 }),
+        /** Drain: SIGTERM -> SIGKILL deadline for in-flight requests. */
+        stopDeadlineMs: Type.Integer({ minimum: 0, default: 10_000 }),
+        /** Registrations are re-checked against the runtime this often (missed events). */
+        resyncIntervalMs: Type.Integer({ minimum: 1000, default: 30_000 }),
+        /** Start and supervise this host's `weft proxy`. */
+        superviseProxy: Type.Boolean({ default: true }),
+        /** First 127.0.0.1 port handed to local services for their outbound calls (local.json). */
+        outboundPortBase: { ...Port, default: 15101 },
+        /** SPIFFE namespace of local services' identities. */
+        namespace: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: 'default' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    /** `weft proxy` (proxy/README.md). Outbound ports per service come from <dataDir>/proxy/local.json, not from here. */
+    proxy: Type.Object(
+      {
+        inbound: Type.Object(
+          {
+            /** The host's address: peers' outbound proxies dial it (Meta weft_mesh_port names the port). */
+            bind: Type.String({ minLength: 1, default: '127.0.0.1' }),
+            port: { ...Port, default: 15443 },
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        /** Loopback only: the host's apps are its only clients. */
+        outbound: Type.Object({ bind: Type.String({ minLength: 1, default: '127.0.0.1' }) }, { default: {}, additionalProperties: false }),
+        /** /metrics and /healthz; registered in Consul as `weft-proxy` with this port. */
+        metrics: Type.Object(
+          { bind: Type.String({ minLength: 1, default: '127.0.0.1' }), port: { ...Port, default: 15090 } },
+          { default: {}, additionalProperties: false },
+        ),
+        /** What inbound decides when no intention in KV weft/intentions/ matches. */
+        intentions: Type.Object(
+          { defaultAction: Type.Union([Type.Literal('allow'), Type.Literal('deny')], { default: 'allow' }) },
+          { default: {}, additionalProperties: false },
+        ),
+        /** Instance picker: p2c (peak EWMA, Linkerd's default) or swrr (nginx smooth weighted round robin). */
+        algorithm: Type.Union([Type.Literal('p2c'), Type.Literal('swrr')], { default: 'p2c' }),
+        timeouts: Type.Object(
+          {
+            /** Overall deadline of an outbound request, retries included. */
+            requestMs: Type.Integer({ minimum: 1, default: 15_000 }),
+            /** Per-attempt limit until the response head; 0 = only the overall deadline. */
+            tryMs: Type.Integer({ minimum: 0, default: 0 }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        /** Graceful shutdown: in-flight requests get this long before they are cut. */
+        shutdownGraceMs: Type.Integer({ minimum: 0, default: 10_000 }),
+        /** How often local.json and identity files are checked for changes. */
+        reloadIntervalMs: Type.Integer({ minimum: 50, default: 1_000 }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,0 +1,17 @@
+/**
+ * A seeded random source (mulberry32) for reproducible placements: tests, the
+ * benchmark and `weft plan` dry runs pass one so the same state gives the same plan.
+ */
+import type { Random } from './cluster.js';
+
+/** Uniform numbers in [0, 1) from a 32-bit seed. */
+export function seededRandom(seed: number): Random {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
