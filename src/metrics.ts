@@ -15,4 +15,10 @@ export function enableProcessMetrics(): void {
   if (defaultsOn) return;
   defaultsOn = true;
   collectDefaultMetrics({ register: registry, prefix: 'weft_' });
+  // prom-client names three gauges `*_total`, which `promtool check metrics`
+  // rejects (a _total suffix means counter); the per-type gauges without the
+  // suffix carry the same counts.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(`weft_${name}`);
+  }
 }

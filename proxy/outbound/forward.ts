@@ -48,7 +48,11 @@ export async function forward(ctx: ForwardContext, caller: Caller, req: Incoming
   ctx.metrics?.inFlight.inc({ direction: 'outbound', destination: service });
   // The client may leave mid-request: stop the attempt in flight and do not retry.
   const abort = new AbortController();
-  res.once('close', () => abort.abort());
+  // Only when the client left early: abort() builds a DOMException (a stack
+  // capture), which cost ~1% of the outbound's CPU when it ran on every answer.
+  res.once('close', () => {
+    if (!res.writableFinished) abort.abort();
+  });
   try {
     const route = ctx.routes.get(service);
     if (!route.known) await route.waitKnown(ctx.options.firstRouteWaitMs);

@@ -110,11 +110,15 @@ export function isServiceName(name: string): boolean {
   return SERVICE_RE.test(name);
 }
 
-/** Validates and freezes outbound options (WEFT_ERR_CONFIG_INVALID names the key). */
-export function outboundOptions(input: OutboundOptionsInput): OutboundOptions {
-  if (input.listeners.length === 0) throw invalid('WEFT_ERR_CONFIG_INVALID', 'proxy.outbound.listeners', [], 'needs at least one {service, port}');
+/**
+ * Checks a listener set: service names, ports, no port twice. Empty is an
+ * error at start (a proxy with nothing to listen on is a mistake) unless
+ * `allowEmpty` (a running proxy whose hand-off file lists no caller any more).
+ */
+export function checkListeners(listeners: readonly OutboundListener[], opts: { allowEmpty?: boolean } = {}): void {
+  if (listeners.length === 0 && opts.allowEmpty !== true) throw invalid('WEFT_ERR_CONFIG_INVALID', 'proxy.outbound.listeners', [], 'needs at least one {service, port}');
   const ports = new Set<number>();
-  input.listeners.forEach((l, i) => {
+  listeners.forEach((l, i) => {
     const key = `proxy.outbound.listeners[${i}]`;
     if (!isServiceName(l.service)) throw invalid('WEFT_ERR_CONFIG_INVALID', `${key}.service`, l.service, 'must be a service name (DNS label)');
     if (l.upstream !== undefined && !isServiceName(l.upstream)) {
@@ -124,6 +128,11 @@ export function outboundOptions(input: OutboundOptionsInput): OutboundOptions {
     if (l.port !== 0 && ports.has(l.port)) throw invalid('WEFT_ERR_CONFIG_INVALID', `${key}.port`, l.port, 'is used by another listener');
     ports.add(l.port);
   });
+}
+
+/** Validates and freezes outbound options (WEFT_ERR_CONFIG_INVALID names the key). */
+export function outboundOptions(input: OutboundOptionsInput): OutboundOptions {
+  checkListeners(input.listeners);
   return Object.freeze({
     listeners: input.listeners.map((l) => Object.freeze({ ...l })),
     host: input.host ?? DEFAULT_OUTBOUND_HOST,

@@ -21,7 +21,7 @@ import type { OutboundTls, RouteSource } from '../ports.js';
 import { PendingLimits } from '../resilience/pending-limit.js';
 import { HEADER_INSTANCE } from './attempt.js';
 import { type Caller, type ForwardContext, forward } from './forward.js';
-import { type OutboundListener, type OutboundOptions, type OutboundOptionsInput, outboundOptions } from './options.js';
+import { checkListeners, type OutboundListener, type OutboundOptions, type OutboundOptionsInput, outboundOptions } from './options.js';
 import { type PoolStats, UpstreamPools } from './pool.js';
 import { RouteCache, routeCachePath } from './route-cache.js';
 import { RouteTable } from './routes.js';
@@ -49,8 +49,12 @@ export class OutboundProxy {
   readonly routes: RouteTable;
   readonly pools: UpstreamPools;
   readonly #ctx: ForwardContext;
+  readonly #deps: OutboundDeps;
+  /** Parallel arrays: listener i is served by server i. */
   readonly #servers: http.Server[] = [];
   readonly #listeners: BoundListener[] = [];
+  /** Servers of removed listeners, still finishing their requests; cut at close(). */
+  readonly #retired = new Set<http.Server>();
   readonly #upgraded = new Set<Duplex>();
   readonly #active = new Set<ServerResponse>();
   #idle: Array<() => void> = [];
@@ -59,6 +63,7 @@ export class OutboundProxy {
 
   private constructor(options: OutboundOptions, deps: OutboundDeps) {
     this.options = options;
+    this.#deps = deps;
     const cache = options.dataDir === undefined ? undefined : new RouteCache(routeCachePath(options.dataDir), { logger: options.logger });
     this.routes = new RouteTable(deps.source, options, cache);
     this.pools = new UpstreamPools(deps.tls, { idleMs: options.poolIdleMs, plainIdleMs: options.plainPoolIdleMs, maxSockets: options.poolMaxSockets });
@@ -85,6 +90,34 @@ export class OutboundProxy {
       throw err;
     }
     return proxy;
+  }
+
+  /**
+   * Makes the listeners exactly `next` (the agent's hand-off file changed):
+   * binds the new ones and stops accepting on removed ones, whose in-flight
+   * requests still finish (cut after the shutdown grace). A listener whose
+   * service, port and upstream are unchanged keeps its socket and connections.
+   */
+  async setListeners(next: readonly OutboundListener[]): Promise<void> {
+    checkListeners(next, { allowEmpty: true });
+    const key = (l: OutboundListener): string => `${l.service}\0${l.port}\0${l.upstream ?? ''}`;
+    const wanted = new Set(next.map(key));
+    for (let i = this.#listeners.length - 1; i >= 0; i--) {
+      if (wanted.has(key(this.#listeners[i]!))) continue;
+      const [server] = this.#servers.splice(i, 1);
+      this.#listeners.splice(i, 1);
+      this.#retire(server!);
+    }
+    const bound = new Set(this.#listeners.map(key));
+    for (const listener of next) if (!bound.has(key(listener))) await this.#listen(listener, this.#deps);
+  }
+
+  #retire(server: http.Server): void {
+    this.#retired.add(server);
+    server.close(() => this.#retired.delete(server));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), this.options.shutdownGraceMs);
+    timer.unref();
   }
 
   /** The listeners with their bound ports. */
@@ -129,7 +162,7 @@ export class OutboundProxy {
         });
       });
     }
-    for (const s of this.#servers) s.closeAllConnections();
+    for (const s of [...this.#servers, ...this.#retired]) s.closeAllConnections();
     for (const socket of this.#upgraded) socket.destroy();
     await Promise.all(closed);
     this.pools.close();

@@ -10,6 +10,7 @@ import { createLogger } from '../log.js';
 import { VERSION } from '../version.js';
 import { registerCaCommands } from './ca.js';
 import { registerDevConsulCommand } from './dev-consul.js';
+import { registerProxyCommand } from './proxy.js';
 import { GLOBAL_FLAGS } from './flags.js';
 
 /** Builds the program. Exported so tests drive the real CLI in-process. */
@@ -26,11 +27,11 @@ export function buildProgram(): Command {
 
   registerDevConsulCommand(program);
   registerCaCommands(program);
+  registerProxyCommand(program);
 
   const later: Array<[string, string, string]> = [
     ['up', 'run dev Consul, a scheduler, an agent and a proxy on this machine, for a first run', 'up'],
     ['agent', "the host agent: runs this host's containers, registers them by label, supervises the proxy", 'agent'],
-    ['proxy', 'the per-host sidecar proxy: mTLS inbound, outbound load balancing, metrics', 'proxy'],
     ['scheduler', 'the central scheduler: jobs, placement, autoscaling, CA signing, HTTP API', 'scheduler'],
   ];
   for (const [name, description] of later) {

@@ -5,7 +5,7 @@ import t from 'tap';
 import { DiscoveryClient } from '../../../discovery/client.js';
 import { routeCachePath } from '../../../proxy/outbound/route-cache.js';
 import { eventually, startTestConsul } from '../../helpers/dev-consul.js';
-import { consulRouteSource } from './consul-source.js';
+import { consulRouteSource } from '../../../src/wiring/proxy-routes.js';
 import { clientAgent, certsTls, countBy, load, makeCa, request, startMeshHost, startOutbound } from './helpers.js';
 
 const ca = makeCa();
