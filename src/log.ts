@@ -8,8 +8,11 @@ export type { Logger };
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
 
-/** Paths pino must never print, wherever they appear (keyPem: a certs/ MeshIdentity's private key). */
-export const REDACT = ['*.privateKey', '*.key', 'privateKey', '*.keyPem', 'keyPem', '*.token', 'token', '*.secret', 'secret', 'headers.authorization'];
+/**
+ * Paths pino must never print (keyPem: a certs/ MeshIdentity's private key).
+ * Not `key`: coded errors use it for the offending config or label key.
+ */
+export const REDACT = ['*.privateKey', 'privateKey', '*.keyPem', 'keyPem', '*.token', 'token', '*.secret', 'secret', 'headers.authorization'];
 
 /** Creates the process logger. `name` is the component (dev-consul, proxy, ...). */
 export function createLogger(opts: { level?: string; format?: LogFormat; name?: string } = {}): Logger {
