@@ -8,6 +8,7 @@ import { ALL_ENV } from '../env.js';
 import { WeftError, isWeftError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { VERSION } from '../version.js';
+import { registerAgentCommand } from './agent.js';
 import { registerCaCommands } from './ca.js';
 import { registerDevConsulCommand } from './dev-consul.js';
 import { registerProxyCommand } from './proxy.js';
@@ -27,11 +28,11 @@ export function buildProgram(): Command {
 
   registerDevConsulCommand(program);
   registerCaCommands(program);
+  registerAgentCommand(program);
   registerProxyCommand(program);
 
   const later: Array<[string, string, string]> = [
     ['up', 'run dev Consul, a scheduler, an agent and a proxy on this machine, for a first run', 'up'],
-    ['agent', "the host agent: runs this host's containers, registers them by label, supervises the proxy", 'agent'],
     ['scheduler', 'the central scheduler: jobs, placement, autoscaling, CA signing, HTTP API', 'scheduler'],
   ];
   for (const [name, description] of later) {

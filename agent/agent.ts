@@ -1,0 +1,152 @@
+/**
+ * `weft agent` assembled: one host's driver, registrar, allocation runner,
+ * identities, heartbeat and proxy supervisor (agent/README.md draws the
+ * pipeline). Closing the agent stops its loops only: containers, processes,
+ * registrations and the proxy keep running, and the next agent adopts them.
+ */
+import { join } from 'node:path';
+import { createDiscoveryClient, type DiscoveryClient } from '../discovery/client.js';
+import type { Config } from '../src/config.js';
+import { isWeftError, WeftError } from '../src/errors.js';
+import type { Logger } from '../src/log.js';
+import { AllocRunner } from './allocations.js';
+import type { Driver } from './driver.js';
+import { DockerDriver } from './drivers/docker.js';
+import { ProcessDriver } from './drivers/process.js';
+import { type CsrSigner, IdentityManager } from './identities.js';
+import { localCaSigner } from './local-signer.js';
+import { NodeHeartbeat } from './node.js';
+import { ProxySupervisor } from './proxy-supervisor.js';
+import { Registrar } from './registrar.js';
+
+/** What the agent needs besides its configuration. */
+export interface HostAgentOptions {
+  config: Readonly<Config>;
+  logger: Logger;
+  /** Overrides the configured driver (tests). */
+  driver?: Driver;
+  /** Overrides the local-CA signer; `null` runs without identities. */
+  signer?: CsrSigner | null;
+  /** argv of `weft proxy` (default: this node binary running bin/weft.js proxy). */
+  proxyCommand?: readonly string[];
+  /** Only tasks with this label are registered (several test agents sharing one dockerd). */
+  labelFilter?: string;
+  /** Blocking-query wait for allocations (tests lower it). */
+  watchWaitMs?: number;
+}
+
+/** Picks the runtime: `auto` prefers Docker when its daemon answers. */
+export async function chooseDriver(config: Readonly<Config>, logger: Logger): Promise<Driver> {
+  const processDir = join(config.dataDir, 'agent', 'processes');
+  if (config.agent.driver === 'process') return new ProcessDriver(processDir);
+  const docker = new DockerDriver();
+  if (await docker.ping()) return docker;
+  if (config.agent.driver === 'docker') {
+    throw new WeftError('WEFT_ERR_DOCKER_UNAVAILABLE', 'agent.driver is docker but the Docker daemon does not answer (DOCKER_HOST or /var/run/docker.sock)', {
+      key: 'agent.driver',
+      value: 'docker',
+    });
+  }
+  logger.warn('no Docker daemon answers: using the process driver');
+  return new ProcessDriver(processDir);
+}
+
+/** A running host agent. */
+export class HostAgent {
+  readonly driver: Driver;
+  readonly client: DiscoveryClient;
+  readonly registrar: Registrar;
+  readonly allocations: AllocRunner;
+  readonly node: NodeHeartbeat;
+  readonly identities: IdentityManager | undefined;
+  readonly proxy: ProxySupervisor | undefined;
+
+  private constructor(parts: Omit<HostAgent, 'close'>) {
+    Object.assign(this, parts);
+    this.driver = parts.driver;
+    this.client = parts.client;
+    this.registrar = parts.registrar;
+    this.allocations = parts.allocations;
+    this.node = parts.node;
+    this.identities = parts.identities;
+    this.proxy = parts.proxy;
+  }
+
+  /** Starts every part; resolves once registrations are resynced and allocations reconciled. */
+  static async start(opts: HostAgentOptions): Promise<HostAgent> {
+    const { config, logger } = opts;
+    const a = config.agent;
+    const host = config.nodeName;
+    const driver = opts.driver ?? (await chooseDriver(config, logger));
+    const client = createDiscoveryClient(config, { logger });
+    const node = new NodeHeartbeat({ client, host, address: a.address, cpu: a.cpu, memory: a.memory, attributes: a.attributes, driver: driver.kind, ttlMs: a.heartbeatTtlMs, logger });
+    await node.start();
+
+    const signer = opts.signer === undefined ? tryLocalSigner(config, logger) : (opts.signer ?? undefined);
+    const identities = signer === undefined ? undefined : new IdentityManager({ dataDir: config.dataDir, host, namespace: a.namespace, signer, outboundPortBase: a.outboundPortBase, logger });
+
+    const registrar = new Registrar({
+      driver,
+      client,
+      host,
+      hostAddress: a.address,
+      meshPort: config.proxy.inbound.port,
+      logger,
+      drainDelayMs: a.drainDelayMs,
+      resyncIntervalMs: a.resyncIntervalMs,
+      ...(opts.labelFilter === undefined ? {} : { labelFilter: opts.labelFilter }),
+    });
+    if (identities !== undefined) registrar.on('change', (instances) => void identities.update(instances.map((i) => i.registration.service)));
+    await registrar.start();
+    if (identities !== undefined) await identities.update(registrar.instances().map((i) => i.registration.service));
+
+    const allocations = new AllocRunner({
+      driver,
+      client,
+      registrar,
+      host,
+      hostAddress: a.address,
+      logger,
+      stopDeadlineMs: a.stopDeadlineMs,
+      ...(opts.watchWaitMs === undefined ? {} : { watchWaitMs: opts.watchWaitMs }),
+    });
+    await allocations.start();
+
+    let proxy: ProxySupervisor | undefined;
+    if (a.superviseProxy) {
+      proxy = new ProxySupervisor({
+        command: opts.proxyCommand ?? [process.execPath, join(import.meta.dirname, '..', 'bin', 'weft.js'), 'proxy', '--inbound-bind', a.address],
+        env: { ...process.env, WEFT_DATA_DIR: config.dataDir, CONSUL_HTTP_ADDR: config.consul.address, WEFT_NODE_NAME: host },
+        stateDir: join(config.dataDir, 'agent'),
+        logger,
+      });
+      proxy.start();
+    }
+    logger.info({ host, driver: driver.kind, address: a.address }, 'weft agent running');
+    return new HostAgent({ driver, client, registrar, allocations, node, identities, proxy });
+  }
+
+  /**
+   * Stops the agent's loops. Workloads and the proxy keep running (an agent
+   * upgrade must not cause an outage); `deregisterNode` also removes weft-agent.
+   */
+  async close(opts: { deregisterNode?: boolean } = {}): Promise<void> {
+    this.proxy?.stop();
+    await this.allocations.stop();
+    this.registrar.stop();
+    this.identities?.stop();
+    await this.node.stop(opts.deregisterNode === true ? { deregister: true } : {});
+    await this.driver.close();
+    this.client.close();
+  }
+}
+
+function tryLocalSigner(config: Readonly<Config>, logger: Logger): CsrSigner | undefined {
+  try {
+    return localCaSigner({ dataDir: config.dataDir, namespace: config.agent.namespace });
+  } catch (err) {
+    if (!isWeftError(err, 'WEFT_ERR_CA_MISSING')) throw err;
+    logger.warn({ code: err.code }, `no local CA (${err.message}): local services get no mesh identity until one exists`);
+    return undefined;
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Allocation documents (src/contracts/alloc.ts) in and task specs out: decode
+ * and validate what the scheduler wrote, then turn it into what a driver runs,
+ * with the agent's own labels and the environment every task gets.
+ */
+import { createHash } from 'node:crypto';
+import { Value } from '@sinclair/typebox/value';
+import { type Allocation, AllocationSchema } from '../src/contracts/alloc.js';
+import { WeftError } from '../src/errors.js';
+import { AGENT_LABELS, type TaskSpec } from './driver.js';
+
+/** Environment variables every allocation's task gets. */
+export const TASK_ENV = {
+  port: 'PORT',
+  alloc: 'WEFT_ALLOC',
+  hostAddress: 'WEFT_HOST_ADDRESS',
+} as const;
+
+/** Decodes `weft/allocs/<host>/<id>`; WEFT_ERR_ALLOC_INVALID names the key and the first problem. */
+export function parseAllocation(key: string, raw: string | null): Allocation {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw ?? '');
+  } catch (cause) {
+    throw new WeftError('WEFT_ERR_ALLOC_INVALID', `${key}: not JSON (${(cause as Error).message})`, { key, value: raw, cause });
+  }
+  const withDefaults = Value.Default(AllocationSchema, structuredClone(doc));
+  if (!Value.Check(AllocationSchema, withDefaults)) {
+    const first = Value.Errors(AllocationSchema, withDefaults).First();
+    throw new WeftError('WEFT_ERR_ALLOC_INVALID', `${key}: ${first?.path || '/'} ${first?.message ?? 'is invalid'}`, { key: `${key}${first?.path ?? ''}`, value: first?.value });
+  }
+  const alloc = withDefaults as Allocation;
+  const id = key.slice(key.lastIndexOf('/') + 1);
+  if (alloc.id !== id) throw new WeftError('WEFT_ERR_ALLOC_INVALID', `${key}: id ${JSON.stringify(alloc.id)} does not match the key`, { key, value: alloc.id });
+  if (alloc.driver === 'docker' && alloc.image === undefined) throw new WeftError('WEFT_ERR_ALLOC_INVALID', `${key}: driver docker needs an image`, { key: `${key}/image`, value: undefined });
+  if (alloc.driver === 'process' && alloc.command === undefined) throw new WeftError('WEFT_ERR_ALLOC_INVALID', `${key}: driver process needs a command`, { key: `${key}/command`, value: undefined });
+  return alloc;
+}
+
+/** A short hash of what defines the running task: a different hash means replace it. */
+export function specHash(alloc: Allocation): string {
+  const { restart: _restart, ...defining } = alloc; // a new restart policy applies without a restart
+  return createHash('sha256').update(JSON.stringify(defining)).digest('hex').slice(0, 16);
+}
+
+/** The task name of an allocation on this host (also the Docker container name). */
+export function taskName(alloc: Pick<Allocation, 'id'>): string {
+  return `weft-${alloc.id}`;
+}
+
+/** The driver spec for an allocation. */
+export function taskSpec(alloc: Allocation, ctx: { host: string; hostAddress: string }): TaskSpec {
+  const env: Record<string, string> = { ...alloc.env, [TASK_ENV.alloc]: alloc.id, [TASK_ENV.hostAddress]: ctx.hostAddress };
+  if (alloc.port !== undefined) env[TASK_ENV.port] = String(alloc.port);
+  const labels: Record<string, string> = {
+    ...alloc.labels,
+    [AGENT_LABELS.alloc]: alloc.id,
+    [AGENT_LABELS.host]: ctx.host,
+    [AGENT_LABELS.specHash]: specHash(alloc),
+  };
+  if (alloc.port !== undefined) labels[AGENT_LABELS.port] = String(alloc.port);
+  return {
+    name: taskName(alloc),
+    ...(alloc.image === undefined ? {} : { image: alloc.image }),
+    ...(alloc.command === undefined ? {} : { command: alloc.command }),
+    ...(alloc.args === undefined ? {} : { args: alloc.args }),
+    env,
+    labels,
+    resources: { cpu: alloc.resources.cpu, memory: alloc.resources.memory },
+  };
+}

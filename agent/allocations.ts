@@ -1,0 +1,253 @@
+/**
+ * Runs what the scheduler assigned to this host:
+ *
+ *   weft/allocs/<host>/ (blocking query) ─▶ reconcile
+ *     wanted, no task            ─▶ create + start             status pending -> running
+ *     wanted, task with same hash ─▶ adopt as is (agent restart: same container, no restart)
+ *     wanted, task with new hash  ─▶ drain + stop + remove, then start the new one
+ *     not wanted, task           ─▶ drain + stop + remove      status key deleted
+ *   task dies (not stopped by us) ─▶ restart-policy.ts: restart after a delay, or failed
+ *
+ * State goes to weft/alloc-status/<host>/<alloc> on every transition. Work on
+ * one allocation is serialised; reconciles never overlap.
+ */
+import type { DiscoveryClient } from '../discovery/client.js';
+import { deleteKey, getJSON, putJSON } from '../discovery/kv.js';
+import { type BlockingWatch, watchKeyPrefix } from '../discovery/watch.js';
+import type { KvEntry } from '../discovery/kv.js';
+import { ALLOCS_PREFIX, type Allocation, type AllocStatus, allocStatusKey } from '../src/contracts/alloc.js';
+import { isWeftError } from '../src/errors.js';
+import type { Logger } from '../src/log.js';
+import { parseAllocation, specHash, taskSpec } from './alloc-spec.js';
+import { AGENT_LABELS, type Driver, type DriverEvent, runTask, type TaskInfo } from './driver.js';
+import type { Registrar } from './registrar.js';
+import { decideRestart } from './restart-policy.js';
+
+export interface AllocRunnerOptions {
+  driver: Driver;
+  client: DiscoveryClient;
+  registrar: Registrar;
+  host: string;
+  hostAddress: string;
+  logger: Logger;
+  /** SIGTERM -> SIGKILL deadline when stopping an allocation (in-flight requests finish within it). */
+  stopDeadlineMs?: number;
+  /** Blocking query wait (tests lower it). */
+  watchWaitMs?: number;
+}
+
+interface Tracked {
+  alloc: Allocation;
+  hash: string;
+  taskId: string | undefined;
+  restarts: number;
+  history: number[];
+  timer: NodeJS.Timeout | undefined;
+  stopping: boolean;
+  failed: boolean;
+}
+
+/** The allocation runner of one host. */
+export class AllocRunner {
+  private readonly opts: AllocRunnerOptions & { stopDeadlineMs: number };
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly queues = new Map<string, Promise<void>>();
+  private watch: BlockingWatch<KvEntry[]> | undefined;
+  private reconciling: Promise<void> = Promise.resolve();
+  private readonly onEvent = (e: DriverEvent) => void this.onDriverEvent(e);
+  private closed = false;
+
+  constructor(opts: AllocRunnerOptions) {
+    this.opts = { stopDeadlineMs: 10_000, ...opts };
+  }
+
+  /** Adopts this host's tasks, then follows the allocations prefix. Resolves after the first reconcile. */
+  async start(): Promise<void> {
+    this.opts.driver.on('event', this.onEvent);
+    await this.opts.driver.watch();
+    const prefix = `${ALLOCS_PREFIX}${this.opts.host}/`;
+    const watch = watchKeyPrefix(this.opts.client, prefix, { logger: this.opts.logger, ...(this.opts.watchWaitMs === undefined ? {} : { waitMs: this.opts.watchWaitMs }) });
+    this.watch = watch;
+    const first = new Promise<void>((resolve) => watch.once('change', () => resolve()));
+    watch.on('change', (entries) => {
+      this.reconciling = this.reconciling.then(() => this.reconcile(entries)).catch((err) => this.opts.logger.error({ err }, 'reconcile failed'));
+    });
+    await first;
+    await this.reconciling;
+  }
+
+  /** Stops following allocations. Tasks keep running: a restarted agent adopts them. */
+  async stop(): Promise<void> {
+    this.closed = true;
+    this.opts.driver.off('event', this.onEvent);
+    this.watch?.close();
+    for (const t of this.tracked.values()) if (t.timer !== undefined) clearTimeout(t.timer);
+    await this.reconciling;
+  }
+
+  /** The allocation ids this runner manages and their task ids. */
+  snapshot(): Array<{ id: string; taskId: string | undefined; restarts: number; failed: boolean }> {
+    return [...this.tracked.values()].map((t) => ({ id: t.alloc.id, taskId: t.taskId, restarts: t.restarts, failed: t.failed }));
+  }
+
+  private async reconcile(entries: KvEntry[]): Promise<void> {
+    const wanted = new Map<string, Allocation>();
+    for (const e of entries) {
+      if (e.key.endsWith('/')) continue;
+      try {
+        const alloc = parseAllocation(e.key, e.value);
+        wanted.set(alloc.id, alloc);
+      } catch (err) {
+        if (!isWeftError(err)) throw err;
+        const id = e.key.slice(e.key.lastIndexOf('/') + 1);
+        this.opts.logger.warn({ code: err.code, key: err.key, value: err.value }, `allocation ${id} skipped: ${err.message}`);
+        if (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id) && !this.tracked.has(id)) await this.report(id, { state: 'failed', restarts: 0, message: err.message });
+      }
+    }
+    const tasks = await this.opts.driver.list({ all: true, label: `${AGENT_LABELS.host}=${this.opts.host}` });
+    const byAlloc = new Map<string, TaskInfo>();
+    for (const task of tasks) {
+      const id = task.labels[AGENT_LABELS.alloc];
+      if (id !== undefined) byAlloc.set(id, task);
+    }
+    const work: Array<Promise<void>> = [];
+    for (const [id, alloc] of wanted) work.push(this.serial(id, () => this.ensure(alloc, byAlloc.get(id))));
+    for (const [id, task] of byAlloc) if (!wanted.has(id)) work.push(this.serial(id, () => this.retire(id, task)));
+    for (const id of this.tracked.keys()) if (!wanted.has(id) && !byAlloc.has(id)) work.push(this.serial(id, () => this.retire(id, undefined)));
+    await Promise.all(work);
+  }
+
+  private async ensure(alloc: Allocation, task: TaskInfo | undefined): Promise<void> {
+    const hash = specHash(alloc);
+    let t = this.tracked.get(alloc.id);
+    if (t !== undefined && t.hash === hash) {
+      t.alloc = alloc; // restart policy may have changed
+      return;
+    }
+    if (t === undefined) {
+      const previous = await getJSON<AllocStatus>(this.opts.client, allocStatusKey(this.opts.host, alloc.id)).catch(() => undefined);
+      const history = previous?.value.recentRestarts ?? [];
+      t = { alloc, hash, taskId: undefined, restarts: previous?.value.restarts ?? 0, history, timer: undefined, stopping: false, failed: false };
+      this.tracked.set(alloc.id, t);
+    }
+    if (task !== undefined && task.labels[AGENT_LABELS.specHash] === hash) {
+      t.taskId = task.id;
+      t.hash = hash;
+      if (task.running) {
+        this.opts.logger.info({ alloc: alloc.id, task: task.name }, 'adopted a running allocation');
+        await this.report(alloc.id, { state: 'running', restarts: t.restarts, containerId: task.id });
+      } else {
+        await this.exited(t, task.exitCode); // exited while no agent watched: the policy decides
+      }
+      return;
+    }
+    if (task !== undefined) {
+      this.opts.logger.info({ alloc: alloc.id }, 'allocation changed: replacing its task');
+      await this.stopTask(t, task);
+      t.restarts = 0;
+      t.history = [];
+    }
+    t.hash = hash;
+    t.alloc = alloc;
+    t.failed = false;
+    await this.launch(t);
+  }
+
+  private async launch(t: Tracked): Promise<void> {
+    await this.report(t.alloc.id, { state: 'pending', restarts: t.restarts });
+    try {
+      t.taskId = await runTask(this.opts.driver, taskSpec(t.alloc, { host: this.opts.host, hostAddress: this.opts.hostAddress }));
+      await this.report(t.alloc.id, { state: 'running', restarts: t.restarts, containerId: t.taskId });
+      this.opts.logger.info({ alloc: t.alloc.id, task: t.taskId }, 'allocation started');
+    } catch (err) {
+      t.failed = true;
+      this.opts.logger.error({ err, alloc: t.alloc.id }, 'allocation failed to start');
+      await this.report(t.alloc.id, { state: 'failed', restarts: t.restarts, message: (err as Error).message });
+    }
+  }
+
+  private async retire(id: string, task: TaskInfo | undefined): Promise<void> {
+    const t = this.tracked.get(id);
+    if (t !== undefined) {
+      t.stopping = true;
+      if (t.timer !== undefined) clearTimeout(t.timer);
+    }
+    if (task !== undefined) await this.stopTask(t, task);
+    this.tracked.delete(id);
+    await deleteKey(this.opts.client, allocStatusKey(this.opts.host, id));
+    this.opts.logger.info({ alloc: id }, 'allocation stopped and removed');
+  }
+
+  private async stopTask(t: Tracked | undefined, task: TaskInfo): Promise<void> {
+    if (t !== undefined) t.stopping = true;
+    try {
+      if (task.running) await this.opts.registrar.drainAndStop(task.id, this.opts.stopDeadlineMs);
+      await this.opts.driver.remove(task.id, { force: true });
+    } finally {
+      if (t !== undefined) {
+        t.stopping = false;
+        t.taskId = undefined;
+      }
+    }
+  }
+
+  private async onDriverEvent(e: DriverEvent): Promise<void> {
+    if (e.type !== 'die' || this.closed) return;
+    const id = e.labels[AGENT_LABELS.alloc];
+    if (id === undefined || e.labels[AGENT_LABELS.host] !== this.opts.host) return;
+    await this.serial(id, async () => {
+      const t = this.tracked.get(id);
+      if (t === undefined || t.stopping || t.taskId !== e.id) return;
+      await this.exited(t, e.exitCode);
+    }).catch((err) => this.opts.logger.error({ err, alloc: id }, 'could not handle an exit'));
+  }
+
+  private async exited(t: Tracked, exitCode: number | undefined): Promise<void> {
+    const now = Date.now();
+    const decision = decideRestart(t.alloc.restart, t.history, now);
+    const code = exitCode === undefined ? {} : { exitCode };
+    if (decision.action === 'fail') {
+      t.failed = true;
+      this.opts.logger.warn({ alloc: t.alloc.id, exitCode }, `allocation failed: ${decision.reason}`);
+      await this.report(t.alloc.id, { state: 'failed', restarts: t.restarts, ...code, ...(t.taskId === undefined ? {} : { containerId: t.taskId }), message: decision.reason });
+      return;
+    }
+    this.opts.logger.info({ alloc: t.alloc.id, exitCode, delayMs: decision.delayMs }, 'allocation exited; restarting per its policy');
+    await this.report(t.alloc.id, { state: 'pending', restarts: t.restarts, ...code, ...(t.taskId === undefined ? {} : { containerId: t.taskId }) });
+    t.timer = setTimeout(() => {
+      t.timer = undefined;
+      void this.serial(t.alloc.id, async () => {
+        if (this.closed || t.stopping || this.tracked.get(t.alloc.id) !== t || t.taskId === undefined) return;
+        t.history.push(Date.now());
+        t.restarts++;
+        try {
+          await this.opts.driver.start(t.taskId); // same container: its id and logs survive the restart
+          await this.report(t.alloc.id, { state: 'running', restarts: t.restarts, ...code, containerId: t.taskId });
+        } catch (err) {
+          t.failed = true;
+          await this.report(t.alloc.id, { state: 'failed', restarts: t.restarts, ...code, message: (err as Error).message });
+        }
+      });
+    }, decision.delayMs);
+  }
+
+  private async report(id: string, status: Omit<AllocStatus, 'id' | 'updatedAt'>): Promise<void> {
+    const t = this.tracked.get(id);
+    const now = Date.now();
+    const recent = t === undefined ? [] : t.history.filter((at) => at > now - t.alloc.restart.interval);
+    const doc: AllocStatus = { id, ...status, ...(recent.length === 0 ? {} : { recentRestarts: recent }), updatedAt: new Date(now).toISOString() };
+    try {
+      await putJSON(this.opts.client, allocStatusKey(this.opts.host, id), doc);
+    } catch (err) {
+      this.opts.logger.warn({ err, alloc: id }, 'could not report allocation status');
+    }
+  }
+
+  private serial(id: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.queues.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.queues.set(id, tail);
+    return next;
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Certificates for the host's local services, handed to the host proxy per
+ * src/contracts/host-proxy.ts:
+ *
+ *   local services (from the registrar) ─▶ per new service: P-256 key here ─▶ CSR ─▶ CsrSigner
+ *        ─▶ <dataDir>/proxy/identities/<service>/{key,cert,bundle}.pem ─▶ LeafRenewer (60-90% of life)
+ *   and  <dataDir>/proxy/local.json: every service with its outbound port (stable across restarts)
+ *
+ * Keys never leave the host; only CSRs go to the signer. A service that stops
+ * running here keeps its files and port (it may come back), but its renewer stops.
+ */
+import { X509Certificate } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { IssuedLeaf } from '../certs/ca.js';
+import { obtainIdentity } from '../certs/identity.js';
+import { LeafRenewer, RENEW_FROM } from '../certs/renewal.js';
+import { spiffeId } from '../certs/spiffe-id.js';
+import { readIdentityFiles, writeIdentityFiles } from '../certs/store.js';
+import { spiffeIdOf } from '../certs/verify.js';
+import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, HOST_PROXY_LOCAL_FILE, type HostProxyLocal } from '../src/contracts/host-proxy.js';
+import { WeftError } from '../src/errors.js';
+import type { Logger } from '../src/log.js';
+
+/**
+ * The port to whatever signs CSRs: the scheduler's API in a cluster; a local
+ * CA directory on a single machine (local-signer.ts).
+ */
+export interface CsrSigner {
+  /** Signs a CSR for `service`'s SPIFFE ID; throws WEFT_ERR_CSR_* or WEFT_ERR_CSR_SIGNER. */
+  sign(csrPem: string, service: string): Promise<IssuedLeaf>;
+  /** The trust bundle (root certificates, PEM). */
+  bundlePem(): Promise<string>;
+  readonly trustDomain: string;
+}
+
+export interface IdentityManagerOptions {
+  dataDir: string;
+  host: string;
+  namespace: string;
+  signer: CsrSigner;
+  outboundPortBase: number;
+  logger: Logger;
+}
+
+/** Keeps identities and local.json in step with the services running here. */
+export class IdentityManager {
+  private readonly opts: IdentityManagerOptions;
+  private readonly renewers = new Map<string, LeafRenewer>();
+  private doc: HostProxyLocal;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(opts: IdentityManagerOptions) {
+    this.opts = opts;
+    this.doc = this.readLocal() ?? { host: opts.host, generation: 0, services: [] };
+  }
+
+  /** `<dataDir>/proxy`. */
+  get proxyDir(): string {
+    return join(this.opts.dataDir, HOST_PROXY_DIR);
+  }
+
+  /** The document last written. */
+  local(): HostProxyLocal {
+    return this.doc;
+  }
+
+  /** Ensures an identity and an outbound port for each service; stops renewing the others. Serialised. */
+  update(services: readonly string[]): Promise<void> {
+    const wanted = [...new Set(services)].sort();
+    this.chain = this.chain.then(() => this.apply(wanted)).catch((err) => this.opts.logger.error({ err }, 'could not update local identities'));
+    return this.chain;
+  }
+
+  /** Stops every renewer (the files stay for the proxy). */
+  stop(): void {
+    for (const r of this.renewers.values()) r.stop();
+    this.renewers.clear();
+  }
+
+  private async apply(wanted: string[]): Promise<void> {
+    const missing = wanted.filter((s) => !this.renewers.has(s));
+    await Promise.all(missing.map((s) => this.issue(s)));
+    for (const [service, renewer] of this.renewers) {
+      if (!wanted.includes(service)) {
+        renewer.stop();
+        this.renewers.delete(service);
+      }
+    }
+    const known = new Map(this.doc.services.map((s) => [s.service, s.outboundPort]));
+    const used = new Set(known.values());
+    let next = this.opts.outboundPortBase;
+    let changed = false;
+    for (const service of wanted) {
+      if (known.has(service)) continue;
+      while (used.has(next)) next++;
+      known.set(service, next);
+      used.add(next);
+      changed = true;
+    }
+    if (!changed && this.doc.host === this.opts.host) return;
+    this.doc = {
+      host: this.opts.host,
+      generation: this.doc.generation + 1,
+      services: [...known].map(([service, outboundPort]) => ({ service, outboundPort })).sort((a, b) => a.outboundPort - b.outboundPort),
+    };
+    this.writeLocal(this.doc);
+  }
+
+  private async issue(service: string): Promise<void> {
+    const dir = join(this.proxyDir, HOST_PROXY_IDENTITIES_DIR, service);
+    const install = async () => {
+      const id = spiffeId(this.opts.signer.trustDomain, this.opts.namespace, service);
+      const identity = await obtainIdentity(id, (csr) => this.opts.signer.sign(csr, service), await this.opts.signer.bundlePem());
+      writeIdentityFiles(dir, identity);
+      return { notBefore: identity.leaf.notBefore, notAfter: identity.leaf.notAfter };
+    };
+    try {
+      const validity = this.reusable(dir) ?? (await install());
+      const renewer = new LeafRenewer({
+        current: validity,
+        renew: install,
+        onError: (err) => this.opts.logger.warn({ err, service }, 'certificate renewal failed; retrying with backoff'),
+      });
+      renewer.start();
+      this.renewers.set(service, renewer);
+      this.opts.logger.info({ service, notAfter: validity.notAfter.toISOString() }, 'mesh identity ready');
+    } catch (err) {
+      throw new WeftError('WEFT_ERR_CSR_SIGNER', `could not obtain a certificate for ${service}: ${(err as Error).message}`, { key: 'service', value: service, cause: err });
+    }
+  }
+
+  /**
+   * An identity left by a previous agent, when it is for this trust domain and
+   * not yet due for renewal: an agent restart must not re-key every service.
+   */
+  private reusable(dir: string): { notBefore: Date; notAfter: Date } | undefined {
+    try {
+      readIdentityFiles(dir); // key present, 0600, readable
+      const cert = new X509Certificate(readFileSync(join(dir, 'cert.pem')));
+      spiffeIdOf(cert, { trustDomain: this.opts.signer.trustDomain });
+      const validity = { notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) };
+      const lifetime = validity.notAfter.getTime() - validity.notBefore.getTime();
+      return Date.now() < validity.notBefore.getTime() + lifetime * RENEW_FROM ? validity : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private readLocal(): HostProxyLocal | undefined {
+    try {
+      return JSON.parse(readFileSync(join(this.proxyDir, HOST_PROXY_LOCAL_FILE), 'utf8')) as HostProxyLocal;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private writeLocal(doc: HostProxyLocal): void {
+    mkdirSync(this.proxyDir, { recursive: true, mode: 0o700 });
+    const path = join(this.proxyDir, HOST_PROXY_LOCAL_FILE);
+    const tmp = `${path}.tmp-${process.pid}`;
+    writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`);
+    renameSync(tmp, path); // the proxy polls this file: it must never see half of it
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The host in Consul: one `weft-agent` service per host (ID `weft-agent-<host>`)
+ * whose Meta carries the capacity and attributes the scheduler places by, and
+ * whose TTL check is the node heartbeat: the agent passes it every third of
+ * the TTL, so a dead agent's host turns critical within one TTL and the
+ * scheduler stops placing there. Meta keys: `weft_host`, `weft_cpu`
+ * (millicores), `weft_memory` (MiB), `weft_driver`, `weft_version`, and
+ * `weft_attr_<name>` per attribute.
+ */
+import { cpus, totalmem } from 'node:os';
+import type { DiscoveryClient } from '../discovery/client.js';
+import { formatDuration } from '../src/duration.js';
+import type { Logger } from '../src/log.js';
+import { VERSION } from '../src/version.js';
+
+/** The Consul service name of host agents. */
+export const AGENT_SERVICE = 'weft-agent';
+/** Meta key prefix of node attributes. */
+export const ATTR_META_PREFIX = 'weft_attr_';
+
+export interface NodeOptions {
+  client: DiscoveryClient;
+  host: string;
+  address: string;
+  /** Millicores; 0 = detect. */
+  cpu: number;
+  /** MiB; 0 = detect. */
+  memory: number;
+  attributes: Readonly<Record<string, string>>;
+  driver: string;
+  ttlMs: number;
+  logger: Logger;
+}
+
+/** The service ID of a host's agent. */
+export function agentServiceId(host: string): string {
+  return `${AGENT_SERVICE}-${host}`;
+}
+
+/** Capacity with detection applied. */
+export function detectCapacity(cpu: number, memory: number): { cpu: number; memory: number } {
+  return { cpu: cpu > 0 ? cpu : cpus().length * 1000, memory: memory > 0 ? memory : Math.floor(totalmem() / 1024 / 1024) };
+}
+
+/** Registers the host and keeps its heartbeat passing until stop(). */
+export class NodeHeartbeat {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly opts: NodeOptions;
+
+  constructor(opts: NodeOptions) {
+    this.opts = opts;
+  }
+
+  get checkId(): string {
+    return `service:${agentServiceId(this.opts.host)}:ttl`;
+  }
+
+  async start(): Promise<void> {
+    const { client, host } = this.opts;
+    const capacity = detectCapacity(this.opts.cpu, this.opts.memory);
+    const meta: Record<string, string> = {
+      weft_host: host,
+      weft_cpu: String(capacity.cpu),
+      weft_memory: String(capacity.memory),
+      weft_driver: this.opts.driver,
+      weft_version: VERSION,
+    };
+    for (const [k, v] of Object.entries(this.opts.attributes)) meta[`${ATTR_META_PREFIX}${k}`] = v;
+    await client.call('agent.service.register', (c) =>
+      c.agent.service.register({
+        id: agentServiceId(host),
+        name: AGENT_SERVICE,
+        address: this.opts.address,
+        tags: ['weft'],
+        meta,
+        checks: [{ checkid: this.checkId, name: `${AGENT_SERVICE} heartbeat ${host}`, ttl: formatDuration(this.opts.ttlMs), timeout: '1s', deregistercriticalserviceafter: '72h' }],
+      }),
+    );
+    await this.beat();
+    this.timer = setInterval(() => void this.beat(), Math.max(100, Math.floor(this.opts.ttlMs / 3)));
+    this.timer.unref();
+    this.opts.logger.info({ host, ...capacity, attributes: this.opts.attributes }, 'registered weft-agent');
+  }
+
+  /** Stops beating. `deregister` removes the host (a clean shutdown); otherwise it goes critical after the TTL. */
+  async stop(opts: { deregister?: boolean } = {}): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    if (opts.deregister) await this.opts.client.call('agent.service.deregister', (c) => c.agent.service.deregister(agentServiceId(this.opts.host)));
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      await this.opts.client.call('agent.check.pass', (c) => c.agent.check.pass({ id: this.checkId, note: `alive ${new Date().toISOString()}` }));
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'heartbeat failed; retrying at the next beat');
+    }
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Keeps this host's `weft proxy` running. The proxy is started detached (its
+ * own session, output to `<stateDir>/proxy.log`) and recorded in
+ * `<stateDir>/proxy.pid` with its /proc start time, so a restarted agent finds
+ * and adopts the same proxy instead of starting a second one: restarting the
+ * agent never interrupts traffic. A proxy that dies is restarted with backoff
+ * (1 s doubling to 30 s; reset once it has stayed up for a minute).
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../src/log.js';
+
+export interface ProxySupervisorOptions {
+  /** argv of the proxy, e.g. [process.execPath, 'bin/weft.js', 'proxy', ...]. */
+  command: readonly string[];
+  env: NodeJS.ProcessEnv;
+  /** Holds proxy.pid and proxy.log. */
+  stateDir: string;
+  logger: Logger;
+  pollMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  /** Uptime after which the backoff resets. */
+  stableMs?: number;
+}
+
+interface PidRecord {
+  pid: number;
+  procStart: string | undefined;
+}
+
+/** Starts, adopts and restarts the host proxy. */
+export class ProxySupervisor {
+  private readonly opts: Required<ProxySupervisorOptions>;
+  private current: PidRecord | undefined;
+  private startedAt = 0;
+  private failures = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private restartAt = 0;
+  private running = false;
+  /** How many times the proxy was (re)started by this supervisor. */
+  starts = 0;
+
+  constructor(opts: ProxySupervisorOptions) {
+    this.opts = { pollMs: 500, backoffBaseMs: 1000, backoffMaxMs: 30_000, stableMs: 60_000, ...opts };
+    mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
+  }
+
+  /** The proxy's pid while it runs. */
+  get pid(): number | undefined {
+    return this.current !== undefined && isAlive(this.current) ? this.current.pid : undefined;
+  }
+
+  /** Adopts a running proxy or starts one, then watches it. */
+  start(): void {
+    this.running = true;
+    const recorded = this.readPid();
+    if (recorded !== undefined && isAlive(recorded)) {
+      this.current = recorded;
+      this.startedAt = Date.now();
+      this.opts.logger.info({ pid: recorded.pid }, 'adopted the running weft proxy');
+    } else {
+      this.spawn();
+    }
+    this.timer = setInterval(() => this.check(), this.opts.pollMs);
+    this.timer.unref();
+  }
+
+  /** Stops supervising. The proxy keeps running unless `stopProxy` (then SIGTERM: it drains itself). */
+  stop(opts: { stopProxy?: boolean } = {}): void {
+    this.running = false;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    if (opts.stopProxy && this.current !== undefined && isAlive(this.current)) {
+      process.kill(this.current.pid, 'SIGTERM');
+      rmSync(this.pidPath(), { force: true });
+    }
+  }
+
+  private check(): void {
+    if (!this.running) return;
+    if (this.current !== undefined && isAlive(this.current)) {
+      if (this.failures > 0 && Date.now() - this.startedAt > this.opts.stableMs) this.failures = 0;
+      return;
+    }
+    const now = Date.now();
+    if (this.restartAt === 0) {
+      this.failures++;
+      const delay = Math.min(this.opts.backoffBaseMs * 2 ** (this.failures - 1), this.opts.backoffMaxMs);
+      this.restartAt = now + delay;
+      this.opts.logger.warn({ pid: this.current?.pid, restartInMs: delay, log: this.logPath() }, 'weft proxy exited; restarting with backoff');
+      this.current = undefined;
+    }
+    if (now >= this.restartAt) {
+      this.restartAt = 0;
+      this.spawn();
+    }
+  }
+
+  private spawn(): void {
+    const log = openSync(this.logPath(), 'a');
+    try {
+      const [cmd, ...args] = this.opts.command;
+      const child = spawn(cmd!, args, { env: this.opts.env, stdio: ['ignore', log, log], detached: true });
+      child.on('error', (err) => this.opts.logger.error({ err }, 'could not start weft proxy'));
+      child.unref();
+      if (child.pid === undefined) return;
+      this.current = { pid: child.pid, procStart: procStart(child.pid) };
+      this.startedAt = Date.now();
+      this.starts++;
+      writeFileSync(this.pidPath(), JSON.stringify(this.current));
+      this.opts.logger.info({ pid: child.pid }, 'started weft proxy');
+    } finally {
+      closeSync(log);
+    }
+  }
+
+  private readPid(): PidRecord | undefined {
+    try {
+      return JSON.parse(readFileSync(this.pidPath(), 'utf8')) as PidRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private pidPath(): string {
+    return join(this.opts.stateDir, 'proxy.pid');
+  }
+
+  private logPath(): string {
+    return join(this.opts.stateDir, 'proxy.log');
+  }
+}
+
+function isAlive(rec: PidRecord): boolean {
+  const now = procStart(rec.pid);
+  if (now === undefined || now === 'Z') return false;
+  return rec.procStart === undefined || now === rec.procStart; // a reused pid is not our proxy
+}
+
+/** /proc/<pid>/stat start time, 'Z' for a zombie, undefined when there is no such process. */
+function procStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' ? 'Z' : fields[19];
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * `weft agent`: the per-host agent (agent/README.md). Runs until SIGTERM or
+ * SIGINT, then stops its own loops only: containers, their registrations and
+ * the host proxy keep running, and the next agent adopts them.
+ */
+import type { Command } from 'commander';
+import { HostAgent } from '../../agent/agent.js';
+import { invalid } from '../errors.js';
+import { createLogger } from '../log.js';
+import { configFrom } from './flags.js';
+
+interface AgentFlags {
+  driver?: string;
+  address?: string;
+  cpu?: string;
+  memory?: string;
+  attr?: string[];
+  proxy?: boolean;
+  leave?: boolean;
+}
+
+/** Adds the agent subcommand to the program. */
+export function registerAgentCommand(program: Command): void {
+  program
+    .command('agent')
+    .description("the host agent: runs this host's containers, registers them by label, supervises the proxy")
+    .option('--driver <name>', 'auto|docker|process (default auto: docker when its daemon answers)')
+    .option('--address <addr>', "this host's address, where its instances are reached (default 127.0.0.1)")
+    .option('--cpu <millicores>', 'CPU capacity offered to the scheduler (default: cores x 1000)')
+    .option('--memory <MiB>', 'memory capacity offered to the scheduler (default: total memory)')
+    .option('--attr <key=value>', 'a node attribute for placement (zone, rack, ...); repeatable', (v: string, all: string[] = []) => [...all, v])
+    .option('--no-proxy', 'do not start and supervise weft proxy')
+    .option('--leave', 'on shutdown, also deregister this host (weft-agent) from Consul')
+    .action(async (opts: AgentFlags, cmd: Command) => {
+      const extra: Record<string, [unknown, string]> = {
+        'agent.driver': [opts.driver, '--driver'],
+        'agent.address': [opts.address, '--address'],
+        'agent.cpu': [opts.cpu, '--cpu'],
+        'agent.memory': [opts.memory, '--memory'],
+        'agent.superviseProxy': [opts.proxy === false ? false : undefined, '--no-proxy'],
+      };
+      for (const kv of opts.attr ?? []) {
+        const eq = kv.indexOf('=');
+        if (eq <= 0) throw invalid('WEFT_ERR_CONFIG_INVALID', '--attr', kv, 'must be key=value');
+        extra[`agent.attributes.${kv.slice(0, eq)}`] = [kv.slice(eq + 1), '--attr'];
+      }
+      const config = configFrom(cmd, extra);
+      const logger = createLogger({ level: config.log.level, format: config.log.format, name: 'agent' });
+      const agent = await HostAgent.start({ config, logger });
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string): void => {
+          logger.info({ signal }, 'stopping the agent; workloads and the proxy keep running');
+          process.once('SIGINT', () => process.exit(130));
+          process.once('SIGTERM', () => process.exit(143));
+          void agent.close({ deregisterNode: opts.leave === true }).then(resolve);
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+      logger.info('stopped');
+    });
+}
