@@ -389,7 +389,10 @@ function decodeCheck(pick: Pick, port: number | undefined, errors: WeftError[]):
 
   const interval = decodeDuration(pick('weft.check.interval'), LABEL_DEFAULTS.intervalMs, MIN_INTERVAL_MS, MAX_INTERVAL_MS, errors);
   const timeoutLabel = pick('weft.check.timeout');
-  const timeout = decodeDuration(timeoutLabel, LABEL_DEFAULTS.timeoutMs, 1, MAX_INTERVAL_MS, errors);
+  // An unset timeout follows a short interval down (interval 1s -> timeout 1s), so
+  // setting only the interval never turns the default timeout into an error.
+  const defaultTimeout = Math.min(LABEL_DEFAULTS.timeoutMs, interval ?? LABEL_DEFAULTS.timeoutMs);
+  const timeout = decodeDuration(timeoutLabel, defaultTimeout, 1, MAX_INTERVAL_MS, errors);
   if (interval !== undefined && timeout !== undefined && timeout > interval) {
     const key = timeoutLabel?.key ?? 'weft.check.timeout';
     errors.push(bad(key, timeoutLabel?.value ?? formatDuration(timeout), `must not exceed the check interval (${formatDuration(interval)})`));

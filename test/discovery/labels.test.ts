@@ -27,6 +27,11 @@ interface GoodCase {
 
 const good: GoodCase[] = [
   {
+    name: 'a short interval alone pulls the default timeout down with it',
+    labels: { 'weft.service': 'api', 'weft.port': '8080', 'weft.check.interval': '1s' },
+    want: { ...reg({ service: 'api', port: 8080 }), check: { ...reg({ service: 'api', port: 8080 }).check, intervalMs: 1000, timeoutMs: 1000 } },
+  },
+  {
     name: 'minimal weft labels get every default, a TCP check on the port included',
     labels: { 'weft.service': 'api', 'weft.port': '8080' },
     want: reg({ service: 'api', port: 8080 }),
