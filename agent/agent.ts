@@ -15,6 +15,7 @@ import { DockerDriver } from './drivers/docker.js';
 import { ProcessDriver } from './drivers/process.js';
 import { type CsrSigner, IdentityManager } from './identities.js';
 import { localCaSigner } from './local-signer.js';
+import { apiSecretSource, type SecretSource } from './scheduler-secrets.js';
 import { NodeHeartbeat } from './node.js';
 import { ProxySupervisor } from './proxy-supervisor.js';
 import { Registrar } from './registrar.js';
@@ -25,6 +26,8 @@ export interface HostAgentOptions {
   logger: Logger;
   /** Overrides the configured driver (tests). */
   driver?: Driver;
+  /** Secret values for allocations; default: the scheduler API at client.address when client.token (WEFT_TOKEN, the host's agent token) is set. */
+  secrets?: SecretSource;
   /** Overrides the local-CA signer; `null` runs without identities. */
   signer?: CsrSigner | null;
   /** argv of `weft proxy` (default: this node binary running bin/weft.js proxy). */
@@ -108,6 +111,7 @@ export class HostAgent {
       hostAddress: a.address,
       logger,
       stopDeadlineMs: a.stopDeadlineMs,
+      secrets: opts.secrets ?? (config.client.token === undefined ? undefined : apiSecretSource(config.client.address, config.client.token)),
       ...(opts.watchWaitMs === undefined ? {} : { watchWaitMs: opts.watchWaitMs }),
     });
     await allocations.start();

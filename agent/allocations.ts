@@ -22,6 +22,7 @@ import { parseAllocation, specHash, taskSpec } from './alloc-spec.js';
 import { AGENT_LABELS, type Driver, type DriverEvent, runTask, type TaskInfo } from './driver.js';
 import type { Registrar } from './registrar.js';
 import { decideRestart } from './restart-policy.js';
+import type { SecretSource } from './scheduler-secrets.js';
 
 export interface AllocRunnerOptions {
   driver: Driver;
@@ -34,6 +35,8 @@ export interface AllocRunnerOptions {
   stopDeadlineMs?: number;
   /** Blocking query wait (tests lower it). */
   watchWaitMs?: number;
+  /** Where secret values come from (the scheduler API); without it, an allocation naming secrets fails to start. */
+  secrets?: SecretSource | undefined;
 }
 
 interface Tracked {
@@ -156,7 +159,9 @@ export class AllocRunner {
   private async launch(t: Tracked): Promise<void> {
     await this.report(t.alloc.id, { state: 'pending', restarts: t.restarts });
     try {
-      t.taskId = await runTask(this.opts.driver, taskSpec(t.alloc, { host: this.opts.host, hostAddress: this.opts.hostAddress }));
+      const spec = taskSpec(t.alloc, { host: this.opts.host, hostAddress: this.opts.hostAddress });
+      if ((t.alloc.secrets?.length ?? 0) > 0) Object.assign(spec.env, await this.secretEnv(t.alloc));
+      t.taskId = await runTask(this.opts.driver, spec);
       await this.report(t.alloc.id, { state: 'running', restarts: t.restarts, containerId: t.taskId });
       this.opts.logger.info({ alloc: t.alloc.id, task: t.taskId }, 'allocation started');
     } catch (err) {
@@ -164,6 +169,20 @@ export class AllocRunner {
       this.opts.logger.error({ err, alloc: t.alloc.id }, 'allocation failed to start');
       await this.report(t.alloc.id, { state: 'failed', restarts: t.restarts, message: (err as Error).message });
     }
+  }
+
+  /** Env entries for the allocation's secrets (file secrets are not supported yet and fail the start). */
+  private async secretEnv(alloc: Allocation): Promise<Record<string, string>> {
+    if (this.opts.secrets === undefined) throw new Error(`allocation ${alloc.id} names secrets but this agent has no scheduler API token (WEFT_TOKEN)`);
+    const values = await this.opts.secrets(this.opts.host, alloc.id);
+    const env: Record<string, string> = {};
+    for (const ref of alloc.secrets ?? []) {
+      const value = values.get(ref.name);
+      if (value === undefined) throw new Error(`allocation ${alloc.id}: secret ${ref.name} not returned by the scheduler`);
+      if (ref.file !== undefined) throw new Error(`allocation ${alloc.id}: secret files are not supported yet (secret ${ref.name})`);
+      if (ref.env !== undefined) env[ref.env] = value;
+    }
+    return env;
   }
 
   private async retire(id: string, task: TaskInfo | undefined): Promise<void> {

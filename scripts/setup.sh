@@ -31,3 +31,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+# The CLI bundle bin/weft.js runs (dist/, git-ignored): rebuilt when any source
+# changed since the last build. Without it bin/weft.js runs the sources through tsx.
+node scripts/build.mjs --if-stale

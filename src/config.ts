@@ -12,6 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import {
   ENV_CONSUL_HTTP_ADDR,
   ENV_CONSUL_HTTP_TOKEN,
+  ENV_WEFT_ADDR,
   ENV_WEFT_CONFIG,
   ENV_WEFT_DATA_DIR,
   ENV_WEFT_DATACENTER,
@@ -20,6 +21,7 @@ import {
   ENV_WEFT_LOG_FORMAT,
   ENV_WEFT_LOG_LEVEL,
   ENV_WEFT_NODE_NAME,
+  ENV_WEFT_TOKEN,
 } from './env.js';
 import { WeftError } from './errors.js';
 
@@ -90,6 +92,22 @@ export const ConfigSchema = Type.Object(
         dynamicPortMax: { ...Port, default: 32000 },
         /** Reconcile at least this often even when no watch fired. */
         reconcileIntervalMs: Type.Integer({ minimum: 100, default: 10_000 }),
+        /** The API's operator token; default: <dataDir>/scheduler/token (0600), created on first start. */
+        token: Type.Optional(Type.String({ minLength: 16 })),
+        /** TTL of the leader's session on weft/leader: a standby takes over within about this long after the leader dies. */
+        leaderTtlMs: Type.Integer({ minimum: 50, default: 10_000 }),
+        /** Register `weft-scheduler` in Consul (with an HTTP check of /v1/health). */
+        register: Type.Boolean({ default: true }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    /** The CLI's scheduler client (`weft deploy`, `status`, `scale`, ...). */
+    client: Type.Object(
+      {
+        /** The scheduler API: `http(s)://host:port` or `host:port`. */
+        address: Type.String({ pattern: '^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$', default: 'http://127.0.0.1:7400' }),
+        /** Bearer token; else `<dataDir>/scheduler/token` when it exists (on the scheduler's machine). */
+        token: Type.Optional(Type.String({ minLength: 1 })),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -184,6 +202,8 @@ const ENV_MAP: ReadonlyArray<readonly [string, string]> = [
   [ENV_WEFT_LOG_FORMAT, 'log.format'],
   [ENV_WEFT_DEV_CONSUL_BIND, 'devConsul.bind'],
   [ENV_WEFT_DEV_CONSUL_PORT, 'devConsul.port'],
+  [ENV_WEFT_ADDR, 'client.address'],
+  [ENV_WEFT_TOKEN, 'client.token'],
 ];
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false });

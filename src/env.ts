@@ -23,6 +23,10 @@ export const ENV_WEFT_DEV_CONSUL_PORT = 'WEFT_DEV_CONSUL_PORT';
 export const ENV_WEFT_NODE_NAME = 'WEFT_NODE_NAME';
 /** Datacenter name. */
 export const ENV_WEFT_DATACENTER = 'WEFT_DATACENTER';
+/** The scheduler API the CLI talks to (`weft deploy`, `status`, ...): a URL or `host:port`. */
+export const ENV_WEFT_ADDR = 'WEFT_ADDR';
+/** The scheduler API's bearer token for the CLI; never pass it as a flag in scripts (it shows in `ps`). */
+export const ENV_WEFT_TOKEN = 'WEFT_TOKEN';
 
 /** All of the above, for docs and for the config loader. */
 export const ALL_ENV = [
@@ -36,4 +40,6 @@ export const ALL_ENV = [
   ENV_WEFT_DEV_CONSUL_PORT,
   ENV_WEFT_NODE_NAME,
   ENV_WEFT_DATACENTER,
+  ENV_WEFT_ADDR,
+  ENV_WEFT_TOKEN,
 ] as const;

@@ -53,9 +53,21 @@ export const ERROR_CODES = {
   WEFT_ERR_SECRET_NOT_FOUND: { status: 404, meaning: 'No secret by that name is stored.' },
   WEFT_ERR_SECRET_KEY: { status: 500, meaning: "The scheduler's secrets key file cannot be read or created, is readable by others, or does not decrypt a stored secret." },
   WEFT_ERR_JOB_NOT_FOUND: { status: 404, meaning: 'No job by that name is registered with the scheduler.' },
+  WEFT_ERR_API_UNAUTHORIZED: { status: 401, meaning: 'A scheduler API call came without a bearer token, or with a token the scheduler does not know (Authorization: Bearer <token>).' },
+  WEFT_ERR_API_FORBIDDEN: { status: 403, meaning: "A host's agent token called a route or named a host it may not (agent tokens only sign CSRs and read secrets for their own host)." },
+  WEFT_ERR_API_REQUEST_INVALID: { status: 400, meaning: 'A scheduler API request breaks the route schema (body, parameters or query); key names the field.' },
+  WEFT_ERR_API_NOT_FOUND: { status: 404, meaning: 'The scheduler API has no such route, or no such group, version, node, split or intention.' },
+  WEFT_ERR_API_INTERNAL: { status: 500, meaning: 'The scheduler API failed on an unexpected error; the scheduler log has the details.' },
+  WEFT_ERR_SCHEDULER_TOKEN: { status: 500, meaning: "The scheduler's API token file <dataDir>/scheduler/token cannot be read or created, or is readable by others." },
   WEFT_ERR_DEV_CONSUL_BAD_REQUEST: { status: 400, meaning: 'The dev Consul agent rejected a request (bad JSON, missing field).' },
   WEFT_ERR_DEV_CONSUL_NOT_FOUND: { status: 404, meaning: 'The dev Consul agent has no such service, check or session.' },
   WEFT_ERR_DEV_CONSUL_DATA_DIR: { status: 500, meaning: 'The dev Consul agent cannot read or write its data directory.' },
+  WEFT_ERR_ARGUMENT_INVALID: { status: 400, meaning: 'A command-line argument is invalid (a count that is not a number, a split weight such as v1=abc, an empty secret); the message names the argument and its value.' },
+  WEFT_ERR_SCHEDULER_UNREACHABLE: { status: 503, meaning: 'The CLI could not reach the scheduler API at its address (connection refused, unknown host or timeout); the message names the address (--addr, WEFT_ADDR, client.address).' },
+  WEFT_ERR_SCHEDULER_RESPONSE: { status: 502, meaning: "The scheduler API answered something the CLI cannot read (not JSON, or not the contract's shape), or an error code this CLI does not know." },
+  WEFT_ERR_DEPLOY_TIMEOUT: { status: 504, meaning: 'weft deploy stopped waiting: the deployment was neither healthy nor failed within --timeout (it keeps rolling out; weft status shows it).' },
+  WEFT_ERR_DEPLOY_FAILED: { status: 500, meaning: "weft deploy watched the deployment fail (an allocation not healthy by its deadline, or placement failed); the message carries the scheduler's reason." },
+  WEFT_ERR_UP_START: { status: 500, meaning: 'weft up could not bring a piece up (dev Consul, CA, scheduler, agent, proxy): it exited or was not healthy in time; the message names the piece and its last log lines.' },
 } as const satisfies Record<string, { status: number; meaning: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

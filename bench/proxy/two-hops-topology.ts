@@ -5,6 +5,9 @@
  *   weft     wrk -> weft proxy h2 outbound (127.0.0.2) -mTLS-> weft proxy h3 inbound (127.0.0.3) -> app
  *   haproxy  wrk -> haproxy h2 (127.0.0.2)           -mTLS-> haproxy h3 (127.0.0.3, verify required) -> app
  *   direct   wrk -> app
+ *   floor    wrk -> bare-relay.mjs (127.0.0.2) -mTLS-> bare-relay.mjs (127.0.0.3) -> app
+ *            (Node's HTTP server and a keep-alive client, no weft code: what any
+ *            Node proxy costs; one pair per client kind asked for, node:http or undici)
  *
  * The app is HAProxy answering `http-request return` (nbthread 1): the
  * cheapest HTTP server on the machine, so neither topology is capped by it.
@@ -38,10 +41,15 @@ export interface Topology {
   readonly app: Endpoint;
   readonly weft: Endpoint;
   readonly haproxy: Endpoint;
+  /** The bare Node relays, by client kind. */
+  readonly floors: ReadonlyArray<{ readonly client: FloorClient; readonly endpoint: Endpoint }>;
   /** pids of the measured proxies (RSS). */
-  readonly pids: { weftOutbound: number; weftInbound: number; haproxyOutbound: number; haproxyInbound: number };
+  readonly pids: Record<string, number>;
   stopAll(): Promise<void>;
 }
+
+/** Which HTTP client a bare relay uses on its upstream leg. */
+export type FloorClient = 'node' | 'undici';
 
 /** A free port on `host`. */
 export function freePort(host: string): Promise<number> {
@@ -71,7 +79,7 @@ defaults
 `;
 
 /** Starts the app, both weft proxies (dev Consul in this process) and both HAProxies. */
-export async function startTopology(dir: string, opts: { log: (s: string) => void }): Promise<Topology> {
+export async function startTopology(dir: string, opts: { log: (s: string) => void; floors?: readonly FloorClient[] }): Promise<Topology> {
   const children: ChildProcess[] = [];
   let consul: DevConsul | undefined;
   const stopAll = async (): Promise<void> => {
@@ -171,6 +179,18 @@ export async function startTopology(dir: string, opts: { log: (s: string) => voi
     };
     const weftInbound = await weftProxy('h3', h3, '127.0.0.3', inboundPort);
     const weftOutbound = await weftProxy('h2', h2, '127.0.0.2', await freePort('127.0.0.2'));
+    const floors: Array<{ client: FloorClient; endpoint: Endpoint }> = [];
+    const floorPids: Record<string, number> = {};
+    for (const client of opts.floors ?? []) {
+      const inPort = await freePort('127.0.0.3');
+      const outPort = await freePort('127.0.0.2');
+      const relay = (mode: string, args: string[]): ChildProcess =>
+        run(`floor ${mode} ${client}`, process.execPath, [join(ROOT, 'bench/proxy/bare-relay.mjs'), mode, ...args, client]);
+      floorPids[`floorIn-${client}`] = relay('inbound', ['127.0.0.3', String(inPort), app.host, String(app.port), join(h3, 'proxy', 'identities', 'backend')]).pid!;
+      floorPids[`floorOut-${client}`] = relay('outbound', ['127.0.0.2', String(outPort), '127.0.0.3', String(inPort), join(h2, 'proxy', 'identities', 'frontend'), 'backend']).pid!;
+      floors.push({ client, endpoint: { host: '127.0.0.2', port: outPort } });
+      await waitFor(`http://127.0.0.2:${outPort}/`, 10_000);
+    }
     await waitFor(`http://${app.host}:${app.port}/`, 10_000);
     await waitFor(`http://${hap.host}:${hap.port}/`, 10_000);
     await waitFor(`http://${weft.host}:${weft.port}/`, 10_000, 'backend');
@@ -178,7 +198,8 @@ export async function startTopology(dir: string, opts: { log: (s: string) => voi
       app,
       weft,
       haproxy: hap,
-      pids: { weftOutbound: weftOutbound.pid!, weftInbound: weftInbound.pid!, haproxyOutbound: hapOutbound.pid!, haproxyInbound: hapInbound.pid! },
+      floors,
+      pids: { weftOutbound: weftOutbound.pid!, weftInbound: weftInbound.pid!, haproxyOutbound: hapOutbound.pid!, haproxyInbound: hapInbound.pid!, ...floorPids },
       stopAll,
     };
   } catch (err) {

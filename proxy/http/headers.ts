@@ -29,6 +29,13 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'upgrade',
 ]);
 
+/** True when a request carries a body at all (RFC 9112 6.3: Content-Length or Transfer-Encoding). */
+export function hasBody(req: IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const cl = req.headers['content-length'];
+  return cl !== undefined && cl !== '0';
+}
+
 /** Client-address headers an untrusted caller may not set (we overwrite or drop them). */
 export const FORWARDING_HEADERS: ReadonlySet<string> = new Set([
   'x-forwarded-for',
@@ -113,6 +120,28 @@ export function upstreamRequestHeaders(req: IncomingMessage, policy: CompiledReq
 /** The headers of an upstream response to pass to the client: end-to-end only. */
 export function downstreamResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   return copyEndToEnd(headers, HOP_BY_HOP);
+}
+
+/**
+ * The same for a response head as undici delivers it (raw name/value
+ * buffers): a flat [name, value, ...] list for `res.writeHead`, names lower
+ * case (as Node's own parser gives them), repeated headers kept in order.
+ */
+export function downstreamRawHeaders(raw: readonly Buffer[]): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    const value = raw[i + 1]!.toString('latin1');
+    if (name === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
+    if (HOP_BY_HOP.has(name)) continue;
+    out.push(name, value);
+  }
+  const nominated = connectionNominated(connection);
+  if (nominated === undefined) return out;
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) if (!nominated.has(out[i]!)) kept.push(out[i]!, out[i + 1]!);
+  return kept;
 }
 
 function copyEndToEnd(headers: IncomingHttpHeaders, skip: ReadonlySet<string>): OutgoingHttpHeaders {

@@ -3,22 +3,28 @@
  * destination come from the TLS connection (peer SPIFFE ID, SNI), both
  * resolved once per connection; then intentions, then the local instance
  * (`x-weft-instance` if the outbound side named one, which must be a local
- * instance of the SNI's service), then forwarding over a keep-alive pool.
+ * instance of the SNI's service), then forwarding over a keep-alive pool
+ * (undici, app-pools.ts; a request with `Expect` goes through node:http,
+ * which relays the app's 100 Continue or its early final answer, which
+ * undici does not support).
  *
  * X-Forwarded-*: the caller is a peer proxy that proved a mesh identity, and
  * its outbound side overwrote whatever its app claimed, so inbound appends
  * (trustForwarded). `x-weft-source` is always overwritten with the verified
  * SPIFFE ID: that one an app may rely on.
  */
-import { type Agent, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import { type Agent, type IncomingMessage, type OutgoingHttpHeaders, request, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { compileRequestPolicy, downstreamResponseHeaders, upstreamRequestHeaders } from '../http/headers.js';
+import type { Dispatcher } from 'undici';
+import { type ExchangeFailure, UpstreamExchange } from '../http/exchange.js';
+import { compileRequestPolicy, downstreamResponseHeaders, hasBody, upstreamRequestHeaders } from '../http/headers.js';
 import { rawReplyAndClose, replyWithReason } from '../http/reply.js';
 import type { ServerDrain } from '../http/drain.js';
 import { forwardUpgrade } from '../http/upgrade.js';
 import type { RouteMetrics } from '../metrics.js';
 import type { LocalInstance, PeerIdentity } from '../ports.js';
+import type { AppPools } from './app-pools.js';
 import { INSTANCE_HEADER, type ResolvedInboundOptions, SOURCE_HEADER } from './options.js';
 
 /** What a TLS connection fixes for all its requests. */
@@ -43,15 +49,18 @@ const NO_CONNECTION: Refusal = { status: 421, reason: 'weft: connection has no v
 export class InboundHandler {
   private readonly o: ResolvedInboundOptions;
   private readonly agent: Agent;
+  private readonly pools: AppPools;
   private readonly drain: ServerDrain;
   private readonly connections = new WeakMap<TLSSocket, Connection>();
   private readonly policy = compileRequestPolicy({ trustForwarded: true, proto: 'https', drop: [INSTANCE_HEADER, SOURCE_HEADER] });
   /** `address:port` -> service, to label the pool metrics. */
   readonly poolServices = new Map<string, string>();
 
-  constructor(o: ResolvedInboundOptions, agent: Agent, drain: ServerDrain) {
+  /** `agent` serves requests with `Expect`; `pools` every other one. */
+  constructor(o: ResolvedInboundOptions, agent: Agent, pools: AppPools, drain: ServerDrain) {
     this.o = o;
     this.agent = agent;
+    this.pools = pools;
     this.drain = drain;
   }
 
@@ -137,6 +146,10 @@ export class InboundHandler {
     const started = route.start();
     const headers = upstreamRequestHeaders(req, this.policy, conn.remote);
     headers[SOURCE_HEADER] = conn.peer.uri;
+    if (req.headers.expect === undefined) {
+      this.dispatch(req, res, inst, headers, route, started);
+      return;
+    }
     const up = request({ host: inst.address, port: inst.port, method: req.method, path: req.url, headers, agent: this.agent });
     res.once('close', () => {
       // 499 (nginx's "client closed request") when the caller left before any answer.
@@ -159,6 +172,31 @@ export class InboundHandler {
     if (req.headers.expect !== undefined) up.on('continue', () => res.writeContinue());
     req.on('error', () => up.destroy());
     req.pipe(up);
+  }
+
+  /** The usual path: over the instance's undici pool, the response relayed as it is parsed. */
+  private dispatch(req: IncomingMessage, res: ServerResponse, inst: LocalInstance, headers: OutgoingHttpHeaders, route: RouteMetrics, started: number): void {
+    const exchange = new UpstreamExchange((outcome: UpstreamExchange | ExchangeFailure) => {
+      if (outcome instanceof UpstreamExchange) {
+        outcome.pipeTo(res);
+        return;
+      }
+      if (outcome.kind === 'aborted' || outcome.kind === 'timeout') return;
+      const err = outcome.error as Error & { code?: string };
+      this.o.logger.debug({ err, instance: inst.id }, 'local instance did not answer');
+      replyWithReason(res, 502, `weft: WEFT_ERR_LOCAL_APP_UNAVAILABLE: local instance ${inst.id} did not answer (${err.code ?? err.message})`);
+    });
+    res.once('close', () => {
+      // 499 (nginx's "client closed request") when the caller left before any answer.
+      route.end(started, res.headersSent ? res.statusCode : 499);
+      if (!res.writableFinished) exchange.cancel('aborted', 'the caller left');
+    });
+    const options = { path: req.url ?? '/', method: req.method ?? 'GET', headers, body: hasBody(req) ? req : null, headersTimeout: 0, bodyTimeout: 0 };
+    try {
+      this.pools.get(inst.address, inst.port, inst.service).dispatch(options as Dispatcher.DispatchOptions, exchange as unknown as Dispatcher.DispatchHandler);
+    } catch (err) {
+      exchange.onError(err as Error);
+    }
   }
 
   /** Cached per connection: a connection nearly always talks to one instance. */

@@ -33,7 +33,7 @@ export interface InboundOptions {
   limits?: Partial<HttpLimits>;
   /** Time the local app has to answer a WebSocket/Upgrade handshake. Default 10 s. */
   upgradeTimeoutMs?: number;
-  /** Idle keep-alive connections kept per local instance. Default 64. */
+  /** Idle keep-alive connections kept per local instance for requests with Expect (the others use undici pools: app-pools.ts). Default 64. */
   maxIdlePerInstance?: number;
 }
 

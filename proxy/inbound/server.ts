@@ -17,6 +17,7 @@ import type { SecureContext, TLSSocket } from 'node:tls';
 import { type DrainResult, ServerDrain } from '../http/drain.js';
 import { answerClientErrors, hardenedServerOptions } from '../http/server-limits.js';
 import { type PoolSample, tlsFailureReason } from '../metrics.js';
+import { AppPools } from './app-pools.js';
 import { InboundHandler } from './handler.js';
 import { type InboundOptions, type ResolvedInboundOptions, resolveInboundOptions } from './options.js';
 
@@ -26,6 +27,7 @@ export class InboundProxy {
   private readonly o: ResolvedInboundOptions;
   private readonly drain: ServerDrain;
   private readonly agent: Agent;
+  private readonly pools: AppPools;
   private readonly removePoolSource: () => void;
 
   private constructor(o: ResolvedInboundOptions) {
@@ -40,9 +42,11 @@ export class InboundProxy {
         else cb(null, ctx);
       },
     });
+    // The Agent only carries requests with Expect (handler.ts); the pools carry the rest.
     this.agent = new Agent({ keepAlive: true, maxFreeSockets: o.maxIdlePerInstance, scheduling: 'lifo' });
+    this.pools = new AppPools();
     this.drain = new ServerDrain(this.server);
-    const handler = new InboundHandler(o, this.agent, this.drain);
+    const handler = new InboundHandler(o, this.agent, this.pools, this.drain);
 
     tls.guard(this.server, (socket, err) => {
       metrics.tlsFailures.inc({ direction: 'inbound', reason: 'identity' });
@@ -67,7 +71,7 @@ export class InboundProxy {
       if (status !== 0) metrics.protocolErrors.inc({ direction: 'inbound', code: String(status) });
       logger.debug({ err: err.message, code: err.code, status }, 'inbound client error');
     });
-    this.removePoolSource = metrics.addPoolSource('inbound', () => poolSamples(this.agent, handler.poolServices));
+    this.removePoolSource = metrics.addPoolSource('inbound', () => [...this.pools.samples(), ...poolSamples(this.agent, handler.poolServices)]);
   }
 
   /** Creates the listener and waits until it listens (rejects on EADDRINUSE and the like). */
@@ -103,6 +107,7 @@ export class InboundProxy {
   async close(deadlineMs = 10_000): Promise<DrainResult> {
     const result = await this.drain.close(deadlineMs);
     this.agent.destroy();
+    this.pools.close();
     this.removePoolSource();
     if (result.forced > 0) this.o.logger.warn({ forced: result.forced }, 'inbound proxy cut requests at the drain deadline');
     return result;

@@ -9,9 +9,10 @@
  * The per-try timeout runs until the response head: once the head is here,
  * the body streams to the client at whatever pace the two ends keep.
  */
-import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
-import https from 'node:https';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Dispatcher } from 'undici';
 import type { RequestBody } from './body.js';
+import { type ExchangeFailure, type UpstreamResponse, UpstreamExchange } from '../http/exchange.js';
 import type { UpstreamTarget } from './pool.js';
 import type { RouteEndpoint } from './routes.js';
 
@@ -20,7 +21,7 @@ export const HEADER_INSTANCE = 'x-weft-instance';
 
 /** How an attempt ended (retry-policy's AttemptOutcome, plus the response itself). */
 export type AttemptResult =
-  | { readonly kind: 'response'; readonly status: number; readonly res: IncomingMessage }
+  | { readonly kind: 'response'; readonly status: number; readonly res: UpstreamResponse }
   | { readonly kind: 'connect-error'; readonly error: Error }
   | { readonly kind: 'reset'; readonly error: Error }
   | { readonly kind: 'timeout' }
@@ -33,11 +34,24 @@ export interface AttemptInput {
   readonly target: UpstreamTarget;
   readonly method: string;
   readonly path: string;
-  /** Request headers, hop-by-hop ones already removed, Host included. */
+  /** Request headers, hop-by-hop ones (and Expect, which the outbound answered itself) removed, Host included; x-weft-instance is set here. */
   readonly headers: OutgoingHttpHeaders;
   readonly body: RequestBody;
   readonly timeoutMs: number;
-  readonly signal: AbortSignal;
+  readonly client: ClientLink;
+}
+
+/** The client side of a request as its attempts see it: whether it left, and the exchange to stop when it does. */
+export class ClientLink {
+  left = false;
+  /** The exchange waiting for a response head, if any. */
+  current: UpstreamExchange | undefined;
+
+  /** The client went away: stop the attempt in flight; the forward loop stops retrying. */
+  leave(): void {
+    this.left = true;
+    this.current?.cancel('aborted', 'the client left');
+  }
 }
 
 /** True when the instance is reached through its host proxy (it registered weft_mesh_port). */
@@ -47,55 +61,45 @@ export function inMesh(endpoint: RouteEndpoint): boolean {
 
 /** Sends the request once. Never rejects. */
 export function attempt(input: AttemptInput): Promise<AttemptResult> {
-  const inst = input.endpoint.instance;
   const mesh = input.target.protocol === 'https:';
-  const headers: OutgoingHttpHeaders = mesh ? { ...input.headers, [HEADER_INSTANCE]: inst.id } : input.headers;
-  const options: https.RequestOptions = {
-    ...input.target.tls,
-    host: inst.address,
-    port: mesh ? inst.meshPort : inst.port,
-    method: input.method,
-    path: input.path,
-    headers,
-    agent: input.target.agent,
-    signal: input.signal,
-  };
+  // The request's own header object (built per request by forward.ts): set in place, not copied per attempt.
+  const headers = input.headers;
+  if (mesh) headers[HEADER_INSTANCE] = input.endpoint.instance.id;
+  else delete headers[HEADER_INSTANCE];
+  const { client } = input;
+  if (client.left) return Promise.resolve({ kind: 'aborted' });
   return new Promise((resolve) => {
-    let connected = false;
-    let timedOut = false;
-    let settled = false;
-    const finish = (result: AttemptResult): void => {
-      if (settled) return;
-      settled = true;
+    const exchange = new UpstreamExchange((outcome: UpstreamExchange | ExchangeFailure) => {
       clearTimeout(timer);
-      resolve(result);
+      if (client.current === exchange) client.current = undefined;
+      resolve(outcome instanceof UpstreamExchange ? { kind: 'response', status: outcome.status, res: outcome } : outcome);
+    });
+    const timer = setTimeout(() => exchange.cancel('timeout', `no response within ${input.timeoutMs} ms`), input.timeoutMs);
+    client.current = exchange;
+    const options = {
+      path: input.path,
+      method: input.method as Dispatcher.HttpMethod,
+      headers: headers as Record<string, string | string[]>,
+      body: bodyOf(input.body),
+      servername: input.target.servername,
+      headersTimeout: 0,
+      bodyTimeout: 0,
     };
-    const req = mesh ? https.request(options) : http.request(options);
-    const timer = setTimeout(() => {
-      timedOut = true;
-      req.destroy(new Error(`no response within ${input.timeoutMs} ms`));
-    }, input.timeoutMs);
-    req.on('socket', (socket) => {
-      // A pooled socket is already connected: the request may reach the app.
-      if (req.reusedSocket) connected = true;
-      else socket.once(mesh ? 'secureConnect' : 'connect', () => (connected = true));
-    });
-    req.on('response', (res) => finish({ kind: 'response', status: res.statusCode ?? 502, res }));
-    req.on('error', (error) => {
-      if (input.signal.aborted) finish({ kind: 'aborted' });
-      else if (timedOut) finish({ kind: 'timeout' });
-      else finish(connected ? { kind: 'reset', error } : { kind: 'connect-error', error });
-    });
-    writeBody(req, input.body);
+    try {
+      input.target.pool.dispatch(options as Dispatcher.DispatchOptions, exchange as unknown as Dispatcher.DispatchHandler);
+    } catch (err) {
+      exchange.onError(err as Error);
+    }
   });
 }
 
-function writeBody(req: http.ClientRequest, body: RequestBody): void {
-  if (body.kind === 'buffered') {
-    req.end(body.bytes.length === 0 ? undefined : body.bytes);
-    return;
-  }
-  for (const chunk of body.head) req.write(chunk);
-  body.source.pipe(req);
-  body.source.resume();
+function bodyOf(body: RequestBody): Buffer | AsyncIterable<Buffer> | null {
+  if (body.kind === 'buffered') return body.bytes.length === 0 ? null : body.bytes;
+  return streamed(body.head, body.source);
+}
+
+/** What was read while deciding to stream, then the rest of the request. */
+async function* streamed(head: readonly Buffer[], source: IncomingMessage): AsyncIterable<Buffer> {
+  yield* head;
+  for await (const chunk of source) yield chunk as Buffer;
 }

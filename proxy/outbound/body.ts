@@ -6,6 +6,9 @@
  * above the limit streams at once, without waiting to read the first 64 KiB.
  */
 import type { IncomingMessage } from 'node:http';
+import { hasBody } from '../http/headers.js';
+
+export { hasBody };
 
 /** A request body as the attempt sends it. */
 export type RequestBody =
@@ -15,14 +18,6 @@ export type RequestBody =
   | { readonly kind: 'streamed'; readonly head: readonly Buffer[]; readonly source: IncomingMessage };
 
 const EMPTY: RequestBody = { kind: 'buffered', bytes: Buffer.alloc(0) };
-
-/** True when the request carries a body at all (RFC 9112 6.3: Content-Length or Transfer-Encoding). */
-export function hasBody(req: IncomingMessage): boolean {
-  const te = req.headers['transfer-encoding'];
-  if (te !== undefined) return true;
-  const cl = req.headers['content-length'];
-  return cl !== undefined && cl !== '0';
-}
 
 /**
  * Reads `req`'s body up to `limit` bytes. Resolves with the whole body, or

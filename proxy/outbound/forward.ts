@@ -8,13 +8,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
-import { type CompiledRequestPolicy, downstreamResponseHeaders, upstreamRequestHeaders } from '../http/headers.js';
+import { type CompiledRequestPolicy, upstreamRequestHeaders } from '../http/headers.js';
 import { replyWithReason } from '../http/reply.js';
 import type { ProxyMetrics, RouteMetrics } from '../metrics.js';
 import { Deadline } from '../resilience/deadline.js';
 import type { PendingLimits } from '../resilience/pending-limit.js';
 import { type AttemptOutcome, isFailure } from '../resilience/retry-policy.js';
-import { type AttemptResult, attempt, inMesh } from './attempt.js';
+import { type AttemptResult, attempt, ClientLink, inMesh } from './attempt.js';
 import { readBody, type RequestBody } from './body.js';
 import type { OutboundOptions } from './options.js';
 import type { UpstreamPools, UpstreamTarget } from './pool.js';
@@ -47,11 +47,12 @@ export async function forward(ctx: ForwardContext, caller: Caller, req: Incoming
   if (!admission.ok) return fail(ctx, res, caller, service, admission.code, admission.reason, startedAt);
   ctx.metrics?.inFlight.inc({ direction: 'outbound', destination: service });
   // The client may leave mid-request: stop the attempt in flight and do not retry.
-  const abort = new AbortController();
-  // Only when the client left early: abort() builds a DOMException (a stack
+  const client = new ClientLink();
+  // Only when the client left early. (An AbortController per request cost ~4% of the outbound's
+  // CPU: the signal, its listeners, and on abort() a DOMException with a stack capture.)
   // capture), which cost ~1% of the outbound's CPU when it ran on every answer.
   res.once('close', () => {
-    if (!res.writableFinished) abort.abort();
+    if (!res.writableFinished) client.leave();
   });
   try {
     const route = ctx.routes.get(service);
@@ -65,7 +66,7 @@ export async function forward(ctx: ForwardContext, caller: Caller, req: Incoming
     }
     const headers = upstreamRequestHeaders(req, ctx.headerPolicy, req.socket.remoteAddress);
     headers.host = target.host;
-    await attemptLoop(ctx, caller, route, req, res, { path: target.path, headers, body, signal: abort.signal, startedAt });
+    await attemptLoop(ctx, caller, route, req, res, { path: target.path, headers, body, client, startedAt });
   } finally {
     admission.release();
     ctx.metrics?.inFlight.dec({ direction: 'outbound', destination: service });
@@ -76,7 +77,7 @@ interface RequestState {
   readonly path: string;
   readonly headers: ReturnType<typeof upstreamRequestHeaders>;
   readonly body: RequestBody;
-  readonly signal: AbortSignal;
+  readonly client: ClientLink;
   readonly startedAt: number;
 }
 
@@ -100,7 +101,7 @@ async function attemptLoop(ctx: ForwardContext, caller: Caller, route: ServiceRo
     if (timeoutMs <= 0) return fail(ctx, res, caller, service, 'WEFT_ERR_UPSTREAM_TIMEOUT', `weft: request timeout calling service ${service}`, state.startedAt);
     route.picker.onStart(endpoint);
     const sentAt = options.now();
-    const result = await attempt({ endpoint, target: upstream, method, path: state.path, headers: state.headers, body: state.body, timeoutMs, signal: state.signal });
+    const result = await attempt({ endpoint, target: upstream, method, path: state.path, headers: state.headers, body: state.body, timeoutMs, client: state.client });
     const ok = result.kind === 'response' && result.status < 500;
     route.picker.onEnd(endpoint, { latencyMs: options.now() - sentAt, ok });
     if (result.kind === 'aborted') return;
@@ -119,15 +120,15 @@ async function attemptLoop(ctx: ForwardContext, caller: Caller, route: ServiceRo
     ctx.metrics?.retries.inc({ destination: service, reason: retryReason(result) });
     options.logger.debug({ service, instance: endpoint.id, outcome: retryReason(result), delayMs: decision.delayMs }, 'retrying');
     // Drain the failed response so its connection goes back to the pool.
-    if (result.kind === 'response') result.res.resume();
+    if (result.kind === 'response') result.res.discard();
     if (decision.delayMs > 0) await sleep(decision.delayMs);
-    if (state.signal.aborted) return;
+    if (state.client.left) return;
   }
 }
 
 function targetFor(ctx: ForwardContext, caller: Caller, service: string, endpoint: RouteEndpoint): UpstreamTarget | undefined {
   const inst = endpoint.instance;
-  return inMesh(endpoint) ? ctx.pools.mesh(caller.service, service, inst.address, inst.meshPort!) : ctx.pools.plain();
+  return inMesh(endpoint) ? ctx.pools.mesh(caller.service, service, inst.address, inst.meshPort!) : ctx.pools.plain(inst.address, inst.port);
 }
 
 function toOutcome(result: Exclude<AttemptResult, { kind: 'aborted' }>): AttemptOutcome {
@@ -156,15 +157,9 @@ function respond(
     fail(ctx, res, caller, service, timeout ? 'WEFT_ERR_UPSTREAM_TIMEOUT' : 'WEFT_ERR_UPSTREAM_UNAVAILABLE', reason, startedAt, endpoint);
     return;
   }
-  const upstream = result.res;
   const metrics = routeMetrics(ctx, caller, service, endpoint);
-  res.writeHead(result.status, upstream.statusMessage, downstreamResponseHeaders(upstream.headers));
-  upstream.pipe(res);
-  upstream.once('error', () => res.destroy());
-  res.once('close', () => {
-    if (!upstream.complete) upstream.destroy();
-    record(metrics, startedAt, result.status);
-  });
+  res.once('close', () => record(metrics, startedAt, result.status));
+  result.res.pipeTo(res);
 }
 
 /** The proxy's own answer: status from the error catalogue, reason in x-weft-reason. */

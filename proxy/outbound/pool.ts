@@ -3,26 +3,27 @@
  * rare: a handshake costs ~3.5 ms of CPU (certs/README.md), a reused
  * connection nothing.
  *
- * One https.Agent per calling service (its identity is the client
- * certificate): Node's Agent keys its sockets by host:port and SNI but NOT by
- * `secureContext`, so two callers sharing an Agent would share connections
- * and one would speak with the other's identity. Within a caller's Agent,
- * sockets are pooled per (host proxy address:port, SNI = destination
- * service): the server identity verified at the handshake is the
- * destination's, so a connection checked as `backend` is never reused for
- * `payments`. Hence the pool key is address:port + caller + destination.
+ * One undici Pool per (host proxy address:port, calling service, SNI =
+ * destination service). The caller is in the key because its identity is
+ * the client certificate; the destination because the server identity
+ * verified at the handshake is the destination's, so a connection checked as
+ * `backend` is never reused for `payments`. undici rather than node:https
+ * because the upstream leg costs about half as much CPU per request
+ * (proxy/README.md, bench/proxy/upstream.ts), and its pools are plain objects
+ * we own per key instead of an Agent's internal name format.
  *
- * Idle sockets close after `idleMs` (50 s by default, below the inbound's
- * 60 s keepAliveTimeout; 4 s for plain instances, below Node's default 5 s),
- * so the client closes first and no request races the server's FIN. LIFO scheduling keeps a few connections hot and lets the
- * rest idle out after a burst. TLS sessions are cached per Agent, so a new
- * connection usually resumes rather than doing a full handshake.
+ * Idle connections close after `idleMs` (50 s by default, below the
+ * inbound's 60 s keepAliveTimeout; 4 s for plain instances, below Node's
+ * default 5 s), so the client closes first and no request races the
+ * server's FIN. undici takes the first free connection in creation order,
+ * which keeps a few connections hot and lets the rest of a burst idle out.
+ * TLS sessions are cached per pool (keyed by SNI), so a new connection
+ * usually resumes rather than doing a full handshake.
  *
- * Instances outside the mesh (no weft_mesh_port) get one plain http.Agent.
+ * Instances outside the mesh (no weft_mesh_port) get a plain pool per address:port.
  */
-import http from 'node:http';
-import https from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
+import { Pool, type PoolOptions } from '../http/pool.js';
 import type { OutboundTls } from '../ports.js';
 
 /** Sizes of one pool, for metrics. */
@@ -38,55 +39,51 @@ export interface PoolStats {
 
 /** Where and how one attempt connects. */
 export interface UpstreamTarget {
-  readonly agent: http.Agent;
+  readonly pool: Pool;
   readonly protocol: 'http:' | 'https:';
-  /** TLS options for https targets (secureContext, identity check) with SNI set. */
-  readonly tls: ConnectionOptions | undefined;
+  /** SNI (= destination service) for https targets; undici must be told per request or it derives one from Host. */
+  readonly servername: string | undefined;
+}
+
+interface Entry {
+  readonly target: UpstreamTarget;
+  readonly address: string;
+  readonly caller: string;
+  readonly destination: string;
 }
 
 /** The outbound connection pools. */
 export class UpstreamPools {
   readonly #tls: OutboundTls;
-  readonly #agentOptions: https.AgentOptions;
-  readonly #mesh = new Map<string, https.Agent>();
-  readonly #plain: http.Agent;
-  /** Agents replaced after a renewal, still finishing requests; destroyed at close. */
-  readonly #retired = new Set<https.Agent>();
-  /** Agent pool names -> what they connect to, for stats (Node's names are an internal format). */
-  readonly #names = new Map<string, { target: string; destination: string }>();
+  readonly #opts: { idleMs: number; plainIdleMs: number; maxSockets: number };
+  readonly #mesh = new Map<string, Entry>();
+  readonly #plain = new Map<string, Entry>();
+  /** Pools replaced after a renewal, finishing their requests; destroyed at close. */
+  readonly #retired = new Set<Pool>();
   #generation: number;
 
   constructor(tls: OutboundTls, opts: { idleMs: number; plainIdleMs: number; maxSockets: number }) {
     this.#tls = tls;
-    this.#agentOptions = {
-      keepAlive: true,
-      // Free sockets get this timeout (Node's Agent sets it on 'free'): the idle timeout.
-      timeout: opts.idleMs,
-      maxSockets: opts.maxSockets,
-      maxFreeSockets: opts.maxSockets,
-      scheduling: 'lifo',
-    };
-    this.#plain = new http.Agent({ ...this.#agentOptions, timeout: opts.plainIdleMs });
+    this.#opts = opts;
     this.#generation = tls.generation?.() ?? 0;
   }
 
   /**
-   * The pool and TLS options for `caller` calling `destination` on the host
-   * proxy at host:port over mTLS. Undefined when the caller has no identity yet.
+   * The pool for `caller` calling `destination` on the host proxy at
+   * host:port over mTLS. Undefined when the caller has no identity yet.
    */
   mesh(caller: string, destination: string, host: string, port: number): UpstreamTarget | undefined {
     const options = this.#tls.clientOptions(caller, destination);
     if (options === undefined) return undefined;
     this.#rotateIfRenewed();
-    let agent = this.#mesh.get(caller);
-    if (agent === undefined) {
-      agent = new https.Agent(this.#agentOptions);
-      this.#mesh.set(caller, agent);
+    const key = `${host}:${port}\0${caller}\0${destination}`;
+    let entry = this.#mesh.get(key);
+    if (entry === undefined) {
+      const pool = this.#pool(`https://${host}:${port}`, this.#opts.idleMs, { ...options, servername: destination });
+      entry = { target: { pool, protocol: 'https:', servername: destination }, address: `${host}:${port}`, caller, destination };
+      this.#mesh.set(key, entry);
     }
-    const tls: ConnectionOptions = { ...options, servername: destination };
-    const name = agent.getName({ ...tls, host, port } as http.ClientRequestArgs);
-    if (!this.#names.has(name)) this.#names.set(name, { target: `${host}:${port}`, destination });
-    return { agent, protocol: 'https:', tls };
+    return entry.target;
   }
 
   /** TLS options (SNI set) for a one-off connection, e.g. an upgrade; undefined without an identity. */
@@ -95,56 +92,68 @@ export class UpstreamPools {
     return options === undefined ? undefined : { ...options, servername: destination };
   }
 
-  /** The plain HTTP pool, for instances outside the mesh. */
-  plain(): UpstreamTarget {
-    return { agent: this.#plain, protocol: 'http:', tls: undefined };
+  /** The plain HTTP pool of an instance outside the mesh. */
+  plain(host: string, port: number): UpstreamTarget {
+    const address = `${host}:${port}`;
+    let entry = this.#plain.get(address);
+    if (entry === undefined) {
+      entry = { target: { pool: this.#pool(`http://${address}`, this.#opts.plainIdleMs), protocol: 'http:', servername: undefined }, address, caller: '', destination: '' };
+      this.#plain.set(address, entry);
+    }
+    return entry.target;
   }
 
-  /** Socket counts per pool (for the pool-size gauge and tests). */
+  /** Connection counts per pool (for the pool-size gauge and tests). */
   stats(): PoolStats[] {
     const out: PoolStats[] = [];
-    for (const [caller, agent] of this.#mesh) this.#collect(agent, caller, out);
-    this.#collect(this.#plain, '', out);
+    for (const entries of [this.#mesh, this.#plain]) {
+      for (const e of entries.values()) {
+        const s = e.target.pool.stats;
+        out.push({ target: e.address, caller: e.caller, destination: e.destination, active: s.connected - s.free, idle: s.free });
+      }
+    }
     return out;
   }
 
   /** Drops every pooled connection (graceful shutdown, after in-flight requests ended). */
   close(): void {
-    for (const agent of [...this.#mesh.values(), ...this.#retired]) agent.destroy();
+    for (const e of [...this.#mesh.values(), ...this.#plain.values()]) void e.target.pool.destroy().catch(() => {});
+    for (const pool of this.#retired) void pool.destroy().catch(() => {});
     this.#mesh.clear();
+    this.#plain.clear();
     this.#retired.clear();
-    this.#plain.destroy();
   }
 
-  #collect(agent: http.Agent, caller: string, out: PoolStats[]): void {
-    const names = new Set([...Object.keys(agent.sockets), ...Object.keys(agent.freeSockets)]);
-    for (const name of names) {
-      const known = this.#names.get(name);
-      const [host, port] = name.split(':');
-      out.push({
-        target: known?.target ?? `${host}:${port}`,
-        caller,
-        destination: known?.destination ?? '',
-        active: agent.sockets[name]?.length ?? 0,
-        idle: agent.freeSockets[name]?.length ?? 0,
-      });
-    }
+  #pool(origin: string, idleMs: number, tls?: ConnectionOptions): Pool {
+    return new Pool(origin, {
+      connections: this.#opts.maxSockets,
+      pipelining: 1,
+      // The idle timeout, whatever Keep-Alive hint the server sends (a hint can only shorten it).
+      keepAliveTimeout: idleMs,
+      keepAliveMaxTimeout: idleMs,
+      // Per-try and overall deadlines are the proxy's (attempt.ts); responses stream at the client's pace.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      ...(tls === undefined ? {} : { connect: tls as NonNullable<PoolOptions['connect']> }),
+    });
   }
 
   /**
-   * A renewed identity or rotated bundle: new Agents, so new connections use
-   * the new certificate. Old Agents' sockets finish their requests and idle out.
+   * A renewed identity or rotated bundle: new pools, so new connections use
+   * the new certificate. Old pools finish their requests, then close.
    */
   #rotateIfRenewed(): void {
     const generation = this.#tls.generation?.() ?? 0;
     if (generation === this.#generation) return;
     this.#generation = generation;
-    const old = [...this.#mesh.values()];
-    this.#mesh.clear();
-    // Idle sockets of old agents close now; busy ones finish their request, then idle out.
-    for (const agent of old) {
-      for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
-      this.#retired.add(agent);
+    for (const e of this.#mesh.values()) {
+      const pool = e.target.pool;
+      this.#retired.add(pool);
+      void pool.close().then(
+        () => this.#retired.delete(pool),
+        () => this.#retired.delete(pool),
+      );
     }
+    this.#mesh.clear();
   }
 }

@@ -72,8 +72,9 @@ export class OutboundProxy {
       routes: this.routes,
       pools: this.pools,
       limits: new PendingLimits({ defaultLimit: options.pendingLimit }),
-      // Apps are not trusted to set X-Forwarded-*, nor to pick an instance themselves.
-      headerPolicy: compileRequestPolicy({ trustForwarded: false, proto: 'http', drop: [HEADER_INSTANCE] }),
+      // Apps are not trusted to set X-Forwarded-*, nor to pick an instance themselves. Expect is
+      // answered here (the body is read before an instance is chosen), so it goes no further.
+      headerPolicy: compileRequestPolicy({ trustForwarded: false, proto: 'http', drop: [HEADER_INSTANCE, 'expect'] }),
       metrics: deps.metrics,
     };
     deps.metrics?.addPoolSource('outbound', () => poolSamples(this.pools.stats()));

@@ -2,9 +2,11 @@
  * `weft agent`: the per-host agent (agent/README.md). Runs until SIGTERM or
  * SIGINT, then stops its own loops only: containers, their registrations and
  * the host proxy keep running, and the next agent adopts them.
+ *
+ * The agent's modules (Docker client, drivers) load only when the command
+ * runs, so other commands never pay for them.
  */
 import type { Command } from 'commander';
-import { HostAgent } from '../../agent/agent.js';
 import { invalid } from '../errors.js';
 import { createLogger } from '../log.js';
 import { configFrom } from './flags.js';
@@ -46,6 +48,7 @@ export function registerAgentCommand(program: Command): void {
       }
       const config = configFrom(cmd, extra);
       const logger = createLogger({ level: config.log.level, format: config.log.format, name: 'agent' });
+      const { HostAgent } = await import('../../agent/agent.js');
       const agent = await HostAgent.start({ config, logger });
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {

@@ -1,6 +1,8 @@
-/** `weft dev-consul`: the embedded Consul-HTTP-API-compatible agent. */
+/**
+ * `weft dev-consul`: the embedded Consul-HTTP-API-compatible agent. Its
+ * modules (fastify, the state store) load only when the command runs.
+ */
 import type { Command } from 'commander';
-import { startDevConsul } from '../../discovery/dev-agent/index.js';
 import { createLogger } from '../log.js';
 import { configFrom } from './flags.js';
 
@@ -14,6 +16,7 @@ export function registerDevConsulCommand(program: Command): void {
     .action(async (opts: { bind?: string; port?: string }, cmd: Command) => {
       const config = configFrom(cmd, { 'devConsul.bind': [opts.bind, '--bind'], 'devConsul.port': [opts.port, '--port'] });
       const logger = createLogger({ level: config.log.level, format: config.log.format, name: 'dev-consul' });
+      const { startDevConsul } = await import('../../discovery/dev-agent/index.js');
       const agent = await startDevConsul({
         bind: config.devConsul.bind,
         port: config.devConsul.port,

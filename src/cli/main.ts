@@ -5,13 +5,16 @@
  */
 import { Command, Option } from 'commander';
 import { ALL_ENV } from '../env.js';
-import { WeftError, isWeftError } from '../errors.js';
+import { isWeftError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { VERSION } from '../version.js';
 import { registerAgentCommand } from './agent.js';
 import { registerCaCommands } from './ca.js';
+import { registerSchedulerClientCommands } from './client/index.js';
 import { registerDevConsulCommand } from './dev-consul.js';
 import { registerProxyCommand } from './proxy.js';
+import { registerSchedulerCommand } from './scheduler.js';
+import { registerUpCommand } from './up/index.js';
 import { GLOBAL_FLAGS } from './flags.js';
 
 /** Builds the program. Exported so tests drive the real CLI in-process. */
@@ -30,19 +33,9 @@ export function buildProgram(): Command {
   registerCaCommands(program);
   registerAgentCommand(program);
   registerProxyCommand(program);
-
-  const later: Array<[string, string, string]> = [
-    ['up', 'run dev Consul, a scheduler, an agent and a proxy on this machine, for a first run', 'up'],
-    ['scheduler', 'the central scheduler: jobs, placement, autoscaling, CA signing, HTTP API', 'scheduler'],
-  ];
-  for (const [name, description] of later) {
-    program
-      .command(name)
-      .description(description)
-      .action(() => {
-        throw new WeftError('WEFT_ERR_NOT_IMPLEMENTED', `weft ${name} has not landed yet (see the open issues)`, { key: 'command', value: name });
-      });
-  }
+  registerSchedulerCommand(program);
+  registerSchedulerClientCommands(program);
+  registerUpCommand(program);
   return program;
 }
 

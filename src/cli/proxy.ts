@@ -3,10 +3,12 @@
  * Runs until SIGTERM or SIGINT, then drains: deregisters from Consul, stops
  * accepting, lets in-flight requests finish within `proxy.shutdownGraceMs`,
  * and exits 0. A second signal exits at once.
+ *
+ * The proxy's modules load only when the command runs (and no other
+ * command's do: see ca.ts, agent.ts), which keeps the data plane's memory small.
  */
 import type { Command } from 'commander';
 import { createLogger } from '../log.js';
-import { ProxyProcess } from '../wiring/proxy-process.js';
 import { configFrom } from './flags.js';
 
 interface ProxyFlags {
@@ -45,6 +47,7 @@ export function registerProxyCommand(program: Command): void {
         'proxy.shutdownGraceMs': [opts.shutdownGrace, '--shutdown-grace'],
       });
       const logger = createLogger({ level: config.log.level, format: config.log.format, name: 'proxy' });
+      const { ProxyProcess } = await import('../wiring/proxy-process.js');
       const proxy = await ProxyProcess.start({ config, logger });
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {

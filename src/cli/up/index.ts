@@ -1,0 +1,126 @@
+/**
+ * `weft up`: a first run on one machine in one command. Starts dev Consul (when
+ * nothing answers on the Consul address), `weft ca init` (when there is no CA),
+ * a scheduler, an agent and its proxy, each as a child process with prefixed
+ * log lines, each awaited until healthy; prints what to do next; and on Ctrl-C
+ * or SIGTERM stops them in reverse order within a deadline.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Command } from 'commander';
+import { caExists } from '../../../certs/store.js';
+import { parseDurationArg } from '../client/args.js';
+import { configFrom } from '../flags.js';
+import { ChildSet } from './children.js';
+import { type UpStep, globalArgs, planUp, proxyMetricsUrl, schedulerUrl, whatNow } from './plan.js';
+import { type Probe, agentDriver, agentProbe, consulProbe, proxyProbe, schedulerProbe } from './probes.js';
+
+interface UpFlags {
+  driver?: string;
+  startTimeout: string;
+  stopTimeout: string;
+}
+
+/**
+ * The `weft` entry point children run: found by walking up from this module,
+ * which lives at src/cli/up/ in the sources but at dist/ in the bundle.
+ */
+function weftBin(): string {
+  let dir = import.meta.dirname;
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'bin', 'weft.js');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  return process.argv[1] ?? 'bin/weft.js';
+}
+
+/** Adds the up subcommand to the program. */
+export function registerUpCommand(program: Command): void {
+  program
+    .command('up')
+    .description('run dev Consul, a scheduler, an agent and a proxy on this machine, for a first run')
+    .option('--driver <name>', "the agent's driver: auto|docker|process (default auto: docker when its daemon answers)")
+    .option('--start-timeout <duration>', 'how long each piece may take to become healthy', '60s')
+    .option('--stop-timeout <duration>', 'at Ctrl-C, how long all pieces together may take to stop before SIGKILL', '20s')
+    .action(async (opts: UpFlags, cmd: Command) => {
+      const startMs = parseDurationArg('--start-timeout', opts.startTimeout);
+      const stopMs = parseDurationArg('--stop-timeout', opts.stopTimeout);
+      const config = configFrom(cmd, { 'agent.driver': [opts.driver, '--driver'] });
+      const configFile = (cmd.optsWithGlobals() as { config?: string }).config;
+      const say = (line: string): void => {
+        process.stdout.write(`${line}\n`);
+      };
+      const steps = planUp(
+        config,
+        {
+          consulAnswers: await consulProbe(config.consul.address)(),
+          caExists: caExists(config.dataDir),
+          schedulerAnswers: await schedulerProbe(schedulerUrl(config))(),
+        },
+        { driver: opts.driver, configFile },
+      );
+      // Children log JSON into a pipe unless told otherwise; a person at a terminal wants pretty lines.
+      const childFormat = config.log.format === 'auto' ? (process.stdout.isTTY ? 'pretty' : 'json') : config.log.format;
+      const globals = globalArgs(config, { configFile }, childFormat);
+      const probes: Record<UpStep['name'], Probe> = {
+        consul: consulProbe(config.consul.address),
+        ca: async () => true,
+        scheduler: schedulerProbe(schedulerUrl(config)),
+        agent: agentProbe(config.consul.address, config.nodeName),
+        proxy: proxyProbe(proxyMetricsUrl(config)),
+      };
+
+      const bin = weftBin();
+      const children = new ChildSet(say);
+      let stopping: Promise<void> | undefined;
+      let failure: Error | undefined;
+      const stop = (why: string): Promise<void> => {
+        if (stopping === undefined) {
+          say(`up        | ${why}: stopping (a second Ctrl-C kills everything at once)`);
+          process.once('SIGINT', () => children.killAll());
+          process.once('SIGTERM', () => children.killAll());
+          stopping = children.stopAll(stopMs);
+        }
+        return stopping;
+      };
+      const onSignal = (signal: string) => () => void stop(signal);
+      process.once('SIGINT', onSignal('SIGINT'));
+      process.once('SIGTERM', onSignal('SIGTERM'));
+      children.onUnexpectedExit((name, code) => {
+        failure = new Error(`${name} exited unexpectedly (code ${code})`);
+        void stop(`${name} exited with code ${code}`);
+      });
+
+      try {
+        for (const step of steps) {
+          if (stopping !== undefined) break;
+          if (step.skip !== undefined) {
+            say(`up        | ${step.name}: skipped, ${step.skip}`);
+            continue;
+          }
+          say(`up        | starting ${step.name}: weft ${step.args.join(' ')}`);
+          const spec = { name: step.name, argv: [bin, ...globals, ...step.args] };
+          if (step.kind === 'once') await children.runOnce(spec, startMs);
+          else await children.startDaemon(spec, probes[step.name], startMs);
+          say(`up        | ${step.name} is healthy`);
+        }
+      } catch (err) {
+        await stop('a piece failed to start');
+        throw err;
+      }
+      if (stopping === undefined) {
+        const driver = await agentDriver(config.consul.address, config.nodeName);
+        say(whatNow(config, { driver, startedConsul: steps[0]!.skip === undefined, configFile }));
+      }
+      await new Promise<void>((resolve) => {
+        const wait = (): void => {
+          if (stopping !== undefined) void stopping.then(resolve);
+          else setTimeout(wait, 200);
+        };
+        wait();
+      });
+      say('up        | stopped');
+      if (failure !== undefined) process.exitCode = 1;
+    });
+}

@@ -1,0 +1,476 @@
+/**
+ * The scheduler's HTTP API contract: every route's path, request and response
+ * as TypeBox schemas. The server (src/wiring/scheduler-api*.ts) registers these
+ * as fastify JSON Schemas; the CLI client (`weft deploy/plan/status/...`) is
+ * written against the same file. Changes here are additive only.
+ *
+ * Conventions
+ * - Base URL `http://<scheduler.bind>:<scheduler.port>` (default 127.0.0.1:7400); every path is under /v1/.
+ * - Every route but `GET /v1/health` wants `Authorization: Bearer <token>`; a missing or wrong
+ *   token is 401 WEFT_ERR_API_UNAUTHORIZED. Clients read the token from $WEFT_TOKEN
+ *   (src/env.ts ENV_WEFT_TOKEN) or `<dataDir>/scheduler/token`.
+ * - Two kinds of token: the operator token (every route), and per-host agent tokens
+ *   (`POST /v1/nodes/:node/token`), which may only call the agent routes (CSR signing for the
+ *   services allocated to that host, and the secrets of that host's allocations).
+ * - Every error answers with ApiErrorSchema (WeftError.toJSON): `{ code, message, key?, value? }`
+ *   and the HTTP status of the code in src/errors.ts. Request validation errors are 400
+ *   WEFT_ERR_API_REQUEST_INVALID naming the field in `key`; a bad job spec is 400
+ *   WEFT_ERR_JOB_INVALID with `value` = every problem `[{ path, message }]`.
+ * - Any scheduler instance (leader or standby) answers every route: all state lives in
+ *   Consul KV, so a standby reads and writes user intent (jobs, splits, ...) itself, and only
+ *   the leader writes allocations. `GET /v1/health` says which one answered.
+ * - Secret values are never returned by operator routes, nor logged.
+ */
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+
+/** Header carrying the bearer token. */
+export const AUTH_HEADER = 'authorization';
+/** `Authorization: Bearer <token>`. */
+export function bearer(token: string): string {
+  return `Bearer ${token}`;
+}
+/** The API's version prefix. */
+export const API_PREFIX = '/v1';
+
+/** Route paths (fastify syntax: `:param`). Method in the name. */
+export const ROUTES = {
+  health: 'GET /v1/health',
+  metrics: 'GET /metrics',
+  listJobs: 'GET /v1/jobs',
+  submitJob: 'POST /v1/jobs',
+  planJob: 'POST /v1/jobs/plan',
+  getJob: 'GET /v1/jobs/:job',
+  stopJob: 'DELETE /v1/jobs/:job',
+  scaleJob: 'POST /v1/jobs/:job/scale',
+  jobStatus: 'GET /v1/jobs/:job/status',
+  jobVersions: 'GET /v1/jobs/:job/versions',
+  revertJob: 'POST /v1/jobs/:job/revert',
+  listNodes: 'GET /v1/nodes',
+  drainNode: 'POST /v1/nodes/:node/drain',
+  nodeToken: 'POST /v1/nodes/:node/token',
+  listSplits: 'GET /v1/splits',
+  getSplit: 'GET /v1/splits/:service',
+  putSplit: 'PUT /v1/splits/:service',
+  deleteSplit: 'DELETE /v1/splits/:service',
+  listIntentions: 'GET /v1/intentions',
+  putIntention: 'PUT /v1/intentions/:source/:destination',
+  deleteIntention: 'DELETE /v1/intentions/:source/:destination',
+  listSecrets: 'GET /v1/secrets',
+  putSecret: 'PUT /v1/secrets/:name',
+  deleteSecret: 'DELETE /v1/secrets/:name',
+  allocSecrets: 'GET /v1/allocations/:host/:alloc/secrets',
+  signCsr: 'POST /v1/ca/sign',
+  caRoots: 'GET /v1/ca/roots',
+} as const;
+
+/** Splits `'GET /v1/jobs/:job'` into method and path. */
+export function routeOf(route: string): { method: string; path: string } {
+  const [method, path] = route.split(' ');
+  return { method: method!, path: path! };
+}
+
+/** Fills `:params` of a route path (values URI-encoded). */
+export function pathOf(route: string, params: Record<string, string> = {}): string {
+  return routeOf(route).path.replace(/:([A-Za-z]+)/g, (_, name: string) => encodeURIComponent(params[name] ?? ''));
+}
+
+// ---------------------------------------------------------------- shared pieces
+
+const JobName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' });
+const ServiceName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' });
+const IntentionName = Type.String({ pattern: '^(\\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,62})$' });
+const NodeName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' });
+const SecretName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' });
+const Segment = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' });
+/** ISO 8601 time. */
+const Time = Type.String();
+/** A job spec as a value (validated by scheduler/spec, not here: its errors carry spec paths). */
+const AnyObject = Type.Object({}, { additionalProperties: true });
+
+/** The one error shape (src/errors.ts WeftError.toJSON). */
+export const ApiErrorSchema = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  key: Type.Optional(Type.String()),
+  value: Type.Optional(Type.Unknown()),
+});
+
+/** A job spec problem (scheduler/spec/errors.ts SpecError): `value` of WEFT_ERR_JOB_INVALID is a list of these. */
+export const SpecErrorSchema = Type.Object({ path: Type.String(), message: Type.String() });
+
+/** Why a group is short of placements (scheduler/placement/reasons.ts PlacementFailure). */
+export const PlacementFailureSchema = Type.Object({
+  job: Type.String(),
+  group: Type.String(),
+  missing: Type.Integer(),
+  nodesEvaluated: Type.Integer(),
+  reasons: Type.Array(Type.Object({ reason: Type.String(), count: Type.Integer() })),
+  /** `3 nodes lacked memory, 2 nodes failed zone = a`. */
+  message: Type.String(),
+});
+
+/** One entry of a job's event ring (newest last, at most 100 kept). */
+export const JobEventSchema = Type.Object({
+  at: Time,
+  /** submitted | scaled | stopped | placed | stopped-alloc | placement-failed | deployment | reverted | node-lost | drain ... (open set). */
+  type: Type.String(),
+  message: Type.String(),
+  alloc: Type.Optional(Type.String()),
+  node: Type.Optional(Type.String()),
+  version: Type.Optional(Type.Integer()),
+});
+
+/** A deployment: one job version rolling out (scheduler/model.ts Deployment). */
+export const DeploymentSchema = Type.Object({
+  version: Type.Integer(),
+  status: Type.Union([Type.Literal('running'), Type.Literal('successful'), Type.Literal('failed')]),
+  startedAt: Time,
+  stableVersion: Type.Optional(Type.Integer()),
+  message: Type.Optional(Type.String()),
+});
+
+// ---------------------------------------------------------------- health
+
+export const HealthResponseSchema = Type.Object({
+  status: Type.Literal('ok'),
+  /** True when the instance that answered holds `weft/leader`. */
+  leader: Type.Boolean(),
+  /** The leader's API address (`host:port`), when one is known. */
+  leaderAddress: Type.Optional(Type.String()),
+  version: Type.String(),
+});
+
+// ---------------------------------------------------------------- jobs
+
+/**
+ * Submit and plan bodies. JSON: `{ "spec": <JobSpec object> }` or `{ "spec": "<YAML or JSON text>" }`.
+ * A raw YAML body (Content-Type application/yaml, text/yaml or text/plain) is accepted as the text form.
+ */
+export const JobSubmitRequestSchema = Type.Object(
+  {
+    spec: Type.Union([Type.String({ minLength: 1, maxLength: 4_194_304 }), AnyObject]),
+  },
+  { additionalProperties: false },
+);
+
+export const JobSubmitResponseSchema = Type.Object({
+  job: Type.String(),
+  version: Type.Integer(),
+  /** The version before this submit (absent for a new job). */
+  previousVersion: Type.Optional(Type.Integer()),
+  /** create: new job; update: new version (rolling update); scale: counts only; none: identical. */
+  change: Type.Union([Type.Literal('create'), Type.Literal('update'), Type.Literal('scale'), Type.Literal('none')]),
+  submittedAt: Time,
+});
+
+/** One allocation a plan would start. */
+export const PlannedPlacementSchema = Type.Object({
+  id: Type.String(),
+  group: Type.String(),
+  index: Type.Integer(),
+  node: Type.String(),
+  /** new | replace-lost | reschedule | migrate | update. */
+  reason: Type.String(),
+  replaces: Type.Optional(Type.String()),
+  ports: Type.Array(Type.Integer()),
+});
+
+/** One allocation a plan would stop. */
+export const PlannedStopSchema = Type.Object({
+  id: Type.String(),
+  group: Type.String(),
+  index: Type.Integer(),
+  node: Type.String(),
+  /** job-stopped | scale-down | updated | node-lost | duplicate | ... */
+  reason: Type.String(),
+});
+
+/** A dry run: what submitting this spec would do now. Nothing is stored. */
+export const PlanResponseSchema = Type.Object({
+  job: Type.String(),
+  version: Type.Integer(),
+  previousVersion: Type.Optional(Type.Integer()),
+  change: JobSubmitResponseSchema.properties.change,
+  place: Type.Array(PlannedPlacementSchema),
+  stop: Type.Array(PlannedStopSchema),
+  /** Placement reasons for every group that would be short. */
+  failures: Type.Array(PlacementFailureSchema),
+  /**
+   * Only the first batch of a rolling update is shown (the rest follows as batches turn healthy).
+   */
+  notes: Type.Array(Type.String()),
+});
+
+export const JobSummarySchema = Type.Object({
+  name: Type.String(),
+  version: Type.Integer(),
+  stopped: Type.Boolean(),
+  submittedAt: Time,
+  /** Sum over groups. */
+  desired: Type.Integer(),
+  running: Type.Integer(),
+  healthy: Type.Integer(),
+});
+
+export const JobListResponseSchema = Type.Object({ jobs: Type.Array(JobSummarySchema) });
+
+export const JobResponseSchema = Type.Object({
+  name: Type.String(),
+  version: Type.Integer(),
+  stopped: Type.Boolean(),
+  submittedAt: Time,
+  /** The spec as submitted (secret values never appear in specs: only their names). */
+  spec: AnyObject,
+});
+
+export const JobParamsSchema = Type.Object({ job: JobName });
+
+export const StopJobQuerySchema = Type.Object(
+  {
+    /** Also delete the job's spec, history and status (after its allocations are stopped). */
+    purge: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export const StopJobResponseSchema = Type.Object({ job: Type.String(), stopped: Type.Boolean(), purged: Type.Boolean() });
+
+export const ScaleRequestSchema = Type.Object(
+  {
+    /** The group to scale; may be omitted when the job has one group. */
+    group: Type.Optional(JobName),
+    count: Type.Integer({ minimum: 0, maximum: 10_000 }),
+  },
+  { additionalProperties: false },
+);
+
+export const ScaleResponseSchema = Type.Object({
+  job: Type.String(),
+  group: Type.String(),
+  count: Type.Integer(),
+  previous: Type.Integer(),
+  /** Scaling never changes the version. */
+  version: Type.Integer(),
+});
+
+export const JobVersionSchema = Type.Object({
+  version: Type.Integer(),
+  submittedAt: Time,
+  /** Its deployment succeeded (auto-revert goes back to the newest stable one). */
+  stable: Type.Boolean(),
+});
+
+export const JobVersionsResponseSchema = Type.Object({ job: Type.String(), versions: Type.Array(JobVersionSchema) });
+
+export const RevertRequestSchema = Type.Object({ version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
+
+// ---------------------------------------------------------------- status
+
+/** One task of an allocation, as its agent reports it. */
+export const TaskStatusSchema = Type.Object({
+  id: Type.String(),
+  task: Type.String(),
+  /** pending | running | failed | stopped. */
+  state: Type.String(),
+  restarts: Type.Integer(),
+  exitCode: Type.Optional(Type.Integer()),
+  message: Type.Optional(Type.String()),
+});
+
+/** One group instance (allocation). */
+export const AllocationViewSchema = Type.Object({
+  id: Type.String(),
+  group: Type.String(),
+  index: Type.Integer(),
+  node: Type.String(),
+  version: Type.Integer(),
+  /** pending | running | failed | stopped. */
+  status: Type.String(),
+  /** Running with every check passing (absent while unknown). */
+  healthy: Type.Optional(Type.Boolean()),
+  ports: Type.Array(Type.Integer()),
+  createdAt: Time,
+  tasks: Type.Array(TaskStatusSchema),
+});
+
+export const GroupStatusSchema = Type.Object({
+  group: Type.String(),
+  desired: Type.Integer(),
+  placed: Type.Integer(),
+  running: Type.Integer(),
+  healthy: Type.Integer(),
+  /** Present when the group is short of placements: why. */
+  failure: Type.Optional(PlacementFailureSchema),
+});
+
+export const JobStatusResponseSchema = Type.Object({
+  job: Type.String(),
+  version: Type.Integer(),
+  stopped: Type.Boolean(),
+  groups: Type.Array(GroupStatusSchema),
+  allocations: Type.Array(AllocationViewSchema),
+  deployment: Type.Optional(DeploymentSchema),
+  /** Newest last. */
+  events: Type.Array(JobEventSchema),
+});
+
+// ---------------------------------------------------------------- nodes
+
+export const NodeViewSchema = Type.Object({
+  name: Type.String(),
+  address: Type.String(),
+  /** ready | draining | down | lost. */
+  readiness: Type.String(),
+  /** passing | warning | critical | missing. */
+  heartbeat: Type.String(),
+  drain: Type.Boolean(),
+  capacity: Type.Object({ cpu: Type.Integer(), memory: Type.Integer() }),
+  allocated: Type.Object({ cpu: Type.Integer(), memory: Type.Integer() }),
+  attributes: Type.Record(Type.String(), Type.String()),
+  drivers: Type.Array(Type.String()),
+  hostVolumes: Type.Array(Type.String()),
+  allocations: Type.Integer(),
+});
+
+export const NodeListResponseSchema = Type.Object({ nodes: Type.Array(NodeViewSchema) });
+export const NodeParamsSchema = Type.Object({ node: NodeName });
+export const DrainRequestSchema = Type.Object({ enable: Type.Boolean() }, { additionalProperties: false });
+export const DrainResponseSchema = Type.Object({ node: Type.String(), drain: Type.Boolean() });
+export const NodeTokenResponseSchema = Type.Object({ node: Type.String(), token: Type.String() });
+
+// ---------------------------------------------------------------- splits and intentions
+
+export const ServiceParamsSchema = Type.Object({ service: ServiceName });
+/** `weft/splits/<service>`: version -> relative weight (proxy/balance/split.ts rules). */
+export const SplitSchema = Type.Object({ service: Type.String(), weights: Type.Record(Type.String(), Type.Integer()) });
+export const PutSplitRequestSchema = Type.Object({ weights: Type.Record(Type.String(), Type.Integer()) }, { additionalProperties: false });
+export const SplitListResponseSchema = Type.Object({ splits: Type.Array(SplitSchema) });
+
+export const IntentionParamsSchema = Type.Object({ source: IntentionName, destination: IntentionName });
+export const IntentionSchema = Type.Object({
+  source: Type.String(),
+  destination: Type.String(),
+  action: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
+  description: Type.Optional(Type.String()),
+});
+export const PutIntentionRequestSchema = Type.Object(
+  { action: Type.Union([Type.Literal('allow'), Type.Literal('deny')]), description: Type.Optional(Type.String({ maxLength: 512 })) },
+  { additionalProperties: false },
+);
+export const IntentionListResponseSchema = Type.Object({ intentions: Type.Array(IntentionSchema) });
+
+// ---------------------------------------------------------------- secrets
+
+export const SecretParamsSchema = Type.Object({ name: SecretName });
+export const PutSecretRequestSchema = Type.Object({ value: Type.String({ maxLength: 65_536 }) }, { additionalProperties: false });
+/** Never a value. */
+export const SecretInfoSchema = Type.Object({ name: Type.String(), updatedAt: Time });
+export const SecretListResponseSchema = Type.Object({ secrets: Type.Array(SecretInfoSchema) });
+export const DeletedResponseSchema = Type.Object({ deleted: Type.Boolean() });
+
+/** Agent route: the values of one allocation's secrets (host token of that host only). */
+export const AllocParamsSchema = Type.Object({ host: NodeName, alloc: Segment });
+export const AllocSecretsResponseSchema = Type.Object({ secrets: Type.Array(Type.Object({ name: Type.String(), value: Type.String() })) });
+
+// ---------------------------------------------------------------- CA
+
+export const SignCsrRequestSchema = Type.Object(
+  {
+    /** PEM PKCS#10 with one URI SAN `spiffe://<td>/ns/<ns>/svc/<service>`. */
+    csr: Type.String({ minLength: 1, maxLength: 16_384 }),
+  },
+  { additionalProperties: false },
+);
+export const SignCsrResponseSchema = Type.Object({
+  spiffeId: Type.String(),
+  certPem: Type.String(),
+  chainPems: Type.Array(Type.String()),
+  notBefore: Time,
+  notAfter: Time,
+  /** The trust bundle (roots, PEM), so a host can start trusting without another call. */
+  bundlePem: Type.String(),
+});
+export const CaRootsResponseSchema = Type.Object({ trustDomain: Type.String(), bundlePem: Type.String() });
+
+// ---------------------------------------------------------------- route table
+
+/** What fastify gets per route: params/query/body schemas and the 2xx response. */
+export interface RouteSchema {
+  params?: TSchema;
+  querystring?: TSchema;
+  body?: TSchema;
+  response: TSchema;
+  /** Status of the success answer (default 200). */
+  status?: number;
+  /** Agent tokens may call it (else operator only). Health is unauthenticated. */
+  agent?: boolean;
+}
+
+/** Schemas of every route, by ROUTES key. */
+export const ROUTE_SCHEMAS = {
+  health: { response: HealthResponseSchema },
+  metrics: { response: Type.String() },
+  listJobs: { response: JobListResponseSchema },
+  submitJob: { body: JobSubmitRequestSchema, response: JobSubmitResponseSchema },
+  planJob: { body: JobSubmitRequestSchema, response: PlanResponseSchema },
+  getJob: { params: JobParamsSchema, response: JobResponseSchema },
+  stopJob: { params: JobParamsSchema, querystring: StopJobQuerySchema, response: StopJobResponseSchema },
+  scaleJob: { params: JobParamsSchema, body: ScaleRequestSchema, response: ScaleResponseSchema },
+  jobStatus: { params: JobParamsSchema, response: JobStatusResponseSchema },
+  jobVersions: { params: JobParamsSchema, response: JobVersionsResponseSchema },
+  revertJob: { params: JobParamsSchema, body: RevertRequestSchema, response: JobSubmitResponseSchema },
+  listNodes: { response: NodeListResponseSchema },
+  drainNode: { params: NodeParamsSchema, body: DrainRequestSchema, response: DrainResponseSchema },
+  nodeToken: { params: NodeParamsSchema, response: NodeTokenResponseSchema },
+  listSplits: { response: SplitListResponseSchema },
+  getSplit: { params: ServiceParamsSchema, response: SplitSchema },
+  putSplit: { params: ServiceParamsSchema, body: PutSplitRequestSchema, response: SplitSchema },
+  deleteSplit: { params: ServiceParamsSchema, response: DeletedResponseSchema },
+  listIntentions: { response: IntentionListResponseSchema },
+  putIntention: { params: IntentionParamsSchema, body: PutIntentionRequestSchema, response: IntentionSchema },
+  deleteIntention: { params: IntentionParamsSchema, response: DeletedResponseSchema },
+  listSecrets: { response: SecretListResponseSchema },
+  putSecret: { params: SecretParamsSchema, body: PutSecretRequestSchema, response: SecretInfoSchema },
+  deleteSecret: { params: SecretParamsSchema, response: DeletedResponseSchema },
+  allocSecrets: { params: AllocParamsSchema, response: AllocSecretsResponseSchema, agent: true },
+  signCsr: { body: SignCsrRequestSchema, response: SignCsrResponseSchema, agent: true },
+  caRoots: { response: CaRootsResponseSchema, agent: true },
+} as const satisfies Record<keyof typeof ROUTES, RouteSchema>;
+
+export type ApiError = Static<typeof ApiErrorSchema>;
+export type HealthResponse = Static<typeof HealthResponseSchema>;
+export type JobSubmitRequest = Static<typeof JobSubmitRequestSchema>;
+export type JobSubmitResponse = Static<typeof JobSubmitResponseSchema>;
+export type PlanResponse = Static<typeof PlanResponseSchema>;
+export type JobSummary = Static<typeof JobSummarySchema>;
+export type JobListResponse = Static<typeof JobListResponseSchema>;
+export type JobResponse = Static<typeof JobResponseSchema>;
+export type StopJobResponse = Static<typeof StopJobResponseSchema>;
+export type ScaleRequest = Static<typeof ScaleRequestSchema>;
+export type ScaleResponse = Static<typeof ScaleResponseSchema>;
+export type JobVersionsResponse = Static<typeof JobVersionsResponseSchema>;
+export type RevertRequest = Static<typeof RevertRequestSchema>;
+export type JobEvent = Static<typeof JobEventSchema>;
+export type DeploymentView = Static<typeof DeploymentSchema>;
+export type AllocationView = Static<typeof AllocationViewSchema>;
+export type GroupStatus = Static<typeof GroupStatusSchema>;
+export type JobStatusResponse = Static<typeof JobStatusResponseSchema>;
+export type NodeView = Static<typeof NodeViewSchema>;
+export type NodeListResponse = Static<typeof NodeListResponseSchema>;
+export type DrainRequest = Static<typeof DrainRequestSchema>;
+export type DrainResponse = Static<typeof DrainResponseSchema>;
+export type NodeTokenResponse = Static<typeof NodeTokenResponseSchema>;
+export type SplitView = Static<typeof SplitSchema>;
+export type PutSplitRequest = Static<typeof PutSplitRequestSchema>;
+export type SplitListResponse = Static<typeof SplitListResponseSchema>;
+export type IntentionView = Static<typeof IntentionSchema>;
+export type PutIntentionRequest = Static<typeof PutIntentionRequestSchema>;
+export type IntentionListResponse = Static<typeof IntentionListResponseSchema>;
+export type SecretInfoView = Static<typeof SecretInfoSchema>;
+export type PutSecretRequest = Static<typeof PutSecretRequestSchema>;
+export type SecretListResponse = Static<typeof SecretListResponseSchema>;
+export type DeletedResponse = Static<typeof DeletedResponseSchema>;
+export type AllocSecretsResponse = Static<typeof AllocSecretsResponseSchema>;
+export type SignCsrRequest = Static<typeof SignCsrRequestSchema>;
+export type SignCsrResponse = Static<typeof SignCsrResponseSchema>;
+export type CaRootsResponse = Static<typeof CaRootsResponseSchema>;

@@ -1,0 +1,36 @@
+/**
+ * What the API's route handlers share: the Consul client, the observer's
+ * view, the secret store, the operator token and who leads. Plus the views
+ * both `status` and `plan` build from a snapshot.
+ */
+import type { NodeInfo } from '../../scheduler/model.js';
+import type { SecretStore } from '../../scheduler/secrets/store.js';
+import { observeAllocs, observeNodes } from '../../scheduler/state/observe.js';
+import type { DiscoveryClient } from '../../discovery/client.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { ClusterObserver, ClusterSnapshot } from './scheduler-observer.js';
+
+export interface SchedulerContext {
+  client: DiscoveryClient;
+  observer: ClusterObserver;
+  config: Readonly<Config>;
+  logger: Logger;
+  secrets: SecretStore;
+  token: string;
+  isLeader(): boolean;
+  leaderAddress(): string | undefined;
+  /** The leader loop's nodes (with lost_after memory) when this instance leads. */
+  leaderNodes(): readonly NodeInfo[] | undefined;
+}
+
+/** Nodes as the leader sees them, or as a fresh observation on a standby. */
+export function currentNodes(ctx: SchedulerContext, snap: ClusterSnapshot, nowMs: number): NodeInfo[] {
+  const known = ctx.leaderNodes();
+  return observeNodes(snap.agents, known ?? [], snap.drained, nowMs);
+}
+
+/** The core's allocations of a snapshot (healthy-since unknown: counted from now). */
+export function currentAllocs(snap: ClusterSnapshot, nowMs: number): ReturnType<typeof observeAllocs>['allocs'] {
+  return observeAllocs(snap.tasks, new Map(), nowMs).allocs;
+}

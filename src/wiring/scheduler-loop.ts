@@ -1,0 +1,217 @@
+/**
+ * The leader's control loop: observe -> translate (scheduler/state) ->
+ * reconcile (pure) -> write, every write fenced by the leader lock.
+ *
+ * It runs on every change the observer reports (coalesced), at the plan's
+ * follow-up time (a node turning lost, a delayed reschedule, a health
+ * deadline), and at least every `scheduler.reconcileIntervalMs`. After a write
+ * it waits until the allocation watch shows its own writes before planning
+ * again (bounded), so a stale view never places the same slot twice.
+ */
+import type { Config } from '../config.js';
+import type { Deployment, NodeInfo } from '../../scheduler/model.js';
+import { reconcile } from '../../scheduler/reconcile/reconciler.js';
+import { compileJob } from '../../scheduler/spec/compile.js';
+import type { JobSpec } from '../../scheduler/spec/schema.js';
+import { observeAllocs, observeNodes } from '../../scheduler/state/observe.js';
+import type { DiscoveryClient } from '../../discovery/client.js';
+import type { Fence } from '../../discovery/kv.js';
+import { getJSON } from '../../discovery/kv.js';
+import { isWeftError } from '../errors.js';
+import type { Logger } from '../log.js';
+import * as m from './scheduler-metrics.js';
+import type { ClusterObserver } from './scheduler-observer.js';
+import { planOps } from './scheduler-plan-ops.js';
+import { fencedTxn, type JobRecord, jobKey, type StatusRecord, type TxnOp, type VersionRecord, versionKey } from './scheduler-store.js';
+
+export interface LoopOptions {
+  client: DiscoveryClient;
+  observer: ClusterObserver;
+  config: Readonly<Config>;
+  logger: Logger;
+  /** The lock's fence; throws WEFT_ERR_LOCK_LOST when no longer held. */
+  fence: () => Fence;
+  /** Called when a fenced write is refused: the caller steps down. */
+  onLockLost: (err: unknown) => void;
+}
+
+/** How long the loop waits for its own writes to show in the watch before it re-plans anyway. */
+const SETTLE_TIMEOUT_MS = 5_000;
+
+/** The reconcile loop of a leader. Create on acquiring the lock; stop() on losing it. */
+export class ControlLoop {
+  private readonly opts: LoopOptions;
+  private nodes: NodeInfo[] = [];
+  private healthySince = new Map<string, number>();
+  /** Status records this leader wrote (authoritative over a watch that may lag). */
+  private readonly statuses = new Map<string, StatusRecord>();
+  /** Job versions this leader wrote (auto-revert), same reason. */
+  private readonly jobVersions = new Map<string, JobRecord>();
+  private expectSet = new Set<string>();
+  private expectGone = new Set<string>();
+  private expectSince = 0;
+  private running = false;
+  private dirty = true;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private followUp: NodeJS.Timeout | undefined;
+  private current: Promise<void> | undefined;
+  private readonly onChange = (): void => this.kick();
+
+  constructor(opts: LoopOptions) {
+    this.opts = opts;
+  }
+
+  /** The nodes as last observed (lost_after counts from the first failure this leader saw). */
+  get nodeInfos(): readonly NodeInfo[] {
+    return this.nodes;
+  }
+
+  /** Starts reconciling. */
+  start(): void {
+    this.opts.observer.on('change', this.onChange);
+    this.timer = setInterval(() => this.kick(), this.opts.config.scheduler.reconcileIntervalMs);
+    this.kick();
+  }
+
+  /** Stops after the reconciliation in progress, if any. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.opts.observer.off('change', this.onChange);
+    clearInterval(this.timer);
+    clearTimeout(this.followUp);
+    await this.current;
+    m.clearReplicas();
+  }
+
+  /** Asks for a reconciliation soon; calls while one runs coalesce into one more. */
+  kick(): void {
+    if (this.stopped) return;
+    this.dirty = true;
+    if (this.running) return;
+    this.running = true;
+    this.current = (async () => {
+      try {
+        while (this.dirty && !this.stopped) {
+          this.dirty = false;
+          await this.cycle();
+        }
+      } finally {
+        this.running = false;
+      }
+    })();
+  }
+
+  private settled(): boolean {
+    if (this.expectSet.size === 0 && this.expectGone.size === 0) return true;
+    const keys = this.opts.observer.allocKeys();
+    const ok = [...this.expectSet].every((k) => keys.has(k)) && [...this.expectGone].every((k) => !keys.has(k));
+    if (ok || Date.now() - this.expectSince > SETTLE_TIMEOUT_MS) {
+      if (!ok) this.opts.logger.warn('allocation watch did not show our writes in time; planning anyway');
+      this.expectSet.clear();
+      this.expectGone.clear();
+      return true;
+    }
+    return false;
+  }
+
+  private async cycle(): Promise<void> {
+    if (!this.settled()) {
+      this.scheduleFollowUp(Date.now() + 200); // the watch's change will kick sooner
+      return;
+    }
+    const started = process.hrtime.bigint();
+    const { config, logger } = this.opts;
+    const snap = this.opts.observer.snapshot();
+    const nowMs = Date.now();
+    for (const [job, rec] of this.jobVersions) {
+      const seen = snap.jobs.get(job);
+      if (seen === undefined || seen.version >= rec.version) this.jobVersions.delete(job);
+      else snap.jobs.set(job, rec);
+    }
+    for (const [job, rec] of snap.statuses) if (!this.statuses.has(job)) this.statuses.set(job, rec);
+    this.nodes = observeNodes(snap.agents, this.nodes, snap.drained, nowMs);
+    const observed = observeAllocs(snap.tasks, this.healthySince, nowMs);
+    this.healthySince = observed.healthySince;
+    const specs = new Map<string, JobSpec>();
+    const jobs = [...snap.jobs].map(([name, rec]) => {
+      specs.set(name, rec.spec);
+      return compileJob(rec.spec, rec.version, { stopped: rec.stopped });
+    });
+    const deployments = [...this.statuses.values()].map((s) => s.deployment).filter((d): d is Deployment => d !== undefined);
+    const t0 = process.hrtime.bigint();
+    const plan = reconcile(
+      { nowMs, nodes: this.nodes, jobs, allocs: observed.allocs, deployments },
+      { lostAfterMs: config.scheduler.lostAfterMs, algorithm: config.scheduler.algorithm, dynamicPorts: { min: config.scheduler.dynamicPortMin, max: config.scheduler.dynamicPortMax } },
+    );
+    m.placementLatency.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    m.recordReplicas(jobs, observed.allocs);
+    const built = planOps(plan, { specs, tasks: snap.tasks, statuses: this.statuses, nowMs });
+    const ops: TxnOp[] = [...built.ops];
+    for (const r of plan.reverts) ops.push(...(await this.revertOps(r.job, r.toVersion, snap.jobs.get(r.job), built.statuses.get(r.job) ?? this.statuses.get(r.job), built.statuses, nowMs)));
+    try {
+      if (ops.length > 0) await fencedTxn(this.opts.client, this.opts.fence(), ops);
+    } catch (err) {
+      if (isWeftError(err, 'WEFT_ERR_LOCK_LOST')) {
+        m.reconcilesTotal.inc({ result: 'lock-lost' });
+        logger.warn({ err }, 'a fenced write was refused: stepping down');
+        this.opts.onLockLost(err);
+        return;
+      }
+      m.reconcilesTotal.inc({ result: 'error' });
+      logger.error({ err }, 'applying the plan failed; retrying');
+      this.scheduleFollowUp(Date.now() + 1000);
+      return;
+    }
+    for (const [job, rec] of built.statuses) this.statuses.set(job, rec);
+    for (const op of ops) {
+      if (!op.key.startsWith('weft/allocs/')) continue;
+      if (op.verb === 'set') this.expectSet.add(op.key);
+      else this.expectGone.add(op.key);
+    }
+    if (this.expectSet.size + this.expectGone.size > 0) this.expectSince = Date.now();
+    for (const p of plan.place) m.placementsTotal.inc({ reason: p.reason });
+    for (const s of plan.stop) m.stopsTotal.inc({ reason: s.reason });
+    for (const f of plan.failures) m.placementFailuresTotal.inc(f.missing);
+    if (built.placed + built.stopped > 0 || plan.reverts.length > 0) {
+      logger.info({ placed: built.placed, stopped: built.stopped, reverts: plan.reverts, failures: plan.failures.map((f) => `${f.job}.${f.group}: ${f.message}`) }, 'plan applied');
+    }
+    m.reconcilesTotal.inc({ result: 'ok' });
+    m.reconcileDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    if (plan.followUpAtMs !== undefined) this.scheduleFollowUp(plan.followUpAtMs);
+  }
+
+  /** Auto-revert: the stable version's spec, submitted again as a new version (fingerprints keep its allocations). */
+  private async revertOps(job: string, toVersion: number, current: JobRecord | undefined, status: StatusRecord | undefined, into: Map<string, StatusRecord>, nowMs: number): Promise<TxnOp[]> {
+    if (current === undefined) return [];
+    const stable = await getJSON<VersionRecord>(this.opts.client, versionKey(job, toVersion));
+    if (stable === undefined) {
+      this.opts.logger.warn({ job, toVersion }, 'auto-revert: the stable version is not in the history');
+      return [];
+    }
+    const version = current.version + 1;
+    const submittedAt = new Date(nowMs).toISOString();
+    const record: JobRecord = { version, stopped: false, submittedAt, spec: stable.value.spec };
+    this.jobVersions.set(job, record);
+    this.opts.logger.warn({ job, from: current.version, to: toVersion, version }, 'deployment failed: auto-reverting');
+    const ops: TxnOp[] = [
+      { verb: 'set', key: versionKey(job, version), value: { version, submittedAt, spec: stable.value.spec } satisfies VersionRecord },
+      { verb: 'set', key: jobKey(job), value: record },
+    ];
+    if (status !== undefined) {
+      const next: StatusRecord = {
+        ...status,
+        events: [...status.events, { at: submittedAt, type: 'reverted', message: `version ${current.version} failed: reverted to the spec of version ${toVersion} as version ${version}`, version }].slice(-100),
+      };
+      into.set(job, next);
+      ops.push({ verb: 'set', key: `weft/job-status/${job}`, value: next });
+    }
+    return ops;
+  }
+
+  private scheduleFollowUp(atMs: number): void {
+    clearTimeout(this.followUp);
+    if (this.stopped) return;
+    this.followUp = setTimeout(() => this.kick(), Math.max(0, Math.min(atMs - Date.now() + 5, 60_000)));
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * A reconciler plan -> the KV operations that carry it out, and the events
+ * that tell `weft status` what happened. Pure: the loop (scheduler-loop.ts)
+ * applies the operations in one fenced transaction per 63.
+ *
+ *   place  -> set weft/allocs/<node>/<instance>-<task> (one per task)
+ *   stop   -> delete every task document of the instance (the agent drains and stops it)
+ *   deployments, failures -> weft/job-status/<job> (only when it changed)
+ */
+import { allocKey } from '../contracts/alloc.js';
+import type { JobEvent } from '../contracts/scheduler-api.js';
+import type { Plan } from '../../scheduler/reconcile/plan.js';
+import { allocationDocs } from '../../scheduler/state/documents.js';
+import type { ObservedTask } from '../../scheduler/state/observe.js';
+import type { JobSpec } from '../../scheduler/spec/schema.js';
+import type { PlacementFailure } from '../../scheduler/placement/reasons.js';
+import { pushEvents, type StatusRecord, statusKey, type TxnOp } from './scheduler-store.js';
+
+/** What one plan turns into. */
+export interface PlanOps {
+  ops: TxnOp[];
+  /** Status records after the plan, for jobs whose record changed. */
+  statuses: Map<string, StatusRecord>;
+  placed: number;
+  stopped: number;
+}
+
+/** Builds the operations and the new status records. `statuses` are the current records (not modified). */
+export function planOps(plan: Plan, ctx: { specs: ReadonlyMap<string, JobSpec>; tasks: readonly ObservedTask[]; statuses: ReadonlyMap<string, StatusRecord>; nowMs: number }): PlanOps {
+  const ops: TxnOp[] = [];
+  const events = new Map<string, JobEvent[]>();
+  const at = new Date(ctx.nowMs).toISOString();
+  const event = (job: string, e: Omit<JobEvent, 'at'>): void => {
+    events.set(job, [...(events.get(job) ?? []), { at, ...e }]);
+  };
+  let placed = 0;
+  for (const p of plan.place) {
+    const spec = ctx.specs.get(p.job);
+    if (spec === undefined) continue;
+    for (const doc of allocationDocs(p, spec, ctx.nowMs)) ops.push({ verb: 'set', key: allocKey(p.node, doc.id), value: doc });
+    placed++;
+    event(p.job, {
+      type: 'placed',
+      message: `${p.group}[${p.index}] placed on ${p.node} (${p.reason}${p.replaces === undefined ? '' : `, replaces ${p.replaces}`})`,
+      alloc: p.id,
+      node: p.node,
+      version: p.version,
+    });
+  }
+  let stopped = 0;
+  for (const s of plan.stop) {
+    const docs = ctx.tasks.filter((t) => t.host === s.alloc.node && (t.doc.placement?.instance ?? t.doc.id) === s.alloc.id);
+    for (const t of docs) ops.push({ verb: 'delete', key: allocKey(t.host, t.doc.id) });
+    stopped++;
+    event(s.alloc.job, { type: 'stopped-alloc', message: `${s.alloc.group}[${s.alloc.index}] on ${s.alloc.node} stopped (${s.reason})`, alloc: s.alloc.id, node: s.alloc.node });
+  }
+
+  const statuses = new Map<string, StatusRecord>();
+  const touched = new Set<string>([...events.keys(), ...plan.deployments.map((d) => d.job), ...ctx.specs.keys()]);
+  for (const job of touched) {
+    const before = ctx.statuses.get(job) ?? { failures: [], events: [], stableVersions: [] };
+    let next: StatusRecord = { ...before };
+    const deployment = plan.deployments.find((d) => d.job === job);
+    if (deployment !== undefined) {
+      next.deployment = deployment;
+      if (deployment.status === 'successful' && !next.stableVersions.includes(deployment.version)) next.stableVersions = [...next.stableVersions, deployment.version].slice(-50);
+      if (before.deployment?.status !== deployment.status || before.deployment?.version !== deployment.version) {
+        event(job, { type: 'deployment', message: `version ${deployment.version}: ${deployment.status}${deployment.message === undefined ? '' : ` (${deployment.message})`}`, version: deployment.version });
+      }
+    }
+    if (ctx.specs.has(job)) {
+      const failures = plan.failures.filter((f) => f.job === job);
+      if (!sameFailures(before.failures, failures)) {
+        next.failures = failures;
+        for (const f of failures) event(job, { type: 'placement-failed', message: `${f.group}: ${f.missing} not placed: ${f.message}` });
+      }
+    }
+    next = pushEvents(next, events.get(job) ?? []);
+    if (JSON.stringify(next) !== JSON.stringify(before)) {
+      statuses.set(job, next);
+      ops.push({ verb: 'set', key: statusKey(job), value: next });
+    }
+  }
+  return { ops, statuses, placed, stopped };
+}
+
+function sameFailures(a: readonly PlacementFailure[], b: readonly PlacementFailure[]): boolean {
+  const key = (fs: readonly PlacementFailure[]): string => JSON.stringify(fs.map((f) => [f.group, f.missing, f.message]));
+  return key(a) === key(b);
+}

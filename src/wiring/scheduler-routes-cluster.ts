@@ -1,0 +1,218 @@
+/**
+ * Cluster routes: health, nodes, drain, agent tokens, splits, intentions,
+ * secrets, and the agent routes (allocation secrets, CSR signing, roots).
+ *
+ * Splits and intentions are validated with the proxy's own rules
+ * (proxy/balance/split.ts, proxy/inbound/intentions.ts): src/wiring is the
+ * one place allowed to assemble subsystems, so what the API accepts is exactly
+ * what every proxy will load.
+ *
+ * CSR rule: an agent token for host H may claim the SPIFFE IDs of services
+ * that allocations on H register (`weft.service` of `weft/allocs/H/*`), in
+ * namespace `agent.namespace`; the operator token may claim any service.
+ */
+import { bundlePem } from '../../certs/bundle.js';
+import { createCsrSigner, type CsrSigner } from '../../certs/csr-signer.js';
+import { loadCa } from '../../certs/store.js';
+import type { CertificateAuthority } from '../../certs/ca.js';
+import { validateSplit, splitKey, SPLIT_KV_PREFIX } from '../../proxy/balance/split.js';
+import { INTENTIONS_PREFIX, parseIntentionDocument, parseIntentionKey } from '../../proxy/inbound/intentions.js';
+import { deleteKey, getEntry, getJSON, listEntries, putJSON } from '../../discovery/kv.js';
+import { type Allocation, ALLOCS_PREFIX, allocKey } from '../contracts/alloc.js';
+import type { IntentionView, NodeView, SplitView } from '../contracts/scheduler-api.js';
+import { WeftError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { readiness } from '../../scheduler/nodes.js';
+import { currentAllocs, currentNodes, type SchedulerContext } from './scheduler-context.js';
+import type { Handlers } from './scheduler-api.js';
+import { drainKey } from './scheduler-store.js';
+import { agentToken } from './scheduler-token.js';
+
+type ClusterHandlers = Omit<Handlers, 'listJobs' | 'submitJob' | 'planJob' | 'getJob' | 'stopJob' | 'scaleJob' | 'jobStatus' | 'jobVersions' | 'revertJob'>;
+
+/** The cluster route handlers. */
+export function clusterHandlers(ctx: SchedulerContext): ClusterHandlers {
+  let signer: { ca: CertificateAuthority; sign: CsrSigner } | undefined;
+  const ca = (): { ca: CertificateAuthority; sign: CsrSigner } => {
+    // Loaded on first use: a scheduler without a CA still serves everything else.
+    if (signer === undefined) {
+      const loaded = loadCa(ctx.config.dataDir, { leafTtlMs: ctx.config.ca.leafTtlHours * 3_600_000 });
+      signer = { ca: loaded, sign: createCsrSigner({ ca: loaded, perSecond: ctx.config.ca.csrMaxPerSecond }) };
+    }
+    return signer;
+  };
+
+  return {
+    async health() {
+      const leaderAddress = ctx.leaderAddress();
+      return { status: 'ok', leader: ctx.isLeader(), version: VERSION, ...(leaderAddress === undefined ? {} : { leaderAddress }) };
+    },
+
+    async listNodes() {
+      const snap = ctx.observer.snapshot();
+      const now = Date.now();
+      const allocs = currentAllocs(snap, now).filter((a) => a.status !== 'failed' && a.status !== 'stopped');
+      const nodes: NodeView[] = currentNodes(ctx, snap, now).map((n) => {
+        const mine = allocs.filter((a) => a.node === n.name);
+        return {
+          name: n.name,
+          address: n.address,
+          readiness: readiness(n, now, ctx.config.scheduler.lostAfterMs),
+          heartbeat: n.heartbeat,
+          drain: n.drain,
+          capacity: { cpu: n.capacity.cpu, memory: n.capacity.memory },
+          allocated: { cpu: mine.reduce((s, a) => s + a.resources.cpu, 0), memory: mine.reduce((s, a) => s + a.resources.memory, 0) },
+          attributes: { ...n.attributes },
+          drivers: [...n.drivers],
+          hostVolumes: [...n.hostVolumes],
+          allocations: mine.length,
+        };
+      });
+      return { nodes };
+    },
+
+    async drainNode(req) {
+      const { node } = req.params as { node: string };
+      const { enable } = req.body as { enable: boolean };
+      const snap = ctx.observer.snapshot();
+      if (!currentNodes(ctx, snap, Date.now()).some((n) => n.name === node)) throw new WeftError('WEFT_ERR_API_NOT_FOUND', `no node ${node}`, { key: 'node', value: node });
+      if (enable) await putJSON(ctx.client, drainKey(node), { drain: true, since: new Date().toISOString() });
+      else await deleteKey(ctx.client, drainKey(node));
+      ctx.logger.info({ node, drain: enable }, 'node drain changed');
+      return { node, drain: enable };
+    },
+
+    async nodeToken(req) {
+      const { node } = req.params as { node: string };
+      return { node, token: agentToken(ctx.token, node) };
+    },
+
+    async listSplits() {
+      const splits: SplitView[] = [];
+      for (const e of await listEntries(ctx.client, SPLIT_KV_PREFIX)) {
+        const service = e.key.slice(SPLIT_KV_PREFIX.length);
+        try {
+          splits.push({ service, weights: Object.fromEntries(validateSplit(service, JSON.parse(e.value ?? ''))) });
+        } catch {
+          ctx.logger.warn({ key: e.key }, 'invalid split in KV; not listed');
+        }
+      }
+      return { splits };
+    },
+
+    async getSplit(req) {
+      const { service } = req.params as { service: string };
+      const doc = await getJSON<unknown>(ctx.client, splitKey(service));
+      if (doc === undefined) throw new WeftError('WEFT_ERR_API_NOT_FOUND', `no split for ${service}`, { key: 'service', value: service });
+      return { service, weights: Object.fromEntries(validateSplit(service, doc.value)) };
+    },
+
+    async putSplit(req) {
+      const { service } = req.params as { service: string };
+      const { weights } = req.body as { weights: Record<string, number> };
+      const split = validateSplit(service, weights);
+      await putJSON(ctx.client, splitKey(service), Object.fromEntries(split));
+      ctx.logger.info({ service, weights }, 'split set');
+      return { service, weights: Object.fromEntries(split) };
+    },
+
+    async deleteSplit(req) {
+      const { service } = req.params as { service: string };
+      const existed = (await getEntry(ctx.client, splitKey(service))) !== undefined;
+      if (existed) await deleteKey(ctx.client, splitKey(service));
+      return { deleted: existed };
+    },
+
+    async listIntentions() {
+      const intentions: IntentionView[] = [];
+      for (const e of await listEntries(ctx.client, INTENTIONS_PREFIX)) {
+        try {
+          const pair = parseIntentionKey(e.key);
+          intentions.push({ ...pair, ...parseIntentionDocument(e.key, e.value) });
+        } catch {
+          ctx.logger.warn({ key: e.key }, 'invalid intention in KV (proxies deny its pair); not listed');
+        }
+      }
+      return { intentions };
+    },
+
+    async putIntention(req) {
+      const { source, destination } = req.params as { source: string; destination: string };
+      const key = `${INTENTIONS_PREFIX}${source}/${destination}`;
+      parseIntentionKey(key);
+      const doc = parseIntentionDocument(key, JSON.stringify(req.body));
+      await putJSON(ctx.client, key, doc);
+      ctx.logger.info({ source, destination, action: doc.action }, 'intention set');
+      return { source, destination, ...doc };
+    },
+
+    async deleteIntention(req) {
+      const { source, destination } = req.params as { source: string; destination: string };
+      const key = `${INTENTIONS_PREFIX}${source}/${destination}`;
+      const existed = (await getEntry(ctx.client, key)) !== undefined;
+      if (existed) await deleteKey(ctx.client, key);
+      return { deleted: existed };
+    },
+
+    async listSecrets() {
+      return { secrets: await ctx.secrets.list() };
+    },
+
+    async putSecret(req) {
+      const { name } = req.params as { name: string };
+      const info = await ctx.secrets.set(name, (req.body as { value: string }).value);
+      ctx.logger.info({ secret: name }, 'secret set'); // the name only, never the value
+      return info;
+    },
+
+    async deleteSecret(req) {
+      await ctx.secrets.remove((req.params as { name: string }).name);
+      return { deleted: true };
+    },
+
+    async allocSecrets(req, caller) {
+      const { host, alloc } = req.params as { host: string; alloc: string };
+      // Only the host's own agent: secret values never leave through an operator route.
+      if (caller?.kind !== 'agent' || caller.host !== host) {
+        throw new WeftError('WEFT_ERR_API_FORBIDDEN', `only host ${host}'s agent token may read its allocations' secrets`, { key: 'authorization' });
+      }
+      const doc = await getJSON<Allocation>(ctx.client, allocKey(host, alloc));
+      if (doc === undefined) throw new WeftError('WEFT_ERR_API_NOT_FOUND', `no allocation ${alloc} on ${host}`, { key: 'alloc', value: alloc });
+      const secrets = [];
+      for (const s of doc.value.secrets ?? []) secrets.push({ name: s.name, value: await ctx.secrets.reveal(s.name) });
+      return { secrets };
+    },
+
+    async signCsr(req, caller) {
+      const { csr } = req.body as { csr: string };
+      const { ca: authority, sign } = ca();
+      let allowed: string[] | undefined;
+      if (caller?.kind === 'agent') {
+        const docs = await listEntries(ctx.client, `${ALLOCS_PREFIX}${caller.host}/`);
+        allowed = docs.flatMap((e) => {
+          try {
+            const s = (JSON.parse(e.value ?? '') as Allocation).labels?.['weft.service'];
+            return s === undefined ? [] : [s];
+          } catch {
+            return [];
+          }
+        });
+      }
+      const namespace = ctx.config.agent.namespace;
+      const leaf = sign.sign(csr, allowed === undefined ? (id) => id.trustDomain === authority.trustDomain : { allowedServices: allowed, namespace });
+      return {
+        spiffeId: leaf.spiffeId,
+        certPem: leaf.certPem,
+        chainPems: [...leaf.chainPems],
+        notBefore: leaf.notBefore.toISOString(),
+        notAfter: leaf.notAfter.toISOString(),
+        bundlePem: bundlePem(authority.bundle()),
+      };
+    },
+
+    async caRoots() {
+      const { ca: authority } = ca();
+      return { trustDomain: authority.trustDomain, bundlePem: bundlePem(authority.bundle()) };
+    },
+  };
+}

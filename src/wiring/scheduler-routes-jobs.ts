@@ -1,0 +1,282 @@
+/**
+ * Job routes: submit, plan (dry run), get, list, stop, scale, status,
+ * versions, revert. A spec is fully checked (schema, semantics, secrets it
+ * names exist) before anything is written; writes are check-and-set on
+ * `weft/jobs/<job>` so two submits never interleave. Any scheduler instance
+ * serves these: the leader's loop picks the change up from its watch.
+ */
+import { reconcile } from '../../scheduler/reconcile/reconciler.js';
+import { jobInvalid, type SpecError } from '../../scheduler/spec/errors.js';
+import { canonicalJSON, compileJob, nextVersion } from '../../scheduler/spec/compile.js';
+import type { JobSpec } from '../../scheduler/spec/schema.js';
+import { parseJobSpec, validateJobSpec } from '../../scheduler/spec/validate.js';
+import type { Deployment } from '../../scheduler/model.js';
+import { deleteKey, getJSON, list, putJSON } from '../../discovery/kv.js';
+import type {
+  AllocationView,
+  JobStatusResponse,
+  JobSubmitResponse,
+  JobSummary,
+  PlanResponse,
+  ScaleRequest,
+  ScaleResponse,
+} from '../contracts/scheduler-api.js';
+import { WeftError } from '../errors.js';
+import { currentAllocs, currentNodes, type SchedulerContext } from './scheduler-context.js';
+import type { Handlers } from './scheduler-api.js';
+import { emptyStatus, type JobRecord, jobKey, pushEvents, type StatusRecord, statusKey, type VersionRecord, VERSIONS_PREFIX, versionKey } from './scheduler-store.js';
+
+type Change = JobSubmitResponse['change'];
+
+/** The job route handlers. */
+export function jobHandlers(ctx: SchedulerContext): Pick<Handlers, 'listJobs' | 'submitJob' | 'planJob' | 'getJob' | 'stopJob' | 'scaleJob' | 'jobStatus' | 'jobVersions' | 'revertJob'> {
+  return {
+    async listJobs() {
+      const snap = ctx.observer.snapshot();
+      const allocs = currentAllocs(snap, Date.now());
+      const jobs: JobSummary[] = [...snap.jobs].map(([name, rec]) => {
+        const mine = allocs.filter((a) => a.job === name);
+        return {
+          name,
+          version: rec.version,
+          stopped: rec.stopped,
+          submittedAt: rec.submittedAt,
+          desired: rec.stopped ? 0 : rec.spec.groups.reduce((s, g) => s + (g.count ?? 1), 0),
+          running: mine.filter((a) => a.status === 'running').length,
+          healthy: mine.filter((a) => a.status === 'running' && a.healthy === true).length,
+        };
+      });
+      return { jobs };
+    },
+
+    async submitJob(req) {
+      const spec = await checkedSpec(ctx, (req.body as { spec: unknown }).spec);
+      return submit(ctx, spec, 'submitted');
+    },
+
+    async planJob(req) {
+      const spec = await checkedSpec(ctx, (req.body as { spec: unknown }).spec);
+      return dryRun(ctx, spec);
+    },
+
+    async getJob(req) {
+      const rec = await mustGetJob(ctx, (req.params as { job: string }).job);
+      return { name: rec.spec.name, version: rec.version, stopped: rec.stopped, submittedAt: rec.submittedAt, spec: rec.spec };
+    },
+
+    async stopJob(req) {
+      const { job } = req.params as { job: string };
+      const purge = (req.query as { purge?: boolean }).purge === true;
+      const current = await getJSON<JobRecord>(ctx.client, jobKey(job));
+      if (current === undefined) throw notFound(job);
+      if (purge) {
+        // Without a job document the loop stops every allocation ('job-removed').
+        await deleteKey(ctx.client, jobKey(job), { cas: current.modifyIndex });
+        await deleteKey(ctx.client, `${VERSIONS_PREFIX}${job}/`, { recurse: true });
+        await deleteKey(ctx.client, statusKey(job));
+      } else if (!(await putJSON(ctx.client, jobKey(job), { ...current.value, stopped: true }, { cas: current.modifyIndex }))) {
+        throw conflict(job);
+      }
+      ctx.logger.info({ job, purge }, 'job stopped');
+      return { job, stopped: true, purged: purge };
+    },
+
+    async scaleJob(req) {
+      const { job } = req.params as { job: string };
+      const body = req.body as ScaleRequest;
+      const current = await getJSON<JobRecord>(ctx.client, jobKey(job));
+      if (current === undefined) throw notFound(job);
+      const groups = current.value.spec.groups;
+      const name = body.group ?? (groups.length === 1 ? groups[0]!.name : undefined);
+      if (name === undefined) throw new WeftError('WEFT_ERR_API_REQUEST_INVALID', `job ${job} has ${groups.length} groups: name one (body.group)`, { key: 'body.group' });
+      const group = groups.find((g) => g.name === name);
+      if (group === undefined) throw new WeftError('WEFT_ERR_API_NOT_FOUND', `job ${job} has no group ${name} (groups: ${groups.map((g) => g.name).join(', ')})`, { key: 'body.group', value: name });
+      const previous = group.count ?? 1;
+      const spec: JobSpec = { ...current.value.spec, groups: groups.map((g) => (g.name === name ? { ...g, count: body.count } : g)) };
+      const check = validateJobSpec(spec); // autoscale bounds and the like still hold
+      if (!check.ok) throw jobInvalid(check.errors, job);
+      const record: JobRecord = { ...current.value, spec };
+      if (!(await putJSON(ctx.client, jobKey(job), record, { cas: current.modifyIndex }))) throw conflict(job);
+      await appendEvent(ctx, job, { type: 'scaled', message: `${name}: ${previous} -> ${body.count}` });
+      ctx.logger.info({ job, group: name, from: previous, to: body.count }, 'job scaled');
+      return { job, group: name, count: body.count, previous, version: record.version } satisfies ScaleResponse;
+    },
+
+    async jobStatus(req) {
+      const { job } = req.params as { job: string };
+      const snap = ctx.observer.snapshot();
+      const rec = snap.jobs.get(job) ?? (await mustGetJob(ctx, job));
+      const status = snap.statuses.get(job) ?? emptyStatus();
+      const allocs = currentAllocs(snap, Date.now()).filter((a) => a.job === job);
+      const views: AllocationView[] = allocs.map((a) => ({
+        id: a.id,
+        group: a.group,
+        index: a.index,
+        node: a.node,
+        version: a.version,
+        status: a.status,
+        ...(a.healthy === undefined ? {} : { healthy: a.healthy }),
+        ports: [...a.ports],
+        createdAt: new Date(a.createdAtMs).toISOString(),
+        tasks: snap.tasks
+          .filter((t) => t.host === a.node && (t.doc.placement?.instance ?? t.doc.id) === a.id)
+          .map((t) => ({
+            id: t.doc.id,
+            task: t.doc.task,
+            state: t.status?.state ?? 'pending',
+            restarts: t.status?.restarts ?? 0,
+            ...(t.status?.exitCode === undefined ? {} : { exitCode: t.status.exitCode }),
+            ...(t.status?.message === undefined ? {} : { message: t.status.message }),
+          })),
+      }));
+      const out: JobStatusResponse = {
+        job,
+        version: rec.version,
+        stopped: rec.stopped,
+        groups: rec.spec.groups.map((g) => {
+          const mine = allocs.filter((a) => a.group === g.name);
+          const failure = status.failures.find((f) => f.group === g.name);
+          return {
+            group: g.name,
+            desired: rec.stopped ? 0 : (g.count ?? 1),
+            placed: mine.length,
+            running: mine.filter((a) => a.status === 'running').length,
+            healthy: mine.filter((a) => a.status === 'running' && a.healthy === true).length,
+            ...(failure === undefined ? {} : { failure }),
+          };
+        }),
+        allocations: views,
+        events: status.events,
+      };
+      if (status.deployment !== undefined) out.deployment = deploymentView(status.deployment);
+      return out;
+    },
+
+    async jobVersions(req) {
+      const { job } = req.params as { job: string };
+      await mustGetJob(ctx, job);
+      const stable = new Set((await getJSON<StatusRecord>(ctx.client, statusKey(job)))?.value.stableVersions ?? []);
+      const versions = (await list<VersionRecord>(ctx.client, `${VERSIONS_PREFIX}${job}/`))
+        .map((v) => ({ version: v.value.version, submittedAt: v.value.submittedAt, stable: stable.has(v.value.version) }))
+        .sort((a, b) => a.version - b.version);
+      return { job, versions };
+    },
+
+    async revertJob(req) {
+      const { job } = req.params as { job: string };
+      const { version } = req.body as { version: number };
+      await mustGetJob(ctx, job);
+      const old = await getJSON<VersionRecord>(ctx.client, versionKey(job, version));
+      if (old === undefined) throw new WeftError('WEFT_ERR_API_NOT_FOUND', `job ${job} has no version ${version} in its history`, { key: 'body.version', value: version });
+      return submit(ctx, old.value.spec, 'reverted', true);
+    },
+  };
+}
+
+/** The body's spec (text or value) -> a checked spec; every secret it names must exist. */
+async function checkedSpec(ctx: SchedulerContext, raw: unknown): Promise<JobSpec> {
+  const result = typeof raw === 'string' ? parseJobSpec(raw) : validateJobSpec(raw);
+  const name = typeof raw === 'object' && raw !== null ? (raw as { name?: unknown }).name : undefined;
+  if (!result.ok) throw jobInvalid(result.errors, typeof name === 'string' ? name : undefined);
+  const known = new Set((await ctx.secrets.list()).map((s) => s.name));
+  const missing: SpecError[] = [];
+  result.job.groups.forEach((g, gi) => {
+    g.tasks.forEach((t, ti) => {
+      (t.secrets ?? []).forEach((s, si) => {
+        if (!known.has(s.name)) missing.push({ path: `groups[${gi}].tasks[${ti}].secrets[${si}].name`, message: `no secret named ${JSON.stringify(s.name)} (weft secret set ${s.name})` });
+      });
+    });
+  });
+  if (missing.length > 0) throw jobInvalid(missing, result.job.name);
+  return result.job;
+}
+
+/** Stores a checked spec: history first, then the job document with check-and-set. */
+async function submit(ctx: SchedulerContext, spec: JobSpec, event: string, forceNewVersion = false): Promise<JobSubmitResponse> {
+  const current = await getJSON<JobRecord>(ctx.client, jobKey(spec.name));
+  const prev = current?.value;
+  let version = nextVersion(prev === undefined ? undefined : { spec: prev.spec, version: prev.version }, spec);
+  if (forceNewVersion && prev !== undefined) version = prev.version + 1;
+  const change: Change = changeOf(prev, spec, version);
+  const submittedAt = new Date().toISOString();
+  if (change !== 'none' || prev?.stopped === true) {
+    if (prev === undefined || version !== prev.version) await putJSON(ctx.client, versionKey(spec.name, version), { version, submittedAt, spec } satisfies VersionRecord);
+    const record: JobRecord = { version, stopped: false, submittedAt, spec };
+    if (!(await putJSON(ctx.client, jobKey(spec.name), record, { cas: current?.modifyIndex ?? 0 }))) throw conflict(spec.name);
+    await appendEvent(ctx, spec.name, { type: event, message: `version ${version} ${event} (${change})`, version });
+  }
+  ctx.logger.info({ job: spec.name, version, change }, 'job submitted');
+  const out: JobSubmitResponse = { job: spec.name, version, change, submittedAt };
+  if (prev !== undefined) out.previousVersion = prev.version;
+  return out;
+}
+
+function changeOf(prev: JobRecord | undefined, spec: JobSpec, version: number): Change {
+  if (prev === undefined) return 'create';
+  if (version !== prev.version) return 'update';
+  return canonicalJSON(prev.spec) === canonicalJSON(spec) ? 'none' : 'scale';
+}
+
+/** The plan the leader would make with this spec in place of the current one, limited to this job. */
+async function dryRun(ctx: SchedulerContext, spec: JobSpec): Promise<PlanResponse> {
+  const snap = ctx.observer.snapshot();
+  const nowMs = Date.now();
+  const prev = snap.jobs.get(spec.name);
+  const version = nextVersion(prev === undefined ? undefined : { spec: prev.spec, version: prev.version }, spec);
+  const jobs = [...snap.jobs].filter(([n]) => n !== spec.name).map(([, r]) => compileJob(r.spec, r.version, { stopped: r.stopped }));
+  jobs.push(compileJob(spec, version));
+  const deployments = [...snap.statuses.values()].map((s) => s.deployment).filter((d): d is Deployment => d !== undefined);
+  const c = ctx.config.scheduler;
+  const plan = reconcile(
+    { nowMs, nodes: currentNodes(ctx, snap, nowMs), jobs, allocs: currentAllocs(snap, nowMs), deployments },
+    { lostAfterMs: c.lostAfterMs, algorithm: c.algorithm, dynamicPorts: { min: c.dynamicPortMin, max: c.dynamicPortMax } },
+  );
+  const notes: string[] = [];
+  if (prev !== undefined && version !== prev.version) notes.push('a rolling update: only its first batch is shown; later batches follow as earlier ones turn healthy');
+  const out: PlanResponse = {
+    job: spec.name,
+    version,
+    change: changeOf(prev, spec, version),
+    place: plan.place.filter((p) => p.job === spec.name).map((p) => ({ id: p.id, group: p.group, index: p.index, node: p.node, reason: p.reason, ports: p.ports, ...(p.replaces === undefined ? {} : { replaces: p.replaces }) })),
+    stop: plan.stop.filter((s) => s.alloc.job === spec.name).map((s) => ({ id: s.alloc.id, group: s.alloc.group, index: s.alloc.index, node: s.alloc.node, reason: s.reason })),
+    failures: plan.failures.filter((f) => f.job === spec.name),
+    notes,
+  };
+  if (prev !== undefined) out.previousVersion = prev.version;
+  return out;
+}
+
+/** Adds an event to a job's ring (API-side events: submitted, scaled). Best effort: the ring is informational. */
+async function appendEvent(ctx: SchedulerContext, job: string, e: { type: string; message: string; version?: number }): Promise<void> {
+  try {
+    const current = await getJSON<StatusRecord>(ctx.client, statusKey(job));
+    const next = pushEvents(current?.value ?? emptyStatus(), [{ at: new Date().toISOString(), ...e }]);
+    await putJSON(ctx.client, statusKey(job), next, { cas: current?.modifyIndex ?? 0 });
+  } catch (err) {
+    ctx.logger.debug({ err, job }, 'could not record an event');
+  }
+}
+
+async function mustGetJob(ctx: SchedulerContext, job: string): Promise<JobRecord> {
+  const rec = await getJSON<JobRecord>(ctx.client, jobKey(job));
+  if (rec === undefined) throw notFound(job);
+  return rec.value;
+}
+
+function deploymentView(d: Deployment): NonNullable<JobStatusResponse['deployment']> {
+  return {
+    version: d.version,
+    status: d.status,
+    startedAt: new Date(d.startedAtMs).toISOString(),
+    ...(d.stableVersion === undefined ? {} : { stableVersion: d.stableVersion }),
+    ...(d.message === undefined ? {} : { message: d.message }),
+  };
+}
+
+function notFound(job: string): WeftError {
+  return new WeftError('WEFT_ERR_JOB_NOT_FOUND', `job ${job}: not found`, { key: 'job', value: job });
+}
+
+function conflict(job: string): WeftError {
+  return new WeftError('WEFT_ERR_KV_CAS_CONFLICT', `job ${job} changed while this request ran; retry`, { key: jobKey(job) });
+}

@@ -1,0 +1,105 @@
+/**
+ * The scheduler's documents in Consul KV, and the fenced transaction every
+ * leader write goes through.
+ *
+ *   weft/jobs/<job>                    JobRecord: the spec as submitted + the version it got + stopped
+ *   weft/job-versions/<job>/<version>  VersionRecord: history, for auto-revert and `versions`
+ *   weft/job-status/<job>              StatusRecord: deployment, placement failures, event ring (leader only)
+ *   weft/drain/<node>                  `{ "drain": true }`: operator drain flags
+ *
+ * User intent (jobs, drain) is written by any scheduler instance with
+ * check-and-set; allocation documents and status records only by the leader,
+ * each batch in one Consul transaction that starts with `check-session` on
+ * `weft/leader`, so a deposed leader's write is refused as a whole.
+ */
+import type { Deployment } from '../../scheduler/model.js';
+import type { PlacementFailure } from '../../scheduler/placement/reasons.js';
+import type { JobSpec } from '../../scheduler/spec/schema.js';
+import type { DiscoveryClient } from '../../discovery/client.js';
+import type { Fence } from '../../discovery/kv.js';
+import type { JobEvent } from '../contracts/scheduler-api.js';
+import { WeftError } from '../errors.js';
+
+export const JOBS_PREFIX = 'weft/jobs/';
+export const VERSIONS_PREFIX = 'weft/job-versions/';
+export const STATUS_PREFIX = 'weft/job-status/';
+export const DRAIN_PREFIX = 'weft/drain/';
+/** Events kept per job. */
+export const EVENT_RING = 100;
+
+/** `weft/jobs/<job>`. */
+export interface JobRecord {
+  version: number;
+  stopped: boolean;
+  /** ISO 8601. */
+  submittedAt: string;
+  spec: JobSpec;
+}
+
+/** `weft/job-versions/<job>/<version>`. */
+export interface VersionRecord {
+  version: number;
+  submittedAt: string;
+  spec: JobSpec;
+}
+
+/** `weft/job-status/<job>`: what only the leader knows, kept in KV so any instance can answer `status`. */
+export interface StatusRecord {
+  deployment?: Deployment | undefined;
+  failures: PlacementFailure[];
+  events: JobEvent[];
+  /** Versions whose deployment succeeded. */
+  stableVersions: number[];
+}
+
+export const jobKey = (job: string): string => JOBS_PREFIX + job;
+export const versionKey = (job: string, version: number): string => `${VERSIONS_PREFIX}${job}/${version}`;
+export const statusKey = (job: string): string => STATUS_PREFIX + job;
+export const drainKey = (node: string): string => DRAIN_PREFIX + node;
+
+/** An empty status record. */
+export function emptyStatus(): StatusRecord {
+  return { failures: [], events: [], stableVersions: [] };
+}
+
+/** Appends events, keeping the newest EVENT_RING. */
+export function pushEvents(status: StatusRecord, events: readonly JobEvent[]): StatusRecord {
+  if (events.length === 0) return status;
+  return { ...status, events: [...status.events, ...events].slice(-EVENT_RING) };
+}
+
+/** One operation of a fenced transaction. */
+export type TxnOp = { verb: 'set'; key: string; value: unknown } | { verb: 'delete'; key: string } | { verb: 'delete-tree'; key: string };
+
+/** Consul allows 64 operations per transaction; one is the session check. */
+const MAX_OPS = 63;
+
+/**
+ * Applies `ops` in transactions of at most 63, each preceded by a check that
+ * `fence.session` still holds `fence.key`. Throws WEFT_ERR_LOCK_LOST (and stops)
+ * at the first refused batch: a deposed leader writes nothing more.
+ */
+export async function fencedTxn(client: DiscoveryClient, fence: Fence, ops: readonly TxnOp[]): Promise<void> {
+  for (let i = 0; i < ops.length; i += MAX_OPS) {
+    const batch = ops.slice(i, i + MAX_OPS).map((op) =>
+      op.verb === 'set'
+        ? { KV: { Verb: 'set', Key: op.key, Value: Buffer.from(JSON.stringify(op.value)).toString('base64') } }
+        : { KV: { Verb: op.verb, Key: op.key } },
+    );
+    const txn = [{ KV: { Verb: 'check-session', Key: fence.key, Session: fence.session } }, ...batch] as never;
+    try {
+      await client.consul.transaction.create(txn);
+    } catch (err) {
+      const res = (err as { response?: { statusCode?: number; body?: { Errors?: Array<{ OpIndex?: number; What?: string }> | null } } }).response;
+      const failed = res?.statusCode === 409 ? res.body?.Errors?.[0] : undefined;
+      if (failed?.OpIndex === 0) {
+        throw new WeftError('WEFT_ERR_LOCK_LOST', `${fence.key}: session ${fence.session} no longer holds the lock (${failed.What ?? 'check-session failed'})`, {
+          key: fence.key,
+          value: fence.session,
+          cause: err,
+        });
+      }
+      throw client.wrap(err, 'txn');
+    }
+  }
+}

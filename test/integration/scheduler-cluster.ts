@@ -1,0 +1,144 @@
+/**
+ * The pieces of the scheduler integration tests: REAL `weft scheduler`
+ * processes (node bin/weft.js scheduler) sharing one data directory (token,
+ * secrets key), in-process HostAgents on 127.0.0.2-4 with the process driver,
+ * and a tiny API client. Everything started here stops at teardown; every wait
+ * is bounded. (Not a *.test.ts file: tap does not run it.)
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HostAgent } from '../../agent/agent.js';
+import { apiSecretSource } from '../../agent/scheduler-secrets.js';
+import { loadConfig } from '../../src/config.js';
+import { agentToken } from '../../src/wiring/scheduler-token.js';
+import { captureLogger } from '../agent/helpers.js';
+import type { TestConsul } from '../helpers/dev-consul.js';
+import { eventually, freePort } from '../helpers/ports.js';
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+const ROOT = join(import.meta.dirname, '../..');
+export const TOKEN = 'test-operator-token-0123456789abcdef';
+
+/** A `weft scheduler` child. */
+export interface SchedulerChild {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  readonly url: string;
+  /** Everything it printed so far. */
+  output(): string;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** The scheduler cluster's shared data directory and config file. */
+export async function schedulerDataDir(t: Teardown, consul: TestConsul): Promise<{ dataDir: string; configFile: string }> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'weft-sched-'));
+  t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+  const configFile = join(dataDir, 'config.yaml');
+  await writeFile(
+    configFile,
+    [
+      `consul:\n  address: ${consul.address}`,
+      'log:\n  format: json\n  level: info',
+      `scheduler:\n  token: ${TOKEN}\n  leaderTtlMs: 2000\n  lostAfterMs: 3000\n  reconcileIntervalMs: 1000\n  register: false`,
+      '',
+    ].join('\n'),
+  );
+  return { dataDir, configFile };
+}
+
+/** Starts one `weft scheduler` and waits for its health route. */
+export async function startSchedulerChild(t: Teardown, env: { dataDir: string; configFile: string }): Promise<SchedulerChild> {
+  const port = await freePort();
+  let out = '';
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/weft.js'), 'scheduler', '--port', String(port)], {
+    env: { ...process.env, WEFT_DATA_DIR: env.dataDir, WEFT_CONFIG: env.configFile, WEFT_NODE_NAME: 'sched', CONSUL_HTTP_ADDR: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const kill = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill(signal);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  };
+  t.teardown(() => kill());
+  const url = `http://127.0.0.1:${port}`;
+  await eventually(async () => ((await fetch(`${url}/v1/health`).catch(() => undefined))?.ok ? true : undefined), 20_000, `scheduler on ${port}\n${out}`);
+  return { proc, port, url, output: () => out, kill };
+}
+
+/** A simulated host: an in-process agent with the process driver on its own 127.0.0.x address. */
+export interface SimAgent {
+  readonly host: string;
+  readonly address: string;
+  agent: HostAgent;
+  start(): Promise<void>;
+  /** Stops the agent's loops without deregistering: its heartbeat goes critical, its processes keep running. */
+  crash(): Promise<void>;
+}
+
+/** Creates and starts a host agent `host` at `address`, fetching secrets from `schedulerUrl`. */
+export async function startSimAgent(t: Teardown, consul: TestConsul, host: string, address: string, schedulerUrls: () => string): Promise<SimAgent> {
+  const dataDir = await mkdtemp(join(tmpdir(), `weft-${host}-`));
+  const config = loadConfig({
+    env: {},
+    flags: {
+      dataDir,
+      nodeName: host,
+      'consul.address': consul.address,
+      'agent.driver': 'process',
+      'agent.address': address,
+      'agent.cpu': 4000,
+      'agent.memory': 4096,
+      'agent.heartbeatTtlMs': 1000,
+      'agent.drainDelayMs': 50,
+      'agent.stopDeadlineMs': 2000,
+      'agent.superviseProxy': false,
+    },
+  });
+  const { logger } = captureLogger();
+  const token = agentToken(TOKEN, host);
+  const sim: SimAgent = {
+    host,
+    address,
+    agent: undefined as unknown as HostAgent,
+    async start() {
+      sim.agent = await HostAgent.start({ config, logger, signer: null, watchWaitMs: 2000, secrets: (h, a) => apiSecretSource(schedulerUrls(), token)(h, a) });
+    },
+    async crash() {
+      await sim.agent.close();
+    },
+  };
+  await sim.start();
+  t.teardown(async () => {
+    // Whatever still runs (a failed test) is killed: nothing may outlive the suite.
+    const a = sim.agent;
+    for (const task of await a.driver.list({ all: true }).catch(() => [])) await a.driver.remove(task.id, { force: true }).catch(() => {});
+    await a.close({ deregisterNode: true }).catch(() => {});
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  return sim;
+}
+
+/** A JSON call to the scheduler API. */
+export async function api(url: string, method: string, path: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
+  const headers: Record<string, string> = {};
+  if (token !== null) headers['authorization'] = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = typeof body === 'string' ? 'application/yaml' : 'application/json';
+  const res = await fetch(url + path, { method, headers, ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }) });
+  const text = await res.text();
+  let parsed: Record<string, unknown> = {};
+  try {
+    parsed = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    // metrics and the like
+  }
+  return { status: res.status, body: parsed, text };
+}
