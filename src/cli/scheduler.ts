@@ -6,7 +6,6 @@
  */
 import type { Command } from 'commander';
 import { createLogger } from '../log.js';
-import { startScheduler } from '../wiring/scheduler-process.js';
 import { configFrom } from './flags.js';
 
 interface SchedulerFlags {
@@ -33,6 +32,9 @@ export function registerSchedulerCommand(program: Command): void {
         'scheduler.algorithm': [opts.algorithm, '--algorithm'],
       });
       const logger = createLogger({ level: config.log.level, format: config.log.format, name: 'scheduler' });
+      // Loaded here, not at the top: every weft process (the proxy among them) loads
+      // this file, and the scheduler pulls in fastify and node-forge.
+      const { startScheduler } = await import('../wiring/scheduler-process.js');
       const scheduler = await startScheduler({ config, logger });
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {

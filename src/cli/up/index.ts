@@ -8,7 +8,6 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { caExists } from '../../../certs/store.js';
 import { parseDurationArg } from '../client/args.js';
 import { configFrom } from '../flags.js';
 import { ChildSet } from './children.js';
@@ -48,6 +47,8 @@ export function registerUpCommand(program: Command): void {
       const stopMs = parseDurationArg('--stop-timeout', opts.stopTimeout);
       const config = configFrom(cmd, { 'agent.driver': [opts.driver, '--driver'] });
       const configFile = (cmd.optsWithGlobals() as { config?: string }).config;
+      // Loaded here, not at the top: every weft process loads this file, and certs/ brings node-forge.
+      const { caExists } = await import('../../../certs/store.js');
       const say = (line: string): void => {
         process.stdout.write(`${line}\n`);
       };
