@@ -82,7 +82,7 @@ export class HostAgent {
     const host = config.nodeName;
     const driver = opts.driver ?? (await chooseDriver(config, logger));
     const client = createDiscoveryClient(config, { logger });
-    const node = new NodeHeartbeat({ client, host, address: a.address, cpu: a.cpu, memory: a.memory, attributes: a.attributes, driver: driver.kind, ttlMs: a.heartbeatTtlMs, logger });
+    const node = new NodeHeartbeat({ client, host, address: a.address, cpu: a.cpu, memory: a.memory, attributes: a.attributes, hostVolumes: Object.keys(a.hostVolumes), driver: driver.kind, ttlMs: a.heartbeatTtlMs, logger });
     await node.start();
 
     const signer = opts.signer === undefined ? tryLocalSigner(config, logger) : (opts.signer ?? undefined);
@@ -97,6 +97,7 @@ export class HostAgent {
       logger,
       drainDelayMs: a.drainDelayMs,
       resyncIntervalMs: a.resyncIntervalMs,
+      stoppingGraceMs: a.stoppingGraceMs,
       ...(opts.labelFilter === undefined ? {} : { labelFilter: opts.labelFilter }),
     });
     if (identities !== undefined) registrar.on('change', (instances) => void identities.update(instances.map((i) => i.registration.service)));
@@ -109,6 +110,7 @@ export class HostAgent {
       registrar,
       host,
       hostAddress: a.address,
+      hostVolumes: a.hostVolumes,
       logger,
       stopDeadlineMs: a.stopDeadlineMs,
       secrets: opts.secrets ?? (config.client.token === undefined ? undefined : apiSecretSource(config.client.address, config.client.token)),

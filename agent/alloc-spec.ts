@@ -7,14 +7,21 @@ import { createHash } from 'node:crypto';
 import { Value } from '@sinclair/typebox/value';
 import { type Allocation, AllocationSchema } from '../src/contracts/alloc.js';
 import { WeftError } from '../src/errors.js';
-import { AGENT_LABELS, type TaskSpec } from './driver.js';
+import { AGENT_LABELS, type TaskMount, type TaskSpec } from './driver.js';
 
 /** Environment variables every allocation's task gets. */
 export const TASK_ENV = {
   port: 'PORT',
   alloc: 'WEFT_ALLOC',
   hostAddress: 'WEFT_HOST_ADDRESS',
+  /** `WEFT_VOLUME_<NAME>`: where a mounted volume is, as the task sees it (process: the host directory; docker: the mount point). */
+  volumePrefix: 'WEFT_VOLUME_',
 } as const;
+
+/** The env variable naming volume `name`'s path: WEFT_VOLUME_ + the name upper-cased, other characters as `_`. */
+export function volumeEnv(name: string): string {
+  return TASK_ENV.volumePrefix + name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
 
 /** Decodes `weft/allocs/<host>/<id>`; WEFT_ERR_ALLOC_INVALID names the key and the first problem. */
 export function parseAllocation(key: string, raw: string | null): Allocation {
@@ -48,10 +55,34 @@ export function taskName(alloc: Pick<Allocation, 'id'>): string {
   return `weft-${alloc.id}`;
 }
 
-/** The driver spec for an allocation. */
-export function taskSpec(alloc: Allocation, ctx: { host: string; hostAddress: string }): TaskSpec {
+/**
+ * The driver spec for an allocation. A host volume it mounts must be one this
+ * host offers (`hostVolumes`, agent.hostVolumes), else WEFT_ERR_HOST_VOLUME_MISSING:
+ * the scheduler only places such groups on hosts advertising the volume, so this
+ * means the host's configuration changed under a running group.
+ */
+export function taskSpec(alloc: Allocation, ctx: { host: string; hostAddress: string; hostVolumes?: Readonly<Record<string, string>> }): TaskSpec {
   const env: Record<string, string> = { ...alloc.env, [TASK_ENV.alloc]: alloc.id, [TASK_ENV.hostAddress]: ctx.hostAddress };
   if (alloc.port !== undefined) env[TASK_ENV.port] = String(alloc.port);
+  const mounts: TaskMount[] = [];
+  for (const v of alloc.volumes ?? []) {
+    const readOnly = v.readOnly === true;
+    if (v.type === 'docker') {
+      if (alloc.driver !== 'docker') throw new WeftError('WEFT_ERR_ALLOC_INVALID', `allocation ${alloc.id}: docker volume ${v.source} needs driver docker`, { key: 'volumes', value: v.source });
+      mounts.push({ type: 'volume', source: v.source, destination: v.destination, readOnly });
+      env[volumeEnv(v.source)] = v.destination;
+      continue;
+    }
+    const dir = ctx.hostVolumes?.[v.source];
+    if (dir === undefined) {
+      throw new WeftError('WEFT_ERR_HOST_VOLUME_MISSING', `allocation ${alloc.id} mounts host volume ${v.source}, which host ${ctx.host} does not offer (agent --volume ${v.source}=/path)`, {
+        key: 'agent.hostVolumes',
+        value: v.source,
+      });
+    }
+    mounts.push({ type: 'bind', source: dir, destination: v.destination, readOnly });
+    env[volumeEnv(v.source)] = alloc.driver === 'docker' ? v.destination : dir;
+  }
   const labels: Record<string, string> = {
     ...alloc.labels,
     [AGENT_LABELS.alloc]: alloc.id,
@@ -67,5 +98,6 @@ export function taskSpec(alloc: Allocation, ctx: { host: string; hostAddress: st
     env,
     labels,
     resources: { cpu: alloc.resources.cpu, memory: alloc.resources.memory },
+    ...(mounts.length === 0 ? {} : { mounts }),
   };
 }

@@ -30,6 +30,8 @@ export interface AllocRunnerOptions {
   registrar: Registrar;
   host: string;
   hostAddress: string;
+  /** This host's volumes, name -> directory (agent.hostVolumes), for allocations that mount them. */
+  hostVolumes?: Readonly<Record<string, string>>;
   logger: Logger;
   /** SIGTERM -> SIGKILL deadline when stopping an allocation (in-flight requests finish within it). */
   stopDeadlineMs?: number;
@@ -159,7 +161,7 @@ export class AllocRunner {
   private async launch(t: Tracked): Promise<void> {
     await this.report(t.alloc.id, { state: 'pending', restarts: t.restarts });
     try {
-      const spec = taskSpec(t.alloc, { host: this.opts.host, hostAddress: this.opts.hostAddress });
+      const spec = taskSpec(t.alloc, { host: this.opts.host, hostAddress: this.opts.hostAddress, hostVolumes: this.opts.hostVolumes ?? {} });
       if ((t.alloc.secrets?.length ?? 0) > 0) Object.assign(spec.env, await this.secretEnv(t.alloc));
       t.taskId = await runTask(this.opts.driver, spec);
       await this.report(t.alloc.id, { state: 'running', restarts: t.restarts, containerId: t.taskId });

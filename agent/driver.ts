@@ -31,6 +31,21 @@ export interface TaskSpec {
   labels: Readonly<Record<string, string>>;
   /** cpu in millicores, memory in MiB; the process driver records but does not enforce them. */
   resources?: { cpu: number; memory: number };
+  /**
+   * Docker mounts: `bind` a host directory, `volume` a Docker named volume. The process
+   * driver cannot mount: its tasks find a host volume's directory in env WEFT_VOLUME_<NAME>.
+   */
+  mounts?: readonly TaskMount[];
+}
+
+/** One mount of a task (TaskSpec.mounts). */
+export interface TaskMount {
+  type: 'bind' | 'volume';
+  /** bind: the host directory; volume: the Docker volume's name. */
+  source: string;
+  /** The path inside the container. */
+  destination: string;
+  readOnly: boolean;
 }
 
 /** A task as the driver sees it now. */

@@ -4,8 +4,10 @@
  * whose TTL check is the node heartbeat: the agent passes it every third of
  * the TTL, so a dead agent's host turns critical within one TTL and the
  * scheduler stops placing there. Meta keys: `weft_host`, `weft_cpu`
- * (millicores), `weft_memory` (MiB), `weft_driver`, `weft_version`, and
- * `weft_attr_<name>` per attribute.
+ * (millicores), `weft_memory` (MiB), `weft_driver`, `weft_version`,
+ * `weft_attr_<name>` per attribute, and `weft_volumes` (the host volumes'
+ * names, comma-separated, when there are any: sticky host-volume groups are
+ * placed only where it lists theirs).
  */
 import { cpus, totalmem } from 'node:os';
 import type { DiscoveryClient } from '../discovery/client.js';
@@ -27,6 +29,8 @@ export interface NodeOptions {
   /** MiB; 0 = detect. */
   memory: number;
   attributes: Readonly<Record<string, string>>;
+  /** Names of the host volumes this host offers (agent.hostVolumes). */
+  hostVolumes?: readonly string[];
   driver: string;
   ttlMs: number;
   logger: Logger;
@@ -66,6 +70,8 @@ export class NodeHeartbeat {
       weft_version: VERSION,
     };
     for (const [k, v] of Object.entries(this.opts.attributes)) meta[`${ATTR_META_PREFIX}${k}`] = v;
+    const volumes = [...(this.opts.hostVolumes ?? [])].sort();
+    if (volumes.length > 0) meta['weft_volumes'] = volumes.join(',');
     await client.call('agent.service.register', (c) =>
       c.agent.service.register({
         id: agentServiceId(host),

@@ -5,11 +5,19 @@
  *
  *   driver events ─▶ start: inspect, decodeLabels, registerInstance
  *                    kill (TERM/INT/KILL/QUIT): deregister at once, so traffic
- *                      leaves while the task shuts down gracefully (drain)
- *                    die / destroy: deregister
+ *                      leaves while the task shuts down gracefully (drain), and
+ *                      mark it stopping
+ *                    die / destroy: deregister; start: a fresh run, not stopping
  *   start + every resyncIntervalMs ─▶ resync: register what runs, deregister
  *                    this host's registrations whose task is gone (stale ones
  *                    left by a crashed agent: Registrator #277)
+ *
+ * A task marked stopping stays out of routing until it exits, even though it
+ * still runs (a 45 s graceful shutdown must not get new traffic from the next
+ * resync). Only one that still runs `stoppingGraceMs` after the signal (it
+ * ignored SIGTERM, e.g. `docker kill -s TERM`) is registered again, with a
+ * warning: a healthy container silently out of routing forever is worse.
+ * The mark lives in memory: an agent restarted mid-shutdown registers it.
  *
  * A task whose labels do not decode is logged once per label set, naming the
  * container, each bad key and value, and skipped; other tasks are unaffected.
@@ -38,6 +46,8 @@ export interface RegistrarOptions {
   drainDelayMs?: number;
   /** Re-checks registrations against the runtime this often, covering missed events. */
   resyncIntervalMs?: number;
+  /** A task that still runs this long after a terminating signal is registered again (it ignored the signal). */
+  stoppingGraceMs?: number;
   deregisterCriticalAfterMs?: number;
   /**
    * Only tasks with this label (`key` or `key=value`) are considered: lets several
@@ -104,12 +114,14 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
   private readonly queues = new Map<string, Promise<void>>();
   private readonly warned = new Map<string, string>();
   private readonly draining = new Set<string>();
+  /** Task id -> when a terminating signal was seen (ms since the epoch). */
+  private readonly stopping = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private readonly onEvent = (e: DriverEvent) => void this.handle(e);
 
   constructor(opts: RegistrarOptions) {
     super();
-    this.opts = { drainDelayMs: 1000, resyncIntervalMs: 30_000, ...opts };
+    this.opts = { drainDelayMs: 1000, resyncIntervalMs: 30_000, stoppingGraceMs: 300_000, ...opts };
   }
 
   /** Subscribes to the driver's events, then resyncs (so nothing between the two is missed). */
@@ -157,6 +169,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
   async resync(): Promise<void> {
     const tasks = await this.opts.driver.list(this.opts.labelFilter === undefined ? {} : { label: this.opts.labelFilter });
     const running = new Map(tasks.map((t) => [t.id, t]));
+    for (const taskId of this.stopping.keys()) if (!running.has(taskId)) this.stopping.delete(taskId);
     const services = (await this.opts.client.call('agent.service.list', (c) => c.agent.service.list())) as Record<string, AgentService> | undefined;
     await Promise.all(tasks.map((t) => this.serial(t.id, () => this.registerTask(t, services ?? {}))));
     for (const [taskId] of this.byTask) if (!running.has(taskId)) await this.serial(taskId, () => this.deregisterTask(taskId, 'task gone'));
@@ -175,11 +188,14 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     if (!matchesLabel(e.labels, this.opts.labelFilter) && !this.byTask.has(e.id)) return;
     try {
       if (e.type === 'start') {
+        this.stopping.delete(e.id); // a restart (docker restart: kill, die, start) is a fresh run
         const task = await this.opts.driver.inspect(e.id);
         if (task?.running) await this.serial(e.id, () => this.registerTask(task));
       } else if (e.type === 'die' || e.type === 'destroy') {
+        this.stopping.delete(e.id);
         await this.serial(e.id, () => this.deregisterTask(e.id, e.type === 'die' ? `exited${e.exitCode === undefined ? '' : ` (${e.exitCode})`}` : 'removed'));
       } else if (e.type === 'kill' && isTerminatingSignal(e.signal) && !this.draining.has(e.id)) {
+        if (!this.stopping.has(e.id)) this.stopping.set(e.id, e.time);
         await this.serial(e.id, () => this.deregisterTask(e.id, `stopping (signal ${e.signal ?? '?'})`));
       }
     } catch (err) {
@@ -189,7 +205,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
 
   /** `existing`: the agent's services, so an unchanged registration (agent restart) is adopted, not rewritten. */
   private async registerTask(task: TaskInfo, existing: Record<string, AgentService> = {}): Promise<void> {
-    if (this.draining.has(task.id)) return;
+    if (this.draining.has(task.id) || this.stillStopping(task)) return;
     const decoded = decodeTask(task);
     if (!decoded.ok) {
       this.reportInvalid(task, decoded.errors);
@@ -235,6 +251,17 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     this.opts.logger.info({ id: local.id, container: local.taskName, reason }, 'deregistered');
     this.emit('deregistered', { id: local.id, reason });
     this.emit('change', this.instances());
+  }
+
+  /** Whether a task sent a terminating signal should stay out of routing; past the grace it is let back in. */
+  private stillStopping(task: TaskInfo): boolean {
+    const since = this.stopping.get(task.id);
+    if (since === undefined) return false;
+    const age = Date.now() - since;
+    if (age < this.opts.stoppingGraceMs) return true;
+    this.stopping.delete(task.id);
+    this.opts.logger.warn({ container: task.name, containerId: task.id.slice(0, 12), sinceSignalMs: age }, `container ${task.name} still runs ${Math.round(age / 1000)} s after a terminating signal: registering it again`);
+    return false;
   }
 
   private reportInvalid(task: TaskInfo, errors: WeftError[]): void {

@@ -123,6 +123,8 @@ export const ConfigSchema = Type.Object(
         memory: Type.Integer({ minimum: 0, default: 0 }),
         /** Node attributes for placement (zone, rack, ...): `--attr k=v`. */
         attributes: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }), Type.String({ maxLength: 255 }), { default: {} }),
+        /** Host volumes jobs may mount, name -> absolute directory: `--volume name=path` (Meta weft_volumes lists the names). */
+        hostVolumes: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' }), Type.String({ pattern: '^/' }), { default: {} }),
         /** TTL of the weft-agent heartbeat check; the agent passes it every third of this. */
         heartbeatTtlMs: Type.Integer({ minimum: 1000, default: 15_000 }),
         /** Drain: after deregistering and before SIGTERM, so every proxy's watch sees the instance go. */
@@ -131,6 +133,8 @@ export const ConfigSchema = Type.Object(
         stopDeadlineMs: Type.Integer({ minimum: 0, default: 10_000 }),
         /** Registrations are re-checked against the runtime this often (missed events). */
         resyncIntervalMs: Type.Integer({ minimum: 1000, default: 30_000 }),
+        /** A task sent a terminating signal by hand stays out of routing until it exits; one still running after this long is registered again. */
+        stoppingGraceMs: Type.Integer({ minimum: 0, default: 300_000 }),
         /** Start and supervise this host's `weft proxy`. */
         superviseProxy: Type.Boolean({ default: true }),
         /** First 127.0.0.1 port handed to local services for their outbound calls (local.json). */

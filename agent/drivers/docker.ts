@@ -60,6 +60,8 @@ export class DockerDriver extends EventEmitter<DriverEvents> implements Driver {
         HostConfig: {
           NetworkMode: this.networkMode,
           ...(spec.resources === undefined ? {} : { NanoCpus: spec.resources.cpu * 1_000_000, Memory: spec.resources.memory * 1024 * 1024 }),
+          // Binds take both a host path (bind) and a volume name (volume); Docker creates a missing named volume.
+          ...((spec.mounts?.length ?? 0) === 0 ? {} : { Binds: spec.mounts!.map((m) => `${m.source}:${m.destination}${m.readOnly ? ':ro' : ''}`) }),
           // The agent applies the restart policy itself, with the allocation's budget; Docker must not race it.
           RestartPolicy: { Name: 'no' },
         },

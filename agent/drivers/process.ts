@@ -9,7 +9,10 @@
  * The start time (from /proc) guards against pid reuse. An exit is seen through
  * the child's 'exit' event when this agent started it, and by polling
  * otherwise; the exit code of an adopted process is unknown (undefined).
- * Resource limits are recorded, not enforced.
+ * Resource limits are recorded, not enforced (as Nomad's raw_exec): without
+ * cgroups there is no general way to cap a process tree's CPU, and
+ * `ulimit -v` caps address space, not memory (a JIT reserves far more than it
+ * uses); agent/README.md has the reasoning.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -77,7 +77,9 @@ try {
   for (let round = 0; round < rounds; round++) {
     for (const c of cases) {
       const r = wrk(c.target, c.host, seconds);
-      (runs[c.name] ??= []).push(r.rps);
+      const list = runs[c.name] ?? [];
+      list.push(r.rps);
+      runs[c.name] = list;
       console.log(`throughput  ${c.name.padEnd(12)} ${f(r.rps, 0).padStart(7)} req/s   latency ${r.latency}${r.errors === '' ? '' : `   ${r.errors}`}   (round ${round + 1})`);
     }
   }

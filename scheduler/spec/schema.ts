@@ -169,6 +169,10 @@ export const TaskSchema = Type.Object(
     args: Type.Optional(Type.Array(Type.String(), { maxItems: 256 })),
     /** The port the task listens on: a fixed port, or 0 for one the scheduler picks on the host. */
     port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    /**
+     * What placement reserves on the node. driver docker enforces both (NanoCpus, Memory);
+     * driver process does not (like Nomad's raw_exec): see agent/README.md.
+     */
     resources: Type.Optional(
       Type.Object(
         {

@@ -17,6 +17,7 @@ interface AgentFlags {
   cpu?: string;
   memory?: string;
   attr?: string[];
+  volume?: string[];
   proxy?: boolean;
   leave?: boolean;
 }
@@ -31,6 +32,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--cpu <millicores>', 'CPU capacity offered to the scheduler (default: cores x 1000)')
     .option('--memory <MiB>', 'memory capacity offered to the scheduler (default: total memory)')
     .option('--attr <key=value>', 'a node attribute for placement (zone, rack, ...); repeatable', (v: string, all: string[] = []) => [...all, v])
+    .option('--volume <name=path>', 'a host volume jobs may mount (an absolute directory); repeatable', (v: string, all: string[] = []) => [...all, v])
     .option('--no-proxy', 'do not start and supervise weft proxy')
     .option('--leave', 'on shutdown, also deregister this host (weft-agent) from Consul')
     .action(async (opts: AgentFlags, cmd: Command) => {
@@ -45,6 +47,11 @@ export function registerAgentCommand(program: Command): void {
         const eq = kv.indexOf('=');
         if (eq <= 0) throw invalid('WEFT_ERR_CONFIG_INVALID', '--attr', kv, 'must be key=value');
         extra[`agent.attributes.${kv.slice(0, eq)}`] = [kv.slice(eq + 1), '--attr'];
+      }
+      for (const kv of opts.volume ?? []) {
+        const eq = kv.indexOf('=');
+        if (eq <= 0) throw invalid('WEFT_ERR_CONFIG_INVALID', '--volume', kv, 'must be name=/absolute/path');
+        extra[`agent.hostVolumes.${kv.slice(0, eq)}`] = [kv.slice(eq + 1), '--volume'];
       }
       const config = configFrom(cmd, extra);
       const logger = createLogger({ level: config.log.level, format: config.log.format, name: 'agent' });

@@ -22,7 +22,8 @@ import type { Logger } from '../log.js';
 import * as m from './scheduler-metrics.js';
 import type { ClusterObserver } from './scheduler-observer.js';
 import { planOps } from './scheduler-plan-ops.js';
-import { fencedTxn, type JobRecord, jobKey, type StatusRecord, type TxnOp, type VersionRecord, versionKey } from './scheduler-store.js';
+import { observeStatus, writeStatuses } from './scheduler-status.js';
+import { fencedTxn, type JobRecord, jobKey, STATUS_PREFIX, type StatusRecord, type TxnOp, type VersionRecord, versionKey } from './scheduler-store.js';
 
 export interface LoopOptions {
   client: DiscoveryClient;
@@ -129,7 +130,8 @@ export class ControlLoop {
       if (seen === undefined || seen.version >= rec.version) this.jobVersions.delete(job);
       else snap.jobs.set(job, rec);
     }
-    for (const [job, rec] of snap.statuses) if (!this.statuses.has(job)) this.statuses.set(job, rec);
+    // Events the API appended (submitted, scaled) join the leader's copy; its own fields win.
+    for (const [job, rec] of snap.statuses) this.statuses.set(job, observeStatus(this.statuses.get(job), rec));
     this.nodes = observeNodes(snap.agents, this.nodes, snap.drained, nowMs);
     const observed = observeAllocs(snap.tasks, this.healthySince, nowMs);
     this.healthySince = observed.healthySince;
@@ -147,10 +149,13 @@ export class ControlLoop {
     m.placementLatency.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     m.recordReplicas(jobs, observed.allocs);
     const built = planOps(plan, { specs, tasks: snap.tasks, statuses: this.statuses, nowMs });
-    const ops: TxnOp[] = [...built.ops];
+    // Status records go last, merged with what the API appended meanwhile (scheduler-status.ts).
+    const ops: TxnOp[] = built.ops.filter((op) => !op.key.startsWith(STATUS_PREFIX));
     for (const r of plan.reverts) ops.push(...(await this.revertOps(r.job, r.toVersion, snap.jobs.get(r.job), built.statuses.get(r.job) ?? this.statuses.get(r.job), built.statuses, nowMs)));
+    let written: Map<string, StatusRecord>;
     try {
       if (ops.length > 0) await fencedTxn(this.opts.client, this.opts.fence(), ops);
+      written = await writeStatuses(this.opts.client, this.opts.fence(), built.statuses);
     } catch (err) {
       if (isWeftError(err, 'WEFT_ERR_LOCK_LOST')) {
         m.reconcilesTotal.inc({ result: 'lock-lost' });
@@ -163,7 +168,7 @@ export class ControlLoop {
       this.scheduleFollowUp(Date.now() + 1000);
       return;
     }
-    for (const [job, rec] of built.statuses) this.statuses.set(job, rec);
+    for (const [job, rec] of written) this.statuses.set(job, rec);
     for (const op of ops) {
       if (!op.key.startsWith('weft/allocs/')) continue;
       if (op.verb === 'set') this.expectSet.add(op.key);
@@ -203,8 +208,7 @@ export class ControlLoop {
         ...status,
         events: [...status.events, { at: submittedAt, type: 'reverted', message: `version ${current.version} failed: reverted to the spec of version ${toVersion} as version ${version}`, version }].slice(-100),
       };
-      into.set(job, next);
-      ops.push({ verb: 'set', key: `weft/job-status/${job}`, value: next });
+      into.set(job, next); // written with the other status records
     }
     return ops;
   }

@@ -11,7 +11,7 @@ import { canonicalJSON, compileJob, nextVersion } from '../../scheduler/spec/com
 import type { JobSpec } from '../../scheduler/spec/schema.js';
 import { parseJobSpec, validateJobSpec } from '../../scheduler/spec/validate.js';
 import type { Deployment } from '../../scheduler/model.js';
-import { deleteKey, getJSON, list, putJSON } from '../../discovery/kv.js';
+import { deleteKey, getJSON, list, putJSON, update } from '../../discovery/kv.js';
 import type {
   AllocationView,
   JobStatusResponse,
@@ -246,12 +246,16 @@ async function dryRun(ctx: SchedulerContext, spec: JobSpec): Promise<PlanRespons
   return out;
 }
 
-/** Adds an event to a job's ring (API-side events: submitted, scaled). Best effort: the ring is informational. */
+/**
+ * Adds an event to a job's ring (API-side events: submitted, scaled), with
+ * check-and-set retried on a lost race: the leader writes the same record and
+ * merges rings (scheduler-status.ts), so neither side loses the other's events.
+ * Still best effort on a Consul failure: the ring is informational.
+ */
 async function appendEvent(ctx: SchedulerContext, job: string, e: { type: string; message: string; version?: number }): Promise<void> {
+  const event = { at: new Date().toISOString(), ...e };
   try {
-    const current = await getJSON<StatusRecord>(ctx.client, statusKey(job));
-    const next = pushEvents(current?.value ?? emptyStatus(), [{ at: new Date().toISOString(), ...e }]);
-    await putJSON(ctx.client, statusKey(job), next, { cas: current?.modifyIndex ?? 0 });
+    await update<StatusRecord>(ctx.client, statusKey(job), (current) => pushEvents(current ?? emptyStatus(), [event]));
   } catch (err) {
     ctx.logger.debug({ err, job }, 'could not record an event');
   }

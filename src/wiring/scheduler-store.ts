@@ -68,8 +68,29 @@ export function pushEvents(status: StatusRecord, events: readonly JobEvent[]): S
   return { ...status, events: [...status.events, ...events].slice(-EVENT_RING) };
 }
 
-/** One operation of a fenced transaction. */
-export type TxnOp = { verb: 'set'; key: string; value: unknown } | { verb: 'delete'; key: string } | { verb: 'delete-tree'; key: string };
+/**
+ * The union of two event rings, oldest first, newest EVENT_RING kept. Two
+ * writers append to a job's ring (the API: submitted, scaled; the leader:
+ * placements, deployments), so neither may simply overwrite the other's
+ * record. An event is the same event when every field is equal.
+ */
+export function mergeEvents(a: readonly JobEvent[], b: readonly JobEvent[]): JobEvent[] {
+  const seen = new Set(a.map(eventKey));
+  const extra = b.filter((e) => !seen.has(eventKey(e)));
+  // A stable sort by time keeps each writer's own order among equal timestamps.
+  return [...a, ...extra].sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0)).slice(-EVENT_RING);
+}
+
+function eventKey(e: JobEvent): string {
+  return JSON.stringify([e.at, e.type, e.message, e.alloc ?? null, e.node ?? null, e.version ?? null]);
+}
+
+/** One operation of a fenced transaction. `cas` sets only if the key's modify index is still `index` (0: only if absent). */
+export type TxnOp =
+  | { verb: 'set'; key: string; value: unknown }
+  | { verb: 'cas'; key: string; value: unknown; index: number }
+  | { verb: 'delete'; key: string }
+  | { verb: 'delete-tree'; key: string };
 
 /** Consul allows 64 operations per transaction; one is the session check. */
 const MAX_OPS = 63;
@@ -77,15 +98,17 @@ const MAX_OPS = 63;
 /**
  * Applies `ops` in transactions of at most 63, each preceded by a check that
  * `fence.session` still holds `fence.key`. Throws WEFT_ERR_LOCK_LOST (and stops)
- * at the first refused batch: a deposed leader writes nothing more.
+ * at the first refused batch: a deposed leader writes nothing more. A `cas` op
+ * whose key changed fails its batch with WEFT_ERR_KV_CAS_CONFLICT naming the key.
  */
 export async function fencedTxn(client: DiscoveryClient, fence: Fence, ops: readonly TxnOp[]): Promise<void> {
   for (let i = 0; i < ops.length; i += MAX_OPS) {
-    const batch = ops.slice(i, i + MAX_OPS).map((op) =>
-      op.verb === 'set'
-        ? { KV: { Verb: 'set', Key: op.key, Value: Buffer.from(JSON.stringify(op.value)).toString('base64') } }
-        : { KV: { Verb: op.verb, Key: op.key } },
-    );
+    const slice = ops.slice(i, i + MAX_OPS);
+    const batch = slice.map((op) => {
+      if (op.verb === 'set') return { KV: { Verb: 'set', Key: op.key, Value: Buffer.from(JSON.stringify(op.value)).toString('base64') } };
+      if (op.verb === 'cas') return { KV: { Verb: 'cas', Key: op.key, Value: Buffer.from(JSON.stringify(op.value)).toString('base64'), Index: op.index } };
+      return { KV: { Verb: op.verb, Key: op.key } };
+    });
     const txn = [{ KV: { Verb: 'check-session', Key: fence.key, Session: fence.session } }, ...batch] as never;
     try {
       await client.consul.transaction.create(txn);
@@ -98,6 +121,10 @@ export async function fencedTxn(client: DiscoveryClient, fence: Fence, ops: read
           value: fence.session,
           cause: err,
         });
+      }
+      const op = failed?.OpIndex === undefined ? undefined : slice[failed.OpIndex - 1];
+      if (op?.verb === 'cas') {
+        throw new WeftError('WEFT_ERR_KV_CAS_CONFLICT', `${op.key}: changed since it was read (${failed?.What ?? 'cas failed'})`, { key: op.key, value: op.index, cause: err });
       }
       throw client.wrap(err, 'txn');
     }

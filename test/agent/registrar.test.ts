@@ -134,6 +134,8 @@ t.test('registration by label', async (t) => {
     const stopping = d.cli('stop', '-t', '5', id);
     await eventually(async () => ((await servicesWithPrefix(consul, `${HOST}-${id.slice(0, 12)}`)).length === 0 ? true : undefined), 1000, 'deregistered on the kill event', 20);
     t.equal((await driver.inspect(id))?.running, true, 'deregistered while still running (draining)');
+    await registrar.resync();
+    t.equal((await servicesWithPrefix(consul, `${HOST}-${id.slice(0, 12)}`)).length, 0, 'a resync while it drains does not put it back');
     t.equal((await slow).status, 200, 'the in-flight request finished');
     await stopping;
   });

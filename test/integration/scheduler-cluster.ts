@@ -1,8 +1,9 @@
 /**
  * The pieces of the scheduler integration tests: REAL `weft scheduler`
  * processes (node bin/weft.js scheduler) sharing one data directory (token,
- * secrets key), in-process HostAgents on 127.0.0.2-4 with the process driver,
- * and a tiny API client. Everything started here stops at teardown; every wait
+ * secrets key), in-process HostAgents on their own 127.0.0.0/8 addresses with
+ * the process driver (or Docker), and a tiny API client. Test files running in
+ * parallel use different addresses: the schedulers pick ports independently. Everything started here stops at teardown; every wait
  * is bounded. (Not a *.test.ts file: tap does not run it.)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -10,6 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostAgent } from '../../agent/agent.js';
+import { AGENT_LABELS } from '../../agent/driver.js';
 import { apiSecretSource } from '../../agent/scheduler-secrets.js';
 import { loadConfig } from '../../src/config.js';
 import { agentToken } from '../../src/wiring/scheduler-token.js';
@@ -84,16 +86,26 @@ export interface SimAgent {
   crash(): Promise<void>;
 }
 
+/** How a simulated host differs from the default (process driver, no host volumes). */
+export interface SimAgentOptions {
+  /** Docker: the host's containers share the test's dockerd, so it registers only its own (io.weft.host). */
+  driver?: 'process' | 'docker';
+  /** agent.hostVolumes: name -> directory, advertised in Meta weft_volumes. */
+  hostVolumes?: Record<string, string>;
+}
+
 /** Creates and starts a host agent `host` at `address`, fetching secrets from `schedulerUrl`. */
-export async function startSimAgent(t: Teardown, consul: TestConsul, host: string, address: string, schedulerUrls: () => string): Promise<SimAgent> {
+export async function startSimAgent(t: Teardown, consul: TestConsul, host: string, address: string, schedulerUrls: () => string, opts: SimAgentOptions = {}): Promise<SimAgent> {
   const dataDir = await mkdtemp(join(tmpdir(), `weft-${host}-`));
+  const volumes: Record<string, string> = {};
+  for (const [name, dir] of Object.entries(opts.hostVolumes ?? {})) volumes[`agent.hostVolumes.${name}`] = dir;
   const config = loadConfig({
     env: {},
     flags: {
       dataDir,
       nodeName: host,
       'consul.address': consul.address,
-      'agent.driver': 'process',
+      'agent.driver': opts.driver ?? 'process',
       'agent.address': address,
       'agent.cpu': 4000,
       'agent.memory': 4096,
@@ -101,16 +113,19 @@ export async function startSimAgent(t: Teardown, consul: TestConsul, host: strin
       'agent.drainDelayMs': 50,
       'agent.stopDeadlineMs': 2000,
       'agent.superviseProxy': false,
+      ...volumes,
     },
   });
   const { logger } = captureLogger();
   const token = agentToken(TOKEN, host);
+  // Only this host's tasks: a Docker host shares the daemon with other hosts and test files.
+  const ownTasks = `${AGENT_LABELS.host}=${host}`;
   const sim: SimAgent = {
     host,
     address,
     agent: undefined as unknown as HostAgent,
     async start() {
-      sim.agent = await HostAgent.start({ config, logger, signer: null, watchWaitMs: 2000, secrets: (h, a) => apiSecretSource(schedulerUrls(), token)(h, a) });
+      sim.agent = await HostAgent.start({ config, logger, signer: null, watchWaitMs: 2000, labelFilter: ownTasks, secrets: (h, a) => apiSecretSource(schedulerUrls(), token)(h, a) });
     },
     async crash() {
       await sim.agent.close();
@@ -120,7 +135,7 @@ export async function startSimAgent(t: Teardown, consul: TestConsul, host: strin
   t.teardown(async () => {
     // Whatever still runs (a failed test) is killed: nothing may outlive the suite.
     const a = sim.agent;
-    for (const task of await a.driver.list({ all: true }).catch(() => [])) await a.driver.remove(task.id, { force: true }).catch(() => {});
+    for (const task of await a.driver.list({ all: true, label: ownTasks }).catch(() => [])) await a.driver.remove(task.id, { force: true }).catch(() => {});
     await a.close({ deregisterNode: true }).catch(() => {});
     await rm(dataDir, { recursive: true, force: true });
   });

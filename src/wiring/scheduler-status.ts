@@ -1,0 +1,57 @@
+/**
+ * The leader's writes of `weft/job-status/<job>` without losing anyone's events.
+ *
+ * Two writers append to a job's event ring: the API (submitted, scaled,
+ * reverted by hand; any instance, check-and-set) and the leader (placements,
+ * deployments, failures). The leader keeps its own copy of each record because
+ * its watch may lag its writes; writing that copy as is would drop an event
+ * the API appended in the meantime. So each write re-reads the key, merges the
+ * two rings (scheduler-store.ts mergeEvents), and sets it with check-and-set
+ * inside the fenced transaction; a lost race re-reads and merges again.
+ * The leader owns the other fields (deployment, failures, stable versions).
+ */
+import type { DiscoveryClient } from '../../discovery/client.js';
+import { type Fence, getJSON } from '../../discovery/kv.js';
+import { isWeftError, WeftError } from '../errors.js';
+import { fencedTxn, mergeEvents, type StatusRecord, statusKey, type TxnOp } from './scheduler-store.js';
+
+/** Attempts before a status write gives up (each one lost to an API append in between). */
+const ATTEMPTS = 5;
+
+/**
+ * Writes each record, merged with the events stored now. Returns what was
+ * stored (the leader's next copy). Throws WEFT_ERR_LOCK_LOST when deposed, and
+ * WEFT_ERR_KV_CAS_CONFLICT after ATTEMPTS lost races.
+ */
+export async function writeStatuses(client: DiscoveryClient, fence: Fence, records: ReadonlyMap<string, StatusRecord>): Promise<Map<string, StatusRecord>> {
+  const written = new Map<string, StatusRecord>();
+  if (records.size === 0) return written;
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    const ops: TxnOp[] = [];
+    const next = new Map<string, StatusRecord>();
+    for (const [job, mine] of records) {
+      const stored = await getJSON<StatusRecord>(client, statusKey(job));
+      const merged: StatusRecord = stored === undefined ? mine : { ...mine, events: mergeEvents(mine.events, stored.value.events ?? []) };
+      next.set(job, merged);
+      ops.push({ verb: 'cas', key: statusKey(job), value: merged, index: stored?.modifyIndex ?? 0 });
+    }
+    try {
+      await fencedTxn(client, fence, ops);
+      return next;
+    } catch (err) {
+      if (!isWeftError(err, 'WEFT_ERR_KV_CAS_CONFLICT')) throw err;
+      // An API append landed between the read and the write: read and merge again.
+      if (attempt < ATTEMPTS) await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+    }
+  }
+  throw new WeftError('WEFT_ERR_KV_CAS_CONFLICT', `job status records: lost ${ATTEMPTS} check-and-set attempts to concurrent writers`, { key: 'weft/job-status/', value: ATTEMPTS });
+}
+
+/**
+ * The leader's copy after observing `seen` (the watch's value): its own fields
+ * win (the watch may lag its writes), the event rings are merged.
+ */
+export function observeStatus(mine: StatusRecord | undefined, seen: StatusRecord): StatusRecord {
+  if (mine === undefined) return seen;
+  return { ...mine, events: mergeEvents(mine.events, seen.events ?? []) };
+}
