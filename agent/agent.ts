@@ -16,6 +16,7 @@ import { ProcessDriver } from './drivers/process.js';
 import { type CsrSigner, IdentityManager } from './identities.js';
 import { localCaSigner } from './local-signer.js';
 import { apiSecretSource, type SecretSource } from './scheduler-secrets.js';
+import { schedulerSigner } from './scheduler-signer.js';
 import { NodeHeartbeat } from './node.js';
 import { ProxySupervisor } from './proxy-supervisor.js';
 import { Registrar } from './registrar.js';
@@ -28,7 +29,7 @@ export interface HostAgentOptions {
   driver?: Driver;
   /** Secret values for allocations; default: the scheduler API at client.address when client.token (WEFT_TOKEN, the host's agent token) is set. */
   secrets?: SecretSource;
-  /** Overrides the local-CA signer; `null` runs without identities. */
+  /** Overrides the signer chosen by `chooseSigner`; `null` runs without identities. */
   signer?: CsrSigner | null;
   /** argv of `weft proxy` (default: this node binary running bin/weft.js proxy). */
   proxyCommand?: readonly string[];
@@ -85,7 +86,7 @@ export class HostAgent {
     const node = new NodeHeartbeat({ client, host, address: a.address, cpu: a.cpu, memory: a.memory, attributes: a.attributes, hostVolumes: Object.keys(a.hostVolumes), driver: driver.kind, ttlMs: a.heartbeatTtlMs, logger });
     await node.start();
 
-    const signer = opts.signer === undefined ? tryLocalSigner(config, logger) : (opts.signer ?? undefined);
+    const signer = opts.signer === undefined ? chooseSigner(config, logger) : (opts.signer ?? undefined);
     const identities = signer === undefined ? undefined : new IdentityManager({ dataDir: config.dataDir, host, namespace: a.namespace, signer, outboundPortBase: a.outboundPortBase, logger });
 
     const registrar = new Registrar({
@@ -114,6 +115,7 @@ export class HostAgent {
       logger,
       stopDeadlineMs: a.stopDeadlineMs,
       secrets: opts.secrets ?? (config.client.token === undefined ? undefined : apiSecretSource(config.client.address, config.client.token)),
+      secretsDir: join(config.dataDir, 'agent', 'secrets'),
       ...(opts.watchWaitMs === undefined ? {} : { watchWaitMs: opts.watchWaitMs }),
     });
     await allocations.start();
@@ -145,6 +147,20 @@ export class HostAgent {
     await this.driver.close();
     this.client.close();
   }
+}
+
+/**
+ * Who signs this host's CSRs: the scheduler (`POST /v1/ca/sign` at client.address)
+ * when the agent has a token (client.token: --token, WEFT_TOKEN, config), so no
+ * host holds the CA key; else the CA directory on this machine (single machine,
+ * dev), and without one the agent runs with a warning and no identities.
+ */
+export function chooseSigner(config: Readonly<Config>, logger: Logger): CsrSigner | undefined {
+  if (config.client.token !== undefined) {
+    logger.info({ scheduler: config.client.address }, 'mesh identities: CSRs signed by the scheduler');
+    return schedulerSigner({ address: config.client.address, token: config.client.token });
+  }
+  return tryLocalSigner(config, logger);
 }
 
 function tryLocalSigner(config: Readonly<Config>, logger: Logger): CsrSigner | undefined {

@@ -9,7 +9,9 @@
  *   task dies (not stopped by us) ─▶ restart-policy.ts: restart after a delay, or failed
  *
  * State goes to weft/alloc-status/<host>/<alloc> on every transition. Work on
- * one allocation is serialised; reconciles never overlap.
+ * one allocation is serialised; reconciles never overlap. Secrets are fetched
+ * at every start and restart (alloc-secrets.ts), never kept in a driver's
+ * state, and their files go with the allocation.
  */
 import type { DiscoveryClient } from '../discovery/client.js';
 import { deleteKey, getJSON, putJSON } from '../discovery/kv.js';
@@ -18,6 +20,7 @@ import type { KvEntry } from '../discovery/kv.js';
 import { ALLOCS_PREFIX, type Allocation, type AllocStatus, allocStatusKey } from '../src/contracts/alloc.js';
 import { isWeftError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
+import { AllocSecrets } from './alloc-secrets.js';
 import { parseAllocation, specHash, taskSpec } from './alloc-spec.js';
 import { AGENT_LABELS, type Driver, type DriverEvent, runTask, type TaskInfo } from './driver.js';
 import type { Registrar } from './registrar.js';
@@ -39,6 +42,8 @@ export interface AllocRunnerOptions {
   watchWaitMs?: number;
   /** Where secret values come from (the scheduler API); without it, an allocation naming secrets fails to start. */
   secrets?: SecretSource | undefined;
+  /** `<dataDir>/agent/secrets`: file secrets, one 0700 directory per allocation; without it, file secrets fail. */
+  secretsDir?: string | undefined;
 }
 
 interface Tracked {
@@ -61,9 +66,11 @@ export class AllocRunner {
   private reconciling: Promise<void> = Promise.resolve();
   private readonly onEvent = (e: DriverEvent) => void this.onDriverEvent(e);
   private closed = false;
+  private readonly secrets: AllocSecrets;
 
   constructor(opts: AllocRunnerOptions) {
     this.opts = { stopDeadlineMs: 10_000, ...opts };
+    this.secrets = new AllocSecrets({ root: opts.secretsDir, host: opts.host, source: opts.secrets });
   }
 
   /** Adopts this host's tasks, then follows the allocations prefix. Resolves after the first reconcile. */
@@ -120,6 +127,8 @@ export class AllocRunner {
     for (const [id, task] of byAlloc) if (!wanted.has(id)) work.push(this.serial(id, () => this.retire(id, task)));
     for (const id of this.tracked.keys()) if (!wanted.has(id) && !byAlloc.has(id)) work.push(this.serial(id, () => this.retire(id, undefined)));
     await Promise.all(work);
+    // Secret files of allocations that stopped while no agent watched (retire removes the others).
+    this.secrets.sweep(new Set([...wanted.keys(), ...byAlloc.keys()]));
   }
 
   private async ensure(alloc: Allocation, task: TaskInfo | undefined): Promise<void> {
@@ -161,30 +170,19 @@ export class AllocRunner {
   private async launch(t: Tracked): Promise<void> {
     await this.report(t.alloc.id, { state: 'pending', restarts: t.restarts });
     try {
-      const spec = taskSpec(t.alloc, { host: this.opts.host, hostAddress: this.opts.hostAddress, hostVolumes: this.opts.hostVolumes ?? {} });
-      if ((t.alloc.secrets?.length ?? 0) > 0) Object.assign(spec.env, await this.secretEnv(t.alloc));
+      const base = taskSpec(t.alloc, { host: this.opts.host, hostAddress: this.opts.hostAddress, hostVolumes: this.opts.hostVolumes ?? {} });
+      const secrets = await this.secrets.prepare(t.alloc);
+      const mounts = [...(base.mounts ?? []), ...secrets.mounts];
+      const spec = { ...base, env: { ...base.env, ...secrets.env }, secretEnv: secrets.secretEnv, ...(mounts.length === 0 ? {} : { mounts }) };
       t.taskId = await runTask(this.opts.driver, spec);
       await this.report(t.alloc.id, { state: 'running', restarts: t.restarts, containerId: t.taskId });
       this.opts.logger.info({ alloc: t.alloc.id, task: t.taskId }, 'allocation started');
     } catch (err) {
       t.failed = true;
+      this.secrets.remove(t.alloc.id);
       this.opts.logger.error({ err, alloc: t.alloc.id }, 'allocation failed to start');
       await this.report(t.alloc.id, { state: 'failed', restarts: t.restarts, message: (err as Error).message });
     }
-  }
-
-  /** Env entries for the allocation's secrets (file secrets are not supported yet and fail the start). */
-  private async secretEnv(alloc: Allocation): Promise<Record<string, string>> {
-    if (this.opts.secrets === undefined) throw new Error(`allocation ${alloc.id} names secrets but this agent has no scheduler API token (WEFT_TOKEN)`);
-    const values = await this.opts.secrets(this.opts.host, alloc.id);
-    const env: Record<string, string> = {};
-    for (const ref of alloc.secrets ?? []) {
-      const value = values.get(ref.name);
-      if (value === undefined) throw new Error(`allocation ${alloc.id}: secret ${ref.name} not returned by the scheduler`);
-      if (ref.file !== undefined) throw new Error(`allocation ${alloc.id}: secret files are not supported yet (secret ${ref.name})`);
-      if (ref.env !== undefined) env[ref.env] = value;
-    }
-    return env;
   }
 
   private async retire(id: string, task: TaskInfo | undefined): Promise<void> {
@@ -195,6 +193,7 @@ export class AllocRunner {
     }
     if (task !== undefined) await this.stopTask(t, task);
     this.tracked.delete(id);
+    this.secrets.remove(id);
     await deleteKey(this.opts.client, allocStatusKey(this.opts.host, id));
     this.opts.logger.info({ alloc: id }, 'allocation stopped and removed');
   }
@@ -242,7 +241,9 @@ export class AllocRunner {
         t.history.push(Date.now());
         t.restarts++;
         try {
-          await this.opts.driver.start(t.taskId); // same container: its id and logs survive the restart
+          // Values again from the scheduler: the process driver kept them in memory only (lost with an agent restart).
+          const secrets = await this.secrets.prepare(t.alloc);
+          await this.opts.driver.start(t.taskId, { secretEnv: secrets.secretEnv }); // same container: its id and logs survive the restart
           await this.report(t.alloc.id, { state: 'running', restarts: t.restarts, ...code, containerId: t.taskId });
         } catch (err) {
           t.failed = true;

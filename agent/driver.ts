@@ -28,6 +28,15 @@ export interface TaskSpec {
   command?: string;
   args?: readonly string[];
   env: Readonly<Record<string, string>>;
+  /**
+   * Secret values for the task's environment (allocation `secrets[].env`), kept
+   * apart from `env` because drivers must not write them to their own state:
+   * the process driver holds them in memory only, so a restart after an agent
+   * restart needs them passed again to `start`. Docker keeps a container's whole
+   * environment in its config (`docker inspect`), as it does for any env var;
+   * file secrets avoid that (agent/README.md).
+   */
+  secretEnv?: Readonly<Record<string, string>>;
   labels: Readonly<Record<string, string>>;
   /** cpu in millicores, memory in MiB; the process driver records but does not enforce them. */
   resources?: { cpu: number; memory: number };
@@ -96,7 +105,8 @@ export interface Driver extends EventEmitter<DriverEvents> {
   readonly kind: 'docker' | 'process';
   /** Creates a task without starting it; returns its id. */
   create(spec: TaskSpec): Promise<string>;
-  start(id: string): Promise<void>;
+  /** Starts a created or exited task. `secretEnv` replaces the values given at create (process driver; Docker reuses its config). */
+  start(id: string, opts?: { secretEnv?: Readonly<Record<string, string>> }): Promise<void>;
   /** SIGTERM, then SIGKILL after `timeoutMs` (the drain deadline). Resolves once it has exited. */
   stop(id: string, opts?: { timeoutMs?: number }): Promise<void>;
   /** Sends a signal (default SIGKILL) without waiting. */

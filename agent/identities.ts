@@ -8,6 +8,8 @@
  *
  * Keys never leave the host; only CSRs go to the signer. A service that stops
  * running here keeps its files and port (it may come back), but its renewer stops.
+ * A service the signer refuses (or a signer that does not answer) is logged
+ * with its code and retried with backoff; the other services are unaffected.
  */
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -19,7 +21,11 @@ import { spiffeId } from '../certs/spiffe-id.js';
 import { readIdentityFiles, writeIdentityFiles } from '../certs/store.js';
 import { spiffeIdOf } from '../certs/verify.js';
 import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, HOST_PROXY_LOCAL_FILE, type HostProxyLocal } from '../src/contracts/host-proxy.js';
-import { WeftError } from '../src/errors.js';
+import { isWeftError, WeftError } from '../src/errors.js';
+
+/** First retry of failed issuances, doubling up to RETRY_MAX_MS. */
+const RETRY_MIN_MS = 5_000;
+const RETRY_MAX_MS = 5 * 60_000;
 import type { Logger } from '../src/log.js';
 
 /**
@@ -31,7 +37,8 @@ export interface CsrSigner {
   sign(csrPem: string, service: string): Promise<IssuedLeaf>;
   /** The trust bundle (root certificates, PEM). */
   bundlePem(): Promise<string>;
-  readonly trustDomain: string;
+  /** The CA's trust domain (async: the scheduler signer asks the API for it). */
+  trustDomain(): Promise<string>;
 }
 
 export interface IdentityManagerOptions {
@@ -49,6 +56,10 @@ export class IdentityManager {
   private readonly renewers = new Map<string, LeafRenewer>();
   private doc: HostProxyLocal;
   private chain: Promise<void> = Promise.resolve();
+  private wanted: string[] = [];
+  private retry: NodeJS.Timeout | undefined;
+  private retryMs = RETRY_MIN_MS;
+  private stopped = false;
 
   constructor(opts: IdentityManagerOptions) {
     this.opts = opts;
@@ -68,19 +79,33 @@ export class IdentityManager {
   /** Ensures an identity and an outbound port for each service; stops renewing the others. Serialised. */
   update(services: readonly string[]): Promise<void> {
     const wanted = [...new Set(services)].sort();
+    this.wanted = wanted;
     this.chain = this.chain.then(() => this.apply(wanted)).catch((err) => this.opts.logger.error({ err }, 'could not update local identities'));
     return this.chain;
   }
 
   /** Stops every renewer (the files stay for the proxy). */
   stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    this.retry = undefined;
     for (const r of this.renewers.values()) r.stop();
     this.renewers.clear();
   }
 
   private async apply(wanted: string[]): Promise<void> {
     const missing = wanted.filter((s) => !this.renewers.has(s));
-    await Promise.all(missing.map((s) => this.issue(s)));
+    const results = await Promise.allSettled(missing.map((s) => this.issue(s)));
+    let failed = 0;
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') return;
+      failed++;
+      // The signer's own code (WEFT_ERR_CSR_IDENTITY: not allocated here) says more than the wrapper's.
+      const cause = (r.reason as { cause?: unknown }).cause;
+      const code = isWeftError(cause) ? cause.code : isWeftError(r.reason) ? r.reason.code : 'WEFT_ERR_CSR_SIGNER';
+      this.opts.logger.error({ code, service: missing[i], retryInMs: this.retryMs }, (r.reason as Error).message);
+    });
+    this.scheduleRetry(failed > 0);
     for (const [service, renewer] of this.renewers) {
       if (!wanted.includes(service)) {
         renewer.stop();
@@ -107,16 +132,29 @@ export class IdentityManager {
     this.writeLocal(this.doc);
   }
 
+  /** Issuances that failed are tried again later (the scheduler may be starting, or allocate the service soon). */
+  private scheduleRetry(failed: boolean): void {
+    clearTimeout(this.retry);
+    this.retry = undefined;
+    if (!failed || this.stopped) {
+      this.retryMs = RETRY_MIN_MS;
+      return;
+    }
+    this.retry = setTimeout(() => void this.update(this.wanted), this.retryMs);
+    this.retry.unref();
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+  }
+
   private async issue(service: string): Promise<void> {
     const dir = join(this.proxyDir, HOST_PROXY_IDENTITIES_DIR, service);
     const install = async () => {
-      const id = spiffeId(this.opts.signer.trustDomain, this.opts.namespace, service);
+      const id = spiffeId(await this.opts.signer.trustDomain(), this.opts.namespace, service);
       const identity = await obtainIdentity(id, (csr) => this.opts.signer.sign(csr, service), await this.opts.signer.bundlePem());
       writeIdentityFiles(dir, identity);
       return { notBefore: identity.leaf.notBefore, notAfter: identity.leaf.notAfter };
     };
     try {
-      const validity = this.reusable(dir) ?? (await install());
+      const validity = this.reusable(dir, await this.opts.signer.trustDomain()) ?? (await install());
       const renewer = new LeafRenewer({
         current: validity,
         renew: install,
@@ -134,11 +172,11 @@ export class IdentityManager {
    * An identity left by a previous agent, when it is for this trust domain and
    * not yet due for renewal: an agent restart must not re-key every service.
    */
-  private reusable(dir: string): { notBefore: Date; notAfter: Date } | undefined {
+  private reusable(dir: string, trustDomain: string): { notBefore: Date; notAfter: Date } | undefined {
     try {
       readIdentityFiles(dir); // key present, 0600, readable
       const cert = new X509Certificate(readFileSync(join(dir, 'cert.pem')));
-      spiffeIdOf(cert, { trustDomain: this.opts.signer.trustDomain });
+      spiffeIdOf(cert, { trustDomain });
       const validity = { notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) };
       const lifetime = validity.notAfter.getTime() - validity.notBefore.getTime();
       return Date.now() < validity.notBefore.getTime() + lifetime * RENEW_FROM ? validity : undefined;

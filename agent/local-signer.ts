@@ -1,7 +1,7 @@
 /**
  * A CsrSigner backed by a CA directory on this machine (`weft ca init` writes
- * `<dataDir>/ca/`): for single-machine and dev setups, until the scheduler's
- * CSR route exists. The CA is loaded per signature so a `weft ca rotate` by
+ * `<dataDir>/ca/`): for single-machine and dev setups, used only when no
+ * scheduler token is configured (else scheduler-signer.ts). The CA is loaded per signature so a `weft ca rotate` by
  * hand is picked up without restarting the agent. In a cluster, hosts must not
  * hold the CA key: they use a signer that sends the CSR to the scheduler.
  */
@@ -14,7 +14,9 @@ import type { CsrSigner } from './identities.js';
 export function localCaSigner(opts: { dataDir: string; namespace: string; perSecond?: number }): CsrSigner {
   const first = loadCa(opts.dataDir); // fails fast with WEFT_ERR_CA_MISSING and the command to run
   return {
-    trustDomain: first.trustDomain,
+    async trustDomain() {
+      return first.trustDomain;
+    },
     async sign(csrPem, service) {
       const ca = loadCa(opts.dataDir);
       return createCsrSigner({ ca, perSecond: opts.perSecond ?? 0 }).sign(csrPem, { allowedServices: [service], namespace: opts.namespace });

@@ -7,10 +7,14 @@
 //   ERROR_RATE (0)                      share of responses that are 500s, 0..1
 //   HEALTHY (1)                         0 makes /health answer 503
 //   SERVICE, WEFT_INSTANCE              echoed in responses
+//   WEFT_SECRET_<NAME>                  a file secret's path (set by weft agent): responses carry the
+//                                       sha256 of each such file, read per request (never the content)
 //   DRAIN_MS (10000)                    on SIGTERM: stop accepting, let in-flight requests finish for up to this long
 //
 // Paths: /health; /exit?code=N exits at once with N (restart-policy tests);
 // anything else answers JSON, `?delay=ms` overrides LATENCY_MS for that request.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 
 const env = process.env;
@@ -20,6 +24,21 @@ const latencyMs = Number(env.LATENCY_MS || 0);
 const errorRate = Number(env.ERROR_RATE || 0);
 const drainMs = Number(env.DRAIN_MS || 10000);
 let healthy = env.HEALTHY !== '0';
+const secretFiles = Object.entries(env).filter(([k]) => k.startsWith('WEFT_SECRET_'));
+
+/** sha256 of each file secret (null when unreadable), by env name; undefined when there are none. */
+function secretHashes() {
+  if (secretFiles.length === 0) return undefined;
+  const out = {};
+  for (const [name, path] of secretFiles) {
+    try {
+      out[name] = createHash('sha256').update(readFileSync(path)).digest('hex');
+    } catch {
+      out[name] = null;
+    }
+  }
+  return out;
+}
 let inFlight = 0;
 
 const server = createServer((req, res) => {
@@ -42,7 +61,7 @@ const server = createServer((req, res) => {
   setTimeout(() => {
     inFlight--;
     const fail = Math.random() < errorRate;
-    const body = JSON.stringify({ service: env.SERVICE || null, instance: env.WEFT_INSTANCE || null, host, port, path: url.pathname, ok: !fail });
+    const body = JSON.stringify({ service: env.SERVICE || null, instance: env.WEFT_INSTANCE || null, host, port, path: url.pathname, ok: !fail, secretFiles: secretHashes() });
     res.writeHead(fail ? 500 : 200, { 'content-type': 'application/json' }).end(`${body}\n`);
     if (stopping && inFlight === 0) server.close(() => process.exit(0));
   }, delay);

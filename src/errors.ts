@@ -48,6 +48,7 @@ export const ERROR_CODES = {
   WEFT_ERR_DOCKER_UNAVAILABLE: { status: 503, meaning: 'The Docker daemon cannot be reached (the agent falls back to the process driver when it was not asked for docker explicitly).' },
   WEFT_ERR_ALLOC_INVALID: { status: 400, meaning: 'An allocation document (KV weft/allocs/<host>/<alloc>) is not valid JSON for the schema, or its key and id disagree.' },
   WEFT_ERR_HOST_VOLUME_MISSING: { status: 404, meaning: 'An allocation mounts a host volume its host does not offer (agent.hostVolumes, weft agent --volume name=/path); the allocation fails to start.' },
+  WEFT_ERR_ALLOC_SECRETS: { status: 503, meaning: 'The agent could not give an allocation its secrets: no scheduler token, the scheduler unreachable or refusing, a secret missing, or a secret file not writable; the allocation fails to start.' },
   WEFT_ERR_CSR_SIGNER: { status: 503, meaning: "The agent could not get a service's certificate signed (no local CA, or the signer failed)." },
   WEFT_ERR_JOB_INVALID: { status: 400, meaning: 'A job spec is not valid YAML/JSON or breaks the job schema; every error names its path (groups[0].tasks[1].resources.memory).' },
   WEFT_ERR_SECRET_INVALID: { status: 400, meaning: 'A secret name or value is invalid (names: 1-128 of A-Za-z0-9_.-, starting alphanumeric; values up to 64 KiB).' },

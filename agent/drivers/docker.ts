@@ -55,7 +55,8 @@ export class DockerDriver extends EventEmitter<DriverEvents> implements Driver {
         name: spec.name,
         Image: spec.image,
         ...(cmd === undefined ? spec.args?.length ? { Cmd: [...spec.args] } : {} : { Entrypoint: [cmd[0]!], Cmd: cmd.slice(1) }),
-        Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        // Docker keeps env secrets in the container's config (start reuses it); file secrets are bind mounts instead.
+        Env: Object.entries({ ...spec.env, ...spec.secretEnv }).map(([k, v]) => `${k}=${v}`),
         Labels: { ...spec.labels },
         HostConfig: {
           NetworkMode: this.networkMode,

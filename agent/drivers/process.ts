@@ -6,6 +6,9 @@
  *
  * State lives in `<stateDir>/<id>.json` (spec, pid, the process's start time,
  * exit code) so a restarted agent can list and adopt what is still running.
+ * The spec's `secretEnv` is never written there (nor anywhere on disk): it is
+ * held in memory for the task's starts, and a start after an agent restart
+ * gets the values again from the caller, who re-fetches them.
  * The start time (from /proc) guards against pid reuse. An exit is seen through
  * the child's 'exit' event when this agent started it, and by polling
  * otherwise; the exit code of an adopted process is unknown (undefined).
@@ -41,6 +44,8 @@ export class ProcessDriver extends EventEmitter<DriverEvents> implements Driver 
   readonly kind = 'process' as const;
   private readonly dir: string;
   private readonly children = new Map<string, ChildProcess>();
+  /** Secret env values by task id: memory only, never in the state file. */
+  private readonly secretEnv = new Map<string, Readonly<Record<string, string>>>();
   private poller: NodeJS.Timeout | undefined;
   /** Tasks last seen running by the poller: an exit recorded by someone else (a previous agent) still yields a die event. */
   private readonly seenRunning = new Set<string>();
@@ -59,19 +64,22 @@ export class ProcessDriver extends EventEmitter<DriverEvents> implements Driver 
       throw new WeftError('WEFT_ERR_DRIVER', `process driver: a task named ${spec.name} already exists`, { key: 'name', value: spec.name });
     }
     const id = randomBytes(32).toString('hex');
-    this.save({ id, spec: { ...spec }, running: false });
+    const { secretEnv, ...persisted } = spec;
+    if (secretEnv !== undefined) this.secretEnv.set(id, secretEnv);
+    this.save({ id, spec: persisted, running: false });
     this.emitEvent('create', id, spec);
     return id;
   }
 
-  async start(id: string): Promise<void> {
+  async start(id: string, opts: { secretEnv?: Readonly<Record<string, string>> } = {}): Promise<void> {
     const rec = this.mustRead(id);
+    if (opts.secretEnv !== undefined) this.secretEnv.set(id, opts.secretEnv);
     if (rec.running && this.alive(rec)) return;
     const log = openSync(this.logPath(id), 'a');
     let child: ChildProcess;
     try {
       child = spawn(rec.spec.command!, [...(rec.spec.args ?? [])], {
-        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...rec.spec.env },
+        env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...rec.spec.env, ...this.secretEnv.get(id) },
         stdio: ['ignore', log, log],
         detached: true, // own process group: survives the agent, and stop() signals the whole group
       });
@@ -125,6 +133,7 @@ export class ProcessDriver extends EventEmitter<DriverEvents> implements Driver 
     }
     rmSync(this.recordPath(id), { force: true });
     rmSync(this.logPath(id), { force: true });
+    this.secretEnv.delete(id);
     this.emitEvent('destroy', id, rec.spec);
   }
 

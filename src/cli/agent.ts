@@ -20,6 +20,8 @@ interface AgentFlags {
   volume?: string[];
   proxy?: boolean;
   leave?: boolean;
+  addr?: string;
+  token?: string;
 }
 
 /** Adds the agent subcommand to the program. */
@@ -33,6 +35,8 @@ export function registerAgentCommand(program: Command): void {
     .option('--memory <MiB>', 'memory capacity offered to the scheduler (default: total memory)')
     .option('--attr <key=value>', 'a node attribute for placement (zone, rack, ...); repeatable', (v: string, all: string[] = []) => [...all, v])
     .option('--volume <name=path>', 'a host volume jobs may mount (an absolute directory); repeatable', (v: string, all: string[] = []) => [...all, v])
+    .option('--addr <url>', 'scheduler API address for CSRs and secrets; also $WEFT_ADDR (default http://127.0.0.1:7400)')
+    .option('--token <token>', "this host's agent token (weft node token HOST); prefer $WEFT_TOKEN (a flag shows in ps)")
     .option('--no-proxy', 'do not start and supervise weft proxy')
     .option('--leave', 'on shutdown, also deregister this host (weft-agent) from Consul')
     .action(async (opts: AgentFlags, cmd: Command) => {
@@ -42,6 +46,8 @@ export function registerAgentCommand(program: Command): void {
         'agent.cpu': [opts.cpu, '--cpu'],
         'agent.memory': [opts.memory, '--memory'],
         'agent.superviseProxy': [opts.proxy === false ? false : undefined, '--no-proxy'],
+        'client.address': [opts.addr, '--addr'],
+        'client.token': [opts.token, '--token'],
       };
       for (const kv of opts.attr ?? []) {
         const eq = kv.indexOf('=');

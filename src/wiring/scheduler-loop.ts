@@ -46,6 +46,8 @@ export class ControlLoop {
   private healthySince = new Map<string, number>();
   /** Status records this leader wrote (authoritative over a watch that may lag). */
   private readonly statuses = new Map<string, StatusRecord>();
+  /** The job incarnation (job key CreateIndex) each cached status record belongs to. */
+  private readonly statusOf = new Map<string, number>();
   /** Job versions this leader wrote (auto-revert), same reason. */
   private readonly jobVersions = new Map<string, JobRecord>();
   private expectSet = new Set<string>();
@@ -130,8 +132,21 @@ export class ControlLoop {
       if (seen === undefined || seen.version >= rec.version) this.jobVersions.delete(job);
       else snap.jobs.set(job, rec);
     }
+    // A purged job's record must not come back from this cache, nor its events
+    // join a job submitted again under the same name (a new CreateIndex).
+    for (const job of [...this.statuses.keys()]) {
+      if (snap.jobIndexes.get(job) !== this.statusOf.get(job)) {
+        this.statuses.delete(job);
+        this.statusOf.delete(job);
+      }
+    }
     // Events the API appended (submitted, scaled) join the leader's copy; its own fields win.
-    for (const [job, rec] of snap.statuses) this.statuses.set(job, observeStatus(this.statuses.get(job), rec));
+    for (const [job, rec] of snap.statuses) {
+      const created = snap.jobIndexes.get(job);
+      if (created === undefined || (snap.statusIndexes.get(job) ?? 0) < created) continue; // no job, or an earlier incarnation's record
+      this.statuses.set(job, observeStatus(this.statuses.get(job), rec));
+      this.statusOf.set(job, created);
+    }
     this.nodes = observeNodes(snap.agents, this.nodes, snap.drained, nowMs);
     const observed = observeAllocs(snap.tasks, this.healthySince, nowMs);
     this.healthySince = observed.healthySince;
@@ -155,7 +170,7 @@ export class ControlLoop {
     let written: Map<string, StatusRecord>;
     try {
       if (ops.length > 0) await fencedTxn(this.opts.client, this.opts.fence(), ops);
-      written = await writeStatuses(this.opts.client, this.opts.fence(), built.statuses);
+      written = await writeStatuses(this.opts.client, this.opts.fence(), built.statuses, snap.jobIndexes);
     } catch (err) {
       if (isWeftError(err, 'WEFT_ERR_LOCK_LOST')) {
         m.reconcilesTotal.inc({ result: 'lock-lost' });
@@ -168,7 +183,10 @@ export class ControlLoop {
       this.scheduleFollowUp(Date.now() + 1000);
       return;
     }
-    for (const [job, rec] of written) this.statuses.set(job, rec);
+    for (const [job, rec] of written) {
+      this.statuses.set(job, rec);
+      this.statusOf.set(job, snap.jobIndexes.get(job)!); // writeStatuses wrote only jobs of this incarnation
+    }
     for (const op of ops) {
       if (!op.key.startsWith('weft/allocs/')) continue;
       if (op.verb === 'set') this.expectSet.add(op.key);

@@ -24,7 +24,11 @@ export const AGENT_SERVICE = 'weft-agent';
 export interface ClusterSnapshot {
   agents: AgentEntry[];
   jobs: Map<string, JobRecord>;
+  /** Each job document's CreateIndex: a purged job submitted again is a new incarnation. */
+  jobIndexes: Map<string, number>;
   statuses: Map<string, StatusRecord>;
+  /** Each status record's ModifyIndex: one older than its job document is an earlier incarnation's. */
+  statusIndexes: Map<string, number>;
   tasks: ObservedTask[];
   drained: Set<string>;
 }
@@ -84,14 +88,21 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
   /** The joined last good values. */
   snapshot(): ClusterSnapshot {
     const jobs = new Map<string, JobRecord>();
+    const jobIndexes = new Map<string, number>();
     for (const e of this.kv.jobs.current() ?? []) {
       const rec = this.decode<JobRecord>(e);
-      if (rec !== undefined && typeof rec.version === 'number' && rec.spec !== undefined) jobs.set(e.key.slice(JOBS_PREFIX.length), rec);
+      if (rec !== undefined && typeof rec.version === 'number' && rec.spec !== undefined) {
+        jobs.set(e.key.slice(JOBS_PREFIX.length), rec);
+        jobIndexes.set(e.key.slice(JOBS_PREFIX.length), e.createIndex);
+      }
     }
     const statuses = new Map<string, StatusRecord>();
+    const statusIndexes = new Map<string, number>();
     for (const e of this.kv.jobStatus.current() ?? []) {
       const rec = this.decode<StatusRecord>(e);
-      if (rec !== undefined) statuses.set(e.key.slice(STATUS_PREFIX.length), rec);
+      if (rec === undefined) continue;
+      statuses.set(e.key.slice(STATUS_PREFIX.length), rec);
+      statusIndexes.set(e.key.slice(STATUS_PREFIX.length), e.modifyIndex);
     }
     const drained = new Set<string>();
     for (const e of this.kv.drain.current() ?? []) if (this.decode<{ drain?: boolean }>(e)?.drain === true) drained.add(e.key.slice(DRAIN_PREFIX.length));
@@ -112,7 +123,7 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
         checksPassing: service === undefined ? undefined : health.get(serviceId(host, doc.id)),
       });
     }
-    return { agents: this.agents.current() ?? [], jobs, statuses, tasks, drained };
+    return { agents: this.agents.current() ?? [], jobs, jobIndexes, statuses, statusIndexes, tasks, drained };
   }
 
   /** Keys of the allocation documents the watch shows now (the loop waits until its own writes show). */

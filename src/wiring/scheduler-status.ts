@@ -9,34 +9,53 @@
  * two rings (scheduler-store.ts mergeEvents), and sets it with check-and-set
  * inside the fenced transaction; a lost race re-reads and merges again.
  * The leader owns the other fields (deployment, failures, stable versions).
+ *
+ * A record belongs to one incarnation of its job: the job key's CreateIndex.
+ * A purge deletes the job and its record; the write checks (`check-index`)
+ * that the job document the plan was made for still exists, so a plan made
+ * just before a purge cannot write the purged job's record back, nor an old
+ * incarnation's events into a job submitted again under the same name.
  */
 import type { DiscoveryClient } from '../../discovery/client.js';
-import { type Fence, getJSON } from '../../discovery/kv.js';
+import { type Fence, getEntry, getJSON } from '../../discovery/kv.js';
 import { isWeftError, WeftError } from '../errors.js';
-import { fencedTxn, mergeEvents, type StatusRecord, statusKey, type TxnOp } from './scheduler-store.js';
+import { fencedTxn, jobKey, mergeEvents, type StatusRecord, statusKey, type TxnOp } from './scheduler-store.js';
 
 /** Attempts before a status write gives up (each one lost to an API append in between). */
 const ATTEMPTS = 5;
 
 /**
- * Writes each record, merged with the events stored now. Returns what was
- * stored (the leader's next copy). Throws WEFT_ERR_LOCK_LOST when deposed, and
- * WEFT_ERR_KV_CAS_CONFLICT after ATTEMPTS lost races.
+ * Writes each record, merged with the events stored now, if its job still is
+ * the incarnation the plan saw (`incarnations`: job -> the job key's
+ * CreateIndex); records of purged or re-created jobs are dropped. Returns what
+ * was stored (the leader's next copy). Throws WEFT_ERR_LOCK_LOST when deposed,
+ * and WEFT_ERR_KV_CAS_CONFLICT after ATTEMPTS lost races.
  */
-export async function writeStatuses(client: DiscoveryClient, fence: Fence, records: ReadonlyMap<string, StatusRecord>): Promise<Map<string, StatusRecord>> {
+export async function writeStatuses(
+  client: DiscoveryClient,
+  fence: Fence,
+  records: ReadonlyMap<string, StatusRecord>,
+  incarnations: ReadonlyMap<string, number>,
+): Promise<Map<string, StatusRecord>> {
   const written = new Map<string, StatusRecord>();
   if (records.size === 0) return written;
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     const ops: TxnOp[] = [];
     const next = new Map<string, StatusRecord>();
     for (const [job, mine] of records) {
+      const doc = await getEntry(client, jobKey(job));
+      if (doc === undefined || doc.createIndex !== incarnations.get(job)) continue; // purged (or purged and submitted again) since the plan
       const stored = await getJSON<StatusRecord>(client, statusKey(job));
-      const merged: StatusRecord = stored === undefined ? mine : { ...mine, events: mergeEvents(mine.events, stored.value.events ?? []) };
+      // A record older than the job document is an earlier incarnation's (a purge that did not finish): not merged.
+      const current = stored !== undefined && stored.modifyIndex > doc.createIndex ? stored : undefined;
+      const merged: StatusRecord = current === undefined ? mine : { ...mine, events: mergeEvents(mine.events, current.value.events ?? []) };
       next.set(job, merged);
+      ops.push({ verb: 'check-index', key: jobKey(job), index: doc.modifyIndex });
       ops.push({ verb: 'cas', key: statusKey(job), value: merged, index: stored?.modifyIndex ?? 0 });
     }
     try {
-      await fencedTxn(client, fence, ops);
+      // 62 ops (31 jobs) per transaction, so a job's check and its write never land in different ones.
+      for (let i = 0; i < ops.length; i += 62) await fencedTxn(client, fence, ops.slice(i, i + 62));
       return next;
     } catch (err) {
       if (!isWeftError(err, 'WEFT_ERR_KV_CAS_CONFLICT')) throw err;

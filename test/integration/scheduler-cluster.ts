@@ -80,6 +80,9 @@ export async function startSchedulerChild(t: Teardown, env: { dataDir: string; c
 export interface SimAgent {
   readonly host: string;
   readonly address: string;
+  readonly dataDir: string;
+  /** The agent's log lines, parsed. */
+  readonly logs: Array<Record<string, unknown>>;
   agent: HostAgent;
   start(): Promise<void>;
   /** Stops the agent's loops without deregistering: its heartbeat goes critical, its processes keep running. */
@@ -92,6 +95,11 @@ export interface SimAgentOptions {
   driver?: 'process' | 'docker';
   /** agent.hostVolumes: name -> directory, advertised in Meta weft_volumes. */
   hostVolumes?: Record<string, string>;
+  /**
+   * Configure the agent as an operator would (client.address + client.token = its host token)
+   * and let it choose its signer and secret source itself: CSRs go to the scheduler.
+   */
+  asConfigured?: boolean;
 }
 
 /** Creates and starts a host agent `host` at `address`, fetching secrets from `schedulerUrl`. */
@@ -114,18 +122,22 @@ export async function startSimAgent(t: Teardown, consul: TestConsul, host: strin
       'agent.stopDeadlineMs': 2000,
       'agent.superviseProxy': false,
       ...volumes,
+      ...(opts.asConfigured === true ? { 'client.address': schedulerUrls(), 'client.token': agentToken(TOKEN, host) } : {}),
     },
   });
-  const { logger } = captureLogger();
+  const { logger, lines } = captureLogger();
   const token = agentToken(TOKEN, host);
   // Only this host's tasks: a Docker host shares the daemon with other hosts and test files.
   const ownTasks = `${AGENT_LABELS.host}=${host}`;
   const sim: SimAgent = {
     host,
     address,
+    dataDir,
+    logs: lines,
     agent: undefined as unknown as HostAgent,
     async start() {
-      sim.agent = await HostAgent.start({ config, logger, signer: null, watchWaitMs: 2000, labelFilter: ownTasks, secrets: (h, a) => apiSecretSource(schedulerUrls(), token)(h, a) });
+      const own = opts.asConfigured === true ? {} : { signer: null, secrets: (h: string, a: string) => apiSecretSource(schedulerUrls(), token)(h, a) };
+      sim.agent = await HostAgent.start({ config, logger, watchWaitMs: 2000, labelFilter: ownTasks, ...own });
     },
     async crash() {
       await sim.agent.close();

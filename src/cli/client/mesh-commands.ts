@@ -1,5 +1,5 @@
 /**
- * `weft split`, `weft allow|deny`, `weft secret set|list|rm`, `weft node ls|drain`:
+ * `weft split`, `weft allow|deny`, `weft secret set|list|rm`, `weft node ls|drain|token`:
  * the mesh's traffic rules, secrets and hosts through the scheduler API.
  * Arguments are checked before anything is sent (args.ts); secret values come
  * from stdin or a file only (secret-input.ts) and are never printed.
@@ -96,4 +96,13 @@ export function registerMeshCommands(program: Command, io: Output = processOutpu
     if (opts.json) io.json(r);
     else io.out(r.drain ? `${r.node}: draining (\`weft node ls\` shows its allocations leave)` : `${r.node}: drain ended`);
   });
+  // The operator hands this to the host's agent (WEFT_TOKEN), as with Nomad's and Consul's agent tokens.
+  withConnectionFlags(node.command('token <node>').description("print the agent token of a host (its weft agent's WEFT_TOKEN: CSRs and secrets for that host only)")).action(
+    async (name: string, opts: ConnectionFlags, cmd: Command) => {
+      const { client } = clientFor(cmd, opts);
+      const r = await client.call('nodeToken', { params: { node: name } });
+      if (opts.json) io.json(r);
+      else io.out(r.token);
+    },
+  );
 }

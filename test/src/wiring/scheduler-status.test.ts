@@ -4,10 +4,10 @@
  */
 import t from 'tap';
 import { createDiscoveryClient } from '../../../discovery/client.js';
-import { getJSON, update } from '../../../discovery/kv.js';
+import { getEntry, getJSON, putJSON, update } from '../../../discovery/kv.js';
 import type { JobEvent } from '../../../src/contracts/scheduler-api.js';
 import { observeStatus, writeStatuses } from '../../../src/wiring/scheduler-status.js';
-import { EVENT_RING, emptyStatus, fencedTxn, mergeEvents, pushEvents, type StatusRecord, statusKey } from '../../../src/wiring/scheduler-store.js';
+import { EVENT_RING, emptyStatus, fencedTxn, jobKey, mergeEvents, pushEvents, type StatusRecord, statusKey } from '../../../src/wiring/scheduler-store.js';
 import { startTestConsul } from '../../helpers/dev-consul.js';
 
 const ev = (ms: number, type: string, message = type): JobEvent => ({ at: new Date(ms).toISOString(), type, message });
@@ -48,6 +48,8 @@ t.test('writeStatuses against concurrent API appends: no event is lost', async (
   t.ok(await consul.consul.kv.set({ key: 'weft/leader', value: 'me', acquire: session }), 'holds the lock');
   const fence = { key: 'weft/leader', session };
   const key = statusKey('web');
+  await putJSON(client, jobKey('web'), { version: 1 });
+  const incarnation = new Map([['web', (await getEntry(client, jobKey('web')))!.createIndex]]);
 
   // The API appends 30 events while the leader writes 30 times from its own copy.
   const api = (async () => {
@@ -59,7 +61,7 @@ t.test('writeStatuses against concurrent API appends: no event is lost', async (
     let mine: StatusRecord = emptyStatus();
     for (let i = 0; i < 30; i++) {
       const next = pushEvents(mine, [ev(Date.now(), 'placed', `leader ${i}`)]);
-      mine = (await writeStatuses(client, fence, new Map([['web', next]]))).get('web')!;
+      mine = (await writeStatuses(client, fence, new Map([['web', next]]), incarnation)).get('web')!;
     }
   })();
   await Promise.all([api, leader]);
@@ -78,11 +80,38 @@ t.test('writeStatuses: a deposed leader writes nothing; cas ops fail with the ke
   const other = ((await consul.consul.session.create({ ttl: '30s' })) as { ID: string }).ID;
   await consul.consul.kv.set({ key: 'weft/leader', value: 'other', acquire: other });
   const mine = ((await consul.consul.session.create({ ttl: '30s' })) as { ID: string }).ID;
-  await t.rejects(writeStatuses(client, { key: 'weft/leader', session: mine }, new Map([['web', emptyStatus()]])), { code: 'WEFT_ERR_LOCK_LOST' });
+  await putJSON(client, jobKey('web'), { version: 1 });
+  const incarnation = new Map([['web', (await getEntry(client, jobKey('web')))!.createIndex]]);
+  await t.rejects(writeStatuses(client, { key: 'weft/leader', session: mine }, new Map([['web', emptyStatus()]]), incarnation), { code: 'WEFT_ERR_LOCK_LOST' });
   t.equal(await getJSON(client, statusKey('web')), undefined, 'nothing written');
   await consul.consul.kv.set('weft/job-status/api', '{}');
   await t.rejects(fencedTxn(client, { key: 'weft/leader', session: other }, [{ verb: 'cas', key: 'weft/job-status/api', value: {}, index: 0 }]), {
     code: 'WEFT_ERR_KV_CAS_CONFLICT',
     key: 'weft/job-status/api',
   });
+});
+
+t.test('writeStatuses: a purged job stays purged; a job submitted again starts afresh', async (t) => {
+  const consul = await startTestConsul(t);
+  const client = createDiscoveryClient({ consul: { address: consul.address } });
+  t.teardown(() => client.close());
+  const session = ((await consul.consul.session.create({ ttl: '30s' })) as { ID: string }).ID;
+  await consul.consul.kv.set({ key: 'weft/leader', value: 'me', acquire: session });
+  const fence = { key: 'weft/leader', session };
+  const old = { ...emptyStatus(), events: [ev(1, 'placed', 'old incarnation')] };
+
+  await putJSON(client, jobKey('web'), { version: 1 });
+  const first = (await getEntry(client, jobKey('web')))!.createIndex;
+  await consul.consul.kv.del(jobKey('web')); // purged after the leader planned
+  t.strictSame([...(await writeStatuses(client, fence, new Map([['web', old]]), new Map([['web', first]]))).keys()], [], 'nothing written for a purged job');
+  t.equal(await getJSON(client, statusKey('web')), undefined, 'the record is not resurrected');
+
+  // A half-finished purge left the old record; the job is submitted again (a new CreateIndex).
+  await putJSON(client, statusKey('web'), old);
+  await putJSON(client, jobKey('web'), { version: 1 });
+  const second = (await getEntry(client, jobKey('web')))!.createIndex;
+  t.strictSame([...(await writeStatuses(client, fence, new Map([['web', old]]), new Map([['web', first]]))).keys()], [], "a plan for the old incarnation writes nothing");
+  const fresh = { ...emptyStatus(), events: [ev(2, 'submitted')] };
+  await writeStatuses(client, fence, new Map([['web', fresh]]), new Map([['web', second]]));
+  t.strictSame((await getJSON<StatusRecord>(client, statusKey('web')))!.value.events, [ev(2, 'submitted')], 'the old events are not merged in');
 });
