@@ -169,41 +169,69 @@ export interface Fence {
 }
 
 /**
- * Writes a JSON document in one transaction with a check that `fence.session`
- * still holds `fence.key`, so a deposed leader cannot overwrite its successor.
- * Throws WEFT_ERR_LOCK_LOST when the session no longer holds the lock and
- * WEFT_ERR_KV_CAS_CONFLICT when `cas` no longer matches.
+ * One operation of a fenced transaction, values as JSON. `cas` sets only if the
+ * key's modify index is still `index` (0: only if absent); `check-index` writes
+ * nothing and fails the batch unless the key exists with that index.
+ */
+export type TxnOp =
+  | { verb: 'set'; key: string; value: unknown }
+  | { verb: 'cas'; key: string; value: unknown; index: number }
+  | { verb: 'check-index'; key: string; index: number }
+  | { verb: 'delete'; key: string }
+  | { verb: 'delete-tree'; key: string };
+
+/** Consul allows 64 operations per transaction; one is the session check. */
+export const FENCED_TXN_MAX_OPS = 63;
+
+/**
+ * Applies `ops` in transactions of at most 63, each preceded by a check that
+ * `fence.session` still holds `fence.key`, so a deposed leader cannot overwrite
+ * its successor. Throws WEFT_ERR_LOCK_LOST (and stops) at the first refused
+ * batch; a `cas` or `check-index` op whose key changed (or went) fails its
+ * batch with WEFT_ERR_KV_CAS_CONFLICT naming the key.
+ */
+export async function fencedTxn(client: DiscoveryClient, fence: Fence, ops: readonly TxnOp[]): Promise<void> {
+  for (let i = 0; i < ops.length; i += FENCED_TXN_MAX_OPS) {
+    const slice = ops.slice(i, i + FENCED_TXN_MAX_OPS);
+    const batch = slice.map((op) => {
+      checkKey(op.key, { prefix: op.verb === 'delete-tree' });
+      const json = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64');
+      if (op.verb === 'set') return { KV: { Verb: 'set', Key: op.key, Value: json(op.value) } };
+      if (op.verb === 'cas') return { KV: { Verb: 'cas', Key: op.key, Value: json(op.value), Index: op.index } };
+      if (op.verb === 'check-index') return { KV: { Verb: 'check-index', Key: op.key, Index: op.index } };
+      return { KV: { Verb: op.verb, Key: op.key } };
+    });
+    // node-consul sends the operations as they are; its types describe a shape Consul does not accept.
+    const txn = [{ KV: { Verb: 'check-session', Key: fence.key, Session: fence.session } }, ...batch] as never;
+    try {
+      await client.consul.transaction.create(txn);
+    } catch (err) {
+      const res = (err as { response?: { statusCode?: number; body?: { Errors?: Array<{ OpIndex?: number; What?: string }> | null } } }).response;
+      const failed = res?.statusCode === 409 ? res.body?.Errors?.[0] : undefined;
+      if (failed?.OpIndex === 0) {
+        throw new WeftError('WEFT_ERR_LOCK_LOST', `${fence.key}: session ${fence.session} no longer holds the lock (${failed.What ?? 'check-session failed'})`, {
+          key: fence.key,
+          value: fence.session,
+          cause: err,
+        });
+      }
+      const op = failed?.OpIndex === undefined ? undefined : slice[failed.OpIndex - 1];
+      if (op?.verb === 'cas' || op?.verb === 'check-index') {
+        throw new WeftError('WEFT_ERR_KV_CAS_CONFLICT', `${op.key}: ModifyIndex is no longer ${op.index} (${failed?.What ?? 'cas failed'})`, {
+          key: op.key,
+          value: op.index,
+          cause: err,
+        });
+      }
+      throw client.wrap(err, 'txn');
+    }
+  }
+}
+
+/**
+ * Writes one JSON document fenced by the lock (see fencedTxn); with `cas`, only
+ * if the key's ModifyIndex is still that.
  */
 export async function fencedPutJSON(client: DiscoveryClient, fence: Fence, key: string, value: unknown, opts: { cas?: number } = {}): Promise<void> {
-  checkKey(key);
-  const write: Record<string, unknown> = {
-    Verb: opts.cas === undefined ? 'set' : 'cas',
-    Key: key,
-    Value: Buffer.from(JSON.stringify(value)).toString('base64'),
-  };
-  if (opts.cas !== undefined) write['Index'] = opts.cas;
-  // node-consul sends the operations as they are; its types describe a shape Consul does not accept.
-  const ops = [{ KV: { Verb: 'check-session', Key: fence.key, Session: fence.session } }, { KV: write }] as never;
-  try {
-    await client.consul.transaction.create(ops);
-  } catch (err) {
-    const res = (err as { response?: { statusCode?: number; body?: { Errors?: Array<{ OpIndex?: number; What?: string }> | null } } })
-      .response;
-    const failed = res?.statusCode === 409 ? res.body?.Errors?.[0] : undefined;
-    if (failed?.OpIndex === 0) {
-      throw new WeftError('WEFT_ERR_LOCK_LOST', `${fence.key}: session ${fence.session} no longer holds the lock (${failed.What ?? 'check-session failed'})`, {
-        key: fence.key,
-        value: fence.session,
-        cause: err,
-      });
-    }
-    if (failed?.OpIndex === 1) {
-      throw new WeftError('WEFT_ERR_KV_CAS_CONFLICT', `${key}: ModifyIndex is no longer ${opts.cas} (${failed.What ?? 'cas failed'})`, {
-        key,
-        value: opts.cas,
-        cause: err,
-      });
-    }
-    throw client.wrap(err, 'txn');
-  }
+  await fencedTxn(client, fence, [opts.cas === undefined ? { verb: 'set', key, value } : { verb: 'cas', key, value, index: opts.cas }]);
 }

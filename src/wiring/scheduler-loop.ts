@@ -23,7 +23,8 @@ import * as m from './scheduler-metrics.js';
 import type { ClusterObserver } from './scheduler-observer.js';
 import { planOps } from './scheduler-plan-ops.js';
 import { observeStatus, writeStatuses } from './scheduler-status.js';
-import { fencedTxn, type JobRecord, jobKey, STATUS_PREFIX, type StatusRecord, type TxnOp, type VersionRecord, versionKey } from './scheduler-store.js';
+import { type JobRecord, jobKey, STATUS_PREFIX, type StatusRecord, type VersionRecord, versionKey } from './scheduler-store.js';
+import { fencedTxn, type TxnOp } from '../../discovery/kv.js';
 
 export interface LoopOptions {
   client: DiscoveryClient;

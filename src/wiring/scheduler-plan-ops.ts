@@ -14,7 +14,8 @@ import { allocationDocs } from '../../scheduler/state/documents.js';
 import type { ObservedTask } from '../../scheduler/state/observe.js';
 import type { JobSpec } from '../../scheduler/spec/schema.js';
 import type { PlacementFailure } from '../../scheduler/placement/reasons.js';
-import { pushEvents, type StatusRecord, statusKey, type TxnOp } from './scheduler-store.js';
+import { pushEvents, type StatusRecord, statusKey } from './scheduler-store.js';
+import type { TxnOp } from '../../discovery/kv.js';
 
 /** What one plan turns into. */
 export interface PlanOps {

@@ -19,7 +19,8 @@
 import type { DiscoveryClient } from '../../discovery/client.js';
 import { type Fence, getEntry, getJSON } from '../../discovery/kv.js';
 import { isWeftError, WeftError } from '../errors.js';
-import { fencedTxn, jobKey, mergeEvents, type StatusRecord, statusKey, type TxnOp } from './scheduler-store.js';
+import { jobKey, mergeEvents, type StatusRecord, statusKey } from './scheduler-store.js';
+import { fencedTxn, type TxnOp } from '../../discovery/kv.js';
 
 /** Attempts before a status write gives up (each one lost to an API append in between). */
 const ATTEMPTS = 5;

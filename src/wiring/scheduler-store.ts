@@ -15,10 +15,7 @@
 import type { Deployment } from '../../scheduler/model.js';
 import type { PlacementFailure } from '../../scheduler/placement/reasons.js';
 import type { JobSpec } from '../../scheduler/spec/schema.js';
-import type { DiscoveryClient } from '../../discovery/client.js';
-import type { Fence } from '../../discovery/kv.js';
 import type { JobEvent } from '../contracts/scheduler-api.js';
-import { WeftError } from '../errors.js';
 
 export const JOBS_PREFIX = 'weft/jobs/';
 export const VERSIONS_PREFIX = 'weft/job-versions/';
@@ -85,54 +82,3 @@ function eventKey(e: JobEvent): string {
   return JSON.stringify([e.at, e.type, e.message, e.alloc ?? null, e.node ?? null, e.version ?? null]);
 }
 
-/**
- * One operation of a fenced transaction. `cas` sets only if the key's modify index is still `index`
- * (0: only if absent); `check-index` writes nothing and fails the batch unless the key exists with that index.
- */
-export type TxnOp =
-  | { verb: 'set'; key: string; value: unknown }
-  | { verb: 'cas'; key: string; value: unknown; index: number }
-  | { verb: 'check-index'; key: string; index: number }
-  | { verb: 'delete'; key: string }
-  | { verb: 'delete-tree'; key: string };
-
-/** Consul allows 64 operations per transaction; one is the session check. */
-const MAX_OPS = 63;
-
-/**
- * Applies `ops` in transactions of at most 63, each preceded by a check that
- * `fence.session` still holds `fence.key`. Throws WEFT_ERR_LOCK_LOST (and stops)
- * at the first refused batch: a deposed leader writes nothing more. A `cas` or
- * `check-index` op whose key changed (or went) fails its batch with
- * WEFT_ERR_KV_CAS_CONFLICT naming the key.
- */
-export async function fencedTxn(client: DiscoveryClient, fence: Fence, ops: readonly TxnOp[]): Promise<void> {
-  for (let i = 0; i < ops.length; i += MAX_OPS) {
-    const slice = ops.slice(i, i + MAX_OPS);
-    const batch = slice.map((op) => {
-      if (op.verb === 'set') return { KV: { Verb: 'set', Key: op.key, Value: Buffer.from(JSON.stringify(op.value)).toString('base64') } };
-      if (op.verb === 'cas') return { KV: { Verb: 'cas', Key: op.key, Value: Buffer.from(JSON.stringify(op.value)).toString('base64'), Index: op.index } };
-      if (op.verb === 'check-index') return { KV: { Verb: 'check-index', Key: op.key, Index: op.index } };
-      return { KV: { Verb: op.verb, Key: op.key } };
-    });
-    const txn = [{ KV: { Verb: 'check-session', Key: fence.key, Session: fence.session } }, ...batch] as never;
-    try {
-      await client.consul.transaction.create(txn);
-    } catch (err) {
-      const res = (err as { response?: { statusCode?: number; body?: { Errors?: Array<{ OpIndex?: number; What?: string }> | null } } }).response;
-      const failed = res?.statusCode === 409 ? res.body?.Errors?.[0] : undefined;
-      if (failed?.OpIndex === 0) {
-        throw new WeftError('WEFT_ERR_LOCK_LOST', `${fence.key}: session ${fence.session} no longer holds the lock (${failed.What ?? 'check-session failed'})`, {
-          key: fence.key,
-          value: fence.session,
-          cause: err,
-        });
-      }
-      const op = failed?.OpIndex === undefined ? undefined : slice[failed.OpIndex - 1];
-      if (op?.verb === 'cas' || op?.verb === 'check-index') {
-        throw new WeftError('WEFT_ERR_KV_CAS_CONFLICT', `${op.key}: changed since it was read (${failed?.What ?? 'cas failed'})`, { key: op.key, value: op.index, cause: err });
-      }
-      throw client.wrap(err, 'txn');
-    }
-  }
-}

@@ -4,7 +4,7 @@
  * driver, the dev Consul agent, and the demo app as the workload.
  */
 import t from 'tap';
-import { fencedTxn } from '../../src/wiring/scheduler-store.js';
+import { fencedTxn } from '../../discovery/kv.js';
 import { createDiscoveryClient } from '../../discovery/client.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/ports.js';

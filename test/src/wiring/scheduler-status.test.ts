@@ -7,7 +7,8 @@ import { createDiscoveryClient } from '../../../discovery/client.js';
 import { getEntry, getJSON, putJSON, update } from '../../../discovery/kv.js';
 import type { JobEvent } from '../../../src/contracts/scheduler-api.js';
 import { observeStatus, writeStatuses } from '../../../src/wiring/scheduler-status.js';
-import { EVENT_RING, emptyStatus, fencedTxn, jobKey, mergeEvents, pushEvents, type StatusRecord, statusKey } from '../../../src/wiring/scheduler-store.js';
+import { fencedTxn } from '../../../discovery/kv.js';
+import { EVENT_RING, emptyStatus, jobKey, mergeEvents, pushEvents, type StatusRecord, statusKey } from '../../../src/wiring/scheduler-store.js';
 import { startTestConsul } from '../../helpers/dev-consul.js';
 
 const ev = (ms: number, type: string, message = type): JobEvent => ({ at: new Date(ms).toISOString(), type, message });
