@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { createDiscoveryClient, type DiscoveryClient } from '../discovery/client.js';
 import type { Config } from '../src/config.js';
+import { PROXY_NODE_FLAGS } from '../src/contracts/host-proxy.js';
 import { isWeftError, WeftError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import { AllocRunner } from './allocations.js';
@@ -123,7 +124,7 @@ export class HostAgent {
     let proxy: ProxySupervisor | undefined;
     if (a.superviseProxy) {
       proxy = new ProxySupervisor({
-        command: opts.proxyCommand ?? [process.execPath, join(import.meta.dirname, '..', 'bin', 'weft.js'), 'proxy', '--inbound-bind', a.address],
+        command: opts.proxyCommand ?? [process.execPath, ...PROXY_NODE_FLAGS, join(import.meta.dirname, '..', 'bin', 'weft.js'), 'proxy', '--inbound-bind', a.address],
         env: { ...process.env, WEFT_DATA_DIR: config.dataDir, CONSUL_HTTP_ADDR: config.consul.address, WEFT_NODE_NAME: host },
         stateDir: join(config.dataDir, 'agent'),
         logger,

@@ -11,16 +11,18 @@
  * Workload identities (`weft cert issue --out`) are key.pem (0600), cert.pem
  * (leaf + chain) and bundle.pem.
  */
-import { randomBytes } from 'node:crypto';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../src/errors.js';
 import { CertificateAuthority, type CaOptions } from './ca.js';
+import { readSecretKey, storeWrap as wrap, writeAtomic, writeSecretFile } from './identity-files.js';
 import { privateKeyPem } from './keys.js';
-import type { MeshIdentity } from './mtls.js';
 import { caKeyId } from './profiles.js';
 import type { CaKeys, CaState } from './rotation.js';
+
+// Identity files live in identity-files.ts (no CA, so no node-forge, for the proxy); re-exported for existing callers.
+export { readIdentityFiles, writeIdentityFiles, writeSecretFile } from './identity-files.js';
 
 /** The CA directory under a data directory. */
 export function caDir(dataDir: string): string {
@@ -63,61 +65,8 @@ export function loadCa(dataDir: string, opts: Omit<CaOptions, 'trustDomain' | 'i
   return CertificateAuthority.restore(state, withInter, opts);
 }
 
-/** Writes a workload identity: key.pem (0600), cert.pem, bundle.pem. Returns the paths. */
-export function writeIdentityFiles(dir: string, identity: MeshIdentity): { key: string; cert: string; bundle: string } {
-  const paths = { key: join(dir, 'key.pem'), cert: join(dir, 'cert.pem'), bundle: join(dir, 'bundle.pem') };
-  wrap(dir, () => {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeSecretFile(paths.key, identity.keyPem);
-    writeAtomic(paths.cert, identity.certChainPem, 0o644);
-    writeAtomic(paths.bundle, identity.bundlePem, 0o644);
-  });
-  return paths;
-}
-
-/** Reads what writeIdentityFiles wrote, refusing a key file others can read. */
-export function readIdentityFiles(dir: string): MeshIdentity {
-  const keyPath = join(dir, 'key.pem');
-  readSecretKey(keyPath); // permission and format check
-  return wrap(dir, () => ({
-    keyPem: readFileSync(keyPath, 'utf8'),
-    certChainPem: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-    bundlePem: readFileSync(join(dir, 'bundle.pem'), 'utf8'),
-  }));
-}
-
-/** Writes a private key file: created 0600 under a temporary name, then renamed into place. */
-export function writeSecretFile(path: string, data: string): void {
-  writeAtomic(path, data, 0o600);
-}
-
-function writeAtomic(path: string, data: string, mode: number): void {
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
-  writeFileSync(tmp, data, { mode, flag: 'wx' });
-  chmodSync(tmp, mode); // the umask may have narrowed it; never widen a key file past 0600
-  renameSync(tmp, path);
-}
-
-function readSecretKey(path: string): ReturnType<typeof createPrivateKey> {
-  const st = wrap(path, () => statSync(path));
-  if ((st.mode & 0o077) !== 0) {
-    const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-    throw new WeftError('WEFT_ERR_CA_STORE', `${path} is readable by group or others (mode ${mode}); run chmod 600 ${path}`, { key: path, value: mode });
-  }
-  return wrap(path, () => createPrivateKey(readFileSync(path)));
-}
-
 function keyFileNames(state: CaState): { root: string; intermediate?: string } {
   const root = `root-${state.activeRootId}.key.pem`;
   if (state.intermediatePem === undefined) return { root };
   return { root, intermediate: `intermediate-${caKeyId(new X509Certificate(state.intermediatePem).publicKey)}.key.pem` };
-}
-
-function wrap<T>(path: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (cause) {
-    if (cause instanceof WeftError) throw cause;
-    throw new WeftError('WEFT_ERR_CA_STORE', `${path}: ${(cause as Error).message}`, { key: path, cause });
-  }
 }

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { type Static, Type } from '@sinclair/typebox';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import {
   ENV_CONSUL_HTTP_ADDR,
@@ -210,8 +210,23 @@ const ENV_MAP: ReadonlyArray<readonly [string, string]> = [
   [ENV_WEFT_TOKEN, 'client.token'],
 ];
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false });
-const validate = ajv.compile<Config>(ConfigSchema);
+/**
+ * The compiled validator, built on first use and held only weakly: compiling
+ * takes ~50 ms and leaves a few MB of generated code and Ajv state, which a
+ * daemon that loads its configuration once (the proxy, on its memory budget)
+ * should not keep for its lifetime; a process that loads it again soon (tests)
+ * still finds it.
+ */
+let validatorRef: WeakRef<ValidateFunction<Config>> | undefined;
+
+function configValidator(): ValidateFunction<Config> {
+  let validate = validatorRef?.deref();
+  if (validate === undefined) {
+    validate = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false }).compile<Config>(ConfigSchema);
+    validatorRef = new WeakRef(validate);
+  }
+  return validate;
+}
 
 export interface LoadOptions {
   /** Flag values by config path, e.g. `{ 'devConsul.port': 8501 }`. Undefined values are ignored. */
@@ -250,6 +265,7 @@ export function loadConfig(opts: LoadOptions = {}): Readonly<Config> {
     origin.set(path, { source: 'flag', name: opts.flagNames?.[path] ?? `--${path}` });
   }
 
+  const validate = configValidator();
   if (!validate(merged)) {
     const err = validate.errors!.find((e) => e.keyword === 'anyOf') ?? validate.errors![0]!;
     let path = err.instancePath.replace(/^\//, '').replaceAll('/', '.');

@@ -26,6 +26,7 @@ import type { MeshIdentity } from '../../certs/mtls.js';
 import { spiffeId } from '../../certs/spiffe-id.js';
 import { writeIdentityFiles } from '../../certs/store.js';
 import { type DevConsul, startDevConsul } from '../../discovery/dev-agent/index.js';
+import { PROXY_NODE_FLAGS } from '../../src/contracts/host-proxy.js';
 
 export const TD = 'weft.bench';
 const ROOT = join(import.meta.dirname, '../..');
@@ -50,6 +51,14 @@ export interface Topology {
 
 /** Which HTTP client a bare relay uses on its upstream leg. */
 export type FloorClient = 'node' | 'undici';
+
+/**
+ * Node flags of the weft proxies: what the agent and `weft up` pass
+ * (PROXY_NODE_FLAGS), unless WEFT_BENCH_NODE_ARGS says otherwise ('' for none: the A/B).
+ */
+export function proxyNodeArgs(): string[] {
+  return (process.env['WEFT_BENCH_NODE_ARGS'] ?? PROXY_NODE_FLAGS.join(' ')).split(' ').filter(Boolean);
+}
 
 /** A free port on `host`. */
 export function freePort(host: string): Promise<number> {
@@ -159,7 +168,7 @@ export async function startTopology(dir: string, opts: { log: (s: string) => voi
       const configPath = join(dataDir, 'config.yaml');
       writeFileSync(configPath, `ca:\n  trustDomain: ${TD}\nproxy:\n  shutdownGraceMs: 1000\n`);
       const child = run(`weft ${node}`, process.execPath, [
-        ...(process.env['WEFT_BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
+        ...proxyNodeArgs(),
         process.env['WEFT_BENCH_ENTRY'] ?? 'bin/weft.js',
         'proxy',
         '--config', configPath,

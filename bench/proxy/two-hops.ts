@@ -6,7 +6,8 @@
  *                (default 3); ratio weft / HAProxy within each round, median over the rounds
  *   latency      constant 1,000 rps for <s> (rate-load.ts, open loop, latency from the
  *                scheduled send time); added p50 / p99 = proxied minus direct
- *   memory       VmRSS (and VmHWM, the peak) of each proxy process after the runs
+ *   memory       VmRSS (and VmHWM, the peak) of each proxy process after the runs; the proxies
+ *                get the launchers' node flags (PROXY_NODE_FLAGS), or WEFT_BENCH_NODE_ARGS
  *   floor        the same two hops through bare Node relays (bare-relay.mjs, no weft
  *                code): how close to Node's own floor weft is. WEFT_BENCH_FLOOR picks
  *                the relays' client: undici (default), node, "node,undici" or none
@@ -24,7 +25,7 @@ import { join } from 'node:path';
 // @ts-expect-error plain JavaScript (bin/ runs before anything compiles TypeScript), no declarations
 import { bundleIsFresh } from '../../bin/bundle-manifest.js';
 import { constantRate, type RateResult } from './rate-load.js';
-import { type Endpoint, type FloorClient, startTopology } from './two-hops-topology.js';
+import { type Endpoint, type FloorClient, proxyNodeArgs, startTopology } from './two-hops-topology.js';
 
 const seconds = Number(process.argv[2] ?? 10);
 const rounds = Number(process.env['WEFT_BENCH_ROUNDS'] ?? 3);
@@ -69,7 +70,7 @@ try {
     { name: 'weft', target: topo.weft, host: 'backend' },
     ...topo.floors.map((f) => ({ name: `floor-${f.client}`, target: f.endpoint })),
   ];
-  console.log(`two hops with mTLS, wrk -t1 -c32 -d${seconds}s x ${rounds} rounds; constant 1,000 rps for ${seconds}s; node ${process.version}; weft runs from ${runtime}; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+  console.log(`two hops with mTLS, wrk -t1 -c32 -d${seconds}s x ${rounds} rounds; constant 1,000 rps for ${seconds}s; node ${process.version}; weft runs from ${runtime} with node flags [${proxyNodeArgs().join(' ')}]; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   for (const c of cases) wrk(c.target, c.host, 2); // warm-up: connections, JIT, pools
   // Rounds, each running every case once: the machine's load drifts (other engineers' suites), so a
   // ratio is taken within a round (cases seconds apart), and the median over rounds is reported.

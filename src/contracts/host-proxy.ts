@@ -16,6 +16,21 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 
+/**
+ * Node flags for the `weft proxy` process; every launcher passes them before
+ * the script (the agent's supervisor, `weft up`, the two-hop bench).
+ *
+ * A semi-space of 2 MB (the young generation is two of them) instead of
+ * V8's 16 MB: under load V8 grows the young generation to its maximum, 32 MB
+ * of RSS, against an 80 MB budget per proxy; with 2 MB the peak RSS under the
+ * two-hop bench fell from 113-155 MB to 108 MB, throughput within the spread
+ * of the A/B runs (proxy/README.md, "Figures"). V8 reads
+ * the flag only when the heap is created, so the process cannot set it on
+ * itself, and bin/weft.js does not re-execute itself to add it: a second
+ * process would cost more memory than the flag saves.
+ */
+export const PROXY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
+
 /** The folder under the data directory. */
 export const HOST_PROXY_DIR = 'proxy';
 /** The document's file name inside it. */

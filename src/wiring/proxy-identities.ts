@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { MeshIdentity } from '../../certs/mtls.js';
 import { secureContextOptions } from '../../certs/mtls.js';
-import { readIdentityFiles } from '../../certs/store.js';
+import { readIdentityFiles } from '../../certs/identity-files.js';
 import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR } from '../contracts/host-proxy.js';
 import { type Logger, silentLogger } from '../log.js';
 

@@ -101,7 +101,7 @@ export function registerUpCommand(program: Command): void {
             continue;
           }
           say(`up        | starting ${step.name}: weft ${step.args.join(' ')}`);
-          const spec = { name: step.name, argv: [bin, ...globals, ...step.args] };
+          const spec = { name: step.name, argv: [...(step.nodeArgs ?? []), bin, ...globals, ...step.args] };
           if (step.kind === 'once') await children.runOnce(spec, startMs);
           else await children.startDaemon(spec, probes[step.name], startMs);
           say(`up        | ${step.name} is healthy`);

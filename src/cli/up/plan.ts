@@ -7,6 +7,7 @@
  */
 import type { Config } from '../../config.js';
 import { parseConsulAddress } from '../../config.js';
+import { PROXY_NODE_FLAGS } from '../../contracts/host-proxy.js';
 
 /** The pieces, in start order. */
 export type PieceName = 'consul' | 'ca' | 'scheduler' | 'agent' | 'proxy';
@@ -16,6 +17,8 @@ export interface UpStep {
   name: PieceName;
   /** `weft` arguments after the global flags. */
   args: string[];
+  /** Node flags before the script (the proxy's memory flags). */
+  nodeArgs?: readonly string[];
   /** daemon: runs until stopped, awaited until healthy; once: must exit 0. */
   kind: 'daemon' | 'once';
   /** Set when the step is skipped, saying why (shown to the user). */
@@ -96,7 +99,7 @@ export function planUp(config: Readonly<Config>, facts: UpFacts, opts: UpOptions
       // its log lines get a prefix here and Ctrl-C stops it with everything else.
       args: ['agent', '--no-proxy', ...(opts.driver === undefined ? [] : ['--driver', opts.driver])],
     },
-    { name: 'proxy', kind: 'daemon', args: ['proxy'] },
+    { name: 'proxy', kind: 'daemon', args: ['proxy'], nodeArgs: PROXY_NODE_FLAGS },
   ];
   return steps;
 }
