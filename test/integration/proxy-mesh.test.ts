@@ -103,13 +103,15 @@ t.test('a version split in KV is pushed to the running proxy', async (t) => {
 
 t.test('intentions: a deny in KV answers 403 at the destination host; removing it allows again', async (t) => {
   t.equal((await call('payments')).status, 200, 'default allow');
-  const before = pay.hits;
   await consul.consul.kv.set('weft/intentions/frontend/payments', JSON.stringify({ action: 'deny' }));
+  // Calls made before the deny reaches h3's watch still pass: count from the first 403.
   const denied = await eventually(async () => {
     const r = await call('payments');
     return r.status === 403 ? r : undefined;
   }, 5000, 'deny applied');
   t.match(denied.reason, /WEFT_ERR_INTENTION_DENIED: denied by intention weft\/intentions\/frontend\/payments/);
+  const before = pay.hits;
+  for (let i = 0; i < 5; i++) t.equal((await call('payments')).status, 403, `denied call ${i + 1}`);
   t.equal(pay.hits, before, 'the app saw nothing while denied');
   t.equal((await call('backend')).status, 200, 'other pairs unaffected');
   await consul.consul.kv.del('weft/intentions/frontend/payments');
