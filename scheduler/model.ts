@@ -118,8 +118,8 @@ export interface JobState {
 /** Lifecycle of an allocation, aggregated over its tasks (any failed -> failed; all running -> running). */
 export type AllocStatus = 'pending' | 'running' | 'failed' | 'stopped';
 
-/** One instance of a task group on a node (Nomad's allocation; a pod). */
-export interface AllocInfo {
+/** Where an allocation is and what it runs: shared by observed and planned allocations. */
+export interface AllocPlacement {
   id: string;
   job: string;
   group: string;
@@ -132,6 +132,10 @@ export interface AllocInfo {
   resources: Resources;
   /** Host ports it holds (static and picked). */
   ports: readonly number[];
+}
+
+/** One instance of a task group on a node (Nomad's allocation; a pod). */
+export interface AllocInfo extends AllocPlacement {
   status: AllocStatus;
   /** Running with every check passing for minHealthyTime; undefined while not yet known. */
   healthy?: boolean | undefined;

@@ -4,7 +4,7 @@
  * reasons, deployment changes, reverts, and when to look again. The edge
  * writes it to KV (fenced by the leader lock); tests read it directly.
  */
-import type { AllocInfo, Deployment, Resources } from '../model.js';
+import type { AllocInfo, AllocPlacement, Deployment } from '../model.js';
 import type { PlacementFailure } from '../placement/reasons.js';
 
 /** Why an allocation is started. */
@@ -14,15 +14,7 @@ export type PlaceReason = 'new' | 'replace-lost' | 'reschedule' | 'migrate' | 'u
 export type StopReason = 'job-stopped' | 'job-removed' | 'group-removed' | 'node-lost' | 'rescheduled' | 'migrated' | 'scale-down' | 'updated' | 'duplicate';
 
 /** A new allocation, placed. */
-export interface PlannedAlloc {
-  id: string;
-  job: string;
-  group: string;
-  index: number;
-  node: string;
-  version: number;
-  fingerprint: string;
-  resources: Resources;
+export interface PlannedAlloc extends AllocPlacement {
   ports: number[];
   reason: PlaceReason;
   /** The allocation it takes over from (lost, failed, migrated or outdated). */
