@@ -14,7 +14,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
+import { freePort } from '../../test/helpers/ports.js';
 import { join } from 'node:path';
 import { bundlePem } from '../../certs/bundle.js';
 import { CertificateAuthority } from '../../certs/ca.js';
@@ -43,18 +43,6 @@ export interface Mesh {
   /** One GET through the caller's outbound proxy: status, body, weft's reason header. */
   call(service: string, path?: string): Promise<{ status: number; body: string; reason: string }>;
   stop(): Promise<void>;
-}
-
-/** A free port on `host`. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts h2 (caller) and h3 (where `services` run) against Consul at `consul`; resolves once both answer /healthz. */

@@ -29,7 +29,8 @@ import { ProcessDriver } from '../../agent/drivers/process.js';
 import { Registrar } from '../../agent/registrar.js';
 import { createDiscoveryClient, type DiscoveryClient } from '../../discovery/client.js';
 import { useDocker } from '../../test/helpers/docker.js';
-import { freePort, type Mesh, startMesh } from './mesh-hosts.js';
+import { freePort } from '../../test/helpers/ports.js';
+import { type Mesh, startMesh } from './mesh-hosts.js';
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 15;

@@ -19,7 +19,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
+import { freePort } from '../../test/helpers/ports.js';
 import { createDiscoveryClient, type DiscoveryClient } from '../../discovery/client.js';
 import type { Instance } from '../../discovery/registry.js';
 import { type BlockingWatch, watchService } from '../../discovery/watch.js';
@@ -29,16 +29,6 @@ const INSTANCES = Number(process.env['BENCH_INSTANCES'] ?? 1000);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 30);
 const TARGET_P99_MS = 200;
 const bin = new URL('../../bin/weft.js', import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts `weft dev-consul`; resolves with the process and its time to answer. */
 async function startAgent(dataDir: string, port: number): Promise<{ proc: ChildProcess; startupMs: number }> {

@@ -16,7 +16,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
+import { freePort } from '../../test/helpers/ports.js';
 import { join } from 'node:path';
 import { bundlePem } from '../../certs/bundle.js';
 import { CertificateAuthority } from '../../certs/ca.js';
@@ -58,18 +58,6 @@ export type FloorClient = 'node' | 'undici';
  */
 export function proxyNodeArgs(): string[] {
   return (process.env['WEFT_BENCH_NODE_ARGS'] ?? PROXY_NODE_FLAGS.join(' ')).split(' ').filter(Boolean);
-}
-
-/** A free port on `host`. */
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function identity(ca: CertificateAuthority, service: string): MeshIdentity {

@@ -1,21 +1,13 @@
 /** `weft dev-consul` end to end: start the real CLI, talk to it with the `consul` client, stop it with SIGTERM. */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
+import { freePort } from '../../helpers/ports.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Consul from 'consul';
 import t from 'tap';
 import { startDevConsul } from '../../../discovery/dev-agent/index.js';
 import { eventually } from '../../helpers/dev-consul.js';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 t.test('startDevConsul is ready well under 2 s', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'weft-dev-consul-'));
