@@ -14,11 +14,8 @@ import type { DiscoveryClient } from '../discovery/client.js';
 import { formatDuration } from '../src/duration.js';
 import type { Logger } from '../src/log.js';
 import { VERSION } from '../src/version.js';
+import { AGENT_SERVICE, ATTR_META_PREFIX, NODE_META } from '../src/contracts/node.js';
 
-/** The Consul service name of host agents. */
-export const AGENT_SERVICE = 'weft-agent';
-/** Meta key prefix of node attributes. */
-export const ATTR_META_PREFIX = 'weft_attr_';
 
 export interface NodeOptions {
   client: DiscoveryClient;
@@ -63,15 +60,15 @@ export class NodeHeartbeat {
     const { client, host } = this.opts;
     const capacity = detectCapacity(this.opts.cpu, this.opts.memory);
     const meta: Record<string, string> = {
-      weft_host: host,
-      weft_cpu: String(capacity.cpu),
-      weft_memory: String(capacity.memory),
-      weft_driver: this.opts.driver,
-      weft_version: VERSION,
+      [NODE_META.host]: host,
+      [NODE_META.cpu]: String(capacity.cpu),
+      [NODE_META.memory]: String(capacity.memory),
+      [NODE_META.driver]: this.opts.driver,
+      [NODE_META.version]: VERSION,
     };
     for (const [k, v] of Object.entries(this.opts.attributes)) meta[`${ATTR_META_PREFIX}${k}`] = v;
     const volumes = [...(this.opts.hostVolumes ?? [])].sort();
-    if (volumes.length > 0) meta['weft_volumes'] = volumes.join(',');
+    if (volumes.length > 0) meta[NODE_META.volumes] = volumes.join(',');
     await client.call('agent.service.register', (c) =>
       c.agent.service.register({
         id: agentServiceId(host),

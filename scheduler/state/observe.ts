@@ -5,12 +5,11 @@
  * allocation documents of a group instance, their agents' statuses and their
  * Consul health become one AllocInfo.
  *
- * Meta keys are the agent's (agent/node.ts): weft_host, weft_cpu (millicores),
- * weft_memory (MiB), weft_driver (comma list), weft_attr_<name>; and
- * weft_volumes (comma list of host volume names) for sticky volumes.
+ * Meta keys are the weft-agent contract's (src/contracts/node.ts).
  */
 import type { Allocation, AllocStatus } from '../../src/contracts/alloc.js';
 import type { AllocInfo, AllocStatus as CoreStatus, Driver, Heartbeat, NodeInfo } from '../model.js';
+import { ATTR_META_PREFIX, NODE_META } from '../../src/contracts/node.js';
 
 /** The Consul health entry of one weft-agent (the fields used). */
 export interface AgentEntry {
@@ -19,7 +18,6 @@ export interface AgentEntry {
   Checks: Array<{ Status: string; ServiceID?: string }>;
 }
 
-const ATTR_PREFIX = 'weft_attr_';
 const DRIVERS: readonly Driver[] = ['docker', 'process'];
 
 /**
@@ -32,20 +30,20 @@ export function observeNodes(entries: readonly AgentEntry[], previous: readonly 
   const out: NodeInfo[] = [];
   for (const e of entries) {
     const meta = e.Service.Meta ?? {};
-    const name = meta['weft_host'] ?? e.Node.Node;
+    const name = meta[NODE_META.host] ?? e.Node.Node;
     if (seen.has(name)) continue;
     seen.add(name);
     const heartbeat = worst(e.Checks.map((c) => c.Status));
     const old = before.get(name);
     const attributes: Record<string, string> = {};
-    for (const [k, v] of Object.entries(meta)) if (k.startsWith(ATTR_PREFIX)) attributes[k.slice(ATTR_PREFIX.length)] = v;
+    for (const [k, v] of Object.entries(meta)) if (k.startsWith(ATTR_META_PREFIX)) attributes[k.slice(ATTR_META_PREFIX.length)] = v;
     out.push({
       name,
       address: e.Service.Address || e.Node.Address,
-      capacity: { cpu: positive(meta['weft_cpu']), memory: positive(meta['weft_memory']) },
+      capacity: { cpu: positive(meta[NODE_META.cpu]), memory: positive(meta[NODE_META.memory]) },
       attributes,
-      drivers: list(meta['weft_driver']).filter((d): d is Driver => (DRIVERS as readonly string[]).includes(d)),
-      hostVolumes: list(meta['weft_volumes']),
+      drivers: list(meta[NODE_META.driver]).filter((d): d is Driver => (DRIVERS as readonly string[]).includes(d)),
+      hostVolumes: list(meta[NODE_META.volumes]),
       heartbeat,
       downSinceMs: heartbeat === 'passing' || heartbeat === 'warning' ? undefined : (old?.downSinceMs ?? nowMs),
       drain: drained.has(name),

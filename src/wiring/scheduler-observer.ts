@@ -16,9 +16,7 @@ import { BlockingWatch, watchKeyPrefix, watchService } from '../../discovery/wat
 import { Value } from '@sinclair/typebox/value';
 import type { Logger } from '../log.js';
 import { DRAIN_PREFIX, JOBS_PREFIX, type JobRecord, STATUS_PREFIX, type StatusRecord } from './scheduler-store.js';
-
-/** The weft-agent service name (agent/node.ts). */
-export const AGENT_SERVICE = 'weft-agent';
+import { AGENT_SERVICE } from '../contracts/node.js';
 
 /** Everything the control loop reads, at one moment. */
 export interface ClusterSnapshot {
