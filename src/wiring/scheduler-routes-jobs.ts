@@ -96,8 +96,9 @@ export function jobHandlers(ctx: SchedulerContext): Pick<Handlers, 'listJobs' | 
       const check = validateJobSpec(spec); // autoscale bounds and the like still hold
       if (!check.ok) throw jobInvalid(check.errors, job);
       const record: JobRecord = { ...current.value, spec };
+      const at = new Date().toISOString(); // before the write: the leader may place before the event lands
       if (!(await putJSON(ctx.client, jobKey(job), record, { cas: current.modifyIndex }))) throw conflict(job);
-      await appendEvent(ctx, job, { type: 'scaled', message: `${name}: ${previous} -> ${body.count}` });
+      await appendEvent(ctx, job, { at, type: 'scaled', message: `${name}: ${previous} -> ${body.count}` });
       ctx.logger.info({ job, group: name, from: previous, to: body.count }, 'job scaled');
       return { job, group: name, count: body.count, previous, version: record.version } satisfies ScaleResponse;
     },
@@ -203,7 +204,7 @@ async function submit(ctx: SchedulerContext, spec: JobSpec, event: string, force
     if (prev === undefined || version !== prev.version) await putJSON(ctx.client, versionKey(spec.name, version), { version, submittedAt, spec } satisfies VersionRecord);
     const record: JobRecord = { version, stopped: false, submittedAt, spec };
     if (!(await putJSON(ctx.client, jobKey(spec.name), record, { cas: current?.modifyIndex ?? 0 }))) throw conflict(spec.name);
-    await appendEvent(ctx, spec.name, { type: event, message: `version ${version} ${event} (${change})`, version });
+    await appendEvent(ctx, spec.name, { at: submittedAt, type: event, message: `version ${version} ${event} (${change})`, version });
   }
   ctx.logger.info({ job: spec.name, version, change }, 'job submitted');
   const out: JobSubmitResponse = { job: spec.name, version, change, submittedAt };
@@ -247,13 +248,14 @@ async function dryRun(ctx: SchedulerContext, spec: JobSpec): Promise<PlanRespons
 }
 
 /**
- * Adds an event to a job's ring (API-side events: submitted, scaled), with
+ * Adds an event to a job's ring (API-side events: submitted, scaled), stamped
+ * with `at`, the time taken before the write it records (the leader reacts to
+ * that write and may log its placements before this append lands), with
  * check-and-set retried on a lost race: the leader writes the same record and
  * merges rings (scheduler-status.ts), so neither side loses the other's events.
  * Still best effort on a Consul failure: the ring is informational.
  */
-async function appendEvent(ctx: SchedulerContext, job: string, e: { type: string; message: string; version?: number }): Promise<void> {
-  const event = { at: new Date().toISOString(), ...e };
+async function appendEvent(ctx: SchedulerContext, job: string, event: { at: string; type: string; message: string; version?: number }): Promise<void> {
   try {
     await update<StatusRecord>(ctx.client, statusKey(job), (current) => pushEvents(current ?? emptyStatus(), [event]));
   } catch (err) {

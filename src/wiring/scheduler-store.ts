@@ -59,10 +59,12 @@ export function emptyStatus(): StatusRecord {
   return { failures: [], events: [], stableVersions: [] };
 }
 
-/** Appends events, keeping the newest EVENT_RING. */
+/** Adds events in time order (identical ones once), keeping the newest EVENT_RING. */
 export function pushEvents(status: StatusRecord, events: readonly JobEvent[]): StatusRecord {
   if (events.length === 0) return status;
-  return { ...status, events: [...status.events, ...events].slice(-EVENT_RING) };
+  // Through mergeEvents: an event stamped before the ring's last one (the API's,
+  // taken before its write) still lands in time order.
+  return { ...status, events: mergeEvents(status.events, events) };
 }
 
 /**
