@@ -50,7 +50,7 @@ export interface Topology {
 }
 
 /** Which HTTP client a bare relay uses on its upstream leg. */
-export type FloorClient = 'node' | 'undici';
+export type FloorClient = 'node' | 'undici' | 'raw';
 
 /**
  * Node flags of the weft proxies: what the agent and `weft up` pass
@@ -182,7 +182,9 @@ export async function startTopology(dir: string, opts: { log: (s: string) => voi
       const inPort = await freePort('127.0.0.3');
       const outPort = await freePort('127.0.0.2');
       const relay = (mode: string, args: string[]): ChildProcess =>
-        run(`floor ${mode} ${client}`, process.execPath, [join(ROOT, 'bench/proxy/bare-relay.mjs'), mode, ...args, client]);
+        client === 'raw'
+          ? run(`floor ${mode} raw`, process.execPath, [join(ROOT, 'bench/proxy/raw-relay.mjs'), mode, ...args])
+          : run(`floor ${mode} ${client}`, process.execPath, [join(ROOT, 'bench/proxy/bare-relay.mjs'), mode, ...args, client]);
       floorPids[`floorIn-${client}`] = relay('inbound', ['127.0.0.3', String(inPort), app.host, String(app.port), join(h3, 'proxy', 'identities', 'backend')]).pid!;
       floorPids[`floorOut-${client}`] = relay('outbound', ['127.0.0.2', String(outPort), '127.0.0.3', String(inPort), join(h2, 'proxy', 'identities', 'frontend'), 'backend']).pid!;
       floors.push({ client, endpoint: { host: '127.0.0.2', port: outPort } });

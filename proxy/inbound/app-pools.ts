@@ -1,16 +1,12 @@
 /**
  * Keep-alive connections from the inbound to the host's local instances:
- * one undici Pool per instance address:port. undici rather than an
- * http.Agent because the Agent's bookkeeping and ClientRequest cost more
- * CPU than the parsing itself on this leg (proxy/README.md, "Runtime and
- * hot path").
+ * one pool (h1/client.ts) per instance address:port.
  *
- * Idle connections close after 4 s, or earlier when the app's Keep-Alive
- * hint says so (Node's default server timeout is 5 s): the proxy closes
- * first, so no request races the app's FIN. Connections are not capped, as
- * with the Agent before: concurrency is bounded by the callers' pools.
+ * Idle connections close after 4 s (Node's default server timeout is 5 s):
+ * the proxy closes first, so no request races the app's FIN. Connections
+ * are not capped: concurrency is bounded by the callers' pools.
  */
-import { Pool, type Pool as PoolInstance } from '../http/pool.js';
+import { ConnPool } from '../h1/client.js';
 import type { PoolSample } from '../metrics.js';
 
 /** Idle keep-alive connections to an app close after this (apps are often Node, whose servers close at 5 s). */
@@ -18,17 +14,23 @@ export const APP_IDLE_MS = 4_000;
 
 /** The pools of one inbound listener. */
 export class AppPools {
-  readonly #pools = new Map<string, { pool: PoolInstance; service: string }>();
+  readonly #pools = new Map<string, { pool: ConnPool; service: string }>();
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor() {
+    this.#sweeper = setInterval(() => {
+      const now = performance.now();
+      for (const { pool } of this.#pools.values()) pool.sweep(now);
+    }, 1000);
+    this.#sweeper.unref();
+  }
 
   /** The pool for the instance at address:port (of `service`, for the metrics label). */
-  get(address: string, port: number, service: string): PoolInstance {
+  get(address: string, port: number, service: string): ConnPool {
     const key = `${address}:${port}`;
     let entry = this.#pools.get(key);
     if (entry === undefined) {
-      entry = {
-        pool: new Pool(`http://${key}`, { pipelining: 1, keepAliveTimeout: APP_IDLE_MS, headersTimeout: 0, bodyTimeout: 0 }),
-        service,
-      };
+      entry = { pool: new ConnPool({ host: address, port }, { maxConnections: 100_000, idleMs: APP_IDLE_MS }), service };
       this.#pools.set(key, entry);
     }
     return entry.pool;
@@ -40,14 +42,15 @@ export class AppPools {
     for (const { pool, service } of this.#pools.values()) {
       const s = pool.stats;
       const c = counts.get(service) ?? { active: 0, idle: 0 };
-      counts.set(service, { active: c.active + s.connected - s.free, idle: c.idle + s.free });
+      counts.set(service, { active: c.active + s.active, idle: c.idle + s.idle });
     }
     return [...counts].map(([destination, c]) => ({ destination, ...c }));
   }
 
   /** Drops every connection (after the drain). */
   close(): void {
-    for (const { pool } of this.#pools.values()) void pool.destroy().catch(() => {});
+    clearInterval(this.#sweeper);
+    for (const { pool } of this.#pools.values()) pool.destroy();
     this.#pools.clear();
   }
 }

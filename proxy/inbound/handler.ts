@@ -3,32 +3,30 @@
  * destination come from the TLS connection (peer SPIFFE ID, SNI), both
  * resolved once per connection; then intentions, then the local instance
  * (`x-weft-instance` if the outbound side named one, which must be a local
- * instance of the SNI's service), then forwarding over a keep-alive pool
- * (undici, app-pools.ts; a request with `Expect` goes through node:http,
- * which relays the app's 100 Continue or its early final answer, which
- * undici does not support).
+ * instance of the SNI's service), then forwarding over a keep-alive pool to
+ * the app (h1/client.ts), the response relayed as it is parsed. `Expect` is
+ * forwarded: the app's 100 Continue (or its early final answer) is relayed.
  *
  * X-Forwarded-*: the caller is a peer proxy that proved a mesh identity, and
  * its outbound side overwrote whatever its app claimed, so inbound appends
  * (trustForwarded). `x-weft-source` is always overwritten with the verified
  * SPIFFE ID: that one an app may rely on.
  */
-import { type Agent, type IncomingMessage, type OutgoingHttpHeaders, request, type ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Dispatcher } from 'undici';
-import { type ExchangeFailure, UpstreamExchange } from '../http/exchange.js';
-import { compileRequestPolicy, downstreamResponseHeaders, hasBody, upstreamRequestHeaders } from '../http/headers.js';
-import { rawReplyAndClose, replyWithReason } from '../http/reply.js';
-import type { ServerDrain } from '../http/drain.js';
-import { forwardUpgrade } from '../http/upgrade.js';
+import type { Call, Exchange } from '../h1/client.js';
+import { Framing, headerValue, requestLines, responseFraming, responseLines } from '../h1/head.js';
+import type { H1Request, H1Server } from '../h1/server.js';
+import { tunnel } from '../h1/tunnel.js';
+import { compileRequestPolicy } from '../http/headers.js';
+import { rawReplyAndClose } from '../http/reply.js';
 import type { RouteMetrics } from '../metrics.js';
 import type { LocalInstance, PeerIdentity } from '../ports.js';
 import type { AppPools } from './app-pools.js';
 import { INSTANCE_HEADER, type ResolvedInboundOptions, SOURCE_HEADER } from './options.js';
 
 /** What a TLS connection fixes for all its requests. */
-interface Connection {
+interface PeerConnection {
   readonly peer: PeerIdentity;
   readonly destination: string;
   readonly remote: string;
@@ -44,24 +42,21 @@ interface Refusal {
 }
 
 const NO_CONNECTION: Refusal = { status: 421, reason: 'weft: connection has no verified peer or server name' };
+const CRLF = Buffer.from('\r\n');
+const CHUNK_END = Buffer.from('0\r\n\r\n');
 
 /** Request, upgrade and connection handlers of one inbound listener. */
 export class InboundHandler {
   private readonly o: ResolvedInboundOptions;
-  private readonly agent: Agent;
   private readonly pools: AppPools;
-  private readonly drain: ServerDrain;
-  private readonly connections = new WeakMap<TLSSocket, Connection>();
+  private readonly connections = new WeakMap<Socket, PeerConnection>();
   private readonly policy = compileRequestPolicy({ trustForwarded: true, proto: 'https', drop: [INSTANCE_HEADER, SOURCE_HEADER] });
-  /** `address:port` -> service, to label the pool metrics. */
-  readonly poolServices = new Map<string, string>();
+  /** Set by the server once built (tunnels are tracked for the drain). */
+  server: H1Server | undefined;
 
-  /** `agent` serves requests with `Expect`; `pools` every other one. */
-  constructor(o: ResolvedInboundOptions, agent: Agent, pools: AppPools, drain: ServerDrain) {
+  constructor(o: ResolvedInboundOptions, pools: AppPools) {
     this.o = o;
-    this.agent = agent;
     this.pools = pools;
-    this.drain = drain;
   }
 
   /** Records a connection the TLS guard admitted. */
@@ -79,27 +74,28 @@ export class InboundHandler {
     });
   }
 
-  /** The 'request' / 'checkContinue' handler. */
-  readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    const conn = this.connections.get(req.socket as TLSSocket);
+  /** A request's head arrived. */
+  readonly onRequest = (req: H1Request): void => {
+    const conn = this.connections.get(req.conn.socket);
     if (conn === undefined) {
-      replyWithReason(res, NO_CONNECTION.status, NO_CONNECTION.reason);
+      req.reply(NO_CONNECTION.status, NO_CONNECTION.reason);
       return;
     }
     const target = this.route(conn, req);
     if (!isInstance(target)) {
       const refused = this.refusedRoute(conn);
       const started = refused.start();
-      replyWithReason(res, target.status, target.reason);
+      req.reply(target.status, target.reason);
       refused.end(started, target.status);
       return;
     }
-    this.forward(req, res, conn, target);
+    new InboundRequest(this.o, req, conn, target, this.routeMetrics(conn, target), this.head(req, conn, target, 'connection: keep-alive\r\n')).start(this.pools);
   };
 
-  /** The 'upgrade' handler (WebSocket and other HTTP/1.1 upgrades): same checks, then a tunnel. */
-  readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const conn = this.connections.get(req.socket as TLSSocket);
+  /** An upgrade (WebSocket and other HTTP/1.1 upgrades): same checks, then a tunnel. */
+  readonly onUpgrade = (req: H1Request, socket: Socket, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    const conn = this.connections.get(socket);
     if (conn === undefined) {
       rawReplyAndClose(socket, NO_CONNECTION.status, NO_CONNECTION.reason);
       return;
@@ -113,26 +109,42 @@ export class InboundHandler {
     }
     const route = this.routeMetrics(conn, target);
     const started = route.start();
-    const headers = upstreamRequestHeaders(req, this.policy, conn.remote);
-    headers[SOURCE_HEADER] = conn.peer.uri;
-    forwardUpgrade(req, socket, head, { host: target.address, port: target.port, headers, timeoutMs: this.o.upgradeTimeoutMs }, (status) => {
-      route.end(started, status);
-      if (status === 101 && !socket.destroyed) this.drain.trackTunnel(socket);
+    const upgrade = `connection: Upgrade\r\nupgrade: ${headerValue(req.headers, 'upgrade') ?? ''}\r\n\r\n`;
+    tunnel({
+      socket,
+      head,
+      target: { host: target.address, port: target.port },
+      requestHead: this.head(req, conn, target, upgrade),
+      timeoutMs: this.o.upgradeTimeoutMs,
+      describe: (err, timedOut) => {
+        const status = timedOut ? 504 : 502;
+        return { status, reason: `weft: upstream ${target.address}:${target.port} ${status === 504 ? 'timed out' : 'unreachable'} (${err.code ?? err.message})` };
+      },
+      done: (status) => {
+        route.end(started, status);
+        if (status === 101 && !socket.destroyed) this.server?.trackTunnel(socket);
+      },
     });
   };
 
+  /** The request head for the app, up to (not including) framing and the blank line. */
+  private head(req: H1Request, conn: PeerConnection, inst: LocalInstance, extra: string): string {
+    // HTTP/1.1 requires Host; an HTTP/1.0 caller may have sent none.
+    const host = headerValue(req.headers, 'host') ?? `${inst.address}:${inst.port}`;
+    return `${req.method} ${req.url} HTTP/1.1\r\nhost: ${host}\r\n${requestLines(req.headers, this.policy, conn.remote)}${SOURCE_HEADER}: ${conn.peer.uri}\r\n${extra}`;
+  }
+
   /** Intentions, then the local instance. */
-  private route(conn: Connection, req: IncomingMessage): LocalInstance | Refusal {
+  private route(conn: PeerConnection, req: H1Request): LocalInstance | Refusal {
     const decision = this.o.intentions.decide(conn.peer.service, conn.destination);
     if (decision.action !== 'allow') {
       this.o.metrics.denials.inc({ source: conn.peer.service, destination: conn.destination });
       return { status: 403, reason: decision.reason };
     }
-    const named = req.headers[INSTANCE_HEADER];
-    if (named === undefined) {
+    const id = headerValue(req.headers, INSTANCE_HEADER);
+    if (id === undefined) {
       return this.o.local.pick(conn.destination) ?? { status: 503, reason: `weft: WEFT_ERR_LOCAL_INSTANCE_MISSING: no local instance of ${conn.destination}` };
     }
-    const id = Array.isArray(named) ? named.join(',') : named;
     return (
       this.o.local.instance(conn.destination, id) ?? {
         status: 503,
@@ -141,66 +153,8 @@ export class InboundHandler {
     );
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, conn: Connection, inst: LocalInstance): void {
-    const route = this.routeMetrics(conn, inst);
-    const started = route.start();
-    const headers = upstreamRequestHeaders(req, this.policy, conn.remote);
-    headers[SOURCE_HEADER] = conn.peer.uri;
-    if (req.headers.expect === undefined) {
-      this.dispatch(req, res, inst, headers, route, started);
-      return;
-    }
-    const up = request({ host: inst.address, port: inst.port, method: req.method, path: req.url, headers, agent: this.agent });
-    res.once('close', () => {
-      // 499 (nginx's "client closed request") when the caller left before any answer.
-      route.end(started, res.headersSent ? res.statusCode : 499);
-      if (!res.writableFinished) up.destroy();
-    });
-    up.on('response', (ures: IncomingMessage) => {
-      res.writeHead(ures.statusCode ?? 502, ures.statusMessage, downstreamResponseHeaders(ures.headers));
-      ures.pipe(res);
-      ures.on('error', () => res.destroy());
-    });
-    up.on('error', (err: Error & { code?: string }) => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      this.o.logger.debug({ err, instance: inst.id }, 'local instance did not answer');
-      replyWithReason(res, 502, `weft: WEFT_ERR_LOCAL_APP_UNAVAILABLE: local instance ${inst.id} did not answer (${err.code ?? err.message})`);
-    });
-    if (req.headers.expect !== undefined) up.on('continue', () => res.writeContinue());
-    req.on('error', () => up.destroy());
-    req.pipe(up);
-  }
-
-  /** The usual path: over the instance's undici pool, the response relayed as it is parsed. */
-  private dispatch(req: IncomingMessage, res: ServerResponse, inst: LocalInstance, headers: OutgoingHttpHeaders, route: RouteMetrics, started: number): void {
-    const exchange = new UpstreamExchange((outcome: UpstreamExchange | ExchangeFailure) => {
-      if (outcome instanceof UpstreamExchange) {
-        outcome.pipeTo(res);
-        return;
-      }
-      if (outcome.kind === 'aborted' || outcome.kind === 'timeout') return;
-      const err = outcome.error as Error & { code?: string };
-      this.o.logger.debug({ err, instance: inst.id }, 'local instance did not answer');
-      replyWithReason(res, 502, `weft: WEFT_ERR_LOCAL_APP_UNAVAILABLE: local instance ${inst.id} did not answer (${err.code ?? err.message})`);
-    });
-    res.once('close', () => {
-      // 499 (nginx's "client closed request") when the caller left before any answer.
-      route.end(started, res.headersSent ? res.statusCode : 499);
-      if (!res.writableFinished) exchange.cancel('aborted', 'the caller left');
-    });
-    const options = { path: req.url ?? '/', method: req.method ?? 'GET', headers, body: hasBody(req) ? req : null, headersTimeout: 0, bodyTimeout: 0 };
-    try {
-      this.pools.get(inst.address, inst.port, inst.service).dispatch(options as Dispatcher.DispatchOptions, exchange as unknown as Dispatcher.DispatchHandler);
-    } catch (err) {
-      exchange.onError(err as Error);
-    }
-  }
-
   /** Cached per connection: a connection nearly always talks to one instance. */
-  private routeMetrics(conn: Connection, inst: LocalInstance): RouteMetrics {
+  private routeMetrics(conn: PeerConnection, inst: LocalInstance): RouteMetrics {
     if (conn.lastInstance === inst && conn.lastRoute !== undefined) return conn.lastRoute;
     const route = this.o.metrics.route({
       direction: 'inbound',
@@ -209,15 +163,115 @@ export class InboundHandler {
       version: inst.version,
       instance: inst.id,
     });
-    this.poolServices.set(`${inst.address}:${inst.port}`, inst.service);
     conn.lastInstance = inst;
     conn.lastRoute = route;
     return route;
   }
 
-  private refusedRoute(conn: Connection): RouteMetrics {
+  private refusedRoute(conn: PeerConnection): RouteMetrics {
     conn.refused ??= this.o.metrics.route({ direction: 'inbound', source: conn.peer.service, destination: conn.destination, version: 'none', instance: 'none' });
     return conn.refused;
+  }
+}
+
+/** One request forwarded to a local instance: the exchange of its call. */
+class InboundRequest implements Exchange {
+  readonly #o: ResolvedInboundOptions;
+  readonly #req: H1Request;
+  readonly #inst: LocalInstance;
+  readonly #route: RouteMetrics;
+  readonly #head: string;
+  readonly #started: number;
+  #call: Call | undefined;
+  #status = 0;
+  #done = false;
+
+  constructor(o: ResolvedInboundOptions, req: H1Request, _conn: PeerConnection, inst: LocalInstance, route: RouteMetrics, head: string) {
+    this.#o = o;
+    this.#req = req;
+    this.#inst = inst;
+    this.#route = route;
+    this.#head = head;
+    this.#started = route.start();
+  }
+
+  start(pools: AppPools): void {
+    const req = this.#req;
+    req.onAbort = this.#onAbort;
+    const inst = this.#inst;
+    const framing = req.framing === Framing.Chunked ? 'transfer-encoding: chunked\r\n' : req.framing === Framing.Length ? `content-length: ${req.contentLength}\r\n` : '';
+    const call = pools.get(inst.address, inst.port, inst.service).request(this, `${this.#head}${framing}\r\n`, undefined, req.complete, req.method === 'HEAD');
+    this.#call = call;
+    if (req.framing === Framing.None) return;
+    const chunked = req.framing === Framing.Chunked;
+    req.setSink({
+      onData: (chunk: Buffer) => {
+        if (chunked) call.write(Buffer.from(`${chunk.length.toString(16)}\r\n`));
+        const ok = call.write(chunk);
+        if (chunked) call.write(CRLF);
+        if (!ok) {
+          req.pause();
+          call.onDrain(() => req.resume());
+        }
+      },
+      onEnd: () => {
+        if (chunked) call.write(CHUNK_END);
+        call.end();
+      },
+    });
+  }
+
+  readonly #onAbort = (): void => {
+    this.#call?.abort();
+    // 499 (nginx's "client closed request") when the caller left before any answer.
+    this.#finish(this.#status === 0 ? 499 : this.#status);
+  };
+
+  onInterim(status: number, text: string | undefined, headers: string[]): void {
+    this.#req.writeInterim(status, text, responseLines(headers));
+  }
+
+  onHead(status: number, text: string | undefined, headers: string[]): void {
+    this.#status = status;
+    const f = responseFraming(headers, status, this.#req.method === 'HEAD');
+    this.#req.writeHead(status, text, responseLines(headers), f.framing, f.length, f.length);
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#req.write(chunk)) return true;
+    const call = this.#call;
+    this.#req.onDrain(() => call?.resume());
+    return false;
+  }
+
+  onEnd(): void {
+    this.#req.end();
+    this.#finish(this.#status);
+  }
+
+  onError(_kind: 'connect-error' | 'reset', err: Error & { code?: string }): void {
+    if (this.#req.headersSent) {
+      this.#req.destroy();
+      this.#finish(this.#status);
+      return;
+    }
+    this.#o.logger.debug({ err, instance: this.#inst.id }, 'local instance did not answer');
+    this.#req.reply(502, `weft: WEFT_ERR_LOCAL_APP_UNAVAILABLE: local instance ${this.#inst.id} did not answer (${err.code ?? err.message})`);
+    this.#finish(502);
+  }
+
+  cork(): void {
+    this.#req.conn.socket.cork();
+  }
+
+  uncork(): void {
+    this.#req.conn.socket.uncork();
+  }
+
+  #finish(status: number): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#route.end(this.#started, status);
   }
 }
 

@@ -3,27 +3,26 @@
  * rare: a handshake costs ~3.5 ms of CPU (certs/README.md), a reused
  * connection nothing.
  *
- * One undici Pool per (host proxy address:port, calling service, SNI =
+ * One pool (h1/client.ts) per (host proxy address:port, calling service, SNI =
  * destination service). The caller is in the key because its identity is
  * the client certificate; the destination because the server identity
  * verified at the handshake is the destination's, so a connection checked as
- * `backend` is never reused for `payments`. undici rather than node:https
- * because the upstream leg costs about half as much CPU per request
- * (proxy/README.md, bench/proxy/upstream.ts), and its pools are plain objects
- * we own per key instead of an Agent's internal name format.
+ * `backend` is never reused for `payments`. Raw sockets with llhttp rather
+ * than node:https or undici: the upstream leg is where a proxy spends its
+ * CPU (proxy/README.md, "The data path").
  *
  * Idle connections close after `idleMs` (50 s by default, below the
  * inbound's 60 s keepAliveTimeout; 4 s for plain instances, below Node's
  * default 5 s), so the client closes first and no request races the
- * server's FIN. undici takes the first free connection in creation order,
- * which keeps a few connections hot and lets the rest of a burst idle out.
- * TLS sessions are cached per pool (keyed by SNI), so a new connection
- * usually resumes rather than doing a full handshake.
+ * server's FIN. The most recently used idle connection goes first, which
+ * keeps a few connections hot and lets the rest of a burst idle out. TLS
+ * sessions are reused per pool, so a new connection usually resumes rather
+ * than doing a full handshake.
  *
  * Instances outside the mesh (no weft_mesh_port) get a plain pool per address:port.
  */
 import type { ConnectionOptions } from 'node:tls';
-import { Pool, type PoolOptions } from '../http/pool.js';
+import { ConnPool } from '../h1/client.js';
 import type { OutboundTls } from '../ports.js';
 
 /** Sizes of one pool, for metrics. */
@@ -39,9 +38,9 @@ export interface PoolStats {
 
 /** Where and how one attempt connects. */
 export interface UpstreamTarget {
-  readonly pool: Pool;
+  readonly pool: ConnPool;
   readonly protocol: 'http:' | 'https:';
-  /** SNI (= destination service) for https targets; undici must be told per request or it derives one from Host. */
+  /** SNI (= destination service) for https targets. */
   readonly servername: string | undefined;
 }
 
@@ -59,13 +58,26 @@ export class UpstreamPools {
   readonly #mesh = new Map<string, Entry>();
   readonly #plain = new Map<string, Entry>();
   /** Pools replaced after a renewal, finishing their requests; destroyed at close. */
-  readonly #retired = new Set<Pool>();
+  readonly #retired = new Set<ConnPool>();
+  readonly #sweeper: NodeJS.Timeout;
   #generation: number;
 
   constructor(tls: OutboundTls, opts: { idleMs: number; plainIdleMs: number; maxSockets: number }) {
     this.#tls = tls;
     this.#opts = opts;
     this.#generation = tls.generation?.() ?? 0;
+    // One interval closes idle connections of every pool (no timer per connection).
+    const every = Math.max(50, Math.min(1000, Math.floor(Math.min(opts.idleMs, opts.plainIdleMs) / 4)));
+    this.#sweeper = setInterval(() => {
+      const now = performance.now();
+      for (const e of this.#mesh.values()) e.target.pool.sweep(now);
+      for (const e of this.#plain.values()) e.target.pool.sweep(now);
+      for (const pool of this.#retired) {
+        pool.sweep(now);
+        if (pool.empty) this.#retired.delete(pool);
+      }
+    }, every);
+    this.#sweeper.unref();
   }
 
   /**
@@ -73,13 +85,13 @@ export class UpstreamPools {
    * host:port over mTLS. Undefined when the caller has no identity yet.
    */
   mesh(caller: string, destination: string, host: string, port: number): UpstreamTarget | undefined {
-    const options = this.#tls.clientOptions(caller, destination);
-    if (options === undefined) return undefined;
     this.#rotateIfRenewed();
     const key = `${host}:${port}\0${caller}\0${destination}`;
     let entry = this.#mesh.get(key);
     if (entry === undefined) {
-      const pool = this.#pool(`https://${host}:${port}`, this.#opts.idleMs, { ...options, servername: destination });
+      const options = this.#tls.clientOptions(caller, destination);
+      if (options === undefined) return undefined;
+      const pool = new ConnPool({ host, port, tls: { ...options, servername: destination } }, { maxConnections: this.#opts.maxSockets, idleMs: this.#opts.idleMs });
       entry = { target: { pool, protocol: 'https:', servername: destination }, address: `${host}:${port}`, caller, destination };
       this.#mesh.set(key, entry);
     }
@@ -97,7 +109,8 @@ export class UpstreamPools {
     const address = `${host}:${port}`;
     let entry = this.#plain.get(address);
     if (entry === undefined) {
-      entry = { target: { pool: this.#pool(`http://${address}`, this.#opts.plainIdleMs), protocol: 'http:', servername: undefined }, address, caller: '', destination: '' };
+      const pool = new ConnPool({ host, port }, { maxConnections: this.#opts.maxSockets, idleMs: this.#opts.plainIdleMs });
+      entry = { target: { pool, protocol: 'http:', servername: undefined }, address, caller: '', destination: '' };
       this.#plain.set(address, entry);
     }
     return entry.target;
@@ -109,7 +122,7 @@ export class UpstreamPools {
     for (const entries of [this.#mesh, this.#plain]) {
       for (const e of entries.values()) {
         const s = e.target.pool.stats;
-        out.push({ target: e.address, caller: e.caller, destination: e.destination, active: s.connected - s.free, idle: s.free });
+        out.push({ target: e.address, caller: e.caller, destination: e.destination, active: s.active, idle: s.idle });
       }
     }
     return out;
@@ -117,25 +130,12 @@ export class UpstreamPools {
 
   /** Drops every pooled connection (graceful shutdown, after in-flight requests ended). */
   close(): void {
-    for (const e of [...this.#mesh.values(), ...this.#plain.values()]) void e.target.pool.destroy().catch(() => {});
-    for (const pool of this.#retired) void pool.destroy().catch(() => {});
+    clearInterval(this.#sweeper);
+    for (const e of [...this.#mesh.values(), ...this.#plain.values()]) e.target.pool.destroy();
+    for (const pool of this.#retired) pool.destroy();
     this.#mesh.clear();
     this.#plain.clear();
     this.#retired.clear();
-  }
-
-  #pool(origin: string, idleMs: number, tls?: ConnectionOptions): Pool {
-    return new Pool(origin, {
-      connections: this.#opts.maxSockets,
-      pipelining: 1,
-      // The idle timeout, whatever Keep-Alive hint the server sends (a hint can only shorten it).
-      keepAliveTimeout: idleMs,
-      keepAliveMaxTimeout: idleMs,
-      // Per-try and overall deadlines are the proxy's (attempt.ts); responses stream at the client's pace.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      ...(tls === undefined ? {} : { connect: tls as NonNullable<PoolOptions['connect']> }),
-    });
   }
 
   /**
@@ -147,12 +147,8 @@ export class UpstreamPools {
     if (generation === this.#generation) return;
     this.#generation = generation;
     for (const e of this.#mesh.values()) {
-      const pool = e.target.pool;
-      this.#retired.add(pool);
-      void pool.close().then(
-        () => this.#retired.delete(pool),
-        () => this.#retired.delete(pool),
-      );
+      e.target.pool.close();
+      this.#retired.add(e.target.pool);
     }
     this.#mesh.clear();
   }

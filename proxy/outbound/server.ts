@@ -11,18 +11,16 @@
  * what is in flight (with `Connection: close`), and after the grace period
  * cut whatever is left.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import net, { type Socket } from 'node:net';
+import { H1Server, type H1Request } from '../h1/server.js';
 import { compileRequestPolicy } from '../http/headers.js';
-import { answerClientErrors, hardenedServerOptions, type HttpLimits, httpLimits } from '../http/server-limits.js';
+import { type HttpLimits, httpLimits } from '../http/server-limits.js';
 import type { ProxyMetrics } from '../metrics.js';
 import type { OutboundTls, RouteSource } from '../ports.js';
 import { PendingLimits } from '../resilience/pending-limit.js';
-import { HEADER_INSTANCE } from './attempt.js';
-import { type Caller, type ForwardContext, forward } from './forward.js';
 import { checkListeners, type OutboundListener, type OutboundOptions, type OutboundOptionsInput, outboundOptions } from './options.js';
 import { type PoolStats, UpstreamPools } from './pool.js';
+import { type Caller, type ForwardContext, forward, HEADER_INSTANCE } from './relay.js';
 import { RouteCache, routeCachePath } from './route-cache.js';
 import { RouteTable } from './routes.js';
 import { forwardUpgrade } from './upgrade.js';
@@ -51,14 +49,10 @@ export class OutboundProxy {
   readonly #ctx: ForwardContext;
   readonly #deps: OutboundDeps;
   /** Parallel arrays: listener i is served by server i. */
-  readonly #servers: http.Server[] = [];
+  readonly #servers: H1Server[] = [];
   readonly #listeners: BoundListener[] = [];
   /** Servers of removed listeners, still finishing their requests; cut at close(). */
-  readonly #retired = new Set<http.Server>();
-  readonly #upgraded = new Set<Duplex>();
-  readonly #active = new Set<ServerResponse>();
-  #idle: Array<() => void> = [];
-  #draining = false;
+  readonly #retired = new Set<H1Server>();
   #closing: Promise<void> | undefined;
 
   private constructor(options: OutboundOptions, deps: OutboundDeps) {
@@ -113,12 +107,9 @@ export class OutboundProxy {
     for (const listener of next) if (!bound.has(key(listener))) await this.#listen(listener, this.#deps);
   }
 
-  #retire(server: http.Server): void {
+  #retire(server: H1Server): void {
     this.#retired.add(server);
-    server.close(() => this.#retired.delete(server));
-    server.closeIdleConnections();
-    const timer = setTimeout(() => server.closeAllConnections(), this.options.shutdownGraceMs);
-    timer.unref();
+    void server.close(this.options.shutdownGraceMs).then(() => this.#retired.delete(server));
   }
 
   /** The listeners with their bound ports. */
@@ -135,7 +126,10 @@ export class OutboundProxy {
 
   /** Requests being answered now. */
   get inFlight(): number {
-    return this.#active.size;
+    let n = 0;
+    for (const s of this.#servers) n += s.inFlight;
+    for (const s of this.#retired) n += s.inFlight;
+    return n;
   }
 
   /**
@@ -149,64 +143,48 @@ export class OutboundProxy {
   }
 
   async #close(graceMs: number): Promise<void> {
-    this.#draining = true;
     // Answers not yet started close their connection, so apps reconnect (to the next proxy).
-    for (const res of this.#active) if (!res.headersSent) res.shouldKeepAlive = false;
-    const closed = this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    for (const s of this.#servers) s.closeIdleConnections();
-    if (this.#active.size > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
-        this.#idle.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-    for (const s of [...this.#servers, ...this.#retired]) s.closeAllConnections();
-    for (const socket of this.#upgraded) socket.destroy();
-    await Promise.all(closed);
+    await Promise.all([...this.#servers, ...this.#retired].map((s) => s.close(graceMs)));
     this.pools.close();
     await this.routes.close();
   }
 
   async #listen(listener: OutboundListener, deps: OutboundDeps): Promise<void> {
     const caller: Caller = { service: listener.service, upstream: listener.upstream };
-    const server = http.createServer(hardenedServerOptions(httpLimits(deps.httpLimits)), (req, res) => this.#onRequest(caller, req, res));
-    answerClientErrors(server, (status) => {
-      if (status !== 0) deps.metrics?.protocolErrors.inc({ direction: 'outbound', code: String(status) });
+    const metrics = deps.metrics;
+    const ctx = this.#ctx;
+    const logger = this.options.logger;
+    const h1: H1Server = new H1Server(
+      net.createServer(),
+      {
+        onRequest: (req: H1Request) => {
+          try {
+            forward(ctx, caller, req);
+          } catch (err) {
+            logger.error({ err }, 'outbound request failed unexpectedly');
+            req.destroy();
+          }
+        },
+        onUpgrade: (req: H1Request, socket: Socket, head: Buffer) => {
+          void forwardUpgrade(ctx, caller, req, socket, head, (s) => h1.trackTunnel(s)).catch((err: unknown) => {
+            logger.error({ err }, 'outbound upgrade failed unexpectedly');
+            socket.destroy();
+          });
+        },
+        onClientError: (status) => {
+          if (status !== 0) metrics?.protocolErrors.inc({ direction: 'outbound', code: String(status) });
+        },
+      },
+      httpLimits(deps.httpLimits),
+    );
+    h1.server.on('connection', (socket: Socket) => {
+      h1.accept(socket);
+      metrics?.connections.inc({ direction: 'outbound' });
+      socket.once('close', () => metrics?.connections.dec({ direction: 'outbound' }));
     });
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      this.#upgraded.add(socket);
-      socket.once('close', () => this.#upgraded.delete(socket));
-      void forwardUpgrade(this.#ctx, caller, req, socket, head);
-    });
-    server.on('connection', (socket: Socket) => {
-      deps.metrics?.connections.inc({ direction: 'outbound' });
-      socket.once('close', () => deps.metrics?.connections.dec({ direction: 'outbound' }));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(listener.port, this.options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.#servers.push(server);
-    this.#listeners.push({ ...listener, boundPort: (server.address() as AddressInfo).port });
-  }
-
-  #onRequest(caller: Caller, req: IncomingMessage, res: ServerResponse): void {
-    this.#active.add(res);
-    if (this.#draining) res.shouldKeepAlive = false;
-    res.once('close', () => {
-      this.#active.delete(res);
-      if (this.#active.size === 0) for (const wake of this.#idle.splice(0)) wake();
-    });
-    void forward(this.#ctx, caller, req, res).catch((err: unknown) => {
-      this.options.logger.error({ err }, 'outbound request failed unexpectedly');
-      res.destroy();
-    });
+    await h1.listen(listener.port, this.options.host);
+    this.#servers.push(h1);
+    this.#listeners.push({ ...listener, boundPort: h1.address.port });
   }
 }
 

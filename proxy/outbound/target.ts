@@ -12,7 +12,6 @@
  * the proxy could neither balance nor retry. Apps speak plain HTTP to the
  * local proxy; the proxy does the mTLS.
  */
-import type { IncomingMessage } from 'node:http';
 import { isServiceName } from './options.js';
 
 /** The suffix apps may use to make mesh names look like host names. */
@@ -32,8 +31,15 @@ export interface TargetError {
   readonly error: string;
 }
 
+/** What the target is read from: the request line and the Host header. */
+export interface TargetRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly headers: { readonly host?: string | undefined };
+}
+
 /** Reads the service out of a request. */
-export function resolveTarget(req: IncomingMessage, fixedService?: string): RouteTarget | TargetError {
+export function resolveTarget(req: TargetRequest, fixedService?: string): RouteTarget | TargetError {
   const url = req.url ?? '/';
   if (req.method === 'CONNECT') return { error: 'CONNECT is not supported: send plain HTTP, the proxy does the mTLS' };
   let host: string | undefined;

@@ -1,0 +1,340 @@
+/**
+ * The connecting side of the raw-socket data path: keep-alive connection
+ * pools to an upstream (a peer proxy over mTLS, or a local app over plain
+ * TCP), responses parsed by llhttp and handed to an `Exchange` as they
+ * arrive.
+ *
+ * A pool hands out its most recently used idle connection first (LIFO), so
+ * a few connections stay hot and the rest of a burst idles out; idle ones
+ * close after `idleMs` (below the server's keep-alive timeout, so the
+ * client closes first and no request races the server's FIN). Beyond
+ * `maxConnections` requests wait in order. TLS sessions are reused for new
+ * connections of the same pool.
+ *
+ * How far a failed exchange got matters to the retry policy: `connect-error`
+ * means nothing was sent (a fresh connection that never connected);
+ * `reset` means the request may have reached the app.
+ */
+import net, { type Socket } from 'node:net';
+import tls, { type ConnectionOptions } from 'node:tls';
+import { Framing } from './head.js';
+import { HTTPParser, newParser, type OnHeadersComplete } from './llhttp.js';
+
+/** What a request's exchange is told, in order: maybe interim heads, one head, body, end; or an error. */
+export interface Exchange {
+  /** The request is written on a connected socket: from here a failure may have reached the app. */
+  onSent?(): void;
+  /** A 1xx other than 101 (e.g. 100 Continue). */
+  onInterim?(status: number, text: string | undefined, headers: string[]): void;
+  onHead(status: number, text: string | undefined, headers: string[], keepAlive: boolean): void;
+  /** Body bytes; return false to pause the connection until `call.resume()`. */
+  onData(chunk: Buffer): boolean;
+  onEnd(): void;
+  onError(kind: 'connect-error' | 'reset', err: Error): void;
+  /** Around each batch of upstream bytes, so what they produce leaves in one write. */
+  cork?(): void;
+  uncork?(): void;
+}
+
+/** A request in a pool: queued, then on a connection. */
+export class Call {
+  readonly exchange: Exchange;
+  readonly #head: string;
+  readonly #isHead: boolean;
+  #body: Buffer[] | undefined;
+  #ended: boolean;
+  #conn: UpstreamConn | undefined;
+  #done = false;
+  #pool: ConnPool;
+
+  constructor(pool: ConnPool, exchange: Exchange, head: string, body: Buffer | undefined, ended: boolean, isHead: boolean) {
+    this.#pool = pool;
+    this.exchange = exchange;
+    this.#head = head;
+    this.#isHead = isHead;
+    this.#body = body === undefined || body.length === 0 ? undefined : [body];
+    this.#ended = ended;
+  }
+
+  /** More body (a streamed request); false when the upstream's buffer is full. */
+  write(chunk: Buffer): boolean {
+    if (this.#done) return true;
+    if (this.#conn === undefined) {
+      if (this.#body === undefined) this.#body = [];
+      this.#body.push(chunk);
+      return true;
+    }
+    return this.#conn.socket.write(chunk);
+  }
+
+  /** The body is complete. */
+  end(): void {
+    this.#ended = true;
+  }
+
+  /** Calls `fn` when the upstream can take more body. */
+  onDrain(fn: () => void): void {
+    if (this.#conn === undefined) fn();
+    else this.#conn.socket.once('drain', fn);
+  }
+
+  /** Restarts reading a response paused by `onData` returning false. */
+  resume(): void {
+    this.#conn?.socket.resume();
+  }
+
+  /** Stops the exchange: a queued call leaves the queue, a running one's connection is closed (never reused). */
+  abort(): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#conn === undefined) this.#pool._dequeue(this);
+    else this.#conn.socket.destroy();
+  }
+
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** @internal */
+  _start(conn: UpstreamConn): void {
+    this.#conn = conn;
+    const socket = conn.socket;
+    socket.cork();
+    socket.write(this.#head);
+    if (this.#body !== undefined) for (const b of this.#body) socket.write(b);
+    this.#body = undefined;
+    socket.uncork();
+    conn.expectHead = this.#isHead;
+  }
+  /** @internal */
+  _finish(): void {
+    this.#done = true;
+  }
+  get _ended(): boolean {
+    return this.#ended;
+  }
+}
+
+/** One connection of a pool. */
+class UpstreamConn {
+  readonly socket: Socket;
+  readonly #pool: ConnPool;
+  call: Call | undefined;
+  expectHead = false;
+  /** It has carried a request before (a failure now may be a stale keep-alive race, or may have reached the app). */
+  reused = false;
+  connected = false;
+  keepAlive = false;
+  idleSince = 0;
+  #responded = false;
+
+  constructor(pool: ConnPool, socket: Socket) {
+    this.#pool = pool;
+    this.socket = socket;
+    const parser = newParser(HTTPParser.RESPONSE, 0);
+    let pendingHeaders: string[] | undefined;
+    parser[HTTPParser.kOnHeaders] = (headers: string[]) => {
+      if (pendingHeaders === undefined) pendingHeaders = [];
+      pendingHeaders.push(...headers);
+    };
+    parser[HTTPParser.kOnHeadersComplete] = ((_maj, _min, headers, _m, _u, status, text, _up, keepAlive) => {
+      const h = headers ?? pendingHeaders ?? [];
+      pendingHeaders = undefined;
+      const ex = this.call?.exchange;
+      if (status < 200 && status !== 101) {
+        ex?.onInterim?.(status, text, h);
+        return 0;
+      }
+      this.#responded = true;
+      this.keepAlive = keepAlive;
+      ex?.onHead(status, text, h, keepAlive);
+      return this.expectHead ? 1 : 0;
+    }) satisfies OnHeadersComplete;
+    parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
+      const ex = this.call?.exchange;
+      if (ex !== undefined && !ex.onData(chunk)) socket.pause();
+    };
+    parser[HTTPParser.kOnMessageComplete] = () => {
+      if (!this.#responded) return; // an interim answer ended; the final one follows
+      const call = this.call;
+      this.call = undefined;
+      this.#responded = false;
+      call?._finish();
+      call?.exchange.onEnd();
+      this.#pool._release(this, this.keepAlive && call?._ended !== false);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      const ex = this.call?.exchange;
+      ex?.cork?.();
+      const ret = parser.execute(chunk);
+      ex?.uncork?.();
+      if (typeof ret !== 'number') this.#broken(ret);
+    });
+    socket.on('end', () => {
+      const ret = parser.finish();
+      if (ret !== undefined) this.#broken(ret);
+      socket.end();
+    });
+    socket.on('error', (err: Error) => this.#broken(err));
+    socket.on('close', () => {
+      this.#broken(new Error('upstream closed the connection'));
+      parser.close?.();
+    });
+  }
+
+  #broken(err: Error): void {
+    const call = this.call;
+    this.call = undefined;
+    this.#pool._gone(this);
+    this.socket.destroy();
+    if (call === undefined || call.done) return;
+    call._finish();
+    call.exchange.onError(this.connected || this.reused ? 'reset' : 'connect-error', err);
+  }
+}
+
+/** How a pool makes its connections. */
+export interface PoolTarget {
+  readonly host: string;
+  readonly port: number;
+  /** TLS options (SNI included); undefined for plain TCP. */
+  readonly tls?: ConnectionOptions | undefined;
+}
+
+/** Keep-alive connections to one upstream. */
+export class ConnPool {
+  readonly target: PoolTarget;
+  readonly #max: number;
+  readonly #idleMs: number;
+  readonly #idle: UpstreamConn[] = [];
+  readonly #all = new Set<UpstreamConn>();
+  readonly #waiting: Call[] = [];
+  #session: Buffer | undefined;
+  #closing = false;
+
+  constructor(target: PoolTarget, opts: { maxConnections: number; idleMs: number }) {
+    this.target = target;
+    this.#max = opts.maxConnections;
+    this.#idleMs = opts.idleMs;
+  }
+
+  /**
+   * Sends a request: `head` (request line, headers, blank line), then
+   * `body` if given; `ended` false means more body follows through
+   * `call.write()` / `call.end()`. `isHead` for a HEAD request (no body in the answer).
+   */
+  request(exchange: Exchange, head: string, body: Buffer | undefined, ended: boolean, isHead: boolean): Call {
+    const call = new Call(this, exchange, head, body, ended, isHead);
+    const conn = this.#idle.pop();
+    if (conn !== undefined) this.#run(conn, call);
+    else if (this.#all.size < this.#max) this.#run(this.#connect(), call);
+    else this.#waiting.push(call);
+    return call;
+  }
+
+  /** Connections carrying a request, and idle ones. */
+  get stats(): { active: number; idle: number } {
+    return { active: this.#all.size - this.#idle.length, idle: this.#idle.length };
+  }
+
+  /** Closes idle connections past the idle timeout (called by the owner's interval). */
+  sweep(now: number): void {
+    for (let i = this.#idle.length - 1; i >= 0; i--) {
+      const conn = this.#idle[i]!;
+      if (now - conn.idleSince > this.#idleMs) {
+        this.#idle.splice(i, 1);
+        this.#all.delete(conn);
+        conn.socket.destroy();
+      }
+    }
+  }
+
+  /** Gracefully: idle connections close now, busy ones after their exchange. */
+  close(): void {
+    this.#closing = true;
+    for (const conn of this.#idle.splice(0)) {
+      this.#all.delete(conn);
+      conn.socket.destroy();
+    }
+  }
+
+  /** At once. */
+  destroy(): void {
+    this.#closing = true;
+    for (const call of this.#waiting.splice(0)) call.exchange.onError('connect-error', new Error('pool closed'));
+    for (const conn of [...this.#all]) conn.socket.destroy();
+    this.#all.clear();
+    this.#idle.length = 0;
+  }
+
+  get empty(): boolean {
+    return this.#all.size === 0 && this.#waiting.length === 0;
+  }
+
+  #connect(): UpstreamConn {
+    const t = this.target;
+    let socket: Socket;
+    if (t.tls === undefined) {
+      socket = net.connect(t.port, t.host);
+    } else {
+      socket = tls.connect({ ...t.tls, host: t.host, port: t.port, session: this.#session });
+      socket.on('session', (session: Buffer) => {
+        this.#session = session;
+      });
+    }
+    socket.setNoDelay(true);
+    const conn = new UpstreamConn(this, socket);
+    socket.once(t.tls === undefined ? 'connect' : 'secureConnect', () => {
+      conn.connected = true;
+    });
+    this.#all.add(conn);
+    return conn;
+  }
+
+  #run(conn: UpstreamConn, call: Call): void {
+    conn.call = call;
+    conn.idleSince = 0;
+    call._start(conn);
+    call.exchange.onSent?.();
+  }
+
+  /** @internal an exchange ended; `reusable` when the connection may carry another. */
+  _release(conn: UpstreamConn, reusable: boolean): void {
+    if (conn.socket.isPaused()) conn.socket.resume();
+    if (!reusable || this.#closing || conn.socket.destroyed) {
+      this.#all.delete(conn);
+      conn.socket.destroy();
+      this.#next();
+      return;
+    }
+    conn.reused = true;
+    const call = this.#waiting.shift();
+    if (call !== undefined) {
+      this.#run(conn, call);
+      return;
+    }
+    conn.idleSince = performance.now();
+    this.#idle.push(conn);
+  }
+
+  /** @internal a connection died. */
+  _gone(conn: UpstreamConn): void {
+    if (!this.#all.delete(conn)) return;
+    const i = this.#idle.indexOf(conn);
+    if (i !== -1) this.#idle.splice(i, 1);
+    this.#next();
+  }
+
+  /** @internal */
+  _dequeue(call: Call): void {
+    const i = this.#waiting.indexOf(call);
+    if (i !== -1) this.#waiting.splice(i, 1);
+  }
+
+  #next(): void {
+    if (this.#closing || this.#waiting.length === 0 || this.#all.size >= this.#max) return;
+    this.#run(this.#connect(), this.#waiting.shift()!);
+  }
+}
+
+export { Framing };

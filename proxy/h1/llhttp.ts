@@ -1,0 +1,70 @@
+/**
+ * Node's own HTTP/1 parser (llhttp, the one `http.Server` and `http.request`
+ * run), used directly on raw sockets. `_http_common` is how Node's http
+ * modules reach it; it is requirable from user land and stable across Node
+ * 20's releases (the callback indices below are read from the class, not
+ * hard-coded). Same parser, same strictness: every request-smuggling vector
+ * `http.Server` refuses is refused here (test/proxy/http/smuggling.test.ts).
+ *
+ * Why not http.Server and a client library: per request they build an
+ * IncomingMessage, a ServerResponse, a header object or two, streams and
+ * their events; for a proxy that only relays bytes that was most of its
+ * CPU (proxy/README.md, "The data path").
+ */
+import { createRequire } from 'node:module';
+
+/** llhttp's callbacks, as Node's binding calls them. */
+export interface Parser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  execute(data: Buffer): number | (Error & { code?: string; bytesParsed?: number });
+  finish(): undefined | (Error & { code?: string });
+  close(): void;
+  free(): void;
+  remove(): void;
+  [key: number]: unknown;
+}
+
+interface ParserClass {
+  new (): Parser;
+  readonly REQUEST: number;
+  readonly RESPONSE: number;
+  readonly kOnMessageBegin: number;
+  readonly kOnHeaders: number;
+  readonly kOnHeadersComplete: number;
+  readonly kOnBody: number;
+  readonly kOnMessageComplete: number;
+  readonly kOnExecute: number;
+  readonly kOnTimeout: number;
+  readonly kLenientNone: number;
+}
+
+const common = createRequire(import.meta.url)('node:_http_common') as { HTTPParser: ParserClass; methods: string[] };
+
+export const HTTPParser: ParserClass = common.HTTPParser;
+/** Method names by llhttp's index. */
+export const METHODS: readonly string[] = common.methods;
+
+/**
+ * kOnHeadersComplete's arguments: (versionMajor, versionMinor, headers
+ * [name, value, ...] or undefined when they came through kOnHeaders, method
+ * index, url, statusCode, statusMessage, upgrade, shouldKeepAlive). Return 1
+ * to tell the parser the message has no body (a response to HEAD).
+ */
+export type OnHeadersComplete = (
+  versionMajor: number,
+  versionMinor: number,
+  headers: string[] | undefined,
+  method: number,
+  url: string | undefined,
+  statusCode: number,
+  statusMessage: string | undefined,
+  upgrade: boolean,
+  shouldKeepAlive: boolean,
+) => number | undefined;
+
+/** A parser of `type` with no header-size limit beyond `maxHeaderSize` (0: Node's default, 16 KiB). */
+export function newParser(type: number, maxHeaderSize: number): Parser {
+  const parser = new HTTPParser();
+  parser.initialize(type, {}, maxHeaderSize, HTTPParser.kLenientNone);
+  return parser;
+}

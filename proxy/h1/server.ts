@@ -1,0 +1,491 @@
+/**
+ * The listening side of the raw-socket data path: HTTP/1.1 over a net or TLS
+ * server, parsed by llhttp (llhttp.ts), with the limits of
+ * http/server-limits.ts (431 for big heads, 408 for slow ones, 400 and a
+ * closed connection for anything malformed) and a graceful drain.
+ *
+ * A request is an `H1Request`: its head, its body as it arrives, and the
+ * methods to answer it. Pipelined requests queue on their connection and
+ * are handed to the handler one at a time, so answers keep their order.
+ * Timeouts are checked by one interval per server, not a timer per
+ * request, as Node's own server does.
+ */
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import type { HttpLimits } from '../http/server-limits.js';
+import { rawResponse } from '../http/reply.js';
+import { Framing, framingLine, requestFraming, statusLine } from './head.js';
+import { HTTPParser, METHODS, newParser, type OnHeadersComplete, type Parser } from './llhttp.js';
+
+/** Where a response is. */
+const Res = { None: 0, Head: 1, Done: 2 } as const;
+
+/** Receives body bytes of a request. */
+export interface BodySink {
+  onData(chunk: Buffer): void;
+  onEnd(): void;
+}
+
+/** What a server does with its requests. */
+export interface H1Handler {
+  /** A request's head is complete (its body may still be arriving: `setSink`). */
+  onRequest(req: H1Request): void;
+  /** An Upgrade (or CONNECT) request: the socket leaves HTTP; `head` is what came after the request head. */
+  onUpgrade(req: H1Request, socket: Socket, head: Buffer): void;
+  /** A connection was refused for malformed input (status 400/431/408) or died (0). */
+  onClientError?(status: number, code: string): void;
+}
+
+/** One request on a connection, and its answer. */
+export class H1Request {
+  readonly method: string;
+  readonly url: string;
+  /** [name, value, ...] as received. */
+  readonly headers: string[];
+  readonly versionMinor: number;
+  readonly keepAlive: boolean;
+  readonly upgrade: boolean;
+  readonly framing: Framing;
+  readonly contentLength: number;
+  readonly conn: Connection;
+  /** performance.now() when the head was complete. */
+  readonly startedAt: number;
+  /** The whole body has been received. */
+  complete = false;
+  /** The client went away (or the connection was cut) before the answer ended. */
+  aborted = false;
+  /** Called once if the client goes away before the answer has ended. */
+  onAbort: (() => void) | undefined;
+  #sink: BodySink | undefined;
+  #queued: Buffer[] | undefined;
+  #res: number = Res.None;
+  #resFraming: Framing = Framing.None;
+  #close = false;
+
+  constructor(conn: Connection, method: string, url: string, headers: string[], versionMinor: number, keepAlive: boolean, upgrade: boolean) {
+    this.conn = conn;
+    this.method = method;
+    this.url = url;
+    this.headers = headers;
+    this.versionMinor = versionMinor;
+    this.keepAlive = keepAlive;
+    this.upgrade = upgrade;
+    const f = requestFraming(headers);
+    this.framing = f.framing;
+    this.contentLength = f.length;
+    this.complete = f.framing === Framing.None;
+    this.startedAt = performance.now();
+  }
+
+  /** The caller's address. */
+  get remoteAddress(): string {
+    return this.conn.socket.remoteAddress ?? 'unknown';
+  }
+
+  /** True once the response head was written. */
+  get headersSent(): boolean {
+    return this.#res !== Res.None;
+  }
+
+  /** True once the answer has ended. */
+  get finished(): boolean {
+    return this.#res === Res.Done;
+  }
+
+  /** Where body bytes go; those that came before are delivered at once. */
+  setSink(sink: BodySink): void {
+    this.#sink = sink;
+    const queued = this.#queued;
+    this.#queued = undefined;
+    if (queued !== undefined) for (const chunk of queued) sink.onData(chunk);
+    if (this.complete) sink.onEnd();
+  }
+
+  /** Stop / restart reading from the client (backpressure from the upstream). */
+  pause(): void {
+    this.conn.socket.pause();
+  }
+  resume(): void {
+    this.conn.socket.resume();
+  }
+
+  /** @internal parser callbacks */
+  _body(chunk: Buffer): void {
+    if (this.#sink !== undefined) this.#sink.onData(chunk);
+    else {
+      if (this.#queued === undefined) this.#queued = [];
+      this.#queued.push(chunk);
+    }
+  }
+  _end(): void {
+    this.complete = true;
+    this.#sink?.onEnd();
+  }
+  _abort(): void {
+    if (this.#res === Res.Done || this.aborted) return;
+    this.aborted = true;
+    this.onAbort?.();
+  }
+
+  /** `100 Continue`, for a client that sent `Expect: 100-continue`. */
+  writeContinue(): void {
+    if (this.#res === Res.None && !this.aborted) this.conn.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+  }
+
+  /** An interim (1xx) response head, relayed as is. */
+  writeInterim(status: number, text: string | undefined, lines: string): void {
+    if (this.#res === Res.None && !this.aborted) this.conn.socket.write(`${statusLine(status, text)}${lines}\r\n`);
+  }
+
+  /**
+   * Writes the response head: status, the end-to-end `lines`, and framing
+   * the client can read (chunked becomes close-delimited for an HTTP/1.0
+   * client). `declaredLength` is a HEAD/304 answer's Content-Length, passed on.
+   */
+  writeHead(status: number, text: string | undefined, lines: string, framing: Framing, length: number, declaredLength = -1): void {
+    if (this.#res !== Res.None) return;
+    let f = framing;
+    if (f === Framing.Chunked && this.versionMinor === 0) f = Framing.Eof;
+    const close = f === Framing.Eof || !this.keepAlive || this.conn.closing || !this.complete;
+    this.#close = close;
+    this.#resFraming = f;
+    this.#res = Res.Head;
+    const extra = f === Framing.None && declaredLength >= 0 ? `content-length: ${declaredLength}\r\n` : framingLine(f, length);
+    this.conn.socket.write(`${statusLine(status, text)}${lines}${extra}${close ? 'connection: close\r\n' : ''}\r\n`);
+  }
+
+  /** Writes body bytes; false when the client's buffer is full (wait for `onDrain`). */
+  write(chunk: Buffer): boolean {
+    if (this.#res !== Res.Head || chunk.length === 0) return true;
+    const socket = this.conn.socket;
+    if (this.#resFraming !== Framing.Chunked) return socket.write(chunk);
+    socket.write(`${chunk.length.toString(16)}\r\n`);
+    socket.write(chunk);
+    return socket.write('\r\n');
+  }
+
+  /** Calls `fn` once when the client's buffer has drained. */
+  onDrain(fn: () => void): void {
+    this.conn.socket.once('drain', fn);
+  }
+
+  /** Ends the response; the connection serves the next request or closes. */
+  end(): void {
+    if (this.#res === Res.Done) return;
+    if (this.#res === Res.None) this.writeHead(200, undefined, '', Framing.Length, 0);
+    if (this.#resFraming === Framing.Chunked) this.conn.socket.write('0\r\n\r\n');
+    this.#res = Res.Done;
+    this.conn._finished(this, this.#close || this.#resFraming === Framing.Eof);
+  }
+
+  /** The proxy's own answer (status, `x-weft-reason`, a text body); cut the connection if a head was already sent. */
+  reply(status: number, reason: string): void {
+    if (this.#res !== Res.None) {
+      this.destroy();
+      return;
+    }
+    const raw = rawResponse(status, reason);
+    // rawResponse closes; keep the connection when the request was read whole.
+    const keep = this.keepAlive && this.complete && !this.conn.closing;
+    this.#res = Res.Done;
+    this.conn.socket.write(keep ? raw.replace('connection: close\r\n', '') : raw);
+    this.conn._finished(this, !keep);
+  }
+
+  /** Cuts the connection (a response that cannot be completed). */
+  destroy(): void {
+    this.#res = Res.Done;
+    this.conn.socket.destroy();
+  }
+}
+
+/** One client connection. */
+export class Connection {
+  readonly socket: Socket;
+  readonly server: H1Server;
+  readonly #parser: Parser;
+  /** Requests received and not answered; the first is being answered. */
+  readonly #queue: H1Request[] = [];
+  /** The request whose body the parser is reading. */
+  #parsing: H1Request | undefined;
+  #upgrade: H1Request | undefined;
+  /** performance.now() when the current head began (0: not reading a head). */
+  headStartedAt: number;
+  /** performance.now() when the connection last went idle. */
+  idleSince = 0;
+  #dead = false;
+  /** The connection closes after the answer in progress (drain). */
+  closing = false;
+  /** Free for the handler (inbound keeps the peer identity here). */
+  data: unknown;
+
+  constructor(server: H1Server, socket: Socket) {
+    this.server = server;
+    this.socket = socket;
+    this.headStartedAt = performance.now();
+    const parser = newParser(HTTPParser.REQUEST, server.limits.maxHeaderSizeBytes);
+    this.#parser = parser;
+    let pendingHeaders: string[] | undefined;
+    let pendingUrl = '';
+    parser[HTTPParser.kOnMessageBegin] = () => {
+      this.headStartedAt = performance.now();
+    };
+    parser[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
+      if (pendingHeaders === undefined) pendingHeaders = [];
+      pendingHeaders.push(...headers);
+      pendingUrl += url;
+    };
+    parser[HTTPParser.kOnHeadersComplete] = ((_maj, minor, headers, method, url, _s, _t, upgrade, keepAlive) => {
+      const h = headers ?? pendingHeaders ?? [];
+      const u = url ?? pendingUrl;
+      pendingHeaders = undefined;
+      pendingUrl = '';
+      this.headStartedAt = 0;
+      const req = new H1Request(this, METHODS[method] ?? 'GET', u, h, minor, keepAlive, upgrade);
+      if (upgrade) {
+        this.#upgrade = req;
+        return 0;
+      }
+      this.#parsing = req;
+      this.#queue.push(req);
+      if (this.#queue.length === 1) this.server.handler.onRequest(req);
+      else if (this.#queue.length > 8) socket.pause();
+      return 0;
+    }) satisfies OnHeadersComplete;
+    parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
+      this.#parsing?._body(chunk);
+    };
+    parser[HTTPParser.kOnMessageComplete] = () => {
+      const req = this.#parsing;
+      this.#parsing = undefined;
+      if (req !== undefined && !req.complete) req._end();
+    };
+    socket.on('data', this.#onData);
+    socket.on('close', this.#onClose);
+    socket.on('error', noop);
+    socket.on('end', this.#onEnd);
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#dead) return;
+    const ret = this.#parser.execute(chunk);
+    if (typeof ret !== 'number') {
+      this.#fail(ret.code ?? 'HPE_INVALID');
+      return;
+    }
+    const up = this.#upgrade;
+    if (up !== undefined) {
+      this.#upgrade = undefined;
+      this.#detach();
+      if (this.#queue.length > 0) {
+        // An upgrade pipelined behind requests still in flight: not worth the trouble.
+        this.socket.destroy();
+        return;
+      }
+      this.server._untrack(this);
+      this.server.handler.onUpgrade(up, this.socket, chunk.subarray(ret));
+    }
+  };
+
+  readonly #onEnd = (): void => {
+    // The client finished sending. A request still being answered may complete; otherwise close.
+    if (this.#queue.length === 0) this.socket.end();
+  };
+
+  readonly #onClose = (): void => {
+    this.#dead = true;
+    this.#detach();
+    for (const req of this.#queue.splice(0)) req._abort();
+    this.server._untrack(this);
+  };
+
+  #detach(): void {
+    this.socket.off('data', this.#onData);
+    this.socket.off('end', this.#onEnd);
+    this.#parser.close?.();
+  }
+
+  /** True when no request is being answered or read. */
+  get idle(): boolean {
+    return this.#queue.length === 0 && this.headStartedAt === 0;
+  }
+
+  /** The request being answered (for timeouts). */
+  get current(): H1Request | undefined {
+    return this.#queue[0];
+  }
+
+  /** A malformed request (or a timeout): answer it unless a response is on the wire, then close. */
+  #fail(code: string): void {
+    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'HPE_HEADERS_TIMEOUT' || code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    this.server.handler.onClientError?.(status, code);
+    this.#dead = true;
+    this.#detach();
+    const current = this.#queue[0];
+    for (const req of this.#queue.splice(0)) req._abort();
+    if (current?.headersSent === true) {
+      this.socket.destroy();
+      return;
+    }
+    const reason = `weft: ${status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : `malformed request (${code})`}`;
+    this.socket.end(rawResponse(status, reason));
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  /** @internal the interval's check. */
+  _check(now: number): void {
+    const limits = this.server.limits;
+    if (this.headStartedAt !== 0 && now - this.headStartedAt > limits.headersTimeoutMs) {
+      this.#fail('HPE_HEADERS_TIMEOUT');
+      return;
+    }
+    const current = this.#queue[0];
+    if (current !== undefined) {
+      if (limits.requestTimeoutMs > 0 && !current.complete && now - current.startedAt > limits.requestTimeoutMs) this.#fail('ERR_HTTP_REQUEST_TIMEOUT');
+      return;
+    }
+    if (this.idleSince !== 0 && this.headStartedAt === 0 && now - this.idleSince > limits.keepAliveTimeoutMs) this.socket.destroy();
+  }
+
+  /** @internal an answer ended. */
+  _finished(req: H1Request, close: boolean): void {
+    if (this.#queue[0] === req) this.#queue.shift();
+    if (close || this.closing || this.#dead) {
+      this.#dead = true;
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 1000).unref();
+      return;
+    }
+    const next = this.#queue[0];
+    if (next !== undefined) {
+      if (this.#queue.length <= 8) this.socket.resume();
+      this.server.handler.onRequest(next);
+      return;
+    }
+    this.idleSince = performance.now();
+    if (this.socket.isPaused()) this.socket.resume();
+    // A client that half-closed after its last request.
+    if (this.socket.readableEnded) this.socket.end();
+  }
+
+  /** Drain: close now if idle, else after the answer in progress. */
+  _drain(): void {
+    this.closing = true;
+    if (this.idle) this.socket.end();
+  }
+}
+
+const noop = (): void => {};
+
+/** A listening HTTP/1.1 server on raw sockets. */
+export class H1Server {
+  readonly server: NetServer;
+  readonly handler: H1Handler;
+  readonly limits: HttpLimits;
+  readonly #connections = new Set<Connection>();
+  readonly #tunnels = new Set<Socket>();
+  readonly #timer: NodeJS.Timeout;
+  #draining = false;
+  #wake: (() => void) | undefined;
+
+  /**
+   * `server` is a net.Server or tls.Server without a connection listener;
+   * call `accept(socket)` from its 'connection' / 'secureConnection' event.
+   */
+  constructor(server: NetServer, handler: H1Handler, limits: HttpLimits) {
+    this.server = server;
+    this.handler = handler;
+    this.limits = limits;
+    const every = Math.max(10, Math.min(1000, Math.floor(Math.min(limits.headersTimeoutMs, limits.keepAliveTimeoutMs) / 4)));
+    this.#timer = setInterval(() => {
+      const now = performance.now();
+      for (const c of this.#connections) c._check(now);
+    }, every);
+    this.#timer.unref();
+  }
+
+  /** Serves HTTP on `socket`. */
+  accept(socket: Socket): Connection {
+    socket.setNoDelay(true);
+    const conn = new Connection(this, socket);
+    this.#connections.add(conn);
+    if (this.#draining) conn.closing = true;
+    return conn;
+  }
+
+  /** @internal */
+  _untrack(conn: Connection): void {
+    this.#connections.delete(conn);
+    if (this.#wake !== undefined && this.#busy === 0) this.#wake();
+  }
+
+  /** Keeps an upgraded socket in the drain's count (cut at the deadline). */
+  trackTunnel(socket: Socket): void {
+    this.#tunnels.add(socket);
+    socket.once('close', () => {
+      this.#tunnels.delete(socket);
+      if (this.#wake !== undefined && this.#busy === 0) this.#wake();
+    });
+  }
+
+  get #busy(): number {
+    return this.#connections.size + this.#tunnels.size;
+  }
+
+  /** Requests being answered now. */
+  get inFlight(): number {
+    let n = 0;
+    for (const c of this.#connections) if (c.current !== undefined) n++;
+    return n;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Where it listens. */
+  get address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Binds. */
+  listen(port: number, host: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Stops accepting; idle connections close now, busy ones after their
+   * answer (which says `Connection: close`); at `graceMs` the rest is cut.
+   * Resolves with how many connections and tunnels were cut.
+   */
+  async close(graceMs: number): Promise<{ forced: number }> {
+    this.#draining = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const c of this.#connections) c._drain();
+    if (this.#busy > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
+    }
+    let forced = 0;
+    for (const c of this.#connections) {
+      if (c.current !== undefined) forced++;
+      c.socket.destroy();
+    }
+    forced += this.#tunnels.size;
+    for (const s of this.#tunnels) s.destroy();
+    clearInterval(this.#timer);
+    await closed;
+    return { forced };
+  }
+}
