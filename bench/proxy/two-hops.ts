@@ -64,12 +64,13 @@ const floorEnv = process.env['WEFT_BENCH_FLOOR'] ?? 'undici';
 const floors = floorEnv === 'none' ? [] : (floorEnv.split(',') as FloorClient[]);
 const topo = await startTopology(dir, { log: (s) => console.error(s), floors });
 try {
+  const only = process.env['WEFT_BENCH_ONLY']; // e.g. "weft" while profiling (ratios need haproxy)
   const cases: Array<{ name: string; target: Endpoint; host?: string }> = [
     { name: 'direct', target: topo.app },
     { name: 'haproxy', target: topo.haproxy },
     { name: 'weft', target: topo.weft, host: 'backend' },
     ...topo.floors.map((f) => ({ name: `floor-${f.client}`, target: f.endpoint })),
-  ];
+  ].filter((c) => only === undefined || only.split(',').includes(c.name));
   console.log(`two hops with mTLS, wrk -t1 -c32 -d${seconds}s x ${rounds} rounds; constant 1,000 rps for ${seconds}s; node ${process.version}; weft runs from ${runtime} with node flags [${proxyNodeArgs().join(' ')}]; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   for (const c of cases) wrk(c.target, c.host, 2); // warm-up: connections, JIT, pools
   // Rounds, each running every case once: the machine's load drifts (other engineers' suites), so a
@@ -89,8 +90,8 @@ try {
     return `${f(median(per))}x (rounds ${per.map((x) => f(x)).join(' ')})`;
   };
   for (const c of cases) console.log(`throughput  ${c.name.padEnd(12)} median ${f(median(runs[c.name]!), 0)} req/s`);
-  console.log(`throughput ratio weft/haproxy: ${ratio('weft', 'haproxy')} (target >= 0.5x)`);
-  for (const fl of topo.floors) {
+  if (runs['haproxy'] !== undefined && runs['weft'] !== undefined) console.log(`throughput ratio weft/haproxy: ${ratio('weft', 'haproxy')} (target >= 0.5x)`);
+  for (const fl of only === undefined ? topo.floors : []) {
     const name = `floor-${fl.client}`;
     console.log(`throughput ratio ${name}/haproxy: ${ratio(name, 'haproxy')}   weft/${name}: ${ratio('weft', name)}`);
   }
@@ -102,7 +103,7 @@ try {
     lat[c.name] = r;
     console.log(`1,000 rps   ${c.name.padEnd(12)} p50 ${f(r.p50)} ms   p99 ${f(r.p99)} ms   max ${f(r.max)} ms   ok ${r.ok}/${r.sent}${r.errors > 0 ? `   errors ${r.errors}` : ''}`);
   }
-  for (const name of cases.slice(1).map((c) => c.name)) {
+  for (const name of cases.map((c) => c.name).filter((n) => n !== 'direct' && lat['direct'] !== undefined)) {
     const r = lat[name]!;
     console.log(`added over direct, ${name.padEnd(12)} p50 +${f(r.p50 - lat['direct']!.p50)} ms   p99 +${f(r.p99 - lat['direct']!.p99)} ms${name === 'weft' ? '   (target p99 <= +2 ms)' : ''}`);
   }

@@ -18,7 +18,7 @@
 import net, { type Socket } from 'node:net';
 import tls, { type ConnectionOptions } from 'node:tls';
 import { Framing } from './head.js';
-import { HTTPParser, newParser, type OnHeadersComplete } from './llhttp.js';
+import { type Feed, feed, HTTPParser, newParser, type OnHeadersComplete } from './llhttp.js';
 
 /** What a request's exchange is told, in order: maybe interim heads, one head, body, end; or an error. */
 export interface Exchange {
@@ -80,7 +80,7 @@ export class Call {
 
   /** Restarts reading a response paused by `onData` returning false. */
   resume(): void {
-    this.#conn?.socket.resume();
+    this.#conn?.feed.resume();
   }
 
   /** Stops the exchange: a queued call leaves the queue, a running one's connection is closed (never reused). */
@@ -118,6 +118,9 @@ export class Call {
 /** One connection of a pool. */
 class UpstreamConn {
   readonly socket: Socket;
+  readonly feed: Feed;
+  /** The exchange whose client socket is corked until this read is parsed (one write per read). */
+  #corked: Exchange | undefined;
   readonly #pool: ConnPool;
   call: Call | undefined;
   expectHead = false;
@@ -141,6 +144,7 @@ class UpstreamConn {
       const h = headers ?? pendingHeaders ?? [];
       pendingHeaders = undefined;
       const ex = this.call?.exchange;
+      if (ex !== undefined) this.#cork(ex);
       if (status < 200 && status !== 101) {
         ex?.onInterim?.(status, text, h);
         return 0;
@@ -152,7 +156,9 @@ class UpstreamConn {
     }) satisfies OnHeadersComplete;
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
       const ex = this.call?.exchange;
-      if (ex !== undefined && !ex.onData(chunk)) socket.pause();
+      if (ex === undefined) return;
+      this.#cork(ex);
+      if (!ex.onData(chunk)) this.feed.pause();
     };
     parser[HTTPParser.kOnMessageComplete] = () => {
       if (!this.#responded) return; // an interim answer ended; the final one follows
@@ -163,11 +169,12 @@ class UpstreamConn {
       call?.exchange.onEnd();
       this.#pool._release(this, this.keepAlive && call?._ended !== false);
     };
-    socket.on('data', (chunk: Buffer) => {
-      const ex = this.call?.exchange;
-      ex?.cork?.();
-      const ret = parser.execute(chunk);
-      ex?.uncork?.();
+    this.feed = feed(parser, socket, (ret) => {
+      const corked = this.#corked;
+      if (corked !== undefined) {
+        this.#corked = undefined;
+        corked.uncork?.();
+      }
       if (typeof ret !== 'number') this.#broken(ret);
     });
     socket.on('end', () => {
@@ -178,8 +185,14 @@ class UpstreamConn {
     socket.on('error', (err: Error) => this.#broken(err));
     socket.on('close', () => {
       this.#broken(new Error('upstream closed the connection'));
-      parser.close?.();
     });
+  }
+
+  /** Corks the exchange's client socket until the current read is parsed, so a head and its body leave in one write. */
+  #cork(ex: Exchange): void {
+    if (this.#corked !== undefined || ex.cork === undefined) return;
+    this.#corked = ex;
+    ex.cork();
   }
 
   #broken(err: Error): void {
@@ -300,7 +313,7 @@ export class ConnPool {
 
   /** @internal an exchange ended; `reusable` when the connection may carry another. */
   _release(conn: UpstreamConn, reusable: boolean): void {
-    if (conn.socket.isPaused()) conn.socket.resume();
+    if (conn.feed.paused) conn.feed.resume();
     if (!reusable || this.#closing || conn.socket.destroyed) {
       this.#all.delete(conn);
       conn.socket.destroy();

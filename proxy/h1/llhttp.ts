@@ -68,3 +68,96 @@ export function newParser(type: number, maxHeaderSize: number): Parser {
   parser.initialize(type, {}, maxHeaderSize, HTTPParser.kLenientNone);
   return parser;
 }
+
+/** How bytes get from a socket to its parser, and how reading is paused. */
+export interface Feed {
+  pause(): void;
+  resume(): void;
+  readonly paused: boolean;
+  /** The bytes of the read being parsed now (for what follows an upgrade head). */
+  current(chunk: Buffer | undefined): Buffer;
+  /** Hands the socket back to JavaScript reads (before it becomes a tunnel); no more parsing. */
+  detach(): void;
+}
+
+interface StreamHandle {
+  isStreamBase?: boolean;
+  _consumed?: boolean;
+  reading?: boolean;
+  readStop(): number;
+  readStart(): number;
+}
+
+/**
+ * Connects `socket` to `parser`. Where the socket's handle allows it (TCP
+ * and TLS both do), the parser reads straight from the handle in C++, as
+ * Node's own server does (`parser.consume`): no Buffer, 'data' event or
+ * stream bookkeeping per read. `onExecute(ret, chunk)` runs after each
+ * read was parsed (`chunk` only when reads go through 'data' events).
+ * Reading is paused on the handle itself, since a consumed stream never
+ * fills the stream buffer that would otherwise stop it.
+ */
+export function feed(parser: Parser, socket: import('node:net').Socket, onExecute: (ret: number | (Error & { code?: string }), chunk: Buffer | undefined) => void): Feed {
+  const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
+  let paused = false;
+  if (handle?.isStreamBase === true && handle._consumed !== true) {
+    handle._consumed = true;
+    (parser as unknown as { consume(h: StreamHandle): void }).consume(handle);
+    parser[HTTPParser.kOnExecute] = (ret: number | Error) => onExecute(ret, undefined);
+    // Reading starts when the stream flows; the handle then hands every read to the parser.
+    socket.resume();
+    let attached = true;
+    return {
+      pause() {
+        if (paused || !attached) return;
+        paused = true;
+        handle.reading = false;
+        handle.readStop();
+      },
+      resume() {
+        if (!paused || !attached) return;
+        paused = false;
+        handle.reading = true;
+        handle.readStart();
+      },
+      get paused() {
+        return paused;
+      },
+      current() {
+        return (parser as unknown as { getCurrentBuffer(): Buffer }).getCurrentBuffer();
+      },
+      detach() {
+        if (!attached) return;
+        attached = false;
+        (parser as unknown as { unconsume(): void }).unconsume();
+        handle._consumed = false;
+        if (paused) {
+          paused = false;
+          handle.reading = true;
+          handle.readStart();
+        }
+      },
+    };
+  }
+  const onData = (chunk: Buffer): void => onExecute(parser.execute(chunk), chunk);
+  socket.on('data', onData);
+  return {
+    pause() {
+      paused = true;
+      socket.pause();
+    },
+    resume() {
+      paused = false;
+      socket.resume();
+    },
+    get paused() {
+      return paused;
+    },
+    current(chunk) {
+      return chunk ?? Buffer.alloc(0);
+    },
+    detach() {
+      socket.off('data', onData);
+    },
+  };
+}

@@ -14,7 +14,7 @@ import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { HttpLimits } from '../http/server-limits.js';
 import { rawResponse } from '../http/reply.js';
 import { Framing, framingLine, requestFraming, statusLine } from './head.js';
-import { HTTPParser, METHODS, newParser, type OnHeadersComplete, type Parser } from './llhttp.js';
+import { type Feed, feed, HTTPParser, METHODS, newParser, type OnHeadersComplete } from './llhttp.js';
 
 /** Where a response is. */
 const Res = { None: 0, Head: 1, Done: 2 } as const;
@@ -102,10 +102,10 @@ export class H1Request {
 
   /** Stop / restart reading from the client (backpressure from the upstream). */
   pause(): void {
-    this.conn.socket.pause();
+    this.conn.feed.pause();
   }
   resume(): void {
-    this.conn.socket.resume();
+    this.conn.feed.resume();
   }
 
   /** @internal parser callbacks */
@@ -202,7 +202,7 @@ export class H1Request {
 export class Connection {
   readonly socket: Socket;
   readonly server: H1Server;
-  readonly #parser: Parser;
+  readonly feed: Feed;
   /** Requests received and not answered; the first is being answered. */
   readonly #queue: H1Request[] = [];
   /** The request whose body the parser is reading. */
@@ -223,7 +223,6 @@ export class Connection {
     this.socket = socket;
     this.headStartedAt = performance.now();
     const parser = newParser(HTTPParser.REQUEST, server.limits.maxHeaderSizeBytes);
-    this.#parser = parser;
     let pendingHeaders: string[] | undefined;
     let pendingUrl = '';
     parser[HTTPParser.kOnMessageBegin] = () => {
@@ -248,7 +247,7 @@ export class Connection {
       this.#parsing = req;
       this.#queue.push(req);
       if (this.#queue.length === 1) this.server.handler.onRequest(req);
-      else if (this.#queue.length > 8) socket.pause();
+      else if (this.#queue.length > 8) this.feed.pause();
       return 0;
     }) satisfies OnHeadersComplete;
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
@@ -259,15 +258,14 @@ export class Connection {
       this.#parsing = undefined;
       if (req !== undefined && !req.complete) req._end();
     };
-    socket.on('data', this.#onData);
+    this.feed = feed(parser, socket, this.#onExecute);
     socket.on('close', this.#onClose);
     socket.on('error', noop);
     socket.on('end', this.#onEnd);
   }
 
-  readonly #onData = (chunk: Buffer): void => {
+  readonly #onExecute = (ret: number | (Error & { code?: string }), chunk: Buffer | undefined): void => {
     if (this.#dead) return;
-    const ret = this.#parser.execute(chunk);
     if (typeof ret !== 'number') {
       this.#fail(ret.code ?? 'HPE_INVALID');
       return;
@@ -275,6 +273,7 @@ export class Connection {
     const up = this.#upgrade;
     if (up !== undefined) {
       this.#upgrade = undefined;
+      const rest = this.feed.current(chunk).subarray(ret);
       this.#detach();
       if (this.#queue.length > 0) {
         // An upgrade pipelined behind requests still in flight: not worth the trouble.
@@ -282,7 +281,7 @@ export class Connection {
         return;
       }
       this.server._untrack(this);
-      this.server.handler.onUpgrade(up, this.socket, chunk.subarray(ret));
+      this.server.handler.onUpgrade(up, this.socket, rest);
     }
   };
 
@@ -299,9 +298,8 @@ export class Connection {
   };
 
   #detach(): void {
-    this.socket.off('data', this.#onData);
+    this.feed.detach();
     this.socket.off('end', this.#onEnd);
-    this.#parser.close?.();
   }
 
   /** True when no request is being answered or read. */
@@ -357,12 +355,12 @@ export class Connection {
     }
     const next = this.#queue[0];
     if (next !== undefined) {
-      if (this.#queue.length <= 8) this.socket.resume();
+      if (this.#queue.length <= 8) this.feed.resume();
       this.server.handler.onRequest(next);
       return;
     }
     this.idleSince = performance.now();
-    if (this.socket.isPaused()) this.socket.resume();
+    if (this.feed.paused) this.feed.resume();
     // A client that half-closed after its last request.
     if (this.socket.readableEnded) this.socket.end();
   }
