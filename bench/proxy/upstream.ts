@@ -2,14 +2,16 @@
  * The outbound proxy's upstream leg: requests per second over mTLS to a host
  * proxy stand-in on 127.0.0.2, and TLS handshakes on the server side, for
  *
- *   node-keepalive  node:https with a keep-alive Agent (what proxy/outbound/pool.ts uses)
+ *   h1-pool         proxy/h1/client.ts ConnPool: raw TLS sockets, responses parsed by
+ *                   llhttp (what proxy/outbound/pool.ts uses)
+ *   node-keepalive  node:https with a keep-alive Agent
  *   node-no-pool    node:https, a new connection (full mTLS handshake) per request
  *   undici-pool     undici 7 Pool with the same TLS options (the alternative considered)
  *   via-outbound    a keep-alive HTTP client -> the outbound proxy -> the same server:
  *                   the whole outbound stack (routing, P2C, retries, metrics-free)
  *
  * Each case runs `ms` milliseconds at `concurrency` requests in flight, in one
- * process, one after another; ratios are against node-keepalive of the same run.
+ * process, one after another; ratios are against h1-pool of the same run.
  *
  *   npx tsx bench/proxy/upstream.ts [ms=3000] [concurrency=16]
  */
@@ -24,6 +26,7 @@ import { chainPem } from '../../certs/identity.js';
 import { generateKeyPair, privateKeyPem } from '../../certs/keys.js';
 import { type MeshIdentity, meshClientOptions, meshServerOptions, requirePeerIdentity } from '../../certs/mtls.js';
 import { spiffeId } from '../../certs/spiffe-id.js';
+import { ConnPool, type Exchange } from '../../proxy/h1/client.js';
 import { OutboundProxy } from '../../proxy/outbound/server.js';
 import type { RouteSource } from '../../proxy/ports.js';
 
@@ -89,7 +92,29 @@ function httpGet(agent: http.Agent, proxyPort: number): Promise<void> {
   });
 }
 
+const H1_HEAD = 'GET / HTTP/1.1\r\nhost: backend\r\nx-weft-instance: h2-a\r\n\r\n';
+
+/** One GET through a weft ConnPool: done when the response has ended. */
+function h1Get(pool: ConnPool): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    const exchange: Exchange = {
+      onHead: (s) => {
+        status = s;
+      },
+      onData: () => true,
+      onEnd: () => (status === 200 ? resolve() : reject(new Error(String(status)))),
+      onError: (_kind, err) => reject(err),
+    };
+    pool.request(exchange, H1_HEAD, undefined, true, false);
+  });
+}
+
 const results = [];
+const h1 = new ConnPool({ host: '127.0.0.2', port, tls: tlsOptions }, { maxConnections: 128, idleMs: 50_000 });
+results.push(await run('h1-pool', () => h1Get(h1)));
+h1.destroy();
+
 const keepAlive = new https.Agent({ keepAlive: true, maxSockets: concurrency, scheduling: 'lifo' });
 results.push(await run('node-keepalive', () => nodeGet(keepAlive)));
 keepAlive.destroy();
@@ -125,7 +150,7 @@ await proxy.close(1000);
 server.closeAllConnections();
 server.close();
 
-const base = results[0]!.rps;
+const base = results.find((r) => r.name === 'h1-pool')!.rps;
 console.log(`upstream leg, ${ms} ms per case, ${concurrency} in flight, ${cpus()[0]?.model ?? 'cpu'} x${cpus().length}, node ${process.version}`);
 console.log('case            req/s   ratio   handshakes  errors');
 for (const r of results) {

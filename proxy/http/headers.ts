@@ -10,12 +10,10 @@
  * inbound, and which itself overwrote its app's values) is appended to. The
  * headers stay informational: nothing in weft authorizes on them.
  *
- * The policy is compiled once into a set, so a request costs one pass over
- * its headers and no allocation beyond the copy (none at all for the usual
+ * The policy is compiled once into a set; h1/head.ts applies it in one pass
+ * over a request's flat header list (no allocation for the usual
  * `Connection: keep-alive` / `close`).
  */
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
-
 /** Hop-by-hop headers never forwarded in either direction. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
@@ -28,13 +26,6 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'transfer-encoding',
   'upgrade',
 ]);
-
-/** True when a request carries a body at all (RFC 9112 6.3: Content-Length or Transfer-Encoding). */
-export function hasBody(req: IncomingMessage): boolean {
-  if (req.headers['transfer-encoding'] !== undefined) return true;
-  const cl = req.headers['content-length'];
-  return cl !== undefined && cl !== '0';
-}
 
 /** Client-address headers an untrusted caller may not set (we overwrite or drop them). */
 export const FORWARDING_HEADERS: ReadonlySet<string> = new Set([
@@ -92,64 +83,6 @@ export function connectionNominated(connection: string | string[] | undefined): 
     if (name === '' || PROTECTED.has(name)) continue;
     if (out === undefined) out = new Set();
     out.add(name);
-  }
-  return out;
-}
-
-/**
- * The headers to send upstream for `req`: end-to-end headers only, with
- * X-Forwarded-For / -Proto set per the policy. `remoteAddress` is the
- * caller's address as this proxy saw it.
- */
-export function upstreamRequestHeaders(req: IncomingMessage, policy: CompiledRequestPolicy, remoteAddress: string | undefined): OutgoingHttpHeaders {
-  const headers = req.headers;
-  const out = copyEndToEnd(headers, policy.skip);
-  const client = remoteAddress ?? 'unknown';
-  if (policy.trustForwarded) {
-    const xff = headers['x-forwarded-for'];
-    out['x-forwarded-for'] = xff === undefined || xff === '' ? client : `${xff}, ${client}`;
-    const xfp = headers['x-forwarded-proto'];
-    out['x-forwarded-proto'] = xfp === undefined || xfp === '' ? policy.proto : xfp;
-  } else {
-    out['x-forwarded-for'] = client;
-    out['x-forwarded-proto'] = policy.proto;
-  }
-  return out;
-}
-
-/** The headers of an upstream response to pass to the client: end-to-end only. */
-export function downstreamResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  return copyEndToEnd(headers, HOP_BY_HOP);
-}
-
-/**
- * The same for a response head as undici delivers it (raw name/value
- * buffers): a flat [name, value, ...] list for `res.writeHead`, names lower
- * case (as Node's own parser gives them), repeated headers kept in order.
- */
-export function downstreamRawHeaders(raw: readonly Buffer[]): string[] {
-  const out: string[] = [];
-  let connection: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase();
-    const value = raw[i + 1]!.toString('latin1');
-    if (name === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
-    if (HOP_BY_HOP.has(name)) continue;
-    out.push(name, value);
-  }
-  const nominated = connectionNominated(connection);
-  if (nominated === undefined) return out;
-  const kept: string[] = [];
-  for (let i = 0; i < out.length; i += 2) if (!nominated.has(out[i]!)) kept.push(out[i]!, out[i + 1]!);
-  return kept;
-}
-
-function copyEndToEnd(headers: IncomingHttpHeaders, skip: ReadonlySet<string>): OutgoingHttpHeaders {
-  const nominated = connectionNominated(headers.connection);
-  const out: OutgoingHttpHeaders = {};
-  for (const name in headers) {
-    if (skip.has(name) || nominated?.has(name)) continue;
-    out[name] = headers[name];
   }
   return out;
 }

@@ -1,10 +1,10 @@
 /**
  * Answers the proxy gives itself (403 denied, 502 upstream down, 400 bad
  * request...): the status, the reason in `x-weft-reason` for tools and a
- * short text body for people. Also the raw form, for sockets that have left
- * the HTTP server (parser errors, failed upgrades).
+ * short text body for people, as raw bytes (h1/server.ts answers with them;
+ * tunnels use them on sockets that have left HTTP).
  */
-import { type ServerResponse, STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /** The header that carries why the proxy answered instead of the app. */
@@ -13,23 +13,6 @@ export const REASON_HEADER = 'x-weft-reason';
 /** Replaces anything that is not printable ASCII: a reason may quote caller input (a header, an SNI name). */
 export function headerSafe(reason: string): string {
   return reason.replace(/[^\x20-\x7e]/g, '?').slice(0, 512);
-}
-
-/** Answers `status` with the reason in the header and the body. Does nothing once headers were sent. */
-export function replyWithReason(res: ServerResponse, status: number, reason: string, extra?: Record<string, string>): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const safe = headerSafe(reason);
-  const body = `${safe}\n`;
-  res.writeHead(status, {
-    ...extra,
-    'content-type': 'text/plain; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    [REASON_HEADER]: safe,
-  });
-  res.end(body);
 }
 
 /** A complete `Connection: close` response as bytes, for a raw socket. */

@@ -33,8 +33,6 @@ export interface InboundOptions {
   limits?: Partial<HttpLimits>;
   /** Time the local app has to answer a WebSocket/Upgrade handshake. Default 10 s. */
   upgradeTimeoutMs?: number;
-  /** Idle keep-alive connections kept per local instance for requests with Expect (the others use undici pools: app-pools.ts). Default 64. */
-  maxIdlePerInstance?: number;
 }
 
 /** Options after defaults and checks. */
@@ -48,7 +46,6 @@ export interface ResolvedInboundOptions {
   readonly logger: Logger;
   readonly limits: HttpLimits;
   readonly upgradeTimeoutMs: number;
-  readonly maxIdlePerInstance: number;
 }
 
 /** Applies defaults; WEFT_ERR_CONFIG_INVALID names a bad knob. */
@@ -63,6 +60,5 @@ export function resolveInboundOptions(opts: InboundOptions): ResolvedInboundOpti
     logger: opts.logger ?? silentLogger,
     limits: httpLimits(opts.limits),
     upgradeTimeoutMs: numberOption('proxy.inbound.upgradeTimeoutMs', opts.upgradeTimeoutMs, 10_000, { min: 1, integer: true }),
-    maxIdlePerInstance: numberOption('proxy.inbound.maxIdlePerInstance', opts.maxIdlePerInstance, 64, { min: 0, integer: true }),
   };
 }
