@@ -14,7 +14,7 @@
  * - Reading never throws: a missing file is silently empty; an unreadable or
  *   malformed one is logged and treated as empty.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type Logger, silentLogger } from '../src/log.js';
 
@@ -104,6 +104,7 @@ export class CacheFile {
       await rename(tmp, this.path);
     } catch (err) {
       this.#logger.warn({ err, path: this.path }, `${this.#o.what} write failed`);
+      await rm(tmp, { force: true }).catch(() => undefined);
     }
   }
 }

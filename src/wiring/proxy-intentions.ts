@@ -2,13 +2,17 @@
  * Intentions for the inbound side: discovery's `watchKeyPrefix` on
  * `weft/intentions/` (a blocking query: a new deny is pushed, and applies to
  * the next request, keep-alive connections included) feeding the proxy's
- * KvIntentions. Until the first answer every call is denied (KvIntentions
- * cannot know yet whether a deny exists); through an outage the watch keeps
- * the last good entries.
+ * KvIntentions. Through an outage the watch keeps the last good entries;
+ * across a restart the inbound cache (proxy/inbound/inbound-cache.ts) does:
+ * `restore()` applies the cached entries unless Consul already answered, and
+ * every live answer replaces them and is saved. With neither (first start,
+ * Consul down) every call is denied: KvIntentions cannot know yet whether a
+ * deny exists.
  */
 import type { DiscoveryClient } from '../../discovery/client.js';
 import { type WatchOptions, watchKeyPrefix } from '../../discovery/watch.js';
-import { INTENTIONS_PREFIX, KvIntentions } from '../../proxy/inbound/intentions.js';
+import type { InboundCache } from '../../proxy/inbound/inbound-cache.js';
+import { INTENTIONS_PREFIX, type IntentionEntry, KvIntentions } from '../../proxy/inbound/intentions.js';
 import type { Subscription } from '../../proxy/ports.js';
 import type { Logger } from '../log.js';
 
@@ -16,19 +20,35 @@ import type { Logger } from '../log.js';
 export interface WatchedIntentions {
   readonly intentions: KvIntentions;
   readonly subscription: Subscription;
+  /** Applies the cache's entries if Consul has not answered yet (call once, after `cache.load()`); true if applied. */
+  restore(): boolean;
 }
 
 /** Starts the intentions watch. Refused documents are logged (they already deny their pair). */
 export function watchIntentions(
   client: DiscoveryClient,
-  opts: { defaultAction: 'allow' | 'deny'; logger: Logger; watch?: WatchOptions | undefined },
+  opts: { defaultAction: 'allow' | 'deny'; logger: Logger; watch?: WatchOptions | undefined; cache?: InboundCache | undefined },
 ): WatchedIntentions {
+  const { logger, cache } = opts;
   const intentions = new KvIntentions({ defaultAction: opts.defaultAction });
+  const apply = (entries: readonly IntentionEntry[], from: 'consul' | 'cache'): void => {
+    const refused = intentions.update(entries);
+    for (const err of refused) logger.warn({ code: err.code, key: err.key, err: err.message }, 'intention refused');
+    logger.info({ entries: entries.length, refused: refused.length, from }, 'intentions loaded');
+  };
   const watch = watchKeyPrefix(client, INTENTIONS_PREFIX, opts.watch ?? {});
   watch.on('change', (entries) => {
-    const refused = intentions.update(entries);
-    for (const err of refused) opts.logger.warn({ code: err.code, key: err.key, err: err.message }, 'intention refused');
-    opts.logger.info({ entries: entries.length, refused: refused.length }, 'intentions loaded');
+    apply(entries, 'consul');
+    cache?.setIntentions(entries);
   });
-  return { intentions, subscription: { close: () => watch.close() } };
+  return {
+    intentions,
+    subscription: { close: () => watch.close() },
+    restore: () => {
+      const cached = cache?.intentions;
+      if (intentions.loaded || cached === undefined) return false;
+      apply(cached, 'cache');
+      return true;
+    },
+  };
 }

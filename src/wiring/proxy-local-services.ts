@@ -10,10 +10,17 @@
  * every proxy on every registration anywhere. Unhealthy local instances stay
  * forwardable: the caller's outbound already chose the instance
  * (x-weft-instance), and a failing check must not turn into a 503 here.
+ *
+ * Last known good: through an outage each watch keeps its last answer;
+ * across a restart the inbound cache (proxy/inbound/inbound-cache.ts) does.
+ * A service starts from its cached instances (when `setServices` first
+ * names it and Consul has not answered for it yet); every live answer
+ * replaces them and is saved; a service no longer named is forgotten.
  */
 import type { DiscoveryClient } from '../../discovery/client.js';
 import type { Instance } from '../../discovery/registry.js';
 import { type BlockingWatch, type WatchOptions, watchService } from '../../discovery/watch.js';
+import type { InboundCache } from '../../proxy/inbound/inbound-cache.js';
 import { LocalInstanceTable } from '../../proxy/inbound/local-services.js';
 import type { LocalInstance } from '../../proxy/ports.js';
 import type { Logger } from '../log.js';
@@ -30,17 +37,19 @@ export class ConsulLocalServices {
   readonly #host: string;
   readonly #logger: Logger;
   readonly #watchOptions: WatchOptions;
+  readonly #cache: InboundCache | undefined;
   readonly #watches = new Map<string, BlockingWatch<Instance[]>>();
   readonly #byService = new Map<string, readonly LocalInstance[]>();
 
-  constructor(client: DiscoveryClient, opts: { host: string; logger: Logger; watch?: WatchOptions | undefined }) {
+  constructor(client: DiscoveryClient, opts: { host: string; logger: Logger; watch?: WatchOptions | undefined; cache?: InboundCache | undefined }) {
     this.#client = client;
     this.#host = opts.host;
     this.#logger = opts.logger;
     this.#watchOptions = opts.watch ?? {};
+    this.#cache = opts.cache;
   }
 
-  /** Watches exactly `services` (the services with an identity on this host). */
+  /** Watches exactly `services` (the services with an identity on this host); load the cache before the first call. */
   setServices(services: readonly string[]): void {
     const wanted = new Set(services);
     for (const [service, watch] of this.#watches) {
@@ -48,15 +57,22 @@ export class ConsulLocalServices {
       void watch.close();
       this.#watches.delete(service);
       this.#byService.delete(service);
+      this.#cache?.deleteLocal(service);
     }
     for (const service of wanted) {
       if (this.#watches.has(service)) continue;
+      const cached = this.#cache?.local(service);
+      if (cached !== undefined) {
+        this.#byService.set(service, cached);
+        this.#logger.info({ service, instances: cached.map((i) => i.id), from: 'cache' }, 'local instances');
+      }
       const watch = watchService(this.#client, service, { ...this.#watchOptions, passingOnly: false });
       watch.on('change', (instances) => {
         const local = instances.filter((i) => i.host === this.#host).map(toLocalInstance);
         this.#byService.set(service, local);
         this.#publish();
-        this.#logger.info({ service, instances: local.map((i) => i.id) }, 'local instances');
+        this.#cache?.setLocal(service, local);
+        this.#logger.info({ service, instances: local.map((i) => i.id), from: 'consul' }, 'local instances');
       });
       this.#watches.set(service, watch);
     }

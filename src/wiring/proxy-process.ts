@@ -6,18 +6,21 @@
  *   local.json  <dataDir>/proxy/local.json             -> outbound listeners (one loopback port per calling service)
  *   Consul      health watches per destination          -> RouteSource (outbound; disk cache routes.json)
  *               KV weft/splits/<service>                 -> RouteSource splits
- *               KV weft/intentions/                     -> IntentionSource (inbound)
- *               health watches per local service        -> LocalServices (Meta weft_host == this node)
+ *               KV weft/intentions/                     -> IntentionSource (inbound; disk cache inbound.json)
+ *               health watches per local service        -> LocalServices (Meta weft_host == this node; inbound.json)
  *   :15090      /metrics, /healthz                      -> `weft-proxy` registration (HTTP check)
  *
  * Files are polled every `proxy.reloadIntervalMs`: a renewal or a new local
  * service is picked up without a restart. Inbound starts once the host has a
  * first identity (it cannot terminate TLS without one); outbound once
- * local.json lists a first caller.
+ * local.json lists a first caller. Both start from their disk caches (loaded
+ * before their listeners accept), so a proxy restarted while Consul is down
+ * keeps routing, authorizing and forwarding with the last known state.
  */
 import type { Registry } from 'prom-client';
 import { createDiscoveryClient, type DiscoveryClient } from '../../discovery/client.js';
 import type { WatchOptions } from '../../discovery/watch.js';
+import { InboundCache, inboundCachePath } from '../../proxy/inbound/inbound-cache.js';
 import { InboundProxy } from '../../proxy/inbound/server.js';
 import { ProxyMetrics } from '../../proxy/metrics.js';
 import type { OutboundListener } from '../../proxy/outbound/options.js';
@@ -53,6 +56,7 @@ export class ProxyProcess {
   readonly #store: IdentityStore;
   readonly #inboundTls: ReloadableInboundTls;
   readonly #local: LocalConfigFile;
+  readonly #inboundCache: InboundCache;
   readonly #intentions: WatchedIntentions;
   readonly #locals: ConsulLocalServices;
   readonly #host: string;
@@ -74,8 +78,10 @@ export class ProxyProcess {
     this.#store = new IdentityStore(identitiesDir(config.dataDir), { logger });
     this.#inboundTls = storeInboundTls(this.#store, config.ca.trustDomain);
     this.#local = new LocalConfigFile(localConfigPath(config.dataDir), { logger });
-    this.#intentions = watchIntentions(this.#client, { defaultAction: config.proxy.intentions.defaultAction, logger, watch: o.watch });
-    this.#locals = new ConsulLocalServices(this.#client, { host: this.#host, logger, watch: o.watch });
+    this.#inboundCache = new InboundCache(inboundCachePath(config.dataDir), { logger });
+    const cache = this.#inboundCache;
+    this.#intentions = watchIntentions(this.#client, { defaultAction: config.proxy.intentions.defaultAction, logger, watch: o.watch, cache });
+    this.#locals = new ConsulLocalServices(this.#client, { host: this.#host, logger, watch: o.watch, cache });
   }
 
   /**
@@ -88,6 +94,7 @@ export class ProxyProcess {
     const proxy = new ProxyProcess(o, registry);
     try {
       proxy.#local.check({ strict: true });
+      await proxy.#loadInboundCache();
       proxy.#store.refresh();
       proxy.#afterIdentityChange();
       const { proxy: p } = o.config;
@@ -114,6 +121,20 @@ export class ProxyProcess {
       'weft proxy ready',
     );
     return proxy;
+  }
+
+  /**
+   * The inbound's last known state, before any local service is watched and
+   * before the inbound listener exists: intentions (unless Consul answered
+   * meanwhile) and, through `setServices`, local instances.
+   */
+  async #loadInboundCache(): Promise<void> {
+    if (!(await this.#inboundCache.load())) return;
+    const restored = this.#intentions.restore();
+    this.#o.logger.info(
+      { path: this.#inboundCache.path, savedAt: this.#inboundCache.savedAt, intentions: restored, localServices: this.#inboundCache.localServices() },
+      'inbound cache loaded',
+    );
   }
 
   /** The outbound stack, once local.json listed a caller. */
@@ -208,6 +229,7 @@ export class ProxyProcess {
     const [result] = await Promise.all([this.#inbound?.close(graceMs), this.#outbound?.close(graceMs)]);
     this.#o.logger.info({ ms: Math.round(performance.now() - started), cutInbound: result?.forced ?? 0 }, 'listeners drained');
     await Promise.all([this.#intentions.subscription.close(), this.#locals.close()]);
+    await this.#inboundCache.flush();
     await this.#metricsServer?.close();
     this.#client.close();
   }

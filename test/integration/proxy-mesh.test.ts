@@ -8,7 +8,8 @@
  * src/ (identities from disk, local.json, Consul watches for routes, splits,
  * intentions and local instances), the `weft-proxy` registration, the live
  * /metrics, SIGTERM draining, and last-known-good across a Consul stop and a
- * proxy restart. One topology serves every step, in order.
+ * proxy restart, of the caller's proxy (routes) and of the destination's
+ * (intentions, local instances). One topology serves every step, in order.
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -181,6 +182,9 @@ t.test('SIGTERM drains: an in-flight request finishes, the proxy deregisters and
 t.test('routing unchanged while Consul is stopped, and after a proxy restart with it still down', async (t) => {
   const before = await tally(40);
   t.strictSame(before, { '200 b1': 30, '200 b2': 10 });
+  // A deny that must outlive the outage too (the next step restarts the destination's proxy).
+  await consul.consul.kv.set('weft/intentions/frontend/payments', JSON.stringify({ action: 'deny' }));
+  await eventually(async () => (await call('payments')).status === 403, 5000, 'deny applied');
   await consul.close();
   await new Promise((r) => setTimeout(r, 500)); // watches fail and back off meanwhile
   t.strictSame(await tally(40), before, 'same shares from last-known-good');
@@ -188,4 +192,23 @@ t.test('routing unchanged while Consul is stopped, and after a proxy restart wit
   p2 = await startProxy(file, h2, consul.address, ['--algorithm', 'swrr']);
   t.strictSame(await tally(40), before, 'a restarted proxy routes from its disk cache');
   t.match(p2.logs(), /registration failed: retrying in the background/, 'it runs without Consul');
+});
+
+t.test("the destination's proxy restarted with Consul still down serves from its inbound cache; a deny stays a deny", async (t) => {
+  // Without inbound.json this proxy would deny every call ("intentions not loaded yet") and know no local instance.
+  t.equal(await p3.stop('SIGTERM'), 0);
+  p3 = await startProxy(file, h3, consul.address);
+  t.match(p3.logs(), /"msg":"inbound cache loaded"/, 'inbound.json read at start');
+  t.match(p3.logs(), /"from":"cache","msg":"intentions loaded"/);
+  t.notMatch(p3.logs(), /"from":"consul"/, 'nothing came from Consul');
+  await eventually(async () => (await call('backend')).status === 200, 5000, 'h3 serving again');
+  const counts = await tally(40);
+  t.equal((counts['200 b1'] ?? 0) + (counts['200 b2'] ?? 0), 40, `every call served by a cached local instance: ${JSON.stringify(counts)}`);
+  t.ok((counts['200 b1'] ?? 0) > (counts['200 b2'] ?? 0), 'weights 3:1 still apply (outbound, from its cache)');
+  const hits = pay.hits;
+  const denied = await call('payments');
+  t.equal(denied.status, 403, 'the cached deny');
+  t.match(denied.reason, /WEFT_ERR_INTENTION_DENIED: denied by intention weft\/intentions\/frontend\/payments/, 'by the intention, not "not loaded"');
+  t.equal(pay.hits, hits, 'the app saw nothing');
+  t.match(p3.logs(), /registration failed: retrying in the background/, 'it runs without Consul');
 });
