@@ -46,6 +46,7 @@ export class Call {
   #conn: UpstreamConn | undefined;
   #done = false;
   #pool: ConnPool;
+  #drainWaiters: Array<() => void> | undefined;
 
   constructor(pool: ConnPool, exchange: Exchange, head: string, body: Buffer | undefined, ended: boolean, isHead: boolean) {
     this.#pool = pool;
@@ -72,15 +73,28 @@ export class Call {
     this.#ended = true;
   }
 
-  /** Calls `fn` when the upstream can take more body. */
+  /** Calls `fn` when the upstream can take more body (callers waiting together share one 'drain' listener). */
   onDrain(fn: () => void): void {
-    if (this.#conn === undefined) fn();
-    else this.#conn.socket.once('drain', fn);
+    if (this.#conn === undefined) {
+      fn();
+      return;
+    }
+    if (this.#drainWaiters !== undefined) {
+      this.#drainWaiters.push(fn);
+      return;
+    }
+    const waiters = [fn];
+    this.#drainWaiters = waiters;
+    this.#conn.socket.once('drain', () => {
+      this.#drainWaiters = undefined;
+      for (const w of waiters) w();
+    });
   }
 
   /** Restarts reading a response paused by `onData` returning false. */
   resume(): void {
-    this.#conn?.feed.resume();
+    // A finished call's connection may already carry another exchange (released connections are resumed by the pool).
+    if (!this.#done) this.#conn?.feed.resume();
   }
 
   /** Stops the exchange: a queued call leaves the queue, a running one's connection is closed (never reused). */

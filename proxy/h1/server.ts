@@ -60,6 +60,7 @@ export class H1Request {
   #res: number = Res.None;
   #resFraming: Framing = Framing.None;
   #close = false;
+  #drainWaiters: Array<() => void> | undefined;
 
   constructor(conn: Connection, method: string, url: string, headers: string[], versionMinor: number, keepAlive: boolean, upgrade: boolean) {
     this.conn = conn;
@@ -163,9 +164,22 @@ export class H1Request {
     return socket.write('\r\n');
   }
 
-  /** Calls `fn` once when the client's buffer has drained. */
+  /**
+   * Calls `fn` once when the client's buffer has drained. Callers waiting
+   * together share one 'drain' listener: every chunk of an upstream read
+   * that is relayed after the socket filled asks again.
+   */
   onDrain(fn: () => void): void {
-    this.conn.socket.once('drain', fn);
+    if (this.#drainWaiters !== undefined) {
+      this.#drainWaiters.push(fn);
+      return;
+    }
+    const waiters = [fn];
+    this.#drainWaiters = waiters;
+    this.conn.socket.once('drain', () => {
+      this.#drainWaiters = undefined;
+      for (const w of waiters) w();
+    });
   }
 
   /** Ends the response; the connection serves the next request or closes. */
@@ -239,6 +253,12 @@ export class Connection {
       pendingHeaders = undefined;
       pendingUrl = '';
       this.headStartedAt = 0;
+      if (this.#dead) {
+        // An answer said `connection: close`: what the client sent after it is read and dropped,
+        // never processed (RFC 9112 9.6), since no answer could reach it.
+        this.#parsing = undefined;
+        return 0;
+      }
       const req = new H1Request(this, METHODS[method] ?? 'GET', u, h, minor, keepAlive, upgrade);
       if (upgrade) {
         this.#upgrade = req;

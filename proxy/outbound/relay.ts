@@ -171,6 +171,9 @@ class OutboundRequest {
     if (req.versionMinor === 1 && headerValue(req.headers, 'expect')?.toLowerCase() === '100-continue') req.writeContinue();
     if (req.framing === Framing.Length && req.contentLength > this.#ctx.options.maxBufferedBody) {
       this.#streamed = true;
+      // Body bytes that already arrived (a pipelined request, or one that waited for its route)
+      // are held in #chunks and sent by #attempt with the head.
+      this.#sink();
       this.#begin();
       return;
     }
@@ -184,6 +187,8 @@ class OutboundRequest {
   }
 
   #bodyData(chunk: Buffer): void {
+    // Answered already (an app that replied before reading the upload): the rest goes nowhere.
+    if (this.#state === State.Done) return;
     if (this.#streamed) {
       if (this.#call === undefined) this.#chunks.push(chunk);
       else this.#sendBody(chunk);
