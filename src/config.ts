@@ -1,14 +1,21 @@
 /**
- * weft's configuration: one schema, defaults in one commented place, validated
- * once at start-up and frozen (as fastify does). Precedence: flags > environment
- * > config file > defaults. Every error names the bad key, the value and where it
- * came from.
+ * weft's configuration: one schema (src/config-schema.ts), defaults in one
+ * commented place, validated once at start-up and frozen (as fastify does).
+ * Precedence: flags > environment > config file > defaults. Every error names
+ * the bad key, the value and where it came from.
+ *
+ * Validation runs Ajv's standalone code for the schema, generated at
+ * development time (src/config-validator.generated.ts, `npm run gen:config`):
+ * the same defaults, coercions and messages as compiling the schema with Ajv,
+ * without loading TypeBox or Ajv or compiling at start, which cost the proxy
+ * ~8 MB of RSS (proxy/README.md, "Runtime and hot path"). yaml is loaded only
+ * when there is a config file.
  */
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { type Static, Type } from '@sinclair/typebox';
-import { Ajv, type ValidateFunction } from 'ajv';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+import type { ValidateFunction } from 'ajv';
+import type { Config } from './config-schema.js';
+import { CONFIG_ENUMS, validate as generatedValidate } from './config-validator.generated.js';
 import {
   ENV_CONSUL_HTTP_ADDR,
   ENV_CONSUL_HTTP_TOKEN,
@@ -25,172 +32,7 @@ import {
 } from './env.js';
 import { WeftError } from './errors.js';
 
-const Port = Type.Integer({ minimum: 1, maximum: 65535 });
-const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' });
-
-/** The schema. Defaults live here and nowhere else. */
-export const ConfigSchema = Type.Object(
-  {
-    /** Where state lives: dev Consul data, keys, route caches. */
-    dataDir: Type.String({ minLength: 1, default: '.weft' }),
-    /** Consul datacenter. */
-    datacenter: Type.String({ pattern: '^[A-Za-z0-9_-]+$', default: 'dc1' }),
-    /** This host's node name in Consul. */
-    nodeName: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: safeHostname() }),
-    log: Type.Object(
-      {
-        level: Type.Union(
-          ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].map((l) => Type.Literal(l)),
-          { default: 'info' },
-        ),
-        /** auto = pretty in a terminal, JSON otherwise. */
-        format: Type.Union([Type.Literal('auto'), Type.Literal('json'), Type.Literal('pretty')], { default: 'auto' }),
-      },
-      { default: {}, additionalProperties: false },
-    ),
-    consul: Type.Object(
-      {
-        /** `host:port` or `http(s)://host:port`, like CONSUL_HTTP_ADDR. */
-        address: Type.String({ pattern: '^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$', default: '127.0.0.1:8500' }),
-        token: Type.Optional(Type.String({ minLength: 1 })),
-      },
-      { default: {}, additionalProperties: false },
-    ),
-    devConsul: Type.Object(
-      {
-        bind: Type.String({ minLength: 1, default: '127.0.0.1' }),
-        port: { ...Port, default: 8500 },
-      },
-      { default: {}, additionalProperties: false },
-    ),
-    /** weft's own CA (certs/). Keys live in <dataDir>/ca/. */
-    ca: Type.Object(
-      {
-        /** SPIFFE trust domain: spiffe://<trustDomain>/ns/<namespace>/svc/<service>. */
-        trustDomain: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,252}$', default: 'weft.local' }),
-        /** Leaf lifetime, as Consul's leaf_cert_ttl (72h); an old root leaves the bundle 2 x this after a rotation. */
-        leafTtlHours: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: 72 }),
-        /** CSR signatures per second, as Consul's csr_max_per_second; 0 = unlimited. */
-        csrMaxPerSecond: Type.Number({ minimum: 0, default: 50 }),
-        /** `weft ca init` creates an intermediate and signs leaves with it. */
-        intermediate: Type.Boolean({ default: false }),
-      },
-      { default: {}, additionalProperties: false },
-    ),
-    /** `weft scheduler` (scheduler/README.md). */
-    scheduler: Type.Object(
-      {
-        /** The API's listen address and port; every route but /v1/health wants the bearer token. */
-        bind: Type.String({ minLength: 1, default: '127.0.0.1' }),
-        port: { ...Port, default: 7400 },
-        /** binpack fills nodes (Nomad's default); spread keeps them even. */
-        algorithm: Type.Union([Type.Literal('binpack'), Type.Literal('spread')], { default: 'binpack' }),
-        /** A node whose heartbeat has failed this long has its allocations replaced elsewhere. */
-        lostAfterMs: Type.Integer({ minimum: 1000, default: 30_000 }),
-        /** Host ports the scheduler picks from for tasks with `port: 0` (Nomad's dynamic range). */
-        dynamicPortMin: { ...Port, default: 20000 },
-        dynamicPortMax: { ...Port, default: 32000 },
-        /** Reconcile at least this often even when no watch fired. */
-        reconcileIntervalMs: Type.Integer({ minimum: 100, default: 10_000 }),
-        /** The API's operator token; default: <dataDir>/scheduler/token (0600), created on first start. */
-        token: Type.Optional(Type.String({ minLength: 16 })),
-        /** TTL of the leader's session on weft/leader: a standby takes over within about this long after the leader dies. */
-        leaderTtlMs: Type.Integer({ minimum: 50, default: 10_000 }),
-        /** Register `weft-scheduler` in Consul (with an HTTP check of /v1/health). */
-        register: Type.Boolean({ default: true }),
-      },
-      { default: {}, additionalProperties: false },
-    ),
-    /** The CLI's scheduler client (`weft deploy`, `status`, `scale`, ...). */
-    client: Type.Object(
-      {
-        /** The scheduler API: `http(s)://host:port` or `host:port`. */
-        address: Type.String({ pattern: '^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$', default: 'http://127.0.0.1:7400' }),
-        /** Bearer token; else `<dataDir>/scheduler/token` when it exists (on the scheduler's machine). */
-        token: Type.Optional(Type.String({ minLength: 1 })),
-      },
-      { default: {}, additionalProperties: false },
-    ),
-    /** `weft agent` (agent/README.md). */
-    agent: Type.Object(
-      {
-        /** Runtime: docker, process, or auto (docker when its daemon answers, else process). */
-        driver: Type.Union([Type.Literal('auto'), Type.Literal('docker'), Type.Literal('process')], { default: 'auto' }),
-        /** The address this host's instances are reached at (containers share the host network). */
-        address: Type.String({ minLength: 1, default: '127.0.0.1' }),
-        /** Capacity offered to the scheduler; 0 = detect (cores x 1000 millicores, total memory in MiB). */
-        cpu: Type.Integer({ minimum: 0, default: 0 }),
-        memory: Type.Integer({ minimum: 0, default: 0 }),
-        /** Node attributes for placement (zone, rack, ...): `--attr k=v`. */
-        attributes: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }), Type.String({ maxLength: 255 }), { default: {} }),
-        /** Host volumes jobs may mount, name -> absolute directory: `--volume name=path` (Meta weft_volumes lists the names). */
-        hostVolumes: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' }), Type.String({ pattern: '^/' }), { default: {} }),
-        /** TTL of the weft-agent heartbeat check; the agent passes it every third of this. */
-        heartbeatTtlMs: Type.Integer({ minimum: 1000, default: 15_000 }),
-        /** Drain: after deregistering and before SIGTERM, so every proxy's watch sees the instance go. */
-        drainDelayMs: Type.Integer({ minimum: 0, default: 1_000 }),
-        /** Drain: SIGTERM -> SIGKILL deadline for in-flight requests. */
-        stopDeadlineMs: Type.Integer({ minimum: 0, default: 10_000 }),
-        /** Registrations are re-checked against the runtime this often (missed events). */
-        resyncIntervalMs: Type.Integer({ minimum: 1000, default: 30_000 }),
-        /** A task sent a terminating signal by hand stays out of routing until it exits; one still running after this long is registered again. */
-        stoppingGraceMs: Type.Integer({ minimum: 0, default: 300_000 }),
-        /** Start and supervise this host's `weft proxy`. */
-        superviseProxy: Type.Boolean({ default: true }),
-        /** First 127.0.0.1 port handed to local services for their outbound calls (local.json). */
-        outboundPortBase: { ...Port, default: 15101 },
-        /** SPIFFE namespace of local services' identities. */
-        namespace: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: 'default' }),
-      },
-      { default: {}, additionalProperties: false },
-    ),
-    /** `weft proxy` (proxy/README.md). Outbound ports per service come from <dataDir>/proxy/local.json, not from here. */
-    proxy: Type.Object(
-      {
-        inbound: Type.Object(
-          {
-            /** The host's address: peers' outbound proxies dial it (Meta weft_mesh_port names the port). */
-            bind: Type.String({ minLength: 1, default: '127.0.0.1' }),
-            port: { ...Port, default: 15443 },
-          },
-          { default: {}, additionalProperties: false },
-        ),
-        /** Loopback only: the host's apps are its only clients. */
-        outbound: Type.Object({ bind: Type.String({ minLength: 1, default: '127.0.0.1' }) }, { default: {}, additionalProperties: false }),
-        /** /metrics and /healthz; registered in Consul as `weft-proxy` with this port. */
-        metrics: Type.Object(
-          { bind: Type.String({ minLength: 1, default: '127.0.0.1' }), port: { ...Port, default: 15090 } },
-          { default: {}, additionalProperties: false },
-        ),
-        /** What inbound decides when no intention in KV weft/intentions/ matches. */
-        intentions: Type.Object(
-          { defaultAction: Type.Union([Type.Literal('allow'), Type.Literal('deny')], { default: 'allow' }) },
-          { default: {}, additionalProperties: false },
-        ),
-        /** Instance picker: p2c (peak EWMA, Linkerd's default) or swrr (nginx smooth weighted round robin). */
-        algorithm: Type.Union([Type.Literal('p2c'), Type.Literal('swrr')], { default: 'p2c' }),
-        timeouts: Type.Object(
-          {
-            /** Overall deadline of an outbound request, retries included. */
-            requestMs: Type.Integer({ minimum: 1, default: 15_000 }),
-            /** Per-attempt limit until the response head; 0 = only the overall deadline. */
-            tryMs: Type.Integer({ minimum: 0, default: 0 }),
-          },
-          { default: {}, additionalProperties: false },
-        ),
-        /** Graceful shutdown: in-flight requests get this long before they are cut. */
-        shutdownGraceMs: Type.Integer({ minimum: 0, default: 10_000 }),
-        /** How often local.json and identity files are checked for changes. */
-        reloadIntervalMs: Type.Integer({ minimum: 50, default: 1_000 }),
-      },
-      { default: {}, additionalProperties: false },
-    ),
-  },
-  { additionalProperties: false },
-);
-
-export type Config = Static<typeof ConfigSchema>;
-export { Name as NameSchema, Port as PortSchema };
+export type { Config };
 
 /** Where a value came from, for error messages. */
 export type Source = 'flag' | 'env' | 'file' | 'default';
@@ -210,23 +52,10 @@ const ENV_MAP: ReadonlyArray<readonly [string, string]> = [
   [ENV_WEFT_TOKEN, 'client.token'],
 ];
 
-/**
- * The compiled validator, built on first use and held only weakly: compiling
- * takes ~50 ms and leaves a few MB of generated code and Ajv state, which a
- * daemon that loads its configuration once (the proxy, on its memory budget)
- * should not keep for its lifetime; a process that loads it again soon (tests)
- * still finds it.
- */
-let validatorRef: WeakRef<ValidateFunction<Config>> | undefined;
+/** The schema's validator: fills defaults, coerces strings from flags and the environment, keeps its errors on `.errors`. */
+const validate = generatedValidate as unknown as ValidateFunction<Config>;
 
-function configValidator(): ValidateFunction<Config> {
-  let validate = validatorRef?.deref();
-  if (validate === undefined) {
-    validate = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false }).compile<Config>(ConfigSchema);
-    validatorRef = new WeakRef(validate);
-  }
-  return validate;
-}
+const require = createRequire(import.meta.url);
 
 export interface LoadOptions {
   /** Flag values by config path, e.g. `{ 'devConsul.port': 8501 }`. Undefined values are ignored. */
@@ -265,7 +94,6 @@ export function loadConfig(opts: LoadOptions = {}): Readonly<Config> {
     origin.set(path, { source: 'flag', name: opts.flagNames?.[path] ?? `--${path}` });
   }
 
-  const validate = configValidator();
   if (!validate(merged)) {
     const err = validate.errors!.find((e) => e.keyword === 'anyOf') ?? validate.errors![0]!;
     let path = err.instancePath.replace(/^\//, '').replaceAll('/', '.');
@@ -304,9 +132,11 @@ function readConfigFile(file: string): Record<string, unknown> {
   } catch (cause) {
     throw new WeftError('WEFT_ERR_CONFIG_FILE', `config file ${file}: ${(cause as Error).message}`, { key: 'config', value: file, cause });
   }
+  // YAML is a superset of JSON: one parser for both. Loaded here, not at start: a process without a config file never needs it.
+  const { parse } = require('yaml') as typeof import('yaml');
   let parsed: unknown;
   try {
-    parsed = parseYaml(text); // YAML is a superset of JSON: one parser for both
+    parsed = parse(text);
   } catch (cause) {
     throw new WeftError('WEFT_ERR_CONFIG_FILE', `config file ${file}: ${(cause as Error).message}`, { key: 'config', value: file, cause });
   }
@@ -318,17 +148,7 @@ function readConfigFile(file: string): Record<string, unknown> {
 }
 
 function allowed(path: string): string {
-  const parts = path.split('.');
-  // biome-ignore lint/suspicious/noExplicitAny: walking a JSON schema
-  let node: any = ConfigSchema;
-  for (const p of parts) node = node?.properties?.[p];
-  const values = (node?.anyOf ?? []).map((s: { const: unknown }) => s.const);
-  return values.join(', ');
-}
-
-function safeHostname(): string {
-  const h = hostname().replace(/[^A-Za-z0-9_.-]/g, '-');
-  return /^[A-Za-z0-9]/.test(h) ? h.slice(0, 63) : 'weft-node';
+  return (CONFIG_ENUMS[path] ?? []).join(', ');
 }
 
 function flatten(obj: Record<string, unknown>, prefix = ''): Array<[string, unknown]> {

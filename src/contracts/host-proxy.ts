@@ -13,8 +13,11 @@
  * or an identity changes (renewals swap certificates without dropping
  * connections). Local instances for inbound forwarding are read from Consul
  * (registrations whose Meta weft_host is this host), not from this file.
+ *
+ * local.json's schema is host-proxy-schema.ts (TypeBox), apart from these
+ * names so that the proxy, which imports them, does not load TypeBox
+ * (src/wiring/proxy-local-config.ts checks the file without it).
  */
-import { type Static, Type } from '@sinclair/typebox';
 
 /**
  * Node flags for the `weft proxy` process; every launcher passes them before
@@ -38,28 +41,5 @@ export const HOST_PROXY_LOCAL_FILE = 'local.json';
 /** Identities folder inside it: one sub-folder per service. */
 export const HOST_PROXY_IDENTITIES_DIR = 'identities';
 
-/** One local service that calls out through the mesh. */
-export const LocalServiceSchema = Type.Object(
-  {
-    /** Service name (DNS label). */
-    service: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }),
-    /** The 127.0.0.1 port the proxy listens on for this service's outbound calls. */
-    outboundPort: Type.Integer({ minimum: 1, maximum: 65535 }),
-  },
-  { additionalProperties: false },
-);
-
-/** What the agent hands the proxy. */
-export const HostProxyLocalSchema = Type.Object(
-  {
-    /** This host's node name (Consul Meta weft_host of its instances). */
-    host: Type.String({ minLength: 1 }),
-    /** Bumped on every write, so the proxy can log which version it runs. */
-    generation: Type.Integer({ minimum: 0 }),
-    services: Type.Array(LocalServiceSchema),
-  },
-  { additionalProperties: false },
-);
-
-export type LocalService = Static<typeof LocalServiceSchema>;
-export type HostProxyLocal = Static<typeof HostProxyLocalSchema>;
+/** The document (local.json) and one of its services: see host-proxy-schema.ts. */
+export type { HostProxyLocal, LocalService } from './host-proxy-schema.js';

@@ -1,16 +1,18 @@
 /**
  * The agent's hand-off file `<dataDir>/proxy/local.json`
  * (src/contracts/host-proxy.ts): which local services call out, and on which
- * loopback port each. Validated with the contract's TypeBox schema; a bad
- * file is WEFT_ERR_PROXY_LOCAL_INVALID naming the key (`services/1/outboundPort`)
- * and the value. `LocalConfigFile.check()` re-reads it when it changed on
- * disk and keeps the last good document when the new one is bad, so a
- * half-edited file never takes the proxy's listeners away.
+ * loopback port each. Checked against the contract's schema
+ * (host-proxy-schema.ts) by `schemaError` below, which reports what TypeBox's
+ * `Value.Errors(...).First()` would, without loading TypeBox into the proxy;
+ * a bad file is WEFT_ERR_PROXY_LOCAL_INVALID naming the key
+ * (`services/1/outboundPort`) and the value. `LocalConfigFile.check()`
+ * re-reads it when it changed on disk and keeps the last good document when
+ * the new one is bad, so a half-edited file never takes the proxy's
+ * listeners away.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Value } from '@sinclair/typebox/value';
-import { HOST_PROXY_DIR, HOST_PROXY_LOCAL_FILE, type HostProxyLocal, HostProxyLocalSchema } from '../contracts/host-proxy.js';
+import { HOST_PROXY_DIR, HOST_PROXY_LOCAL_FILE, type HostProxyLocal } from '../contracts/host-proxy.js';
 import { WeftError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 
@@ -27,7 +29,7 @@ export function parseLocalConfig(text: string, path = HOST_PROXY_LOCAL_FILE): Ho
   } catch (cause) {
     throw new WeftError('WEFT_ERR_PROXY_LOCAL_INVALID', `${path}: not JSON (${(cause as Error).message})`, { key: path, value: text.slice(0, 200), cause });
   }
-  const first = Value.Errors(HostProxyLocalSchema, doc).First();
+  const first = schemaError(doc, '');
   if (first !== undefined) {
     const key = first.path === '' ? path : `${path}#${first.path}`;
     throw new WeftError('WEFT_ERR_PROXY_LOCAL_INVALID', `${key}: ${first.message} (got ${JSON.stringify(first.value)})`, { key, value: first.value });
@@ -43,6 +45,88 @@ export function parseLocalConfig(text: string, path = HOST_PROXY_LOCAL_FILE): Ho
     ports.add(s.outboundPort);
   });
   return local;
+}
+
+/** A broken rule of the schema: where (JSON pointer, '' = the document), TypeBox's message, and the value there. */
+interface SchemaError {
+  readonly path: string;
+  readonly message: string;
+  readonly value: unknown;
+}
+
+/** Checks a value at a JSON pointer; undefined when it conforms. */
+type Check = (value: unknown, path: string) => SchemaError | undefined;
+
+/**
+ * HostProxyLocalSchema written out as checks, reporting the first error in
+ * TypeBox's order (object: required keys, unexpected keys, then each key in
+ * schema order; array: items in order) with its messages. TypeBox's value
+ * checker costs the proxy ~5 MB of RSS (proxy/README.md, "Runtime and hot
+ * path"); test/src/wiring/proxy-local-config.test.ts compares this with
+ * `Value.Errors(HostProxyLocalSchema, doc).First()` on generated documents.
+ */
+const schemaError: Check = object({
+  host: string({ minLength: 1 }),
+  generation: integer({ minimum: 0 }),
+  services: array(
+    object({
+      service: string({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }),
+      outboundPort: integer({ minimum: 1, maximum: 65535 }),
+    }),
+  ),
+});
+
+/** An object with exactly these keys, all required (additionalProperties: false). */
+function object(properties: Record<string, Check>): Check {
+  const known = Object.keys(properties);
+  return (value, path) => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return { path, message: 'Expected object', value };
+    const doc = value as Record<string, unknown>;
+    const keys = Object.getOwnPropertyNames(doc);
+    for (const key of known) if (!keys.includes(key)) return { path: `${path}/${pointer(key)}`, message: 'Expected required property', value: undefined };
+    for (const key of keys) if (!known.includes(key)) return { path: `${path}/${pointer(key)}`, message: 'Unexpected property', value: doc[key] };
+    for (const key of known) {
+      const err = properties[key]!(doc[key], `${path}/${pointer(key)}`);
+      if (err !== undefined) return err;
+    }
+    return undefined;
+  };
+}
+
+function array(items: Check): Check {
+  return (value, path) => {
+    if (!Array.isArray(value)) return { path, message: 'Expected array', value };
+    for (let i = 0; i < value.length; i++) {
+      const err = items(value[i], `${path}/${i}`);
+      if (err !== undefined) return err;
+    }
+    return undefined;
+  };
+}
+
+function string(opts: { minLength?: number; pattern?: string }): Check {
+  const regex = opts.pattern === undefined ? undefined : new RegExp(opts.pattern);
+  return (value, path) => {
+    if (typeof value !== 'string') return { path, message: 'Expected string', value };
+    if (opts.minLength !== undefined && value.length < opts.minLength) return { path, message: `Expected string length greater or equal to ${opts.minLength}`, value };
+    if (regex !== undefined && !regex.test(value)) return { path, message: `Expected string to match '${opts.pattern}'`, value };
+    return undefined;
+  };
+}
+
+function integer(opts: { minimum?: number; maximum?: number }): Check {
+  return (value, path) => {
+    if (!Number.isInteger(value)) return { path, message: 'Expected integer', value };
+    const n = value as number;
+    if (opts.maximum !== undefined && n > opts.maximum) return { path, message: `Expected integer to be less or equal to ${opts.maximum}`, value };
+    if (opts.minimum !== undefined && n < opts.minimum) return { path, message: `Expected integer to be greater or equal to ${opts.minimum}`, value };
+    return undefined;
+  };
+}
+
+/** A key as a JSON pointer segment (RFC 6901), as TypeBox escapes it. */
+function pointer(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 function dup(key: string, value: unknown): WeftError {

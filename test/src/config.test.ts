@@ -1,8 +1,14 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { Ajv, type ValidateFunction } from 'ajv';
+import fc from 'fast-check';
 import t from 'tap';
+import { configValidatorSource, GENERATED_PATH } from '../../scripts/gen-config-validator.js';
 import { loadConfig, parseConsulAddress } from '../../src/config.js';
+import { ConfigSchema } from '../../src/config-schema.js';
+import { validate as generated } from '../../src/config-validator.generated.js';
 import { isWeftError } from '../../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-config-'));
@@ -118,4 +124,52 @@ t.test('parseConsulAddress accepts host:port and URLs', async (t) => {
   t.strictSame(parseConsulAddress('127.0.0.1:8500'), { host: '127.0.0.1', port: 8500, secure: false });
   t.strictSame(parseConsulAddress('https://consul.example:8501/'), { host: 'consul.example', port: 8501, secure: true });
   t.strictSame(parseConsulAddress('http://localhost'), { host: 'localhost', port: 8500, secure: false });
+});
+
+t.test('the generated validator is up to date with the schema and Ajv (else: npm run gen:config)', async (t) => {
+  t.ok(readFileSync(GENERATED_PATH, 'utf8') === configValidatorSource(), `${GENERATED_PATH} matches what the generator writes now`);
+});
+
+t.test('the generated validator decides, fills and coerces as Ajv compiling the schema does', async (t) => {
+  const compiled = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false }).compile(ConfigSchema);
+  const standalone = generated as unknown as ValidateFunction;
+  const leaves: string[][] = [];
+  const walk = (node: { properties?: Record<string, unknown> }, path: string[]): void => {
+    for (const [key, child] of Object.entries(node.properties ?? {})) {
+      const c = child as { properties?: Record<string, unknown> };
+      if (c.properties === undefined) leaves.push([...path, key]);
+      else walk(c, [...path, key]);
+    }
+  };
+  walk(ConfigSchema, []);
+  const value = fc.oneof(
+    fc.constantFrom('', '0', '1', '-1', '1.5', '70000', 'true', 'false', 'null', 'abc', 'info', 'loud', 'p2c', 'deny', '127.0.0.1:8500', 'https://c:8501/', 'not an address', 'x'.repeat(20)),
+    fc.integer({ min: -2, max: 70_000 }),
+    fc.double({ noNaN: true }),
+    fc.boolean(),
+    fc.constant(null),
+    fc.string({ maxLength: 4 }),
+    fc.jsonValue({ maxDepth: 1 }),
+  );
+  const path = fc.oneof({ arbitrary: fc.constantFrom(...leaves), weight: 8 }, { arbitrary: fc.constantFrom(['nope'], ['log', 'nope'], ['agent', 'attributes', 'zone'], ['agent', 'hostVolumes', 'data'], ['proxy', 'timeouts']), weight: 1 });
+  fc.assert(
+    fc.property(fc.array(fc.tuple(path, value), { maxLength: 4 }), (sets) => {
+      const doc: Record<string, unknown> = {};
+      for (const [keys, v] of sets) {
+        let node = doc;
+        for (const k of keys.slice(0, -1)) {
+          if (typeof node[k] !== 'object' || node[k] === null) node[k] = {};
+          node = node[k] as Record<string, unknown>;
+        }
+        node[keys[keys.length - 1]!] = v;
+      }
+      const a = structuredClone(doc);
+      const b = structuredClone(doc);
+      const okA = compiled(a);
+      const okB = standalone(b);
+      return isDeepStrictEqual([okB, b, standalone.errors ?? null], [okA, a, compiled.errors ?? null]);
+    }),
+    { numRuns: 2000 },
+  );
+  t.pass('2,000 configurations: same verdict, same filled and coerced result, same errors');
 });

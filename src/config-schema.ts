@@ -1,0 +1,179 @@
+/**
+ * The configuration's schema (TypeBox): every key, its type and its default.
+ * Defaults live here and nowhere else (docs/configuration.md lists them).
+ *
+ * Only for declaring: loading and validating is src/config.ts, which runs
+ * the validator generated from this schema (src/config-validator.generated.ts),
+ * so no weft process loads TypeBox or Ajv to read its configuration.
+ * After changing the schema: `npm run gen:config` (test/src/config.test.ts
+ * fails while the generated validator is stale).
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import { defaultNodeName } from './node-name.js';
+
+const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' });
+
+/** The schema. */
+export const ConfigSchema = Type.Object(
+  {
+    /** Where state lives: dev Consul data, keys, route caches. */
+    dataDir: Type.String({ minLength: 1, default: '.weft' }),
+    /** Consul datacenter. */
+    datacenter: Type.String({ pattern: '^[A-Za-z0-9_-]+$', default: 'dc1' }),
+    /** This host's node name in Consul. */
+    nodeName: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: defaultNodeName() }),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].map((l) => Type.Literal(l)),
+          { default: 'info' },
+        ),
+        /** auto = pretty in a terminal, JSON otherwise. */
+        format: Type.Union([Type.Literal('auto'), Type.Literal('json'), Type.Literal('pretty')], { default: 'auto' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    consul: Type.Object(
+      {
+        /** `host:port` or `http(s)://host:port`, like CONSUL_HTTP_ADDR. */
+        address: Type.String({ pattern: '^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$', default: '127.0.0.1:8500' }),
+        token: Type.Optional(Type.String({ minLength: 1 })),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    devConsul: Type.Object(
+      {
+        bind: Type.String({ minLength: 1, default: '127.0.0.1' }),
+        port: { ...Port, default: 8500 },
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    /** weft's own CA (certs/). Keys live in <dataDir>/ca/. */
+    ca: Type.Object(
+      {
+        /** SPIFFE trust domain: spiffe://<trustDomain>/ns/<namespace>/svc/<service>. */
+        trustDomain: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,252}$', default: 'weft.local' }),
+        /** Leaf lifetime, as Consul's leaf_cert_ttl (72h); an old root leaves the bundle 2 x this after a rotation. */
+        leafTtlHours: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: 72 }),
+        /** CSR signatures per second, as Consul's csr_max_per_second; 0 = unlimited. */
+        csrMaxPerSecond: Type.Number({ minimum: 0, default: 50 }),
+        /** `weft ca init` creates an intermediate and signs leaves with it. */
+        intermediate: Type.Boolean({ default: false }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    /** `weft scheduler` (scheduler/README.md). */
+    scheduler: Type.Object(
+      {
+        /** The API's listen address and port; every route but /v1/health wants the bearer token. */
+        bind: Type.String({ minLength: 1, default: '127.0.0.1' }),
+        port: { ...Port, default: 7400 },
+        /** binpack fills nodes (Nomad's default); spread keeps them even. */
+        algorithm: Type.Union([Type.Literal('binpack'), Type.Literal('spread')], { default: 'binpack' }),
+        /** A node whose heartbeat has failed this long has its allocations replaced elsewhere. */
+        lostAfterMs: Type.Integer({ minimum: 1000, default: 30_000 }),
+        /** Host ports the scheduler picks from for tasks with `port: 0` (Nomad's dynamic range). */
+        dynamicPortMin: { ...Port, default: 20000 },
+        dynamicPortMax: { ...Port, default: 32000 },
+        /** Reconcile at least this often even when no watch fired. */
+        reconcileIntervalMs: Type.Integer({ minimum: 100, default: 10_000 }),
+        /** The API's operator token; default: <dataDir>/scheduler/token (0600), created on first start. */
+        token: Type.Optional(Type.String({ minLength: 16 })),
+        /** TTL of the leader's session on weft/leader: a standby takes over within about this long after the leader dies. */
+        leaderTtlMs: Type.Integer({ minimum: 50, default: 10_000 }),
+        /** Register `weft-scheduler` in Consul (with an HTTP check of /v1/health). */
+        register: Type.Boolean({ default: true }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    /** The CLI's scheduler client (`weft deploy`, `status`, `scale`, ...). */
+    client: Type.Object(
+      {
+        /** The scheduler API: `http(s)://host:port` or `host:port`. */
+        address: Type.String({ pattern: '^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$', default: 'http://127.0.0.1:7400' }),
+        /** Bearer token; else `<dataDir>/scheduler/token` when it exists (on the scheduler's machine). */
+        token: Type.Optional(Type.String({ minLength: 1 })),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    /** `weft agent` (agent/README.md). */
+    agent: Type.Object(
+      {
+        /** Runtime: docker, process, or auto (docker when its daemon answers, else process). */
+        driver: Type.Union([Type.Literal('auto'), Type.Literal('docker'), Type.Literal('process')], { default: 'auto' }),
+        /** The address this host's instances are reached at (containers share the host network). */
+        address: Type.String({ minLength: 1, default: '127.0.0.1' }),
+        /** Capacity offered to the scheduler; 0 = detect (cores x 1000 millicores, total memory in MiB). */
+        cpu: Type.Integer({ minimum: 0, default: 0 }),
+        memory: Type.Integer({ minimum: 0, default: 0 }),
+        /** Node attributes for placement (zone, rack, ...): `--attr k=v`. */
+        attributes: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }), Type.String({ maxLength: 255 }), { default: {} }),
+        /** Host volumes jobs may mount, name -> absolute directory: `--volume name=path` (Meta weft_volumes lists the names). */
+        hostVolumes: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' }), Type.String({ pattern: '^/' }), { default: {} }),
+        /** TTL of the weft-agent heartbeat check; the agent passes it every third of this. */
+        heartbeatTtlMs: Type.Integer({ minimum: 1000, default: 15_000 }),
+        /** Drain: after deregistering and before SIGTERM, so every proxy's watch sees the instance go. */
+        drainDelayMs: Type.Integer({ minimum: 0, default: 1_000 }),
+        /** Drain: SIGTERM -> SIGKILL deadline for in-flight requests. */
+        stopDeadlineMs: Type.Integer({ minimum: 0, default: 10_000 }),
+        /** Registrations are re-checked against the runtime this often (missed events). */
+        resyncIntervalMs: Type.Integer({ minimum: 1000, default: 30_000 }),
+        /** A task sent a terminating signal by hand stays out of routing until it exits; one still running after this long is registered again. */
+        stoppingGraceMs: Type.Integer({ minimum: 0, default: 300_000 }),
+        /** Start and supervise this host's `weft proxy`. */
+        superviseProxy: Type.Boolean({ default: true }),
+        /** First 127.0.0.1 port handed to local services for their outbound calls (local.json). */
+        outboundPortBase: { ...Port, default: 15101 },
+        /** SPIFFE namespace of local services' identities. */
+        namespace: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: 'default' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    /** `weft proxy` (proxy/README.md). Outbound ports per service come from <dataDir>/proxy/local.json, not from here. */
+    proxy: Type.Object(
+      {
+        inbound: Type.Object(
+          {
+            /** The host's address: peers' outbound proxies dial it (Meta weft_mesh_port names the port). */
+            bind: Type.String({ minLength: 1, default: '127.0.0.1' }),
+            port: { ...Port, default: 15443 },
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        /** Loopback only: the host's apps are its only clients. */
+        outbound: Type.Object({ bind: Type.String({ minLength: 1, default: '127.0.0.1' }) }, { default: {}, additionalProperties: false }),
+        /** /metrics and /healthz; registered in Consul as `weft-proxy` with this port. */
+        metrics: Type.Object(
+          { bind: Type.String({ minLength: 1, default: '127.0.0.1' }), port: { ...Port, default: 15090 } },
+          { default: {}, additionalProperties: false },
+        ),
+        /** What inbound decides when no intention in KV weft/intentions/ matches. */
+        intentions: Type.Object(
+          { defaultAction: Type.Union([Type.Literal('allow'), Type.Literal('deny')], { default: 'allow' }) },
+          { default: {}, additionalProperties: false },
+        ),
+        /** Instance picker: p2c (peak EWMA, Linkerd's default) or swrr (nginx smooth weighted round robin). */
+        algorithm: Type.Union([Type.Literal('p2c'), Type.Literal('swrr')], { default: 'p2c' }),
+        timeouts: Type.Object(
+          {
+            /** Overall deadline of an outbound request, retries included. */
+            requestMs: Type.Integer({ minimum: 1, default: 15_000 }),
+            /** Per-attempt limit until the response head; 0 = only the overall deadline. */
+            tryMs: Type.Integer({ minimum: 0, default: 0 }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        /** Graceful shutdown: in-flight requests get this long before they are cut. */
+        shutdownGraceMs: Type.Integer({ minimum: 0, default: 10_000 }),
+        /** How often local.json and identity files are checked for changes. */
+        reloadIntervalMs: Type.Integer({ minimum: 50, default: 1_000 }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+export { Name as NameSchema, Port as PortSchema };
