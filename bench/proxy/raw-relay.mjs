@@ -1,4 +1,7 @@
-// Prototype: HTTP/1.1 relay on raw sockets with Node's own llhttp (no http.Server, no client library).
+// A floor for bench/proxy/two-hops.ts: the two hops as an HTTP/1.1 relay on raw sockets with
+// Node's own llhttp, no weft code (no routing, picking, retries, metrics, intentions; GET-sized
+// bodies only, no limits or timeouts). It is the prototype that showed the design of proxy/h1
+// could reach HAProxy's half; weft should stay near it. Plain JavaScript, nothing compiles.
 //   node bench/proxy/raw-relay.mjs outbound <bind> <port> <upHost> <upPort> <identityDir> <sni>
 //   node bench/proxy/raw-relay.mjs inbound  <bind> <port> <appHost> <appPort> <identityDir>
 import { readFileSync } from 'node:fs';

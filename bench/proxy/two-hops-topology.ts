@@ -5,9 +5,10 @@
  *   weft     wrk -> weft proxy h2 outbound (127.0.0.2) -mTLS-> weft proxy h3 inbound (127.0.0.3) -> app
  *   haproxy  wrk -> haproxy h2 (127.0.0.2)           -mTLS-> haproxy h3 (127.0.0.3, verify required) -> app
  *   direct   wrk -> app
- *   floor    wrk -> bare-relay.mjs (127.0.0.2) -mTLS-> bare-relay.mjs (127.0.0.3) -> app
- *            (Node's HTTP server and a keep-alive client, no weft code: what any
- *            Node proxy costs; one pair per client kind asked for, node:http or undici)
+ *   floor    wrk -> relay (127.0.0.2) -mTLS-> relay (127.0.0.3) -> app, no weft code:
+ *            bare-relay.mjs (Node's HTTP server and a keep-alive client, node:http or
+ *            undici: what a proxy built on http.Server costs) or raw-relay.mjs ('raw':
+ *            llhttp on raw sockets, what weft's data path is built like); one pair per kind asked for
  *
  * The app is HAProxy answering `http-request return` (nbthread 1): the
  * cheapest HTTP server on the machine, so neither topology is capped by it.
@@ -49,7 +50,7 @@ export interface Topology {
   stopAll(): Promise<void>;
 }
 
-/** Which HTTP client a bare relay uses on its upstream leg. */
+/** Which bare relay: bare-relay.mjs with node:http or undici upstream, or raw-relay.mjs. */
 export type FloorClient = 'node' | 'undici' | 'raw';
 
 /**

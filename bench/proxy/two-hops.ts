@@ -8,9 +8,11 @@
  *                scheduled send time); added p50 / p99 = proxied minus direct
  *   memory       VmRSS (and VmHWM, the peak) of each proxy process after the runs; the proxies
  *                get the launchers' node flags (PROXY_NODE_FLAGS), or WEFT_BENCH_NODE_ARGS
- *   floor        the same two hops through bare Node relays (bare-relay.mjs, no weft
- *                code): how close to Node's own floor weft is. WEFT_BENCH_FLOOR picks
- *                the relays' client: undici (default), node, "node,undici" or none
+ *   floor        the same two hops through bare Node relays with no weft code: how close
+ *                to Node's own floor weft is. WEFT_BENCH_FLOOR picks them: undici (default;
+ *                bare-relay.mjs on http.Server + undici), node (the same on node:http),
+ *                raw (raw-relay.mjs, llhttp on raw sockets), a comma list, or none.
+ *                WEFT_BENCH_ONLY=weft (a comma list) runs only those cases, for profiling
  *
  * Targets (the proxy issue): throughput >= 0.5x HAProxy; added p99 <= 2 ms at
  * 1,000 rps; RSS <= 80 MB per proxy. 2 shared cores: wrk, both proxies and
