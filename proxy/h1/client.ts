@@ -18,7 +18,9 @@
 import net, { type Socket } from 'node:net';
 import tls, { type ConnectionOptions } from 'node:tls';
 import { Framing } from './head.js';
-import { type Feed, feed, HTTPParser, newParser, type OnHeadersComplete } from './llhttp.js';
+import { onceDrained } from './drain.js';
+import { CHUNK_END, chunkHead, CRLF } from './head.js';
+import { type Feed, feed, HTTPParser, newParser, onHeadComplete } from './llhttp.js';
 
 /** What a request's exchange is told, in order: maybe interim heads, one head, body, end; or an error. */
 export interface Exchange {
@@ -46,7 +48,6 @@ export class Call {
   #conn: UpstreamConn | undefined;
   #done = false;
   #pool: ConnPool;
-  #drainWaiters: Array<() => void> | undefined;
 
   constructor(pool: ConnPool, exchange: Exchange, head: string, body: Buffer | undefined, ended: boolean, isHead: boolean) {
     this.#pool = pool;
@@ -73,22 +74,23 @@ export class Call {
     this.#ended = true;
   }
 
-  /** Calls `fn` when the upstream can take more body (callers waiting together share one 'drain' listener). */
-  onDrain(fn: () => void): void {
-    if (this.#conn === undefined) {
-      fn();
-      return;
-    }
-    if (this.#drainWaiters !== undefined) {
-      this.#drainWaiters.push(fn);
-      return;
-    }
-    const waiters = [fn];
-    this.#drainWaiters = waiters;
-    this.#conn.socket.once('drain', () => {
-      this.#drainWaiters = undefined;
-      for (const w of waiters) w();
-    });
+  /**
+   * Relays one chunk of a streamed request body (chunk-encoded when
+   * `chunked`); when the upstream's buffer is full, pauses `source` until it drains.
+   */
+  writeBody(chunk: Buffer, chunked: boolean, source: { pause(): void; resume(): void }): void {
+    if (chunked) this.write(chunkHead(chunk.length));
+    const ok = this.write(chunk);
+    if (chunked) this.write(CRLF);
+    if (ok || this.#conn === undefined) return;
+    source.pause();
+    onceDrained(this.#conn.socket, () => source.resume());
+  }
+
+  /** The streamed body is complete. */
+  endBody(chunked: boolean): void {
+    if (chunked) this.write(CHUNK_END);
+    this.end();
   }
 
   /** Restarts reading a response paused by `onData` returning false. */
@@ -149,14 +151,7 @@ class UpstreamConn {
     this.#pool = pool;
     this.socket = socket;
     const parser = newParser(HTTPParser.RESPONSE, 0);
-    let pendingHeaders: string[] | undefined;
-    parser[HTTPParser.kOnHeaders] = (headers: string[]) => {
-      if (pendingHeaders === undefined) pendingHeaders = [];
-      pendingHeaders.push(...headers);
-    };
-    parser[HTTPParser.kOnHeadersComplete] = ((_maj, _min, headers, _m, _u, status, text, _up, keepAlive) => {
-      const h = headers ?? pendingHeaders ?? [];
-      pendingHeaders = undefined;
+    onHeadComplete(parser, (_minor, h, _m, _u, status, text, _up, keepAlive) => {
       const ex = this.call?.exchange;
       if (ex !== undefined) this.#cork(ex);
       if (status < 200 && status !== 101) {
@@ -167,7 +162,7 @@ class UpstreamConn {
       this.keepAlive = keepAlive;
       ex?.onHead(status, text, h, keepAlive);
       return this.expectHead ? 1 : 0;
-    }) satisfies OnHeadersComplete;
+    });
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
       const ex = this.call?.exchange;
       if (ex === undefined) return;

@@ -130,6 +130,15 @@ export function statusLine(status: number, text: string | undefined): string {
   return `HTTP/1.1 ${status} ${safe}\r\n`;
 }
 
+export const CRLF = Buffer.from('\r\n');
+/** The last chunk of a chunked body (no trailers). */
+export const CHUNK_END = Buffer.from('0\r\n\r\n');
+
+/** The size line of a chunk of `length` bytes. */
+export function chunkHead(length: number): Buffer {
+  return Buffer.from(`${length.toString(16)}\r\n`, 'latin1');
+}
+
 /** The framing header line for a body of `framing` (and `length`). */
 export function framingLine(framing: Framing, length: number): string {
   if (framing === Framing.Length) return `content-length: ${length}\r\n`;

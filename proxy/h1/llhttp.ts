@@ -62,6 +62,40 @@ export type OnHeadersComplete = (
   shouldKeepAlive: boolean,
 ) => number | undefined;
 
+/** A complete head: what kOnHeadersComplete gives, with headers and url assembled when they came in pieces. */
+export type OnHead = (
+  versionMinor: number,
+  headers: string[],
+  method: number,
+  url: string,
+  statusCode: number,
+  statusMessage: string | undefined,
+  upgrade: boolean,
+  shouldKeepAlive: boolean,
+) => number;
+
+/**
+ * Installs `onHead` on `parser`. llhttp hands over a long head (more than
+ * 32 header lines) in pieces through kOnHeaders, then kOnHeadersComplete
+ * without headers and url; this joins them.
+ */
+export function onHeadComplete(parser: Parser, onHead: OnHead): void {
+  let pendingHeaders: string[] | undefined;
+  let pendingUrl = '';
+  parser[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
+    if (pendingHeaders === undefined) pendingHeaders = [];
+    pendingHeaders.push(...headers);
+    pendingUrl += url;
+  };
+  parser[HTTPParser.kOnHeadersComplete] = ((_maj, minor, headers, method, url, status, text, upgrade, keepAlive) => {
+    const h = headers ?? pendingHeaders ?? [];
+    const u = url ?? pendingUrl;
+    pendingHeaders = undefined;
+    pendingUrl = '';
+    return onHead(minor, h, method, u, status, text, upgrade, keepAlive);
+  }) satisfies OnHeadersComplete;
+}
+
 /** A parser of `type` with no header-size limit beyond `maxHeaderSize` (0: Node's default, 16 KiB). */
 export function newParser(type: number, maxHeaderSize: number): Parser {
   const parser = new HTTPParser();

@@ -13,8 +13,9 @@
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { HttpLimits } from '../http/server-limits.js';
 import { rawResponse } from '../http/reply.js';
-import { Framing, framingLine, requestFraming, statusLine } from './head.js';
-import { type Feed, feed, HTTPParser, METHODS, newParser, type OnHeadersComplete } from './llhttp.js';
+import { CHUNK_END, chunkHead, CRLF, Framing, framingLine, requestFraming, statusLine } from './head.js';
+import { onceDrained } from './drain.js';
+import { type Feed, feed, HTTPParser, METHODS, newParser, onHeadComplete } from './llhttp.js';
 
 /** Where a response is. */
 const Res = { None: 0, Head: 1, Done: 2 } as const;
@@ -60,7 +61,6 @@ export class H1Request {
   #res: number = Res.None;
   #resFraming: Framing = Framing.None;
   #close = false;
-  #drainWaiters: Array<() => void> | undefined;
 
   constructor(conn: Connection, method: string, url: string, headers: string[], versionMinor: number, keepAlive: boolean, upgrade: boolean) {
     this.conn = conn;
@@ -159,34 +159,26 @@ export class H1Request {
     if (this.#res !== Res.Head || chunk.length === 0) return true;
     const socket = this.conn.socket;
     if (this.#resFraming !== Framing.Chunked) return socket.write(chunk);
-    socket.write(`${chunk.length.toString(16)}\r\n`);
+    socket.write(chunkHead(chunk.length));
     socket.write(chunk);
-    return socket.write('\r\n');
+    return socket.write(CRLF);
   }
 
   /**
-   * Calls `fn` once when the client's buffer has drained. Callers waiting
-   * together share one 'drain' listener: every chunk of an upstream read
-   * that is relayed after the socket filled asks again.
+   * Relays a chunk of the upstream's response body; false when the client's
+   * buffer is full, and `source` (the upstream call) is resumed once it drained.
    */
-  onDrain(fn: () => void): void {
-    if (this.#drainWaiters !== undefined) {
-      this.#drainWaiters.push(fn);
-      return;
-    }
-    const waiters = [fn];
-    this.#drainWaiters = waiters;
-    this.conn.socket.once('drain', () => {
-      this.#drainWaiters = undefined;
-      for (const w of waiters) w();
-    });
+  relay(chunk: Buffer, source: { resume(): void } | undefined): boolean {
+    if (this.write(chunk)) return true;
+    onceDrained(this.conn.socket, () => source?.resume());
+    return false;
   }
 
   /** Ends the response; the connection serves the next request or closes. */
   end(): void {
     if (this.#res === Res.Done) return;
     if (this.#res === Res.None) this.writeHead(200, undefined, '', Framing.Length, 0);
-    if (this.#resFraming === Framing.Chunked) this.conn.socket.write('0\r\n\r\n');
+    if (this.#resFraming === Framing.Chunked) this.conn.socket.write(CHUNK_END);
     this.#res = Res.Done;
     this.conn._finished(this, this.#close || this.#resFraming === Framing.Eof);
   }
@@ -237,21 +229,10 @@ export class Connection {
     this.socket = socket;
     this.headStartedAt = performance.now();
     const parser = newParser(HTTPParser.REQUEST, server.limits.maxHeaderSizeBytes);
-    let pendingHeaders: string[] | undefined;
-    let pendingUrl = '';
     parser[HTTPParser.kOnMessageBegin] = () => {
       this.headStartedAt = performance.now();
     };
-    parser[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
-      if (pendingHeaders === undefined) pendingHeaders = [];
-      pendingHeaders.push(...headers);
-      pendingUrl += url;
-    };
-    parser[HTTPParser.kOnHeadersComplete] = ((_maj, minor, headers, method, url, _s, _t, upgrade, keepAlive) => {
-      const h = headers ?? pendingHeaders ?? [];
-      const u = url ?? pendingUrl;
-      pendingHeaders = undefined;
-      pendingUrl = '';
+    onHeadComplete(parser, (minor, h, method, u, _s, _t, upgrade, keepAlive) => {
       this.headStartedAt = 0;
       if (this.#dead) {
         // An answer said `connection: close`: what the client sent after it is read and dropped,
@@ -269,7 +250,7 @@ export class Connection {
       if (this.#queue.length === 1) this.server.handler.onRequest(req);
       else if (this.#queue.length > 8) this.feed.pause();
       return 0;
-    }) satisfies OnHeadersComplete;
+    });
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
       this.#parsing?._body(chunk);
     };

@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { rawReplyAndClose } from '../http/reply.js';
 import type { PoolTarget } from './client.js';
 import { allLines, responseLines, statusLine } from './head.js';
-import { HTTPParser, newParser, type OnHeadersComplete } from './llhttp.js';
+import { HTTPParser, newParser, onHeadComplete } from './llhttp.js';
 
 /** One upgrade to pass through. */
 export interface TunnelRequest {
@@ -50,14 +50,7 @@ export function tunnel(t: TunnelRequest): void {
   });
   const parser = newParser(HTTPParser.RESPONSE, 0);
   let mode: 'head' | 'tunnel' | 'relay' = 'head';
-  let pendingHeaders: string[] | undefined;
-  parser[HTTPParser.kOnHeaders] = (headers: string[]) => {
-    if (pendingHeaders === undefined) pendingHeaders = [];
-      pendingHeaders.push(...headers);
-  };
-  parser[HTTPParser.kOnHeadersComplete] = ((_maj, _min, headers, _m, _u, status, text) => {
-    const h = headers ?? pendingHeaders ?? [];
-    pendingHeaders = undefined;
+  onHeadComplete(parser, (_minor, h, _m, _u, status, text) => {
     if (status === 101) {
       // Connection and Upgrade are the point of a 101: relayed as the app sent them.
       socket.write(`${statusLine(status, text)}${allLines(h)}\r\n`);
@@ -70,7 +63,7 @@ export function tunnel(t: TunnelRequest): void {
     mode = 'relay';
     finish(status);
     return 0;
-  }) satisfies OnHeadersComplete;
+  });
   parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
     if (mode === 'relay') socket.write(chunk);
   };

@@ -42,8 +42,6 @@ interface Refusal {
 }
 
 const NO_CONNECTION: Refusal = { status: 421, reason: 'weft: connection has no verified peer or server name' };
-const CRLF = Buffer.from('\r\n');
-const CHUNK_END = Buffer.from('0\r\n\r\n');
 
 /** Request, upgrade and connection handlers of one inbound listener. */
 export class InboundHandler {
@@ -89,7 +87,7 @@ export class InboundHandler {
       refused.end(started, target.status);
       return;
     }
-    new InboundRequest(this.o, req, conn, target, this.routeMetrics(conn, target), this.head(req, conn, target, 'connection: keep-alive\r\n')).start(this.pools);
+    new InboundRequest(this.o, req, target, this.routeMetrics(conn, target), this.head(req, conn, target, 'connection: keep-alive\r\n')).start(this.pools);
   };
 
   /** An upgrade (WebSocket and other HTTP/1.1 upgrades): same checks, then a tunnel. */
@@ -186,7 +184,7 @@ class InboundRequest implements Exchange {
   #status = 0;
   #done = false;
 
-  constructor(o: ResolvedInboundOptions, req: H1Request, _conn: PeerConnection, inst: LocalInstance, route: RouteMetrics, head: string) {
+  constructor(o: ResolvedInboundOptions, req: H1Request, inst: LocalInstance, route: RouteMetrics, head: string) {
     this.#o = o;
     this.#req = req;
     this.#inst = inst;
@@ -204,21 +202,7 @@ class InboundRequest implements Exchange {
     this.#call = call;
     if (req.framing === Framing.None) return;
     const chunked = req.framing === Framing.Chunked;
-    req.setSink({
-      onData: (chunk: Buffer) => {
-        if (chunked) call.write(Buffer.from(`${chunk.length.toString(16)}\r\n`));
-        const ok = call.write(chunk);
-        if (chunked) call.write(CRLF);
-        if (!ok) {
-          req.pause();
-          call.onDrain(() => req.resume());
-        }
-      },
-      onEnd: () => {
-        if (chunked) call.write(CHUNK_END);
-        call.end();
-      },
-    });
+    req.setSink({ onData: (chunk: Buffer) => call.writeBody(chunk, chunked, req), onEnd: () => call.endBody(chunked) });
   }
 
   readonly #onAbort = (): void => {
@@ -238,10 +222,7 @@ class InboundRequest implements Exchange {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.#req.write(chunk)) return true;
-    const call = this.#call;
-    this.#req.onDrain(() => call?.resume());
-    return false;
+    return this.#req.relay(chunk, this.#call);
   }
 
   onEnd(): void {

@@ -20,7 +20,7 @@
 import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
 import type { CompiledRequestPolicy } from '../http/headers.js';
 import type { Call, Exchange } from '../h1/client.js';
-import { Framing, headerValue, requestLines, responseFraming, responseLines } from '../h1/head.js';
+import { CHUNK_END, CRLF, chunkHead, Framing, headerValue, requestLines, responseFraming, responseLines } from '../h1/head.js';
 import type { H1Request } from '../h1/server.js';
 import type { InFlight, ProxyMetrics, RouteMetrics } from '../metrics.js';
 import { Deadline } from '../resilience/deadline.js';
@@ -206,8 +206,7 @@ class OutboundRequest {
     if (this.#streamed) {
       const call = this.#call;
       if (call === undefined) return; // #attempt sends the end with the held chunks
-      if (this.#req.framing === Framing.Chunked) call.write(CHUNK_END);
-      call.end();
+      call.endBody(this.#req.framing === Framing.Chunked);
       return;
     }
     this.#body = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#size);
@@ -216,15 +215,7 @@ class OutboundRequest {
   }
 
   #sendBody(chunk: Buffer): void {
-    const call = this.#call!;
-    const chunked = this.#req.framing === Framing.Chunked;
-    if (chunked) call.write(Buffer.from(`${chunk.length.toString(16)}\r\n`));
-    const ok = call.write(chunk);
-    if (chunked) call.write(CRLF);
-    if (!ok) {
-      this.#req.pause();
-      call.onDrain(() => this.#req.resume());
-    }
+    this.#call!.writeBody(chunk, this.#req.framing === Framing.Chunked, this.#req);
   }
 
   // ---- attempts ----
@@ -334,10 +325,7 @@ class OutboundRequest {
   }
 
   relayData(chunk: Buffer): boolean {
-    if (this.#req.write(chunk)) return true;
-    const call = this.#call;
-    this.#req.onDrain(() => call?.resume());
-    return false;
+    return this.#req.relay(chunk, this.#call);
   }
 
   relayEnd(): void {
@@ -432,13 +420,11 @@ class OutboundRequest {
   }
 }
 
-const CRLF = Buffer.from('\r\n');
-const CHUNK_END = Buffer.from('0\r\n\r\n');
 
 function chunkedIf(chunked: boolean, chunks: readonly Buffer[]): Buffer {
   if (!chunked) return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   const parts: Buffer[] = [];
-  for (const c of chunks) parts.push(Buffer.from(`${c.length.toString(16)}\r\n`), c, CRLF);
+  for (const c of chunks) parts.push(chunkHead(c.length), c, CRLF);
   return Buffer.concat(parts);
 }
 
