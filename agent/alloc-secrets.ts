@@ -13,8 +13,8 @@
  */
 import { chmodSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Allocation } from '../src/contracts/alloc.js';
-import { WeftError } from '../src/errors.js';
+import type { Allocation } from '../base/contracts/alloc.js';
+import { WeftError } from '../base/errors.js';
 import type { TaskMount } from './driver.js';
 import type { SecretSource } from './scheduler-secrets.js';
 

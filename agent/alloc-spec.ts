@@ -1,12 +1,12 @@
 /**
- * Allocation documents (src/contracts/alloc.ts) in and task specs out: decode
+ * Allocation documents (base/contracts/alloc.ts) in and task specs out: decode
  * and validate what the scheduler wrote, then turn it into what a driver runs,
  * with the agent's own labels and the environment every task gets.
  */
 import { createHash } from 'node:crypto';
 import { Value } from '@sinclair/typebox/value';
-import { type Allocation, AllocationSchema } from '../src/contracts/alloc.js';
-import { WeftError } from '../src/errors.js';
+import { type Allocation, AllocationSchema } from '../base/contracts/alloc.js';
+import { WeftError } from '../base/errors.js';
 import { AGENT_LABELS, type TaskMount, type TaskSpec } from './driver.js';
 
 /** Environment variables every allocation's task gets. */

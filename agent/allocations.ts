@@ -13,13 +13,10 @@
  * at every start and restart (alloc-secrets.ts), never kept in a driver's
  * state, and their files go with the allocation.
  */
-import type { DiscoveryClient } from '../discovery/client.js';
-import { deleteKey, getJSON, putJSON } from '../discovery/kv.js';
-import { type BlockingWatch, watchKeyPrefix } from '../discovery/watch.js';
-import type { KvEntry } from '../discovery/kv.js';
-import { ALLOCS_PREFIX, type Allocation, type AllocStatus, allocStatusKey } from '../src/contracts/alloc.js';
-import { isWeftError } from '../src/errors.js';
-import type { Logger } from '../src/log.js';
+import { type BlockingWatch, deleteKey, type DiscoveryClient, getJSON, type KvEntry, putJSON, watchKeyPrefix } from '../discovery/index.js';
+import { ALLOCS_PREFIX, type Allocation, type AllocStatus, allocStatusKey } from '../base/contracts/alloc.js';
+import { isWeftError } from '../base/errors.js';
+import type { Logger } from '../base/log.js';
 import { AllocSecrets } from './alloc-secrets.js';
 import { parseAllocation, specHash, taskSpec } from './alloc-spec.js';
 import { AGENT_LABELS, type Driver, type DriverEvent, runTask, type TaskInfo } from './driver.js';

@@ -1,6 +1,6 @@
 /**
  * Certificates for the host's local services, handed to the host proxy per
- * src/contracts/host-proxy.ts:
+ * base/contracts/host-proxy.ts:
  *
  *   local services (from the registrar) ─▶ per new service: P-256 key here ─▶ CSR ─▶ CsrSigner
  *        ─▶ <dataDir>/proxy/identities/<service>/{key,cert,bundle}.pem ─▶ LeafRenewer (60-90% of life)
@@ -14,23 +14,18 @@
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { IssuedLeaf } from '../certs/ca.js';
-import { obtainIdentity } from '../certs/identity.js';
-import { LeafRenewer, RENEW_FROM } from '../certs/renewal.js';
-import { spiffeId } from '../certs/spiffe-id.js';
-import { readIdentityFiles, writeIdentityFiles } from '../certs/store.js';
-import { spiffeIdOf } from '../certs/verify.js';
-import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, HOST_PROXY_LOCAL_FILE, type HostProxyLocal } from '../src/contracts/host-proxy.js';
-import { isWeftError, WeftError } from '../src/errors.js';
+import { type IssuedLeaf, LeafRenewer, obtainIdentity, readIdentityFiles, RENEW_FROM, spiffeId, spiffeIdOf, writeIdentityFiles } from '../certs/index.js';
+import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, HOST_PROXY_LOCAL_FILE, type HostProxyLocal } from '../base/contracts/host-proxy.js';
+import { isWeftError, WeftError } from '../base/errors.js';
 
 /** First retry of failed issuances, doubling up to RETRY_MAX_MS. */
 const RETRY_MIN_MS = 5_000;
 const RETRY_MAX_MS = 5 * 60_000;
-import type { Logger } from '../src/log.js';
+import type { Logger } from '../base/log.js';
 
 /**
  * The port to whatever signs CSRs: the scheduler's API in a cluster; a local
- * CA directory on a single machine (local-signer.ts).
+ * CA directory on a single machine (src/wiring/agent-local-signer.ts).
  */
 export interface CsrSigner {
   /** Signs a CSR for `service`'s SPIFFE ID; throws WEFT_ERR_CSR_* or WEFT_ERR_CSR_SIGNER. */

@@ -10,11 +10,11 @@
  * placed only where it lists theirs).
  */
 import { cpus, totalmem } from 'node:os';
-import type { DiscoveryClient } from '../discovery/client.js';
-import { formatDuration } from '../src/duration.js';
-import type { Logger } from '../src/log.js';
-import { VERSION } from '../src/version.js';
-import { AGENT_SERVICE, ATTR_META_PREFIX, NODE_META } from '../src/contracts/node.js';
+import type { DiscoveryClient } from '../discovery/index.js';
+import { formatDuration } from '../base/duration.js';
+import type { Logger } from '../base/log.js';
+import { VERSION } from '../base/version.js';
+import { AGENT_SERVICE, ATTR_META_PREFIX, NODE_META } from '../base/contracts/node.js';
 
 
 export interface NodeOptions {

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from '../src/log.js';
+import type { Logger } from '../base/log.js';
 
 export interface ProxySupervisorOptions {
   /** argv of the proxy, e.g. [process.execPath, 'bin/weft.js', 'proxy', ...]. */

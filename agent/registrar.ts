@@ -25,11 +25,10 @@
  * registration behind.
  */
 import { EventEmitter } from 'node:events';
-import { type DecodeResult, decodeLabels, type Registration } from '../discovery/labels.js';
-import { buildServiceRegistration, deregisterInstance, META, registerInstance, WEFT_TAG } from '../discovery/registry.js';
-import type { DiscoveryClient } from '../discovery/client.js';
-import type { WeftError } from '../src/errors.js';
-import type { Logger } from '../src/log.js';
+import { type DecodeResult, decodeLabels, type Registration } from '../base/contracts/labels.js';
+import { buildServiceRegistration, deregisterInstance, type DiscoveryClient, META, registerInstance, WEFT_TAG } from '../discovery/index.js';
+import type { WeftError } from '../base/errors.js';
+import type { Logger } from '../base/log.js';
 import { AGENT_LABELS, type Driver, type DriverEvent, isTerminatingSignal, matchesLabel, type TaskInfo } from './driver.js';
 
 export interface RegistrarOptions {

@@ -3,7 +3,7 @@
  * policy, when earlier restarts happened and now, restart after a delay or
  * give up. Kept apart from the runner so the table of cases is cheap to test.
  */
-import type { RestartPolicy } from '../src/contracts/alloc.js';
+import type { RestartPolicy } from '../base/contracts/alloc.js';
 
 /** What to do after an exit. */
 export type RestartDecision = { action: 'restart'; delayMs: number } | { action: 'fail'; reason: string };

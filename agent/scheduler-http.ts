@@ -5,8 +5,8 @@
  * ...) so the agent's log names the real reason. Error bodies of these routes
  * never carry a secret value, so they are safe to put in messages.
  */
-import { AUTH_HEADER, bearer, pathOf, ROUTES } from '../src/contracts/scheduler-api.js';
-import { ERROR_CODES, type ErrorCode, WeftError } from '../src/errors.js';
+import { AUTH_HEADER, bearer, pathOf, ROUTES } from '../base/contracts/scheduler-api.js';
+import { ERROR_CODES, type ErrorCode, WeftError } from '../base/errors.js';
 
 /** Where and as whom the agent calls the scheduler. */
 export interface SchedulerEndpoint {

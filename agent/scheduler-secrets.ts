@@ -4,7 +4,7 @@
  * alloc-secrets.ts puts them in the task's environment or files: never into
  * KV, logs, the allocation's status or a driver's state file.
  */
-import type { AllocSecretsResponse } from '../src/contracts/scheduler-api.js';
+import type { AllocSecretsResponse } from '../base/contracts/scheduler-api.js';
 import { callScheduler } from './scheduler-http.js';
 
 /** Returns the values of one allocation's secrets, by secret name. */

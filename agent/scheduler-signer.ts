@@ -6,8 +6,8 @@
  * bundle is read at every issuance so a rotated root reaches new identities.
  */
 import { X509Certificate } from 'node:crypto';
-import type { IssuedLeaf } from '../certs/ca.js';
-import type { CaRootsResponse, SignCsrResponse } from '../src/contracts/scheduler-api.js';
+import type { IssuedLeaf } from '../certs/index.js';
+import type { CaRootsResponse, SignCsrResponse } from '../base/contracts/scheduler-api.js';
 import type { CsrSigner } from './identities.js';
 import { callScheduler, type SchedulerEndpoint } from './scheduler-http.js';
 

@@ -5,7 +5,7 @@
  * discovery/ internals; src/ wiring hands in the client.
  */
 import type Consul from 'consul';
-import { WeftError } from '../src/errors.js';
+import { WeftError } from '../base/errors.js';
 import { BUNDLE_KV_KEY, type TrustBundle, parseBundle, serializeBundle } from './bundle.js';
 
 /** The part of a `consul` client that reads and writes the bundle. */

@@ -3,7 +3,7 @@
  * `weft/ca/roots` as JSON. Public certificates only: serialisation refuses
  * anything that looks like a private key, whatever a caller passes in.
  */
-import { WeftError } from '../src/errors.js';
+import { WeftError } from '../base/errors.js';
 import type { CaState } from './rotation.js';
 import { certificatesFromPem, validityOf } from './x509-reader.js';
 

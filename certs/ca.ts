@@ -5,7 +5,7 @@
  * bundle-kv.ts's. Requests from hosts come through csr-signer.ts.
  */
 import { type KeyObject, X509Certificate, createPublicKey } from 'node:crypto';
-import { WeftError } from '../src/errors.js';
+import { WeftError } from '../base/errors.js';
 import { type TrustBundle, bundleFromState } from './bundle.js';
 import { DEFAULT_LEAF_TTL_MS, issueLeafCertificate } from './leaf.js';
 import { DEFAULT_INTERMEDIATE_TTL_MS, DEFAULT_ROOT_TTL_MS, type Signer } from './profiles.js';

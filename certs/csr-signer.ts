@@ -9,8 +9,8 @@
  * coded error naming what was wrong, and is counted in weft_ca_csr_total.
  */
 import { Counter } from 'prom-client';
-import { type ErrorCode, WeftError, isWeftError } from '../src/errors.js';
-import { registry } from '../src/metrics.js';
+import { type ErrorCode, WeftError, isWeftError } from '../base/errors.js';
+import { registry } from '../base/metrics.js';
 import type { CertificateAuthority, IssuedLeaf } from './ca.js';
 import { parseCsr } from './csr.js';
 import { describeKey } from './keys.js';

@@ -4,7 +4,7 @@
  * here and checks the signature over the exact bytes received.
  */
 import { type KeyObject, createPublicKey } from 'node:crypto';
-import { WeftError } from '../src/errors.js';
+import { WeftError } from '../base/errors.js';
 import { type Asn1, Class, OID, children, content, fromDer, int, node, oid, rawElements, readBits, readOid, seq, set, toDer } from './asn1.js';
 import { signStructure, spkiNode, toPem, verifyDer } from './keys.js';
 import type { SpiffeId } from './spiffe-id.js';

@@ -10,7 +10,7 @@
 import { createPrivateKey, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WeftError } from '../src/errors.js';
+import { WeftError } from '../base/errors.js';
 import type { MeshIdentity } from './mtls.js';
 
 /** Writes a workload identity: key.pem (0600), cert.pem, bundle.pem. Returns the paths. */

@@ -4,7 +4,7 @@
  * letters, digits, `.`, `-`, `_`, no dot segments, no query, fragment, port or
  * user info) because the ID is what intentions authorize.
  */
-import { WeftError } from '../src/errors.js';
+import { WeftError } from '../base/errors.js';
 
 /** A parsed weft workload identity. */
 export interface SpiffeId {

@@ -14,7 +14,7 @@
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { WeftError } from '../src/errors.js';
+import { WeftError } from '../base/errors.js';
 import { CertificateAuthority, type CaOptions } from './ca.js';
 import { readSecretKey, storeWrap as wrap, writeAtomic, writeSecretFile } from './identity-files.js';
 import { privateKeyPem } from './keys.js';

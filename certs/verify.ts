@@ -7,7 +7,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
-import { WeftError } from '../src/errors.js';
+import { WeftError } from '../base/errors.js';
 import { type SpiffeId, parseSpiffeId } from './spiffe-id.js';
 
 /** One subjectAltName entry as X509Certificate reports it. */

@@ -6,7 +6,7 @@
  * X509Certificate, never here.
  */
 import { X509Certificate } from 'node:crypto';
-import { WeftError } from '../src/errors.js';
+import { WeftError } from '../base/errors.js';
 import { type Asn1, Class, OID, Type, buf, children, content, fromDer, readOid } from './asn1.js';
 import { KEY_USAGE_BITS, type KeyUsage } from './x509-builder.js';
 

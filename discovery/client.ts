@@ -8,10 +8,17 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import Consul from 'consul';
-import { parseConsulAddress } from '../src/config.js';
-import { WeftError } from '../src/errors.js';
-import { type Logger, silentLogger } from '../src/log.js';
-import { formatDuration } from '../src/duration.js';
+import { WeftError } from '../base/errors.js';
+import { type Logger, silentLogger } from '../base/log.js';
+import { formatDuration } from '../base/duration.js';
+
+/** Parses CONSUL_HTTP_ADDR-style addresses into what the consul client wants. */
+export function parseConsulAddress(address: string): { host: string; port: number; secure: boolean } {
+  const secure = address.startsWith('https://');
+  const bare = address.replace(/^https?:\/\//, '').replace(/\/$/, '');
+  const [host, port] = bare.split(':');
+  return { host: host!, port: port === undefined ? (secure ? 443 : 8500) : Number(port), secure };
+}
 
 /** How long a non-blocking request may take before Consul counts as unreachable. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;

@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GetItem } from 'consul/lib/kv.js';
-import { invalid, WeftError } from '../src/errors.js';
+import { invalid, WeftError } from '../base/errors.js';
 import type { DiscoveryClient } from './client.js';
 
 /** Everything weft keeps in KV lives below this prefix. */

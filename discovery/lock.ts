@@ -8,10 +8,10 @@
  */
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WeftError } from '../src/errors.js';
-import type { Logger } from '../src/log.js';
+import { WeftError } from '../base/errors.js';
+import type { Logger } from '../base/log.js';
 import { ConsulError, type DiscoveryClient } from './client.js';
-import { formatDuration } from '../src/duration.js';
+import { formatDuration } from '../base/duration.js';
 import { checkKey, type Fence, type KvEntry } from './kv.js';
 import { type BlockingWatch, backoffDelay, type WatchOptions, watchKey } from './watch.js';
 

@@ -7,11 +7,11 @@
  */
 import type { CheckOptions } from 'consul/lib/agent/check.js';
 import type { RegisterOptions } from 'consul/lib/agent/service.js';
-import { invalid, WeftError } from '../src/errors.js';
-import { type Logger, silentLogger } from '../src/log.js';
+import { invalid, WeftError } from '../base/errors.js';
+import { type Logger, silentLogger } from '../base/log.js';
 import type { DiscoveryClient } from './client.js';
-import { formatDuration } from '../src/duration.js';
-import type { Registration } from './labels.js';
+import { formatDuration } from '../base/duration.js';
+import type { Registration } from '../base/contracts/labels.js';
 
 /** Every weft-registered instance carries this tag. */
 export const WEFT_TAG = 'weft';

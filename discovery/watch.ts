@@ -9,8 +9,8 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GetItem } from 'consul/lib/kv.js';
-import { WeftError } from '../src/errors.js';
-import { type Logger, silentLogger } from '../src/log.js';
+import { WeftError } from '../base/errors.js';
+import { type Logger, silentLogger } from '../base/log.js';
 import type { DiscoveryClient } from './client.js';
 import { checkKey, type KvEntry, toKvEntry } from './kv.js';
 import { type HealthEntry, type Instance, parseHealthEntries } from './registry.js';

@@ -16,7 +16,7 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { type Logger, silentLogger } from '../src/log.js';
+import { type Logger, silentLogger } from '../base/log.js';
 
 /** How a cache file is named in logs, versioned and snapshotted. */
 export interface CacheFileOptions {

@@ -1,6 +1,6 @@
 /**
  * The proxy's Prometheus metrics (`weft_proxy_*`), registered on a registry
- * the caller passes (the process registry of src/metrics.ts in production, a
+ * the caller passes (the process registry of base/metrics.ts in production, a
  * fresh one per test). Both directions share one set, told apart by the
  * `direction` label, so a dashboard sums or splits them with one query.
  *

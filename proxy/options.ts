@@ -4,7 +4,7 @@
  * by tests and benches, so each constructor refuses nonsense with a coded error
  * that names the knob rather than misbehaving later (a NaN timeout never fires).
  */
-import { invalid } from '../src/errors.js';
+import { invalid } from '../base/errors.js';
 
 /** Bounds for one number. */
 export interface NumberRule {

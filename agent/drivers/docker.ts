@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import Docker from 'dockerode';
-import { WeftError } from '../../src/errors.js';
+import { WeftError } from '../../base/errors.js';
 import type { Driver, DriverEvent, DriverEvents, TaskInfo, TaskSpec } from '../driver.js';
 
 /** Keys Docker mixes into an event's Actor.Attributes besides the container's labels. */

@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WeftError } from '../../src/errors.js';
+import { WeftError } from '../../base/errors.js';
 import { type Driver, type DriverEvent, type DriverEvents, matchesLabel, type TaskInfo, type TaskSpec } from '../driver.js';
 
 /** How often processes this agent did not spawn are checked for liveness. */

@@ -6,7 +6,7 @@
  *   bench -> weft proxy h2 outbound (127.0.0.2, as `frontend`) -mTLS-> weft proxy h3 inbound (127.0.0.3) -> task (127.0.0.3)
  *
  * Identities come from one weft CA in the layout the agent writes
- * (src/contracts/host-proxy.ts); the services under test get theirs before
+ * (base/contracts/host-proxy.ts); the services under test get theirs before
  * the runs, as a host that already runs one instance of them has (a brand-new
  * service would add one CSR signature and the proxy's identity reload).
  * Every process is a child of the bench and stops in `stop()`.
@@ -22,7 +22,7 @@ import { chainPem } from '../../certs/identity.js';
 import { generateKeyPair, privateKeyPem } from '../../certs/keys.js';
 import { spiffeId } from '../../certs/spiffe-id.js';
 import { writeIdentityFiles } from '../../certs/store.js';
-import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, HOST_PROXY_LOCAL_FILE } from '../../src/contracts/host-proxy.js';
+import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, HOST_PROXY_LOCAL_FILE } from '../../base/contracts/host-proxy.js';
 
 const TD = 'weft.bench';
 const ROOT = join(import.meta.dirname, '../..');

@@ -13,7 +13,7 @@
 import { P2cPicker } from '../../proxy/balance/p2c.js';
 import type { Endpoint, Picker } from '../../proxy/balance/picker.js';
 import { SwrrPicker } from '../../proxy/balance/swrr.js';
-import { seededRandom, systemClock } from '../../proxy/clock.js';
+import { seededRandom, systemClock } from '../../base/clock.js';
 
 const msPerCase = Number(process.argv[2] ?? 300);
 const sizes = [10, 100, 1000];

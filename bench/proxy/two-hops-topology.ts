@@ -27,7 +27,7 @@ import type { MeshIdentity } from '../../certs/mtls.js';
 import { spiffeId } from '../../certs/spiffe-id.js';
 import { writeIdentityFiles } from '../../certs/store.js';
 import { type DevConsul, startDevConsul } from '../../discovery/dev-agent/index.js';
-import { PROXY_NODE_FLAGS } from '../../src/contracts/host-proxy.js';
+import { PROXY_NODE_FLAGS } from '../../base/contracts/host-proxy.js';
 
 export const TD = 'weft.bench';
 const ROOT = join(import.meta.dirname, '../..');

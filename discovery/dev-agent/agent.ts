@@ -6,7 +6,7 @@
  * A status change commits a new index; an output-only change does not (Consul
  * defers those too), so a chatty HTTP check does not wake every watcher.
  */
-import type { Logger } from '../../src/log.js';
+import type { Logger } from '../../base/log.js';
 import { type CheckLimits, parseCheck } from './checks/definition.js';
 import { CheckRunner } from './checks/runner.js';
 import { badRequest, notFound, serverError } from './http-error.js';

@@ -4,7 +4,7 @@
  * 10 min, plus up to wait/16 of random jitter) runs out. The store wakes
  * parked queries on commit, so an answer follows a change within milliseconds.
  */
-import { parseDuration } from '../../src/duration.js';
+import { parseDuration } from '../../base/duration.js';
 import { badRequest } from './http-error.js';
 import type { Store } from './state/store.js';
 import type { Table } from './state/types.js';

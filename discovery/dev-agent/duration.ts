@@ -1,5 +1,5 @@
-/** Duration fields of Consul JSON bodies, on top of src/duration.ts. */
-import { parseDuration } from '../../src/duration.js';
+/** Duration fields of Consul JSON bodies, on top of base/duration.ts. */
+import { parseDuration } from '../../base/duration.js';
 
 /**
  * Reads a duration field from a Consul JSON body: a Go string, or a number of

@@ -5,7 +5,7 @@
  * KV ops -> store (one index, per-table indexes, watchers) -> persistence;
  * the check runner and reaper feed results back through the agent.
  */
-import { silentLogger, type Logger } from '../../src/log.js';
+import { silentLogger, type Logger } from '../../base/log.js';
 import { createDiscoveryClient, type DiscoveryClient } from '../client.js';
 import { LocalAgent } from './agent.js';
 import { startReaper } from './checks/reaper.js';

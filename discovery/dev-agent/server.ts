@@ -5,7 +5,7 @@
  * ignored ACL tokens) and turns errors into Consul's plain-text answers.
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { isWeftError } from '../../src/errors.js';
+import { isWeftError } from '../../base/errors.js';
 import { ConsulHttpError } from './http-error.js';
 import { agentRoutes } from './routes/agent.js';
 import { catalogRoutes } from './routes/catalog.js';

@@ -7,9 +7,9 @@
  * in-flight work cannot race the next one.
  */
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '../../src/log.js';
+import type { Logger } from '../../base/log.js';
 import { SERF_CHECK } from './agent.js';
-import { formatGoDuration, parseDuration } from '../../src/duration.js';
+import { formatGoDuration, parseDuration } from '../../base/duration.js';
 import { ConsulHttpError, serverError } from './http-error.js';
 import { type JsonObject, objList, optStr, str, strList } from './json-body.js';
 import { kvClearSession } from './state/kv.js';

@@ -2,7 +2,7 @@
  * The balancing algorithm is chosen per service; this is the one place that
  * maps its name to a picker, so config, KV and the proxy agree on the names.
  */
-import { invalid } from '../../src/errors.js';
+import { invalid } from '../../base/errors.js';
 import { type P2cOptions, P2cPicker } from './p2c.js';
 import type { Endpoint, Picker } from './picker.js';
 import { SwrrPicker } from './swrr.js';

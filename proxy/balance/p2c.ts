@@ -14,7 +14,7 @@
  * O(1) per pick without an availability hook; with one, hidden endpoints are
  * skipped by resampling a few times, then by filtering.
  */
-import { type Clock, type Random, systemClock, systemRandom } from '../clock.js';
+import { type Clock, type Random, systemClock, systemRandom } from '../../base/clock.js';
 import { numberOption } from '../options.js';
 import { DEFAULT_DECAY_MS, PeakEwma } from './peak-ewma.js';
 import type { AttemptResult, Availability, Endpoint, Picker } from './picker.js';

@@ -4,7 +4,7 @@
  * balanced-pool.js apart from pool-base.js), so it stays pure and testable
  * from tables of cases.
  */
-import { invalid } from '../../src/errors.js';
+import { invalid } from '../../base/errors.js';
 
 /** What a picker needs to know about one instance. The proxy passes richer objects. */
 export interface Endpoint {

@@ -20,7 +20,7 @@
  *   and every instance serves: a split must never make a service with live
  *   instances unreachable (a typo in a version name would otherwise be an outage).
  */
-import { invalid } from '../../src/errors.js';
+import { invalid } from '../../base/errors.js';
 
 /** A validated split: version -> relative weight, in document order. */
 export type Split = ReadonlyMap<string, number>;
@@ -31,7 +31,7 @@ export const SPLIT_KV_PREFIX = 'weft/splits/';
 /** Largest weight of one version: generous, and keeps sums exact in floating point. */
 export const MAX_SPLIT_WEIGHT = 1_000_000;
 
-/** Version names: exactly what the `weft.version` label allows (discovery/labels.ts), so any registered version can be split to. */
+/** Version names: exactly what the `weft.version` label allows (base/contracts/labels.ts), so any registered version can be split to. */
 const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
 
 /** The KV key of a service's split. */

@@ -21,7 +21,7 @@
  * The cache is only a starting point: any answer from Consul replaces it.
  */
 import { join } from 'node:path';
-import { type Logger, silentLogger } from '../../src/log.js';
+import { type Logger, silentLogger } from '../../base/log.js';
 import { CacheFile } from '../cache-file.js';
 import type { LocalInstance } from '../ports.js';
 import type { IntentionEntry } from './intentions.js';

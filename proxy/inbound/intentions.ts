@@ -15,7 +15,7 @@
  * Decisions are precomputed objects in nested Maps: a request costs at most
  * four Map lookups and allocates nothing.
  */
-import { invalid, WeftError } from '../../src/errors.js';
+import { invalid, WeftError } from '../../base/errors.js';
 import type { IntentionDecision, IntentionSource } from '../ports.js';
 
 /** The KV folder intentions live in. */

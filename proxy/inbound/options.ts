@@ -3,7 +3,7 @@
  * collaborators (TLS, intentions, local instances, metrics) come in as the
  * ports of proxy/ports.ts, so this stack never imports certs/ or discovery/.
  */
-import { type Logger, silentLogger } from '../../src/log.js';
+import { type Logger, silentLogger } from '../../base/log.js';
 import { type HttpLimits, httpLimits } from '../http/server-limits.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { numberOption } from '../options.js';

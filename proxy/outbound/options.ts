@@ -3,10 +3,10 @@
  * one commented place (fastify's habit). Numbers go through numberOption so a
  * bad value fails at start with the key named, not as a NaN timeout later.
  */
-import { invalid } from '../../src/errors.js';
-import { type Logger, silentLogger } from '../../src/log.js';
+import { invalid } from '../../base/errors.js';
+import { type Logger, silentLogger } from '../../base/log.js';
 import { type Algorithm, DEFAULT_ALGORITHM } from '../balance/create.js';
-import { type Clock, type Random, systemClock, systemRandom } from '../clock.js';
+import { type Clock, type Random, systemClock, systemRandom } from '../../base/clock.js';
 import { numberOption } from '../options.js';
 import type { OutlierOptions } from '../resilience/outlier.js';
 import type { RetryBudgetOptions } from '../resilience/retry-budget.js';

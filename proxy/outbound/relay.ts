@@ -17,7 +17,7 @@
  * retried. The per-try timeout runs until the response head; the body then
  * streams at the client's pace.
  */
-import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
+import { ERROR_CODES, type ErrorCode } from '../../base/errors.js';
 import type { CompiledRequestPolicy } from '../http/headers.js';
 import type { Call, Exchange } from '../h1/client.js';
 import { CHUNK_END, CRLF, chunkHead, Framing, headerValue, requestLines, responseFraming, responseLines } from '../h1/head.js';

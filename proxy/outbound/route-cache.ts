@@ -9,7 +9,7 @@
  * A missing, unreadable or malformed file is logged and treated as empty.
  */
 import { join } from 'node:path';
-import type { Logger } from '../../src/log.js';
+import type { Logger } from '../../base/log.js';
 import { CacheFile } from '../cache-file.js';
 import type { RouteInstance } from '../ports.js';
 

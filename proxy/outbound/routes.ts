@@ -8,7 +8,7 @@
  * cache before Consul answers, and keeps routing from it while Consul is down.
  * Only healthy instances with a pickable weight are routed to.
  */
-import type { Logger } from '../../src/log.js';
+import type { Logger } from '../../base/log.js';
 import type { Endpoint } from '../balance/picker.js';
 import { ServicePicker } from '../balance/service-picker.js';
 import { parseSplit } from '../balance/split.js';

@@ -4,7 +4,7 @@
  * doubles per retry up to a cap, and the wait is uniform below it: jitter
  * stops every proxy that saw the same failure from retrying in lockstep.
  */
-import type { Random } from '../clock.js';
+import type { Random } from '../../base/clock.js';
 import { numberOption } from '../options.js';
 
 /** Envoy's defaults: 25 ms base, 10x for the cap. */

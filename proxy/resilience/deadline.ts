@@ -4,7 +4,7 @@
  * timeout bounds one attempt and is cut short by what is left overall, so a
  * retry can never stretch a request past its overall limit.
  */
-import { type Clock, systemClock } from '../clock.js';
+import { type Clock, systemClock } from '../../base/clock.js';
 import { numberOption } from '../options.js';
 
 /** Overall limit per request when a service sets none (Envoy's route default). */

@@ -18,7 +18,7 @@
  *
  * What counts as a failure (connect error, reset, 5xx) is the proxy's call.
  */
-import { type Clock, systemClock } from '../clock.js';
+import { type Clock, systemClock } from '../../base/clock.js';
 import { numberOption } from '../options.js';
 
 /** Envoy's defaults, except max ejection percent (Envoy: 10%) which the proxy issue sets at 50%. */

@@ -7,7 +7,7 @@
  *
  * No clock is needed: admission depends only on the count.
  */
-import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
+import { ERROR_CODES, type ErrorCode } from '../../base/errors.js';
 import { numberOption } from '../options.js';
 
 /** Envoy's default for max pending requests per cluster. */

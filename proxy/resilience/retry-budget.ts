@@ -12,7 +12,7 @@
  * per check. Arithmetic is in integers (Finagle's scaling: a request deposits
  * 1000 units, a retry costs 1000 / ratio), so 20% of 5 requests is exactly 1.
  */
-import { type Clock, systemClock } from '../clock.js';
+import { type Clock, systemClock } from '../../base/clock.js';
 import { numberOption } from '../options.js';
 
 /** Linkerd's and Finagle's defaults. */

@@ -18,7 +18,7 @@
  *   service's retry budget allows. The budget is checked last so a retry
  *   refused for any other reason does not spend it.
  */
-import { type Random, systemRandom } from '../clock.js';
+import { type Random, systemRandom } from '../../base/clock.js';
 import { numberOption } from '../options.js';
 import { type BackoffPolicy, backoffDelayMs, backoffPolicy } from './backoff.js';
 import { DEFAULT_MIN_TRY_MS, type Deadline } from './deadline.js';

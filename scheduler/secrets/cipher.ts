@@ -6,7 +6,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
-import { WeftError } from '../../src/errors.js';
+import { WeftError } from '../../base/errors.js';
 
 /** `weft/secrets/<name>`: what KV holds for one secret. */
 export const SealedSecretSchema = Type.Object(

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { type Stats, chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WeftError } from '../../src/errors.js';
+import { WeftError } from '../../base/errors.js';
 import { KEY_BYTES } from './cipher.js';
 
 /** Folder under the data directory, and the key's file name in it. */

@@ -6,7 +6,7 @@
  * which the scheduler calls when it hands a task its secrets.
  */
 import { Value } from '@sinclair/typebox/value';
-import { invalid, WeftError } from '../../src/errors.js';
+import { invalid, WeftError } from '../../base/errors.js';
 import { SECRET_NAME_PATTERN } from '../spec/schema.js';
 import { open, type SealedSecret, SealedSecretSchema, seal } from './cipher.js';
 

@@ -6,7 +6,7 @@
  * changed), which is what triggers a rolling update.
  */
 import { createHash } from 'node:crypto';
-import { parseDuration } from '../../src/duration.js';
+import { parseDuration } from '../../base/duration.js';
 import type { Driver, GroupDemand, JobState, Matcher, ReschedulePolicy, SpreadRule, UpdatePolicy } from '../model.js';
 import { compileMatcher } from '../placement/matchers.js';
 import { type ConstraintSpec, type GroupSpec, type JobSpec, SPEC_DEFAULTS } from './schema.js';
@@ -64,7 +64,7 @@ export function compileGroup(spec: JobSpec, group: GroupSpec, version: number): 
   };
 }
 
-/** The agent's restart policy (src/contracts/alloc.ts RestartPolicy), in milliseconds. */
+/** The agent's restart policy (base/contracts/alloc.ts RestartPolicy), in milliseconds. */
 export function restartPolicy(spec: JobSpec, group: GroupSpec): { attempts: number; interval: number; delay: number; mode: 'fail' | 'delay' } {
   const r = { ...SPEC_DEFAULTS.restart, ...spec.restart, ...group.restart };
   return { attempts: r.attempts, interval: ms(r.interval), delay: ms(r.delay), mode: r.mode };

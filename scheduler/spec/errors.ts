@@ -5,7 +5,7 @@
  * into these here, so every caller (CLI, API, tests) prints the same text.
  */
 import type { ErrorObject } from 'ajv';
-import { WeftError } from '../../src/errors.js';
+import { WeftError } from '../../base/errors.js';
 
 /** One problem in a job spec. `path` is empty for the document itself. */
 export interface SpecError {

@@ -93,7 +93,7 @@ export const UpdateSchema = Type.Object(
   { additionalProperties: false },
 );
 
-/** Restarts on the same host, done by the agent (src/contracts/alloc.ts RestartPolicy). */
+/** Restarts on the same host, done by the agent (base/contracts/alloc.ts RestartPolicy). */
 export const RestartSchema = Type.Object(
   {
     attempts: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),

@@ -2,12 +2,12 @@
  * Rules the JSON Schema cannot say: unique names, a docker task has an image,
  * a mount names a declared volume, constraint values that parse, duration
  * ranges, autoscale bounds, and the task's labels decoded exactly as the agent
- * will decode them (discovery/labels.ts, the public label decoder). Runs only
+ * will decode them (base/contracts/labels.ts, the public label decoder). Runs only
  * on a spec that passed the schema, so shapes are known; reports every error.
  */
 import semver from 'semver';
-import { parseDuration } from '../../src/duration.js';
-import { decodeLabels } from '../../discovery/labels.js';
+import { parseDuration } from '../../base/duration.js';
+import { decodeLabels } from '../../base/contracts/labels.js';
 import { normalizeRange } from '../placement/matchers.js';
 import { joinPath, type SpecError } from './errors.js';
 import { CHECK_LABELS, registersService, taskLabels } from './labels.js';

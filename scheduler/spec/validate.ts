@@ -6,7 +6,7 @@
  */
 import { Ajv } from 'ajv';
 import { parseDocument } from 'yaml';
-import { levenshtein } from '../../discovery/labels.js';
+import { levenshtein } from '../../base/contracts/labels.js';
 import { fromAjvErrors, jobInvalid, type SpecError } from './errors.js';
 import { type JobSpec, JobSpecSchema } from './schema.js';
 import { checkSemantics } from './semantic.js';

@@ -1,10 +1,10 @@
 /**
  * A planned group instance -> the allocation documents its host's agent reads
- * (src/contracts/alloc.ts): one per task, id `<instance>-<task>`, sharing the
+ * (base/contracts/alloc.ts): one per task, id `<instance>-<task>`, sharing the
  * instance's ports, volumes and bookkeeping. The inverse direction (documents
  * + agent statuses + Consul health -> the core's AllocInfo) is observe.ts.
  */
-import type { Allocation } from '../../src/contracts/alloc.js';
+import type { Allocation } from '../../base/contracts/alloc.js';
 import type { PlannedAlloc } from '../reconcile/plan.js';
 import { restartPolicy } from '../spec/compile.js';
 import { taskLabels } from '../spec/labels.js';

@@ -7,8 +7,8 @@
  * runs, so other commands never pay for them.
  */
 import type { Command } from 'commander';
-import { invalid } from '../errors.js';
-import { createLogger } from '../log.js';
+import { invalid } from '../../base/errors.js';
+import { createLogger } from '../../base/log.js';
 import { configFrom } from './flags.js';
 
 interface AgentFlags {
@@ -61,7 +61,7 @@ export function registerAgentCommand(program: Command): void {
       }
       const config = configFrom(cmd, extra);
       const logger = createLogger({ level: config.log.level, format: config.log.format, name: 'agent' });
-      const { HostAgent } = await import('../../agent/agent.js');
+      const { HostAgent } = await import('../wiring/agent-process.js');
       const agent = await HostAgent.start({ config, logger });
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {

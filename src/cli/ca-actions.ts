@@ -7,18 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import Consul from 'consul';
-import { publishBundle } from '../../certs/bundle-kv.js';
-import { bundlePem } from '../../certs/bundle.js';
-import { CertificateAuthority } from '../../certs/ca.js';
-import { createCsrSigner } from '../../certs/csr-signer.js';
-import { obtainIdentity } from '../../certs/identity.js';
-import { describeKey } from '../../certs/keys.js';
-import { spiffeId } from '../../certs/spiffe-id.js';
-import { caDir, caExists, loadCa, saveCa, writeIdentityFiles } from '../../certs/store.js';
-import { subjectAltNames, spiffeIdOf } from '../../certs/verify.js';
-import { certificatesFromPem, readCertificateFields, validityOf } from '../../certs/x509-reader.js';
-import { type Config, parseConsulAddress } from '../config.js';
-import { WeftError, invalid, isWeftError } from '../errors.js';
+import { bundlePem, caDir, caExists, CertificateAuthority, certificatesFromPem, createCsrSigner, describeKey, loadCa, obtainIdentity, publishBundle, readCertificateFields, saveCa, spiffeId, spiffeIdOf, subjectAltNames, validityOf, writeIdentityFiles } from '../../certs/index.js';
+import { parseConsulAddress } from '../../discovery/index.js';
+import type { Config } from '../config/load.js';
+import { WeftError, invalid, isWeftError } from '../../base/errors.js';
 import type { CaCliIo } from './ca.js';
 
 /** How long `ca init/rotate/publish` wait for Consul before calling it unreachable. */

@@ -3,7 +3,7 @@
  * modules (fastify, the state store) load only when the command runs.
  */
 import type { Command } from 'commander';
-import { createLogger } from '../log.js';
+import { createLogger } from '../../base/log.js';
 import { configFrom } from './flags.js';
 
 /** Adds the dev-consul subcommand to the program. */

@@ -1,6 +1,6 @@
 /** Flags every subcommand shares, and how they become configuration. */
 import type { Command } from 'commander';
-import { type Config, loadConfig } from '../config.js';
+import { type Config, loadConfig } from '../config/load.js';
 
 /** Options shared by every subcommand, mapped to config paths. */
 export const GLOBAL_FLAGS: ReadonlyArray<readonly [flag: string, path: string, description: string]> = [

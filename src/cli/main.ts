@@ -9,10 +9,10 @@
  * ...) are never loaded into it (proxy/README.md, "Runtime and hot path").
  */
 import { Command, Option } from 'commander';
-import { ALL_ENV } from '../env.js';
-import { isWeftError } from '../errors.js';
-import { createLogger } from '../log.js';
-import { VERSION } from '../version.js';
+import { ALL_ENV } from '../../base/env.js';
+import { isWeftError } from '../../base/errors.js';
+import { createLogger } from '../../base/log.js';
+import { VERSION } from '../../base/version.js';
 import { GLOBAL_FLAGS } from './flags.js';
 import { registerProxyCommand } from './proxy.js';
 

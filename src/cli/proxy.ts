@@ -8,7 +8,7 @@
  * command's do: see ca.ts, agent.ts), which keeps the data plane's memory small.
  */
 import type { Command } from 'commander';
-import { createLogger } from '../log.js';
+import { createLogger } from '../../base/log.js';
 import { configFrom } from './flags.js';
 
 interface ProxyFlags {

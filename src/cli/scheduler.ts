@@ -5,7 +5,7 @@
  * over without waiting out the session TTL.
  */
 import type { Command } from 'commander';
-import { createLogger } from '../log.js';
+import { createLogger } from '../../base/log.js';
 import { configFrom } from './flags.js';
 
 interface SchedulerFlags {

@@ -1,7 +1,7 @@
 /**
  * The host's workload identities, as the agent (or `weft cert issue --out`)
  * leaves them under `<dataDir>/proxy/identities/<service>/` (key.pem,
- * cert.pem, bundle.pem: src/contracts/host-proxy.ts). `refresh()` re-reads a
+ * cert.pem, bundle.pem: base/contracts/host-proxy.ts). `refresh()` re-reads a
  * service only when one of its files changed (inode, size or mtime: writers
  * rename into place), builds its SecureContext once, and bumps `generation`
  * so the proxy's pools and contexts follow a renewal without a restart.
@@ -16,11 +16,9 @@ import { X509Certificate } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import type { MeshIdentity } from '../../certs/mtls.js';
-import { secureContextOptions } from '../../certs/mtls.js';
-import { readIdentityFiles } from '../../certs/identity-files.js';
-import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR } from '../contracts/host-proxy.js';
-import { type Logger, silentLogger } from '../log.js';
+import { type MeshIdentity, readIdentityFiles, secureContextOptions } from '../../certs/runtime.js';
+import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR } from '../../base/contracts/host-proxy.js';
+import { type Logger, silentLogger } from '../../base/log.js';
 
 /** One service's identity, ready for TLS. */
 export interface LoadedIdentity {

@@ -9,12 +9,9 @@
  * Consul down) every call is denied: KvIntentions cannot know yet whether a
  * deny exists.
  */
-import type { DiscoveryClient } from '../../discovery/client.js';
-import { type WatchOptions, watchKeyPrefix } from '../../discovery/watch.js';
-import type { InboundCache } from '../../proxy/inbound/inbound-cache.js';
-import { INTENTIONS_PREFIX, type IntentionEntry, KvIntentions } from '../../proxy/inbound/intentions.js';
-import type { Subscription } from '../../proxy/ports.js';
-import type { Logger } from '../log.js';
+import { type DiscoveryClient, watchKeyPrefix, type WatchOptions } from '../../discovery/index.js';
+import { type InboundCache, type IntentionEntry, INTENTIONS_PREFIX, KvIntentions, type Subscription } from '../../proxy/index.js';
+import type { Logger } from '../../base/log.js';
 
 /** A live IntentionSource and its watch. */
 export interface WatchedIntentions {

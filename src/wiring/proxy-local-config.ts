@@ -1,6 +1,6 @@
 /**
  * The agent's hand-off file `<dataDir>/proxy/local.json`
- * (src/contracts/host-proxy.ts): which local services call out, and on which
+ * (base/contracts/host-proxy.ts): which local services call out, and on which
  * loopback port each. Checked against the contract's schema
  * (host-proxy-schema.ts) by `schemaError` below, which reports what TypeBox's
  * `Value.Errors(...).First()` would, without loading TypeBox into the proxy;
@@ -12,9 +12,9 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { HOST_PROXY_DIR, HOST_PROXY_LOCAL_FILE, type HostProxyLocal } from '../contracts/host-proxy.js';
-import { WeftError } from '../errors.js';
-import { type Logger, silentLogger } from '../log.js';
+import { HOST_PROXY_DIR, HOST_PROXY_LOCAL_FILE, type HostProxyLocal } from '../../base/contracts/host-proxy.js';
+import { WeftError } from '../../base/errors.js';
+import { type Logger, silentLogger } from '../../base/log.js';
 
 /** The hand-off file of a data directory. */
 export function localConfigPath(dataDir: string): string {

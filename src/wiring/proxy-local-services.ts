@@ -17,13 +17,9 @@
  * names it and Consul has not answered for it yet); every live answer
  * replaces them and is saved; a service no longer named is forgotten.
  */
-import type { DiscoveryClient } from '../../discovery/client.js';
-import type { Instance } from '../../discovery/registry.js';
-import { type BlockingWatch, type WatchOptions, watchService } from '../../discovery/watch.js';
-import type { InboundCache } from '../../proxy/inbound/inbound-cache.js';
-import { LocalInstanceTable } from '../../proxy/inbound/local-services.js';
-import type { LocalInstance } from '../../proxy/ports.js';
-import type { Logger } from '../log.js';
+import { type BlockingWatch, type DiscoveryClient, type Instance, type WatchOptions, watchService } from '../../discovery/index.js';
+import { type InboundCache, type LocalInstance, LocalInstanceTable } from '../../proxy/index.js';
+import type { Logger } from '../../base/log.js';
 
 /** Maps discovery's Instance onto the inbound's LocalInstance. */
 export function toLocalInstance(i: Instance): LocalInstance {

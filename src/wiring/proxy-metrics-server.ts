@@ -1,6 +1,6 @@
 /**
  * The proxy's admin listener: `/metrics` (the process registry of
- * src/metrics.ts: weft_proxy_* plus Node's process metrics) and `/healthz`
+ * base/metrics.ts: weft_proxy_* plus Node's process metrics) and `/healthz`
  * (what the `weft-proxy` Consul check probes; 503 once shutdown began, so
  * Consul and Prometheus see a draining proxy before it disappears). Plain
  * node:http: two routes do not need a framework on the proxy's memory budget.
@@ -8,7 +8,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../base/log.js';
 
 /** A running admin listener. */
 export interface MetricsServer {

@@ -18,17 +18,12 @@
  * keeps routing, authorizing and forwarding with the last known state.
  */
 import type { Registry } from 'prom-client';
-import { createDiscoveryClient, type DiscoveryClient } from '../../discovery/client.js';
-import type { WatchOptions } from '../../discovery/watch.js';
-import { InboundCache, inboundCachePath } from '../../proxy/inbound/inbound-cache.js';
-import { InboundProxy } from '../../proxy/inbound/server.js';
-import { ProxyMetrics } from '../../proxy/metrics.js';
-import type { OutboundListener } from '../../proxy/outbound/options.js';
-import { OutboundProxy } from '../../proxy/outbound/server.js';
-import type { Config } from '../config.js';
-import type { HostProxyLocal } from '../contracts/host-proxy.js';
-import type { Logger } from '../log.js';
-import { enableProcessMetrics, registry as processRegistry } from '../metrics.js';
+import { createDiscoveryClient, type DiscoveryClient, type WatchOptions } from '../../discovery/index.js';
+import { InboundCache, inboundCachePath, InboundProxy, type OutboundListener, OutboundProxy, ProxyMetrics } from '../../proxy/index.js';
+import type { Config } from '../config/load.js';
+import type { HostProxyLocal } from '../../base/contracts/host-proxy.js';
+import type { Logger } from '../../base/log.js';
+import { enableProcessMetrics, registry as processRegistry } from '../../base/metrics.js';
 import { IdentityStore, identitiesDir } from './proxy-identities.js';
 import { type WatchedIntentions, watchIntentions } from './proxy-intentions.js';
 import { LocalConfigFile, localConfigPath } from './proxy-local-config.js';

@@ -10,10 +10,9 @@
  * takes it; `close()` deregisters (best effort, bounded) on shutdown.
  */
 import type { RegisterOptions } from 'consul/lib/agent/service.js';
-import type { DiscoveryClient } from '../../discovery/client.js';
-import { backoffDelay } from '../../discovery/watch.js';
-import type { Logger } from '../log.js';
-import { VERSION } from '../version.js';
+import { backoffDelay, type DiscoveryClient } from '../../discovery/index.js';
+import type { Logger } from '../../base/log.js';
+import { VERSION } from '../../base/version.js';
 
 /** The Consul service name of every proxy (ARCHITECTURE.md, Contracts). */
 export const PROXY_SERVICE = 'weft-proxy';

@@ -6,10 +6,8 @@
  * parked query. A failed read changes nothing (discovery/watch.ts), so the
  * proxy keeps routing from what it last knew through a Consul outage.
  */
-import type { DiscoveryClient } from '../../discovery/client.js';
-import type { Instance } from '../../discovery/registry.js';
-import { type WatchOptions, watchKey, watchService } from '../../discovery/watch.js';
-import type { RouteInstance, RouteSource, Subscription } from '../../proxy/ports.js';
+import { type DiscoveryClient, type Instance, watchKey, type WatchOptions, watchService } from '../../discovery/index.js';
+import type { RouteInstance, RouteSource, Subscription } from '../../proxy/index.js';
 
 /** KV folder of traffic splits (ARCHITECTURE.md, "Consul KV under weft/"). */
 export const SPLITS_PREFIX = 'weft/splits/';

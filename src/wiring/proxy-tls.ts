@@ -10,8 +10,8 @@
  *             with setSecureContext when the union of bundles changes
  */
 import type { ConnectionOptions, Server as TlsServer } from 'node:tls';
-import { meshClientOptions, peerIdentity, requirePeerIdentity } from '../../certs/mtls.js';
-import type { InboundTls, OutboundTls } from '../../proxy/ports.js';
+import { meshClientOptions, peerIdentity, requirePeerIdentity } from '../../certs/runtime.js';
+import type { InboundTls, OutboundTls } from '../../proxy/index.js';
 import type { IdentityStore } from './proxy-identities.js';
 
 /** OutboundTls: the caller's identity as client certificate, the destination's SPIFFE ID required of the server. */

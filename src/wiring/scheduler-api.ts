@@ -1,15 +1,15 @@
 /**
  * The scheduler's HTTP API on fastify: bearer-token auth on every route but
- * /v1/health, the contract's JSON Schemas (src/contracts/scheduler-api.ts) on
+ * /v1/health, the contract's JSON Schemas (base/contracts/scheduler-api.ts) on
  * every route, and one error shape `{ code, message, key?, value? }` for
  * everything that goes wrong, including schema failures, unknown routes and
  * bodies fastify cannot parse. Routes live in scheduler-routes-*.ts.
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { ROUTE_SCHEMAS, ROUTES, type RouteSchema, routeOf } from '../contracts/scheduler-api.js';
-import { isWeftError, WeftError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { registry } from '../metrics.js';
+import { ROUTE_SCHEMAS, ROUTES, type RouteSchema, routeOf } from '../../base/contracts/scheduler-api.js';
+import { isWeftError, WeftError } from '../../base/errors.js';
+import type { Logger } from '../../base/log.js';
+import { registry } from '../../base/metrics.js';
 import { authenticate, type Caller } from './scheduler-token.js';
 
 /** A route handler: gets the request and who called. */

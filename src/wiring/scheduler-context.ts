@@ -3,12 +3,10 @@
  * view, the secret store, the operator token and who leads. Plus the views
  * both `status` and `plan` build from a snapshot.
  */
-import type { NodeInfo } from '../../scheduler/model.js';
-import type { SecretStore } from '../../scheduler/secrets/store.js';
-import { observeAllocs, observeNodes } from '../../scheduler/state/observe.js';
-import type { DiscoveryClient } from '../../discovery/client.js';
-import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
+import { type NodeInfo, observeAllocs, observeNodes, type SecretStore } from '../../scheduler/index.js';
+import type { DiscoveryClient } from '../../discovery/index.js';
+import type { Config } from '../config/load.js';
+import type { Logger } from '../../base/log.js';
 import type { ClusterObserver, ClusterSnapshot } from './scheduler-observer.js';
 
 export interface SchedulerContext {

@@ -8,23 +8,16 @@
  * it waits until the allocation watch shows its own writes before planning
  * again (bounded), so a stale view never places the same slot twice.
  */
-import type { Config } from '../config.js';
-import type { Deployment, NodeInfo } from '../../scheduler/model.js';
-import { reconcile } from '../../scheduler/reconcile/reconciler.js';
-import { compileJob } from '../../scheduler/spec/compile.js';
-import type { JobSpec } from '../../scheduler/spec/schema.js';
-import { observeAllocs, observeNodes } from '../../scheduler/state/observe.js';
-import type { DiscoveryClient } from '../../discovery/client.js';
-import type { Fence } from '../../discovery/kv.js';
-import { getJSON } from '../../discovery/kv.js';
-import { isWeftError } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Config } from '../config/load.js';
+import { compileJob, type Deployment, type JobSpec, type NodeInfo, observeAllocs, observeNodes, reconcile } from '../../scheduler/index.js';
+import { type DiscoveryClient, type Fence, fencedTxn, getJSON, type TxnOp } from '../../discovery/index.js';
+import { isWeftError } from '../../base/errors.js';
+import type { Logger } from '../../base/log.js';
 import * as m from './scheduler-metrics.js';
 import type { ClusterObserver } from './scheduler-observer.js';
 import { planOps } from './scheduler-plan-ops.js';
 import { observeStatus, writeStatuses } from './scheduler-status.js';
 import { type JobRecord, jobKey, STATUS_PREFIX, type StatusRecord, type VersionRecord, versionKey } from './scheduler-store.js';
-import { fencedTxn, type TxnOp } from '../../discovery/kv.js';
 
 export interface LoopOptions {
   client: DiscoveryClient;

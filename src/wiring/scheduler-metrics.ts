@@ -1,12 +1,12 @@
 /**
- * weft_scheduler_* metrics on the process registry (src/metrics.ts), served
+ * weft_scheduler_* metrics on the process registry (base/metrics.ts), served
  * at the API's /metrics. Replica gauges are set from each reconciliation's
  * view, so a standby (which does not reconcile) reports leader = 0 and no
  * replica series of its own.
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { AllocInfo, JobState } from '../../scheduler/model.js';
-import { registry } from '../metrics.js';
+import type { AllocInfo, JobState } from '../../scheduler/index.js';
+import { registry } from '../../base/metrics.js';
 
 const replicas = new Gauge({
   name: 'weft_scheduler_replicas',

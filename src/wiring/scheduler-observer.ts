@@ -7,16 +7,13 @@
  * control loop reconciles at once instead of at its next tick.
  */
 import { EventEmitter } from 'node:events';
-import { AllocationSchema, type Allocation, type AllocStatus, AllocStatusSchema, ALLOCS_PREFIX, ALLOC_STATUS_PREFIX } from '../contracts/alloc.js';
-import type { AgentEntry, ObservedTask } from '../../scheduler/state/observe.js';
-import type { DiscoveryClient } from '../../discovery/client.js';
-import type { KvEntry } from '../../discovery/kv.js';
-import { serviceId, type Instance } from '../../discovery/registry.js';
-import { BlockingWatch, watchKeyPrefix, watchService } from '../../discovery/watch.js';
+import { AllocationSchema, type Allocation, type AllocStatus, AllocStatusSchema, ALLOCS_PREFIX, ALLOC_STATUS_PREFIX } from '../../base/contracts/alloc.js';
+import type { AgentEntry, ObservedTask } from '../../scheduler/index.js';
+import { BlockingWatch, type DiscoveryClient, type Instance, type KvEntry, serviceId, watchKeyPrefix, watchService } from '../../discovery/index.js';
 import { Value } from '@sinclair/typebox/value';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../base/log.js';
 import { DRAIN_PREFIX, JOBS_PREFIX, type JobRecord, STATUS_PREFIX, type StatusRecord } from './scheduler-store.js';
-import { AGENT_SERVICE } from '../contracts/node.js';
+import { AGENT_SERVICE } from '../../base/contracts/node.js';
 
 /** Everything the control loop reads, at one moment. */
 export interface ClusterSnapshot {

@@ -7,15 +7,11 @@
  *   stop   -> delete every task document of the instance (the agent drains and stops it)
  *   deployments, failures -> weft/job-status/<job> (only when it changed)
  */
-import { allocKey } from '../contracts/alloc.js';
-import type { JobEvent } from '../contracts/scheduler-api.js';
-import type { Plan } from '../../scheduler/reconcile/plan.js';
-import { allocationDocs } from '../../scheduler/state/documents.js';
-import type { ObservedTask } from '../../scheduler/state/observe.js';
-import type { JobSpec } from '../../scheduler/spec/schema.js';
-import type { PlacementFailure } from '../../scheduler/placement/reasons.js';
+import { allocKey } from '../../base/contracts/alloc.js';
+import type { JobEvent } from '../../base/contracts/scheduler-api.js';
+import { allocationDocs, type JobSpec, type ObservedTask, type PlacementFailure, type Plan } from '../../scheduler/index.js';
 import { pushEvents, type StatusRecord, statusKey } from './scheduler-store.js';
-import type { TxnOp } from '../../discovery/kv.js';
+import type { TxnOp } from '../../discovery/index.js';
 
 /** What one plan turns into. */
 export interface PlanOps {

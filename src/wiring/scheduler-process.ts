@@ -10,14 +10,11 @@
  * TTL (`scheduler.leaderTtlMs`, 10 s) after the leader dies.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createDiscoveryClient, type DiscoveryClient } from '../../discovery/client.js';
-import { deleteKey, getJSON, list, putJSON } from '../../discovery/kv.js';
-import { LEADER_KEY, SessionLock } from '../../discovery/lock.js';
-import { loadOrCreateKey } from '../../scheduler/secrets/key.js';
-import { SecretStore } from '../../scheduler/secrets/store.js';
-import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
-import { enableProcessMetrics } from '../metrics.js';
+import { createDiscoveryClient, deleteKey, type DiscoveryClient, getJSON, LEADER_KEY, list, putJSON, SessionLock } from '../../discovery/index.js';
+import { loadOrCreateKey, SecretStore } from '../../scheduler/index.js';
+import type { Config } from '../config/load.js';
+import type { Logger } from '../../base/log.js';
+import { enableProcessMetrics } from '../../base/metrics.js';
 import { buildApi } from './scheduler-api.js';
 import type { SchedulerContext } from './scheduler-context.js';
 import { ControlLoop } from './scheduler-loop.js';

@@ -11,18 +11,14 @@
  * that allocations on H register (`weft.service` of `weft/allocs/H/*`), in
  * namespace `agent.namespace`; the operator token may claim any service.
  */
-import { bundlePem } from '../../certs/bundle.js';
-import { createCsrSigner, type CsrSigner } from '../../certs/csr-signer.js';
-import { loadCa } from '../../certs/store.js';
-import type { CertificateAuthority } from '../../certs/ca.js';
-import { validateSplit, splitKey, SPLIT_KV_PREFIX } from '../../proxy/balance/split.js';
-import { INTENTIONS_PREFIX, parseIntentionDocument, parseIntentionKey } from '../../proxy/inbound/intentions.js';
-import { deleteKey, getEntry, getJSON, listEntries, putJSON } from '../../discovery/kv.js';
-import { type Allocation, ALLOCS_PREFIX, allocKey } from '../contracts/alloc.js';
-import type { IntentionView, NodeView, SplitView } from '../contracts/scheduler-api.js';
-import { WeftError } from '../errors.js';
-import { VERSION } from '../version.js';
-import { readiness } from '../../scheduler/nodes.js';
+import { bundlePem, type CertificateAuthority, createCsrSigner, type CsrSigner, loadCa } from '../../certs/index.js';
+import { INTENTIONS_PREFIX, parseIntentionDocument, parseIntentionKey, SPLIT_KV_PREFIX, splitKey, validateSplit } from '../../proxy/index.js';
+import { deleteKey, getEntry, getJSON, listEntries, putJSON } from '../../discovery/index.js';
+import { type Allocation, ALLOCS_PREFIX, allocKey } from '../../base/contracts/alloc.js';
+import type { IntentionView, NodeView, SplitView } from '../../base/contracts/scheduler-api.js';
+import { WeftError } from '../../base/errors.js';
+import { VERSION } from '../../base/version.js';
+import { readiness } from '../../scheduler/index.js';
 import { currentAllocs, currentNodes, type SchedulerContext } from './scheduler-context.js';
 import type { Handlers } from './scheduler-api.js';
 import { drainKey } from './scheduler-store.js';

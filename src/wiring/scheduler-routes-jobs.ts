@@ -5,13 +5,8 @@
  * `weft/jobs/<job>` so two submits never interleave. Any scheduler instance
  * serves these: the leader's loop picks the change up from its watch.
  */
-import { reconcile } from '../../scheduler/reconcile/reconciler.js';
-import { jobInvalid, type SpecError } from '../../scheduler/spec/errors.js';
-import { canonicalJSON, compileJob, nextVersion } from '../../scheduler/spec/compile.js';
-import type { JobSpec } from '../../scheduler/spec/schema.js';
-import { parseJobSpec, validateJobSpec } from '../../scheduler/spec/validate.js';
-import type { Deployment } from '../../scheduler/model.js';
-import { deleteKey, getJSON, list, putJSON, update } from '../../discovery/kv.js';
+import { canonicalJSON, compileJob, type Deployment, jobInvalid, type JobSpec, nextVersion, parseJobSpec, reconcile, type SpecError, validateJobSpec } from '../../scheduler/index.js';
+import { deleteKey, getJSON, list, putJSON, update } from '../../discovery/index.js';
 import type {
   AllocationView,
   JobStatusResponse,
@@ -20,8 +15,8 @@ import type {
   PlanResponse,
   ScaleRequest,
   ScaleResponse,
-} from '../contracts/scheduler-api.js';
-import { WeftError } from '../errors.js';
+} from '../../base/contracts/scheduler-api.js';
+import { WeftError } from '../../base/errors.js';
 import { currentAllocs, currentNodes, type SchedulerContext } from './scheduler-context.js';
 import type { Handlers } from './scheduler-api.js';
 import { emptyStatus, type JobRecord, jobKey, pushEvents, type StatusRecord, statusKey, type VersionRecord, VERSIONS_PREFIX, versionKey } from './scheduler-store.js';

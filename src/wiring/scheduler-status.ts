@@ -16,11 +16,9 @@
  * just before a purge cannot write the purged job's record back, nor an old
  * incarnation's events into a job submitted again under the same name.
  */
-import type { DiscoveryClient } from '../../discovery/client.js';
-import { type Fence, getEntry, getJSON } from '../../discovery/kv.js';
-import { isWeftError, WeftError } from '../errors.js';
+import { type DiscoveryClient, type Fence, fencedTxn, getEntry, getJSON, type TxnOp } from '../../discovery/index.js';
+import { isWeftError, WeftError } from '../../base/errors.js';
 import { jobKey, mergeEvents, type StatusRecord, statusKey } from './scheduler-store.js';
-import { fencedTxn, type TxnOp } from '../../discovery/kv.js';
 
 /** Attempts before a status write gives up (each one lost to an API append in between). */
 const ATTEMPTS = 5;

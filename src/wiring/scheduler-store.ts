@@ -12,10 +12,8 @@
  * each batch in one Consul transaction that starts with `check-session` on
  * `weft/leader`, so a deposed leader's write is refused as a whole.
  */
-import type { Deployment } from '../../scheduler/model.js';
-import type { PlacementFailure } from '../../scheduler/placement/reasons.js';
-import type { JobSpec } from '../../scheduler/spec/schema.js';
-import type { JobEvent } from '../contracts/scheduler-api.js';
+import type { Deployment, JobSpec, PlacementFailure } from '../../scheduler/index.js';
+import type { JobEvent } from '../../base/contracts/scheduler-api.js';
 
 export const JOBS_PREFIX = 'weft/jobs/';
 export const VERSIONS_PREFIX = 'weft/job-versions/';

@@ -13,7 +13,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WeftError } from '../errors.js';
+import { WeftError } from '../../base/errors.js';
 
 /** Who a token says the caller is. */
 export type Caller = { kind: 'operator' } | { kind: 'agent'; host: string };

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { AllocSecrets, secretFileEnv } from '../../agent/alloc-secrets.js';
-import type { Allocation } from '../../src/contracts/alloc.js';
+import type { Allocation } from '../../base/contracts/alloc.js';
 
 const VALUE = 'v-9f8e7d';
 const alloc = (driver: 'docker' | 'process', id = 'a1-web'): Allocation => ({

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { taskSpec, volumeEnv } from '../../agent/alloc-spec.js';
-import type { Allocation } from '../../src/contracts/alloc.js';
+import type { Allocation } from '../../base/contracts/alloc.js';
 
 const base: Allocation = {
   id: 'a1-web',

@@ -15,7 +15,7 @@ import { ProcessDriver } from '../../agent/drivers/process.js';
 import { Registrar } from '../../agent/registrar.js';
 import { getJSON, putJSON } from '../../discovery/kv.js';
 import type { DiscoveryClient } from '../../discovery/client.js';
-import { type Allocation, type AllocStatus, allocKey, allocStatusKey } from '../../src/contracts/alloc.js';
+import { type Allocation, type AllocStatus, allocKey, allocStatusKey } from '../../base/contracts/alloc.js';
 import { startTestConsul, type TestConsul } from '../helpers/dev-consul.js';
 import { useDocker } from '../helpers/docker.js';
 import { eventually, freePort } from '../helpers/ports.js';

@@ -10,7 +10,7 @@ import t from 'tap';
 import { type Driver, type DriverEvent, runTask, type TaskSpec } from '../../agent/driver.js';
 import { DockerDriver } from '../../agent/drivers/docker.js';
 import { ProcessDriver } from '../../agent/drivers/process.js';
-import { isWeftError } from '../../src/errors.js';
+import { isWeftError } from '../../base/errors.js';
 import type { TeardownHost } from '../helpers/dev-consul.js';
 import { useDocker } from '../helpers/docker.js';
 import { eventually, freePort } from '../helpers/ports.js';

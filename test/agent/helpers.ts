@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { createDiscoveryClient, type DiscoveryClient } from '../../discovery/client.js';
-import type { Logger } from '../../src/log.js';
+import type { Logger } from '../../base/log.js';
 import type { TeardownHost, TestConsul } from '../helpers/dev-consul.js';
 
 /** A logger that keeps every line as parsed JSON. */

@@ -14,7 +14,7 @@ import { readBundle } from '../../certs/bundle-kv.js';
 import { spiffeIdOf } from '../../certs/verify.js';
 import { registerCaCommands } from '../../src/cli/ca.js';
 import { GLOBAL_FLAGS } from '../../src/cli/flags.js';
-import { isWeftError } from '../../src/errors.js';
+import { isWeftError } from '../../base/errors.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 
 const BIN = fileURLToPath(new URL('../../bin/weft.js', import.meta.url));

@@ -7,7 +7,7 @@ import { pemToDer } from '../../certs/rotation.js';
 import { SignLimiter } from '../../certs/sign-limiter.js';
 import { spiffeId } from '../../certs/spiffe-id.js';
 import { readCertificateFields } from '../../certs/x509-reader.js';
-import { registry } from '../../src/metrics.js';
+import { registry } from '../../base/metrics.js';
 import { TD, makeCa } from './fixtures.js';
 
 const ca = makeCa();

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import t from 'tap';
 import { serializeBundle } from '../../certs/bundle.js';
-import { REDACT } from '../../src/log.js';
+import { REDACT } from '../../base/log.js';
 import { makeCa, makeIdentity } from './fixtures.js';
 
 function capture(): { logger: pino.Logger; text: () => string } {

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ProcessDriver } from '../../agent/drivers/process.js';
-import { type AllocStatus, allocKey, allocStatusKey } from '../../src/contracts/alloc.js';
+import { type AllocStatus, allocKey, allocStatusKey } from '../../base/contracts/alloc.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually, freePort } from '../helpers/ports.js';
 import { weft } from './run-weft.js';

@@ -1,6 +1,6 @@
 /**
  * A stand-in scheduler API for CLI *rendering* tests: a real fastify server on
- * 127.0.0.1 that implements the routes of src/contracts/scheduler-api.ts with
+ * 127.0.0.1 that implements the routes of base/contracts/scheduler-api.ts with
  * canned answers, validating requests with the contract's schemas and checking
  * every answer against them before it is sent (so the canned data cannot drift
  * from the contract). Scheduling behaviour is not simulated beyond a rollout
@@ -20,7 +20,7 @@ import {
   ROUTE_SCHEMAS,
   ROUTES,
   routeOf,
-} from '../../src/contracts/scheduler-api.js';
+} from '../../base/contracts/scheduler-api.js';
 
 /** The fake's token. */
 export const FAKE_TOKEN = 'fake-token-0123456789';

@@ -1,6 +1,6 @@
 /** `weft up`'s plan: which pieces start, with which arguments, and what is skipped and why. */
 import t from 'tap';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/load.js';
 import { globalArgs, planUp, whatNow } from '../../src/cli/up/plan.js';
 
 const config = loadConfig({ env: {}, flags: { dataDir: '/tmp/w', nodeName: 'n1', 'consul.address': 'http://127.0.0.1:8600' } });

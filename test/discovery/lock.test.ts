@@ -6,7 +6,7 @@ import t from 'tap';
 import { DiscoveryClient } from '../../discovery/client.js';
 import { fencedPutJSON, getEntry, getJSON } from '../../discovery/kv.js';
 import { SessionLock } from '../../discovery/lock.js';
-import type { WeftError } from '../../src/errors.js';
+import type { WeftError } from '../../base/errors.js';
 import { startTestConsul, type TeardownHost, type TestConsul } from '../helpers/dev-consul.js';
 
 async function setup(t: TeardownHost): Promise<{ c: TestConsul; client: DiscoveryClient; lock: (name: string, ttlMs?: number, lockDelayMs?: number) => SessionLock }> {

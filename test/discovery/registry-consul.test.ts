@@ -4,7 +4,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import t from 'tap';
 import { DiscoveryClient } from '../../discovery/client.js';
-import { decodeLabels, type Registration } from '../../discovery/labels.js';
+import { decodeLabels, type Registration } from '../../base/contracts/labels.js';
 import { deregisterInstance, listInstances, registerInstance } from '../../discovery/registry.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/ports.js';

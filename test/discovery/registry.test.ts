@@ -1,6 +1,6 @@
 /** The registration contract on the wire, and reading health entries back (pure; the round trip is in consul.test.ts). */
 import t from 'tap';
-import { decodeLabels, type Registration } from '../../discovery/labels.js';
+import { decodeLabels, type Registration } from '../../base/contracts/labels.js';
 import { buildServiceRegistration, type HealthEntry, parseHealthEntries, parseHealthEntry, serviceId } from '../../discovery/registry.js';
 
 function registration(labels: Record<string, string>): Registration {
@@ -124,7 +124,7 @@ t.test('health entries read back into Instances', async (t) => {
 
 t.test('one bad entry is skipped (and logged), the others stay, sorted by ID', async (t) => {
   const warnings: unknown[] = [];
-  const logger = { warn: (o: unknown) => warnings.push(o) } as unknown as import('../../src/log.js').Logger;
+  const logger = { warn: (o: unknown) => warnings.push(o) } as unknown as import('../../base/log.js').Logger;
   const b = entry();
   b.Service = { ...b.Service!, ID: 'node-1-web-1' };
   const list = parseHealthEntries([entry(), entry({ Meta: { weft_weight: '-1' } }), b], logger);

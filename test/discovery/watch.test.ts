@@ -2,7 +2,7 @@
 import t from 'tap';
 import { DiscoveryClient } from '../../discovery/client.js';
 import { putJSON, deleteKey } from '../../discovery/kv.js';
-import type { Registration } from '../../discovery/labels.js';
+import type { Registration } from '../../base/contracts/labels.js';
 import { deregisterInstance, type Instance, registerInstance } from '../../discovery/registry.js';
 import { watchKey, watchKeyPrefix, watchService } from '../../discovery/watch.js';
 import { startTestConsul } from '../helpers/dev-consul.js';

@@ -3,7 +3,7 @@
  * random source that replays given numbers, and terse endpoint builders.
  * (Not a *.test.ts file, so tap does not run it.)
  */
-import type { Clock, Random } from '../../proxy/clock.js';
+import type { Clock, Random } from '../../base/clock.js';
 import type { Endpoint } from '../../proxy/balance/picker.js';
 
 /** A clock at `startMs` that moves only when told. */

@@ -4,7 +4,7 @@
  * the timeout raised to a floor (Consul: reap every 30 s, floor 1 min), so a
  * crashed instance that never comes back leaves the catalog on its own.
  */
-import type { Logger } from '../../../src/log.js';
+import type { Logger } from '../../../base/log.js';
 import type { LocalAgent } from '../agent.js';
 
 /** Reaper timing. */

@@ -6,7 +6,7 @@
  * counters (agent/checks/check.go StatusHandler). Results go to a sink; the
  * runner owns no state beyond timers and counters.
  */
-import type { Logger } from '../../../src/log.js';
+import type { Logger } from '../../../base/log.js';
 import type { CheckRecord, CheckStatus } from '../state/types.js';
 import { type ProbeResult, probeHttp, probeTcp } from './probes.js';
 

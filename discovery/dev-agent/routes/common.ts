@@ -4,7 +4,7 @@
  * that parks a request until its index moves (or the client goes away).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Logger } from '../../../src/log.js';
+import type { Logger } from '../../../base/log.js';
 import type { LocalAgent } from '../agent.js';
 import { blockingQuery, parseBlockingParams, type QueryResult } from '../blocking.js';
 import { badRequest } from '../http-error.js';

@@ -9,8 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../../../src/log.js';
-import { WeftError } from '../../../src/errors.js';
+import type { Logger } from '../../../base/log.js';
+import { WeftError } from '../../../base/errors.js';
 import type { Store } from './store.js';
 import { type CheckRecord, type KvEntry, type NodeRecord, nodeKey, type ServiceRecord, type SessionRecord, TABLES, type Table } from './types.js';
 

@@ -2,7 +2,7 @@
  * Records rendered in Consul's JSON shapes and casing (api/*.go structs), so
  * a client cannot tell the dev agent's answers from a real agent's.
  */
-import { formatGoDuration } from '../../../src/duration.js';
+import { formatGoDuration } from '../../../base/duration.js';
 import type { Store } from './store.js';
 import type { CheckRecord, KvEntry, NodeRecord, ServiceRecord, SessionRecord } from './types.js';
 

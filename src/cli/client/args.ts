@@ -4,8 +4,8 @@
  * and its value (`v1=abc`), instead of as a 400 from the API or, worse, a
  * request that means something else.
  */
-import { parseDuration } from '../../duration.js';
-import { WeftError, invalid } from '../../errors.js';
+import { parseDuration } from '../../../base/duration.js';
+import { WeftError, invalid } from '../../../base/errors.js';
 
 /** Versions as the `weft.version` label allows them (proxy/balance/split.ts holds the same rule). */
 const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;

@@ -9,8 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { Config } from '../../config.js';
-import { ENV_WEFT_TOKEN } from '../../env.js';
+import type { Config } from '../../config/load.js';
+import { ENV_WEFT_TOKEN } from '../../../base/env.js';
 import { configFrom } from '../flags.js';
 import { SchedulerClient } from './scheduler-client.js';
 

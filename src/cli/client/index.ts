@@ -1,7 +1,7 @@
 /**
  * The scheduler client commands in one call for src/cli/main.ts:
  * deploy, plan, status, scale (job-commands.ts) and split, allow, deny,
- * secret, node (mesh-commands.ts), all over src/contracts/scheduler-api.ts.
+ * secret, node (mesh-commands.ts), all over base/contracts/scheduler-api.ts.
  */
 import type { Command } from 'commander';
 import { registerJobCommands } from './job-commands.js';

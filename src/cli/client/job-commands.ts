@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { JobSubmitResponse } from '../../contracts/scheduler-api.js';
-import { WeftError } from '../../errors.js';
+import type { JobSubmitResponse } from '../../../base/contracts/scheduler-api.js';
+import { WeftError } from '../../../base/errors.js';
 import { parseDurationArg, parseName, parseScaleArgs } from './args.js';
 import { type ConnectionFlags, clientFor, withConnectionFlags } from './connection.js';
 import { type Output, processOutput } from './output.js';

@@ -7,7 +7,7 @@
  * In a terminal the lines are rewritten in place; elsewhere (CI logs, pipes) a
  * line is printed only when it changes, so a long rollout does not flood a log.
  */
-import { WeftError } from '../../errors.js';
+import { WeftError } from '../../../base/errors.js';
 
 /** One task group's counts, as the status route reports them. */
 export interface GroupProgress {

@@ -1,6 +1,6 @@
 /**
  * A small typed client for the scheduler's HTTP API, written against
- * src/contracts/scheduler-api.ts: one `call(route, request)` whose request and
+ * base/contracts/scheduler-api.ts: one `call(route, request)` whose request and
  * response types come from the contract's TypeBox schemas, using Node 20's
  * fetch. Answers are checked against the contract, so a server that drifted
  * fails loudly here instead of rendering half a table.
@@ -20,8 +20,8 @@ import {
   bearer,
   pathOf,
   routeOf,
-} from '../../contracts/scheduler-api.js';
-import { ERROR_CODES, type ErrorCode, WeftError } from '../../errors.js';
+} from '../../../base/contracts/scheduler-api.js';
+import { ERROR_CODES, type ErrorCode, WeftError } from '../../../base/errors.js';
 
 /** A route's name in the contract (`submitJob`, `jobStatus`, ...). */
 export type RouteName = keyof typeof ROUTES;

@@ -5,9 +5,9 @@
  * is read whole. The value is never printed back, not even in errors.
  */
 import { readFileSync } from 'node:fs';
-import { WeftError, invalid } from '../../errors.js';
+import { WeftError, invalid } from '../../../base/errors.js';
 
-/** The API's limit on a secret value (src/contracts/scheduler-api.ts PutSecretRequestSchema). */
+/** The API's limit on a secret value (base/contracts/scheduler-api.ts PutSecretRequestSchema). */
 export const MAX_SECRET_LENGTH = 65_536;
 
 /** Where to read from; the defaults are the process's own stdin and stderr. */

@@ -1,6 +1,6 @@
 /**
  * The scheduler client's human output: each API answer (types from
- * src/contracts/scheduler-api.ts) rendered as aligned tables and short lines.
+ * base/contracts/scheduler-api.ts) rendered as aligned tables and short lines.
  * Pure functions of the answer, the clock and the colour switch, so tests
  * compare exact text.
  */
@@ -11,7 +11,7 @@ import type {
   PlanResponse,
   SecretListResponse,
   SplitView,
-} from '../../contracts/scheduler-api.js';
+} from '../../../base/contracts/scheduler-api.js';
 import type { DeploymentProgress } from './progress.js';
 import { type Tone, paint, renderFields, renderTable } from './table.js';
 

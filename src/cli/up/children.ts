@@ -10,7 +10,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { WeftError } from '../../errors.js';
+import { WeftError } from '../../../base/errors.js';
 import type { Probe } from './probes.js';
 
 /** How often health is probed while waiting. */

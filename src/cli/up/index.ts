@@ -48,7 +48,7 @@ export function registerUpCommand(program: Command): void {
       const config = configFrom(cmd, { 'agent.driver': [opts.driver, '--driver'] });
       const configFile = (cmd.optsWithGlobals() as { config?: string }).config;
       // Loaded here, not at the top: every weft process loads this file, and certs/ brings node-forge.
-      const { caExists } = await import('../../../certs/store.js');
+      const { caExists } = await import('../../../certs/index.js');
       const say = (line: string): void => {
         process.stdout.write(`${line}\n`);
       };

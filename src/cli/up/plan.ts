@@ -5,9 +5,9 @@
  * with the same global flags, so every child reads the same configuration as
  * `weft up` itself.
  */
-import type { Config } from '../../config.js';
-import { parseConsulAddress } from '../../config.js';
-import { PROXY_NODE_FLAGS } from '../../contracts/host-proxy.js';
+import type { Config } from '../../config/load.js';
+import { parseConsulAddress } from '../../../discovery/index.js';
+import { PROXY_NODE_FLAGS } from '../../../base/contracts/host-proxy.js';
 
 /** The pieces, in start order. */
 export type PieceName = 'consul' | 'ca' | 'scheduler' | 'agent' | 'proxy';

@@ -3,7 +3,7 @@
  * short HTTP request to the piece's own health surface, never throwing (a
  * refused connection simply means "not yet").
  */
-import { AGENT_SERVICE } from '../../contracts/node.js';
+import { AGENT_SERVICE } from '../../../base/contracts/node.js';
 
 /** One probe: resolves true when healthy. */
 export type Probe = () => Promise<boolean>;

@@ -8,7 +8,7 @@ import {
   withJitter,
 } from '../../../discovery/dev-agent/blocking.js';
 import { durationField } from '../../../discovery/dev-agent/duration.js';
-import { formatGoDuration, parseDuration as parseGoDuration } from '../../../src/duration.js';
+import { formatGoDuration, parseDuration as parseGoDuration } from '../../../base/duration.js';
 import { ConsulHttpError } from '../../../discovery/dev-agent/http-error.js';
 
 t.test('clampWait: default 5 min, ceiling 10 min', async (t) => {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { DEFAULT_RTT_MS, P2cPicker, type P2cOptions } from '../../../proxy/balance/p2c.js';
 import type { Endpoint } from '../../../proxy/balance/picker.js';
-import { seededRandom } from '../../../proxy/clock.js';
+import { seededRandom } from '../../../base/clock.js';
 import { ep, eps, fakeClock, replay, sequence, share, simulate, tally } from '../fakes.js';
 
 /** A picker on a fake clock at t=0 with a seeded random source. */

@@ -2,7 +2,7 @@ import t from 'tap';
 import type { Endpoint } from '../../../proxy/balance/picker.js';
 import { ServicePicker, type ServicePickerOptions } from '../../../proxy/balance/service-picker.js';
 import { parseSplit } from '../../../proxy/balance/split.js';
-import { seededRandom } from '../../../proxy/clock.js';
+import { seededRandom } from '../../../base/clock.js';
 import { ep, eps, fakeClock, sequence, tally } from '../fakes.js';
 
 /** Picks per version over n picks. */

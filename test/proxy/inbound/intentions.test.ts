@@ -1,5 +1,5 @@
 import t from 'tap';
-import { isWeftError } from '../../../src/errors.js';
+import { isWeftError } from '../../../base/errors.js';
 import { IntentionTable, KvIntentions, parseIntentionDocument, parseIntentionKey } from '../../../proxy/inbound/intentions.js';
 
 function caught(fn: () => unknown): unknown {

@@ -1,6 +1,6 @@
 import { Value } from '@sinclair/typebox/value';
 import t from 'tap';
-import { AllocationSchema } from '../../../src/contracts/alloc.js';
+import { AllocationSchema } from '../../../base/contracts/alloc.js';
 import { seededRandom } from '../../../scheduler/placement/random.js';
 import { reconcile } from '../../../scheduler/reconcile/reconciler.js';
 import { compileJob } from '../../../scheduler/spec/compile.js';

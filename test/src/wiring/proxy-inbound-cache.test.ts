@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import { createDiscoveryClient } from '../../../discovery/client.js';
 import { InboundCache, inboundCachePath } from '../../../proxy/inbound/inbound-cache.js';
 import type { LocalInstance } from '../../../proxy/ports.js';
-import { silentLogger } from '../../../src/log.js';
+import { silentLogger } from '../../../base/log.js';
 import { ConsulLocalServices } from '../../../src/wiring/proxy-local-services.js';
 import { watchIntentions } from '../../../src/wiring/proxy-intentions.js';
 import { startTestConsul } from '../../helpers/dev-consul.js';

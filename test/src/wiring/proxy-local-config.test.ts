@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import fc from 'fast-check';
 import t from 'tap';
-import { HostProxyLocalSchema } from '../../../src/contracts/host-proxy-schema.js';
+import { HostProxyLocalSchema } from '../../../base/contracts/host-proxy-schema.js';
 import { LocalConfigFile, parseLocalConfig } from '../../../src/wiring/proxy-local-config.js';
 
 t.test('bad local.json documents are WEFT_ERR_PROXY_LOCAL_INVALID naming the key and value', async (t) => {

@@ -4,10 +4,9 @@
  */
 import t from 'tap';
 import { createDiscoveryClient } from '../../../discovery/client.js';
-import { getEntry, getJSON, putJSON, update } from '../../../discovery/kv.js';
-import type { JobEvent } from '../../../src/contracts/scheduler-api.js';
+import { fencedTxn, getEntry, getJSON, putJSON, update } from '../../../discovery/kv.js';
+import type { JobEvent } from '../../../base/contracts/scheduler-api.js';
 import { observeStatus, writeStatuses } from '../../../src/wiring/scheduler-status.js';
-import { fencedTxn } from '../../../discovery/kv.js';
 import { EVENT_RING, emptyStatus, jobKey, mergeEvents, pushEvents, type StatusRecord, statusKey } from '../../../src/wiring/scheduler-store.js';
 import { startTestConsul } from '../../helpers/dev-consul.js';
 

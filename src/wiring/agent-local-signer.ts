@@ -5,10 +5,10 @@
  * hand is picked up without restarting the agent. In a cluster, hosts must not
  * hold the CA key: they use a signer that sends the CSR to the scheduler.
  */
-import { bundlePem } from '../certs/bundle.js';
-import { createCsrSigner } from '../certs/csr-signer.js';
-import { loadCa } from '../certs/store.js';
-import type { CsrSigner } from './identities.js';
+import { bundlePem } from '../../certs/index.js';
+import { createCsrSigner } from '../../certs/index.js';
+import { loadCa } from '../../certs/index.js';
+import type { CsrSigner } from '../../agent/index.js';
 
 /** Signs with the CA in `<dataDir>/ca/`, allowing each caller only the service it asks for, in `namespace`. */
 export function localCaSigner(opts: { dataDir: string; namespace: string; perSecond?: number }): CsrSigner {

@@ -1,7 +1,7 @@
 import { Value } from '@sinclair/typebox/value';
 import t from 'tap';
-import { formatDuration, parseDuration } from '../../src/duration.js';
-import { type DecodeContext, decodeLabels, type Registration, RegistrationSchema, suggestLabel } from '../../discovery/labels.js';
+import { formatDuration, parseDuration } from '../../../base/duration.js';
+import { type DecodeContext, decodeLabels, type Registration, RegistrationSchema, suggestLabel } from '../../../base/contracts/labels.js';
 
 const DEFAULT_CHECK = { intervalMs: 10_000, timeoutMs: 2_000, failures: 3, successes: 1 };
 

@@ -2,8 +2,8 @@
  * The configuration's schema (TypeBox): every key, its type and its default.
  * Defaults live here and nowhere else (docs/configuration.md lists them).
  *
- * Only for declaring: loading and validating is src/config.ts, which runs
- * the validator generated from this schema (src/config-validator.generated.ts),
+ * Only for declaring: loading and validating is src/config/load.ts, which runs
+ * the validator generated from this schema (src/config/validator.generated.ts),
  * so no weft process loads TypeBox or Ajv to read its configuration.
  * After changing the schema: `npm run gen:config` (test/src/config.test.ts
  * fails while the generated validator is stale).

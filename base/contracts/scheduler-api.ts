@@ -8,12 +8,12 @@
  * - Base URL `http://<scheduler.bind>:<scheduler.port>` (default 127.0.0.1:7400); every path is under /v1/.
  * - Every route but `GET /v1/health` wants `Authorization: Bearer <token>`; a missing or wrong
  *   token is 401 WEFT_ERR_API_UNAUTHORIZED. Clients read the token from $WEFT_TOKEN
- *   (src/env.ts ENV_WEFT_TOKEN) or `<dataDir>/scheduler/token`.
+ *   (base/env.ts ENV_WEFT_TOKEN) or `<dataDir>/scheduler/token`.
  * - Two kinds of token: the operator token (every route), and per-host agent tokens
  *   (`POST /v1/nodes/:node/token`), which may only call the agent routes (CSR signing for the
  *   services allocated to that host, and the secrets of that host's allocations).
  * - Every error answers with ApiErrorSchema (WeftError.toJSON): `{ code, message, key?, value? }`
- *   and the HTTP status of the code in src/errors.ts. Request validation errors are 400
+ *   and the HTTP status of the code in base/errors.ts. Request validation errors are 400
  *   WEFT_ERR_API_REQUEST_INVALID naming the field in `key`; a bad job spec is 400
  *   WEFT_ERR_JOB_INVALID with `value` = every problem `[{ path, message }]`.
  * - Any scheduler instance (leader or standby) answers every route: all state lives in
@@ -87,7 +87,7 @@ const Time = Type.String();
 /** A job spec as a value (validated by scheduler/spec, not here: its errors carry spec paths). */
 const AnyObject = Type.Object({}, { additionalProperties: true });
 
-/** The one error shape (src/errors.ts WeftError.toJSON). */
+/** The one error shape (base/errors.ts WeftError.toJSON). */
 export const ApiErrorSchema = Type.Object({
   code: Type.String(),
   message: Type.String(),

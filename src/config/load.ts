@@ -1,11 +1,11 @@
 /**
- * weft's configuration: one schema (src/config-schema.ts), defaults in one
+ * weft's configuration: one schema (src/config/schema.ts), defaults in one
  * commented place, validated once at start-up and frozen (as fastify does).
  * Precedence: flags > environment > config file > defaults. Every error names
  * the bad key, the value and where it came from.
  *
  * Validation runs Ajv's standalone code for the schema, generated at
- * development time (src/config-validator.generated.ts, `npm run gen:config`):
+ * development time (src/config/validator.generated.ts, `npm run gen:config`):
  * the same defaults, coercions and messages as compiling the schema with Ajv,
  * without loading TypeBox or Ajv or compiling at start, which cost the proxy
  * ~8 MB of RSS (proxy/README.md, "Runtime and hot path"). yaml is loaded only
@@ -14,8 +14,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
-import type { Config } from './config-schema.js';
-import { CONFIG_ENUMS, validate as generatedValidate } from './config-validator.generated.js';
+import type { Config } from './schema.js';
+import { CONFIG_ENUMS, validate as generatedValidate } from './validator.generated.js';
 import {
   ENV_CONSUL_HTTP_ADDR,
   ENV_CONSUL_HTTP_TOKEN,
@@ -29,8 +29,8 @@ import {
   ENV_WEFT_LOG_LEVEL,
   ENV_WEFT_NODE_NAME,
   ENV_WEFT_TOKEN,
-} from './env.js';
-import { WeftError } from './errors.js';
+} from '../../base/env.js';
+import { WeftError } from '../../base/errors.js';
 
 export type { Config };
 
@@ -115,14 +115,6 @@ export function loadConfig(opts: LoadOptions = {}): Readonly<Config> {
     );
   }
   return deepFreeze(merged as Config);
-}
-
-/** Parses CONSUL_HTTP_ADDR-style addresses into what the consul client wants. */
-export function parseConsulAddress(address: string): { host: string; port: number; secure: boolean } {
-  const secure = address.startsWith('https://');
-  const bare = address.replace(/^https?:\/\//, '').replace(/\/$/, '');
-  const [host, port] = bare.split(':');
-  return { host: host!, port: port === undefined ? (secure ? 443 : 8500) : Number(port), secure };
 }
 
 function readConfigFile(file: string): Record<string, unknown> {

@@ -23,7 +23,7 @@ export const ERROR_CODES = {
   WEFT_ERR_UPSTREAM_UNAVAILABLE: { status: 502, meaning: 'The outbound proxy could not get an answer from an instance (connect error or reset), retries included.' },
   WEFT_ERR_UPSTREAM_TIMEOUT: { status: 504, meaning: 'The outbound proxy timed out (overall or per-try timeout) before an instance answered.' },
   WEFT_ERR_PROXY_TARGET_INVALID: { status: 400, meaning: 'A request to the outbound proxy names no routable service (Host header or absolute URI), or uses CONNECT/https.' },
-  WEFT_ERR_PROXY_LOCAL_INVALID: { status: 400, meaning: 'The proxy hand-off file <dataDir>/proxy/local.json is unreadable or breaks its schema (src/contracts/host-proxy.ts); the proxy keeps its last good one.' },
+  WEFT_ERR_PROXY_LOCAL_INVALID: { status: 400, meaning: 'The proxy hand-off file <dataDir>/proxy/local.json is unreadable or breaks its schema (base/contracts/host-proxy.ts); the proxy keeps its last good one.' },
   WEFT_ERR_NO_IDENTITY: { status: 503, meaning: 'The calling service has no mesh identity (certificate) yet, so the proxy cannot make the mTLS hop.' },
   WEFT_ERR_CONSUL_UNAVAILABLE: { status: 503, meaning: 'Consul (or the dev agent) cannot be reached.' },
   WEFT_ERR_CONSUL_REQUEST: { status: 502, meaning: 'Consul answered a request with an error.' },

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { ERROR_CODES, WeftError, invalid } from '../../src/errors.js';
+import { ERROR_CODES, WeftError, invalid } from '../../base/errors.js';
 
 t.test('every error code is documented in docs/errors.md with its status', async (t) => {
   const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
@@ -8,7 +8,7 @@ t.test('every error code is documented in docs/errors.md with its status', async
     t.match(doc, new RegExp(`\\| ${code} \\| ${status} \\|`), `${code} documented`);
   }
   const documented = [...doc.matchAll(/^\| (WEFT_ERR_[A-Z0-9_]+) \|/gm)].map((m) => m[1]);
-  t.strictSame(documented.filter((c) => !(c! in ERROR_CODES)), [], 'no documented code is missing from src/errors.ts');
+  t.strictSame(documented.filter((c) => !(c! in ERROR_CODES)), [], 'no documented code is missing from base/errors.ts');
 });
 
 t.test('invalid() names the key and the value, and serialises to the API error shape', async (t) => {

@@ -5,22 +5,22 @@
  * registrations and the proxy keep running, and the next agent adopts them.
  */
 import { join } from 'node:path';
-import { createDiscoveryClient, type DiscoveryClient } from '../discovery/client.js';
-import type { Config } from '../src/config.js';
-import { PROXY_NODE_FLAGS } from '../src/contracts/host-proxy.js';
-import { isWeftError, WeftError } from '../src/errors.js';
-import type { Logger } from '../src/log.js';
-import { AllocRunner } from './allocations.js';
-import type { Driver } from './driver.js';
-import { DockerDriver } from './drivers/docker.js';
-import { ProcessDriver } from './drivers/process.js';
-import { type CsrSigner, IdentityManager } from './identities.js';
-import { localCaSigner } from './local-signer.js';
-import { apiSecretSource, type SecretSource } from './scheduler-secrets.js';
-import { schedulerSigner } from './scheduler-signer.js';
-import { NodeHeartbeat } from './node.js';
-import { ProxySupervisor } from './proxy-supervisor.js';
-import { Registrar } from './registrar.js';
+import { createDiscoveryClient, type DiscoveryClient } from '../../discovery/index.js';
+import type { Config } from '../config/load.js';
+import { PROXY_NODE_FLAGS } from '../../base/contracts/host-proxy.js';
+import { isWeftError, WeftError } from '../../base/errors.js';
+import type { Logger } from '../../base/log.js';
+import { AllocRunner } from '../../agent/index.js';
+import type { Driver } from '../../agent/index.js';
+import { DockerDriver } from '../../agent/index.js';
+import { ProcessDriver } from '../../agent/index.js';
+import { type CsrSigner, IdentityManager } from '../../agent/index.js';
+import { localCaSigner } from './agent-local-signer.js';
+import { apiSecretSource, type SecretSource } from '../../agent/index.js';
+import { schedulerSigner } from '../../agent/index.js';
+import { NodeHeartbeat } from '../../agent/index.js';
+import { ProxySupervisor } from '../../agent/index.js';
+import { Registrar } from '../../agent/index.js';
 
 /** What the agent needs besides its configuration. */
 export interface HostAgentOptions {

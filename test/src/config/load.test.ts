@@ -5,11 +5,12 @@ import { isDeepStrictEqual } from 'node:util';
 import { Ajv, type ValidateFunction } from 'ajv';
 import fc from 'fast-check';
 import t from 'tap';
-import { configValidatorSource, GENERATED_PATH } from '../../scripts/gen-config-validator.js';
-import { loadConfig, parseConsulAddress } from '../../src/config.js';
-import { ConfigSchema } from '../../src/config-schema.js';
-import { validate as generated } from '../../src/config-validator.generated.js';
-import { isWeftError } from '../../src/errors.js';
+import { configValidatorSource, GENERATED_PATH } from '../../../scripts/gen-config-validator.js';
+import { parseConsulAddress } from '../../../discovery/client.js';
+import { loadConfig } from '../../../src/config/load.js';
+import { ConfigSchema } from '../../../src/config/schema.js';
+import { validate as generated } from '../../../src/config/validator.generated.js';
+import { isWeftError } from '../../../base/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'weft-config-'));
 function file(name: string, text: string): string {

@@ -6,8 +6,8 @@
  * the same thing. The table of keys lives in discovery/README.md.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { invalid, WeftError } from '../src/errors.js';
-import { formatDuration, parseDuration } from '../src/duration.js';
+import { invalid, WeftError } from '../errors.js';
+import { formatDuration, parseDuration } from '../duration.js';
 
 /**
  * The proxy's weight contract (proxy/balance/picker.ts, which discovery may not

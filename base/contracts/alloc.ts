@@ -10,7 +10,7 @@
  * status key. Changing an allocation's document in place (new image, env, ...)
  * is treated as stop + start of the same id; the scheduler normally writes a new
  * id instead. Container labels on the allocation are decoded exactly as labels
- * on a hand-started container (discovery/labels.ts), so `labels['weft.service']`
+ * on a hand-started container (base/contracts/labels.ts), so `labels['weft.service']`
  * is what registers it in Consul.
  */
 import { type Static, Type } from '@sinclair/typebox';

@@ -1,0 +1,22 @@
+/**
+ * weft's CA and mesh identities: authority, CSR signing, leaves, renewal, trust bundles, mTLS options.
+ *
+ * The public surface of certs/: other modules and the application import only
+ * this file (test/structure/layers.test.ts enforces it); everything else in
+ * the folder is internal.
+ */
+export { publishBundle } from './bundle-kv.js';
+export { bundlePem } from './bundle.js';
+export { CertificateAuthority } from './ca.js';
+export type { IssuedLeaf } from './ca.js';
+export { createCsrSigner } from './csr-signer.js';
+export type { CsrSigner } from './csr-signer.js';
+export { obtainIdentity } from './identity.js';
+export { describeKey } from './keys.js';
+export { meshClientOptions, peerIdentity, requirePeerIdentity, secureContextOptions } from './mtls.js';
+export type { MeshIdentity } from './mtls.js';
+export { LeafRenewer, RENEW_FROM } from './renewal.js';
+export { spiffeId } from './spiffe-id.js';
+export { caDir, caExists, loadCa, readIdentityFiles, saveCa, writeIdentityFiles } from './store.js';
+export { spiffeIdOf, subjectAltNames } from './verify.js';
+export { certificatesFromPem, readCertificateFields, validityOf } from './x509-reader.js';

@@ -1,0 +1,17 @@
+/**
+ * The data plane: inbound and outbound proxies, balancing and splits, intentions, metrics. The process is assembled in src/wiring/proxy-process.ts.
+ *
+ * The public surface of proxy/: other modules and the application import only
+ * this file (test/structure/layers.test.ts enforces it); everything else in
+ * the folder is internal.
+ */
+export { SPLIT_KV_PREFIX, splitKey, validateSplit } from './balance/split.js';
+export { InboundCache, inboundCachePath } from './inbound/inbound-cache.js';
+export { INTENTIONS_PREFIX, KvIntentions, parseIntentionDocument, parseIntentionKey } from './inbound/intentions.js';
+export type { IntentionEntry } from './inbound/intentions.js';
+export { LocalInstanceTable } from './inbound/local-services.js';
+export { InboundProxy } from './inbound/server.js';
+export { ProxyMetrics } from './metrics.js';
+export type { OutboundListener } from './outbound/options.js';
+export { OutboundProxy } from './outbound/server.js';
+export type { InboundTls, LocalInstance, OutboundTls, RouteInstance, RouteSource, Subscription } from './ports.js';

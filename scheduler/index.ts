@@ -1,0 +1,22 @@
+/**
+ * Jobs, placement, reconciliation and secrets: the pure core. The service around it is src/wiring/scheduler-*.ts.
+ *
+ * The public surface of scheduler/: other modules and the application import only
+ * this file (test/structure/layers.test.ts enforces it); everything else in
+ * the folder is internal.
+ */
+export type { AllocInfo, Deployment, JobState, NodeInfo } from './model.js';
+export { readiness } from './nodes.js';
+export type { PlacementFailure } from './placement/reasons.js';
+export type { Plan } from './reconcile/plan.js';
+export { reconcile } from './reconcile/reconciler.js';
+export { loadOrCreateKey } from './secrets/key.js';
+export { SecretStore } from './secrets/store.js';
+export { canonicalJSON, compileJob, nextVersion } from './spec/compile.js';
+export { jobInvalid } from './spec/errors.js';
+export type { SpecError } from './spec/errors.js';
+export type { JobSpec } from './spec/schema.js';
+export { parseJobSpec, validateJobSpec } from './spec/validate.js';
+export { allocationDocs } from './state/documents.js';
+export { observeAllocs, observeNodes } from './state/observe.js';
+export type { AgentEntry, ObservedTask } from './state/observe.js';
