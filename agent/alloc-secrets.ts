@@ -11,8 +11,9 @@
  * Values never reach logs, KV, the allocation's status or a driver's state:
  * only paths and names do. The directory goes when the allocation stops.
  */
-import { chmodSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../base/atomic-write.js';
 import type { Allocation } from '../base/contracts/alloc.js';
 import { WeftError } from '../base/errors.js';
 import type { TaskMount } from './driver.js';
@@ -114,13 +115,9 @@ export class AllocSecrets {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700); // mkdir's mode is masked by the umask, and an existing dir keeps its own
     const path = join(dir, name);
-    const tmp = `${path}.tmp-${process.pid}`;
     try {
-      writeFileSync(tmp, value, { mode: 0o600 });
-      chmodSync(tmp, 0o600);
-      renameSync(tmp, path); // a restarting task never reads half a value
+      writeFileAtomicSync(path, value, { mode: 0o600 }); // a restarting task never reads half a value
     } catch (err) {
-      rmSync(tmp, { force: true });
       throw new WeftError('WEFT_ERR_ALLOC_SECRETS', `${path}: cannot write the secret file: ${(err as Error).message}`, { key: 'path', value: path, cause: err });
     }
     return path;

@@ -15,6 +15,7 @@
  */
 import { type BlockingWatch, deleteKey, type DiscoveryClient, getJSON, type KvEntry, putJSON, watchKeyPrefix } from '../discovery/index.js';
 import { ALLOCS_PREFIX, type Allocation, type AllocStatus, allocStatusKey } from '../base/contracts/alloc.js';
+import { isSegment } from '../base/contracts/names.js';
 import { isWeftError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import { AllocSecrets } from './alloc-secrets.js';
@@ -110,7 +111,7 @@ export class AllocRunner {
         if (!isWeftError(err)) throw err;
         const id = e.key.slice(e.key.lastIndexOf('/') + 1);
         this.opts.logger.warn({ code: err.code, key: err.key, value: err.value }, `allocation ${id} skipped: ${err.message}`);
-        if (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id) && !this.tracked.has(id)) await this.report(id, { state: 'failed', restarts: 0, message: err.message });
+        if (isSegment(id) && !this.tracked.has(id)) await this.report(id, { state: 'failed', restarts: 0, message: err.message });
       }
     }
     const tasks = await this.opts.driver.list({ all: true, label: `${AGENT_LABELS.host}=${this.opts.host}` });

@@ -12,16 +12,22 @@
  * with its code and retried with backoff; the other services are unaffected.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type IssuedLeaf, LeafRenewer, obtainIdentity, readIdentityFiles, RENEW_FROM, spiffeId, spiffeIdOf, writeIdentityFiles } from '../certs/index.js';
+import { writeFileAtomicSync } from '../base/atomic-write.js';
 import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, HOST_PROXY_LOCAL_FILE, type HostProxyLocal } from '../base/contracts/host-proxy.js';
+import { type Backoff, backoffDelayMs } from '../base/backoff.js';
+import { type Random, systemRandom } from '../base/clock.js';
 import { isWeftError, WeftError } from '../base/errors.js';
-
-/** First retry of failed issuances, doubling up to RETRY_MAX_MS. */
-const RETRY_MIN_MS = 5_000;
-const RETRY_MAX_MS = 5 * 60_000;
 import type { Logger } from '../base/log.js';
+
+/**
+ * Retries of failed issuances: from 5 s doubling to 5 min, equal jitter (the
+ * agents of a fleet whose scheduler restarts do not all come back at once,
+ * and none sooner than half the ceiling).
+ */
+const RETRY_BACKOFF: Backoff = { baseMs: 5_000, maxMs: 5 * 60_000, jitter: 'equal' };
 
 /**
  * The port to whatever signs CSRs: the scheduler's API in a cluster; a local
@@ -43,6 +49,8 @@ export interface IdentityManagerOptions {
   signer: CsrSigner;
   outboundPortBase: number;
   logger: Logger;
+  /** Draws the retry delays; seeded in tests. */
+  random?: Random;
 }
 
 /** Keeps identities and local.json in step with the services running here. */
@@ -53,7 +61,8 @@ export class IdentityManager {
   private chain: Promise<void> = Promise.resolve();
   private wanted: string[] = [];
   private retry: NodeJS.Timeout | undefined;
-  private retryMs = RETRY_MIN_MS;
+  /** Consecutive rounds in which an issuance failed. */
+  private failedRounds = 0;
   private stopped = false;
 
   constructor(opts: IdentityManagerOptions) {
@@ -91,16 +100,15 @@ export class IdentityManager {
   private async apply(wanted: string[]): Promise<void> {
     const missing = wanted.filter((s) => !this.renewers.has(s));
     const results = await Promise.allSettled(missing.map((s) => this.issue(s)));
-    let failed = 0;
+    const retryInMs = results.some((r) => r.status === 'rejected') ? backoffDelayMs(this.failedRounds + 1, RETRY_BACKOFF, this.opts.random ?? systemRandom) : undefined;
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') return;
-      failed++;
       // The signer's own code (WEFT_ERR_CSR_IDENTITY: not allocated here) says more than the wrapper's.
       const cause = (r.reason as { cause?: unknown }).cause;
       const code = isWeftError(cause) ? cause.code : isWeftError(r.reason) ? r.reason.code : 'WEFT_ERR_CSR_SIGNER';
-      this.opts.logger.error({ code, service: missing[i], retryInMs: this.retryMs }, (r.reason as Error).message);
+      this.opts.logger.error({ code, service: missing[i], retryInMs }, (r.reason as Error).message);
     });
-    this.scheduleRetry(failed > 0);
+    this.scheduleRetry(retryInMs);
     for (const [service, renewer] of this.renewers) {
       if (!wanted.includes(service)) {
         renewer.stop();
@@ -128,16 +136,16 @@ export class IdentityManager {
   }
 
   /** Issuances that failed are tried again later (the scheduler may be starting, or allocate the service soon). */
-  private scheduleRetry(failed: boolean): void {
+  private scheduleRetry(delayMs: number | undefined): void {
     clearTimeout(this.retry);
     this.retry = undefined;
-    if (!failed || this.stopped) {
-      this.retryMs = RETRY_MIN_MS;
+    if (delayMs === undefined || this.stopped) {
+      this.failedRounds = 0;
       return;
     }
-    this.retry = setTimeout(() => void this.update(this.wanted), this.retryMs);
+    this.failedRounds++;
+    this.retry = setTimeout(() => void this.update(this.wanted), delayMs);
     this.retry.unref();
-    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
   }
 
   private async issue(service: string): Promise<void> {
@@ -190,9 +198,7 @@ export class IdentityManager {
 
   private writeLocal(doc: HostProxyLocal): void {
     mkdirSync(this.proxyDir, { recursive: true, mode: 0o700 });
-    const path = join(this.proxyDir, HOST_PROXY_LOCAL_FILE);
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`);
-    renameSync(tmp, path); // the proxy polls this file: it must never see half of it
+    // The proxy polls this file: it must never see half of it.
+    writeFileAtomicSync(join(this.proxyDir, HOST_PROXY_LOCAL_FILE), `${JSON.stringify(doc, null, 2)}\n`);
   }
 }

@@ -14,7 +14,7 @@ import type { DiscoveryClient } from '../discovery/index.js';
 import { formatDuration } from '../base/duration.js';
 import type { Logger } from '../base/log.js';
 import { VERSION } from '../base/version.js';
-import { AGENT_SERVICE, ATTR_META_PREFIX, NODE_META } from '../base/contracts/node.js';
+import { AGENT_SERVICE, ATTR_META_PREFIX, NODE_META, WEFT_TAG } from '../base/contracts/meta.js';
 
 
 export interface NodeOptions {
@@ -74,7 +74,7 @@ export class NodeHeartbeat {
         id: agentServiceId(host),
         name: AGENT_SERVICE,
         address: this.opts.address,
-        tags: ['weft'],
+        tags: [WEFT_TAG],
         meta,
         checks: [{ checkid: this.checkId, name: `${AGENT_SERVICE} heartbeat ${host}`, ttl: formatDuration(this.opts.ttlMs), timeout: '1s', deregistercriticalserviceafter: '72h' }],
       }),

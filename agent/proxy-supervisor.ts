@@ -4,11 +4,14 @@
  * `<stateDir>/proxy.pid` with its /proc start time, so a restarted agent finds
  * and adopts the same proxy instead of starting a second one: restarting the
  * agent never interrupts traffic. A proxy that dies is restarted with backoff
- * (1 s doubling to 30 s; reset once it has stayed up for a minute).
+ * (1 s doubling to 30 s, equal jitter; reset once it has stayed up for a minute).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../base/atomic-write.js';
+import { backoffDelayMs } from '../base/backoff.js';
+import { type Random, systemRandom } from '../base/clock.js';
 import type { Logger } from '../base/log.js';
 
 export interface ProxySupervisorOptions {
@@ -23,6 +26,8 @@ export interface ProxySupervisorOptions {
   backoffMaxMs?: number;
   /** Uptime after which the backoff resets. */
   stableMs?: number;
+  /** Draws the restart delay in [ceiling/2, ceiling]; seeded in tests. */
+  random?: Random;
 }
 
 interface PidRecord {
@@ -43,7 +48,7 @@ export class ProxySupervisor {
   starts = 0;
 
   constructor(opts: ProxySupervisorOptions) {
-    this.opts = { pollMs: 500, backoffBaseMs: 1000, backoffMaxMs: 30_000, stableMs: 60_000, ...opts };
+    this.opts = { pollMs: 500, backoffBaseMs: 1000, backoffMaxMs: 30_000, stableMs: 60_000, random: systemRandom, ...opts };
     mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
   }
 
@@ -87,7 +92,8 @@ export class ProxySupervisor {
     const now = Date.now();
     if (this.restartAt === 0) {
       this.failures++;
-      const delay = Math.min(this.opts.backoffBaseMs * 2 ** (this.failures - 1), this.opts.backoffMaxMs);
+      // Equal jitter: never sooner than half the ceiling, so a proxy that cannot start does not spin.
+      const delay = backoffDelayMs(this.failures, { baseMs: this.opts.backoffBaseMs, maxMs: this.opts.backoffMaxMs, jitter: 'equal' }, this.opts.random);
       this.restartAt = now + delay;
       this.opts.logger.warn({ pid: this.current?.pid, restartInMs: delay, log: this.logPath() }, 'weft proxy exited; restarting with backoff');
       this.current = undefined;
@@ -109,7 +115,7 @@ export class ProxySupervisor {
       this.current = { pid: child.pid, procStart: procStart(child.pid) };
       this.startedAt = Date.now();
       this.starts++;
-      writeFileSync(this.pidPath(), JSON.stringify(this.current));
+      writeFileAtomicSync(this.pidPath(), JSON.stringify(this.current)); // a restarted agent never reads half of it
       this.opts.logger.info({ pid: child.pid }, 'started weft proxy');
     } finally {
       closeSync(log);

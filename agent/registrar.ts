@@ -26,7 +26,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { type DecodeResult, decodeLabels, type Registration } from '../base/contracts/labels.js';
-import { buildServiceRegistration, deregisterInstance, type DiscoveryClient, META, registerInstance, WEFT_TAG } from '../discovery/index.js';
+import { buildServiceRegistration, deregisterInstance, type DiscoveryClient, registerInstance } from '../discovery/index.js';
+import { SERVICE_META as META, WEFT_TAG } from '../base/contracts/meta.js';
 import type { WeftError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import { AGENT_LABELS, type Driver, type DriverEvent, isTerminatingSignal, matchesLabel, type TaskInfo } from './driver.js';

@@ -7,7 +7,7 @@
  * Two forms: `backoffDelayMs` is a pure, synchronous decision (the proxy's hot
  * path takes it inline), `sleepBackoff` waits it out for everything else.
  */
-import { type Random, systemRandom, systemTimers, type Timers } from './clock.js';
+import { type Random, sleep, systemRandom, type Timers } from './clock.js';
 
 /** Bounds and jitter of one backoff. */
 export interface Backoff {
@@ -37,23 +37,10 @@ export function backoffDelayMs(attempt: number, backoff: Backoff, random: Random
 }
 
 /** Waits `backoffDelayMs(attempt, backoff)`; resolves early (without error) when `signal` aborts. */
-export function sleepBackoff(
+export async function sleepBackoff(
   attempt: number,
   backoff: Backoff,
   opts: { random?: Random; timers?: Timers; signal?: AbortSignal } = {},
 ): Promise<void> {
-  const delay = backoffDelayMs(attempt, backoff, opts.random);
-  const timers = opts.timers ?? systemTimers;
-  return new Promise((resolve) => {
-    if (opts.signal?.aborted) return resolve();
-    const onAbort = () => {
-      timers.clearTimeout(handle);
-      resolve();
-    };
-    const handle = timers.setTimeout(() => {
-      opts.signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, delay);
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  await sleep(backoffDelayMs(attempt, backoff, opts.random), opts.timers, opts.signal);
 }

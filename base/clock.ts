@@ -44,6 +44,26 @@ export const systemTimers: Timers = {
 };
 
 /**
+ * Waits `ms` on `timers`. Resolves true when the time has passed, false at
+ * once when `signal` aborts (the timer is cleared): a loop that must stop on
+ * close tells the two apart without catching.
+ */
+export function sleep(ms: number, timers: Timers = systemTimers, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const onAbort = (): void => {
+      timers.clearTimeout(handle);
+      resolve(false);
+    };
+    const handle = timers.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
  * A deterministic random source (mulberry32: 32-bit state, fast, and good
  * enough for choosing endpoints, placements and jitter; not for anything secret).
  */

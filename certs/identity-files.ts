@@ -7,9 +7,10 @@
  * the CA: store.ts brings the CA, and with it node-forge (about 10 MB of a
  * process's memory), which the data plane must not carry.
  */
-import { createPrivateKey, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../base/atomic-write.js';
 import { WeftError } from '../base/errors.js';
 import type { MeshIdentity } from './mtls.js';
 
@@ -41,12 +42,9 @@ export function writeSecretFile(path: string, data: string): void {
   writeAtomic(path, data, 0o600);
 }
 
-/** Writes `path` with `mode` through a temporary name and a rename, so a reader never sees half a file. */
+/** Writes `path` with `mode` (exact, from the file's creation) through base/atomic-write.ts: a reader never sees half a file. */
 export function writeAtomic(path: string, data: string, mode: number): void {
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
-  writeFileSync(tmp, data, { mode, flag: 'wx' });
-  chmodSync(tmp, mode); // the umask may have narrowed it; never widen a key file past 0600
-  renameSync(tmp, path);
+  writeFileAtomicSync(path, data, { mode });
 }
 
 /** Reads a private key, refusing a file readable by group or others (as ssh does). */

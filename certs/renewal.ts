@@ -5,6 +5,7 @@
  * one succeeds; `renewSoon()` serves root rotations, where every host should
  * move to the new root within a jittered window rather than at once.
  */
+import { backoffDelayMs } from '../base/backoff.js';
 
 /** Earliest and latest renewal points, as fractions of the lifetime. */
 export const RENEW_FROM = 0.6;
@@ -118,8 +119,8 @@ export class LeafRenewer {
     } catch (err) {
       this.failures++;
       this.opts.onError?.(err);
-      const base = this.opts.retryMs ?? 1000;
-      const delay = Math.min(base * 2 ** (this.failures - 1), this.opts.maxRetryMs ?? 60_000);
+      // Jittered: hosts that lost the CA together must not all come back to it in the same second.
+      const delay = backoffDelayMs(this.failures, { baseMs: this.opts.retryMs ?? 1000, maxMs: this.opts.maxRetryMs ?? 60_000, jitter: 'equal' }, this.random);
       if (this.running) this.arm(this.clock() + delay);
     } finally {
       this.inFlight = false;

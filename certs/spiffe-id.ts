@@ -5,6 +5,7 @@
  * user info) because the ID is what intentions authorize.
  */
 import { WeftError } from '../base/errors.js';
+import { CONSUL_NAME_PATTERN } from '../base/contracts/names.js';
 
 /** A parsed weft workload identity. */
 export interface SpiffeId {
@@ -17,8 +18,8 @@ export interface SpiffeId {
 
 /** Trust domain: lowercase letters, digits, `.`, `-`, `_` (SPIFFE ID spec 2.1). */
 export const TRUST_DOMAIN_PATTERN = '^[a-z0-9][a-z0-9._-]{0,252}$';
-/** Namespace and service names: weft's Name rule, which is also a valid SPIFFE path segment. */
-export const SEGMENT_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$';
+/** Namespace and service names: Consul's name rule, which is also a valid SPIFFE path segment. */
+export const SEGMENT_PATTERN = CONSUL_NAME_PATTERN;
 
 const TRUST_DOMAIN = new RegExp(TRUST_DOMAIN_PATTERN);
 const SEGMENT = new RegExp(SEGMENT_PATTERN);

@@ -4,8 +4,9 @@
  * check-and-set; `update` retries a read-modify-write on CAS conflicts, and
  * `fencedPutJSON` only writes while a session still holds a lock.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { GetItem } from 'consul/lib/kv.js';
+import { type Backoff, sleepBackoff } from '../base/backoff.js';
+import type { Random, Timers } from '../base/clock.js';
 import { invalid, WeftError } from '../base/errors.js';
 import type { DiscoveryClient } from './client.js';
 
@@ -14,6 +15,13 @@ export const KV_ROOT = 'weft/';
 
 /** How many times `update` re-reads and retries after losing a CAS race. */
 export const DEFAULT_CAS_ATTEMPTS = 8;
+
+/**
+ * The wait between CAS attempts: full jitter below a ceiling of 10 ms doubling
+ * to 200 ms, so two writers that collided do not collide again in lockstep
+ * (full rather than equal: the spread matters here, not a floor).
+ */
+export const CAS_BACKOFF: Backoff = { baseMs: 10, maxMs: 200, jitter: 'full' };
 
 /** A raw KV entry. `session` is the lock holder, when a session holds the key. */
 export interface KvEntry {
@@ -112,13 +120,15 @@ export async function putJSON(client: DiscoveryClient, key: string, value: unkno
  * Read-modify-write with check-and-set. `fn` gets the current value (undefined
  * when absent) and returns the new one, or undefined to leave the key as is.
  * Lost races re-read and retry up to `maxAttempts` times, then throw
- * WEFT_ERR_KV_CAS_CONFLICT. Returns what is stored afterwards.
+ * WEFT_ERR_KV_CAS_CONFLICT. Returns what is stored afterwards. Between
+ * attempts it waits CAS_BACKOFF, drawn from `random` and armed on `timers`
+ * (base/clock.ts defaults; tests inject their own).
  */
 export async function update<T>(
   client: DiscoveryClient,
   key: string,
   fn: (current: T | undefined) => T | undefined | Promise<T | undefined>,
-  opts: { maxAttempts?: number; decode?: Decoder<T> } = {},
+  opts: { maxAttempts?: number; decode?: Decoder<T>; random?: Random; timers?: Timers } = {},
 ): Promise<Versioned<T> | undefined> {
   const maxAttempts = opts.maxAttempts ?? DEFAULT_CAS_ATTEMPTS;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
@@ -130,8 +140,7 @@ export async function update<T>(
       return (await getJSON(client, key, opts.decode)) ?? { key, value: next, modifyIndex: 0 };
     }
     client.logger.debug({ key, attempt }, 'CAS conflict, retrying');
-    // Jitter so two writers that collided do not collide again in lockstep.
-    if (attempt < maxAttempts) await sleep(Math.random() * Math.min(200, 5 * 2 ** attempt));
+    if (attempt < maxAttempts) await sleepBackoff(attempt, CAS_BACKOFF, { random: opts.random, timers: opts.timers });
   }
   throw new WeftError('WEFT_ERR_KV_CAS_CONFLICT', `${key}: lost ${maxAttempts} check-and-set attempts to concurrent writers`, {
     key,

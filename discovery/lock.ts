@@ -5,18 +5,35 @@
  * key stops naming its session. A standby blocks on the key with blocking
  * queries and tries to acquire when it is freed. Releasing the key before
  * destroying the session hands over without Consul's lock-delay.
+ *
+ * Time comes in as options (`now`, `random`, `timers`, base/clock.ts), passed
+ * on to the lock's key watches: every wait (session renewal, the retry while a
+ * lock-delay is in force, the backoff after a failed attempt) goes through
+ * `timers`, so tests drive a lock by hand.
  */
 import { EventEmitter } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { type Backoff, sleepBackoff } from '../base/backoff.js';
+import { type Clock, type Random, systemClock, systemRandom, sleep, systemTimers, type Timers } from '../base/clock.js';
 import { WeftError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import { ConsulError, type DiscoveryClient } from './client.js';
 import { formatDuration } from '../base/duration.js';
 import { checkKey, type Fence, type KvEntry } from './kv.js';
-import { type BlockingWatch, backoffDelay, type WatchOptions, watchKey } from './watch.js';
+import { type BlockingWatch, type WatchOptions, watchKey } from './watch.js';
 
 /** The scheduler's lock key. */
 export const LEADER_KEY = 'weft/leader';
+
+/**
+ * The backoff of a standby whose acquire attempt failed (Consul unreachable,
+ * session refused): equal jitter, so a standby never hammers a Consul that is down.
+ */
+export const ACQUIRE_BACKOFF: Backoff = { baseMs: 250, maxMs: 30_000, jitter: 'equal' };
+
+/** How long a standby waits before trying again while the key is free but refused (a lock-delay in force). */
+export function lockDelayRetryMs(lockDelayMs: number): number {
+  return Math.min(1000, Math.max(50, lockDelayMs / 4));
+}
 
 export interface LockOptions {
   /** Default `weft/leader`. */
@@ -31,9 +48,15 @@ export interface LockOptions {
   name?: string;
   /** JSON stored in the key while held (e.g. the leader's API address). */
   value?: unknown;
-  /** Options of the key watch (waitMs, backoff). */
+  /** Options of the key watch (waitMs, backoff); `now`, `random` and `timers` default to the lock's. */
   watch?: WatchOptions;
   logger?: Logger;
+  /** The clock that measures how long renewals have failed; default systemClock. */
+  now?: Clock;
+  /** The jitter source of the acquire backoff; default systemRandom. */
+  random?: Random;
+  /** Where every wait of the lock is armed; default systemTimers. */
+  timers?: Timers;
 }
 
 export interface LockEvents {
@@ -46,9 +69,12 @@ export interface LockEvents {
 export class SessionLock extends EventEmitter<LockEvents> {
   readonly key: string;
   private readonly client: DiscoveryClient;
-  private readonly opts: Required<Omit<LockOptions, 'key' | 'value' | 'watch' | 'logger'>> & { value: unknown };
+  private readonly opts: Required<Omit<LockOptions, 'key' | 'value' | 'watch' | 'logger' | 'now' | 'random' | 'timers'>> & { value: unknown };
   private readonly watchOpts: WatchOptions;
   private readonly logger: Logger;
+  private readonly now: Clock;
+  private readonly random: Random;
+  private readonly timers: Timers;
   private readonly controller = new AbortController();
   private session: string | undefined;
   private holding = false;
@@ -69,7 +95,10 @@ export class SessionLock extends EventEmitter<LockEvents> {
       name,
       value: opts.value ?? { name },
     };
-    this.watchOpts = { logger: this.logger, ...opts.watch };
+    this.now = opts.now ?? systemClock;
+    this.random = opts.random ?? systemRandom;
+    this.timers = opts.timers ?? systemTimers;
+    this.watchOpts = { logger: this.logger, now: this.now, random: this.random, timers: this.timers, ...opts.watch };
   }
 
   /** The current session ID (undefined before the first acquire attempt or after the session died). */
@@ -121,7 +150,7 @@ export class SessionLock extends EventEmitter<LockEvents> {
   async waitForLock(signal?: AbortSignal): Promise<void> {
     const stop = signal === undefined ? this.controller.signal : AbortSignal.any([signal, this.controller.signal]);
     const watch = watchKey(this.client, this.key, this.watchOpts);
-    const retryMs = Math.min(1000, Math.max(50, this.opts.lockDelayMs / 4));
+    const retryMs = lockDelayRetryMs(this.opts.lockDelayMs);
     let failures = 0;
     try {
       while (true) {
@@ -133,13 +162,16 @@ export class SessionLock extends EventEmitter<LockEvents> {
           if (stop.aborted) throw stop.reason;
           failures++;
           this.logger.warn({ key: this.key, err }, 'lock acquire attempt failed');
-          await sleep(backoffDelay(failures, 250, 30_000), undefined, { signal: stop });
+          // Resolves early on abort; the loop's first line then rejects with the signal's reason.
+          await sleepBackoff(failures, ACQUIRE_BACKOFF, { random: this.random, timers: this.timers, signal: stop });
           continue;
         }
-        const entry = watch.current();
-        if (entry !== undefined && (entry === null || entry.session === undefined)) {
+        // Decide on what the key looks like: before the watch's first answer there is nothing
+        // to decide on, and retrying blind would spend an attempt inside a lock-delay.
+        const entry = watch.current() ?? (await untilAborted(watch.ready(), stop));
+        if (entry === null || entry.session === undefined) {
           // Free but not ours: lock-delay is in force, or another standby won the race.
-          await sleep(retryMs, undefined, { signal: stop });
+          await sleep(retryMs, this.timers, stop);
         } else {
           await untilAborted(
             watch.next((e) => e === null || e.session === undefined),
@@ -216,17 +248,13 @@ export class SessionLock extends EventEmitter<LockEvents> {
     this.renewStop = stop;
     const every = this.opts.ttlMs / 2;
     this.renewer = (async () => {
-      let lastOk = Date.now();
+      let lastOk = this.now();
       let wait = every;
       while (!stop.signal.aborted) {
-        try {
-          await sleep(wait, undefined, { signal: stop.signal });
-        } catch {
-          return;
-        }
+        if (!(await sleep(wait, this.timers, stop.signal))) return;
         try {
           await this.client.call('session.renew', (c) => c.session.renew(id));
-          lastOk = Date.now();
+          lastOk = this.now();
           wait = every;
         } catch (err) {
           if (stop.signal.aborted) return;
@@ -234,7 +262,7 @@ export class SessionLock extends EventEmitter<LockEvents> {
             this.onSessionGone(id, `session ${id} no longer exists (expired or invalidated)`, err);
             return;
           }
-          if (Date.now() - lastOk >= this.opts.ttlMs) {
+          if (this.now() - lastOk >= this.opts.ttlMs) {
             // A whole TTL without a renewal: Consul may have invalidated the session by now.
             this.onSessionGone(id, `session ${id} not renewed for ${formatDuration(this.opts.ttlMs)}`, err);
             return;

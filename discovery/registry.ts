@@ -12,18 +12,7 @@ import { type Logger, silentLogger } from '../base/log.js';
 import type { DiscoveryClient } from './client.js';
 import { formatDuration } from '../base/duration.js';
 import type { Registration } from '../base/contracts/labels.js';
-
-/** Every weft-registered instance carries this tag. */
-export const WEFT_TAG = 'weft';
-
-/** The service Meta keys of the contract. */
-export const META = {
-  host: 'weft_host',
-  instance: 'weft_instance',
-  version: 'weft_version',
-  weight: 'weft_weight',
-  meshPort: 'weft_mesh_port',
-} as const;
+import { SERVICE_META as META, WEFT_TAG, weightFromMeta } from '../base/contracts/meta.js';
 
 /** Consul reaps a critical instance after this long (its own minimum is 1m). */
 export const DEFAULT_DEREGISTER_CRITICAL_AFTER_MS = 60_000;
@@ -153,7 +142,7 @@ export function parseHealthEntry(entry: HealthEntry): Instance {
     address,
     port: svc.Port,
     version: meta[META.version] === '' ? undefined : meta[META.version],
-    weight: metaInt(meta, META.weight, id, 0, 65535, 1, 'WEFT_ERR_WEIGHT_INVALID'),
+    weight: weightFromMeta(meta, id),
     meshPort: meta[META.meshPort] === undefined ? undefined : metaInt(meta, META.meshPort, id, 1, 65535, 0, 'WEFT_ERR_INSTANCE_INVALID'),
     tags: [...(svc.Tags ?? [])],
     healthy: (entry.Checks ?? []).every((c) => c.Status === 'passing'),
@@ -167,7 +156,7 @@ function metaInt(
   min: number,
   max: number,
   fallback: number,
-  code: 'WEFT_ERR_WEIGHT_INVALID' | 'WEFT_ERR_INSTANCE_INVALID',
+  code: 'WEFT_ERR_INSTANCE_INVALID',
 ): number {
   const raw = meta[key];
   if (raw === undefined || raw === '') return fallback;

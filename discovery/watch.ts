@@ -5,10 +5,15 @@
  * an index <= 0 as 1, rate-limit wake-ups. Errors back off exponentially with
  * jitter (capped at 30 s) and never empty the view: the last good value stays,
  * flagged `stale`, until Consul answers again.
+ *
+ * Time comes in as options (`now`, `random`, `timers`, base/clock.ts), as in
+ * the proxy's core: every wait of the loop (the retry backoff, the rate limit
+ * between requests) goes through `timers`, so tests drive it by hand.
  */
 import { EventEmitter } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { GetItem } from 'consul/lib/kv.js';
+import { type Backoff, backoffDelayMs } from '../base/backoff.js';
+import { type Clock, type Random, systemClock, systemRandom, sleep, systemTimers, type Timers } from '../base/clock.js';
 import { WeftError } from '../base/errors.js';
 import { type Logger, silentLogger } from '../base/log.js';
 import type { DiscoveryClient } from './client.js';
@@ -25,6 +30,12 @@ export interface WatchOptions {
   /** Least time between the starts of two requests, so a flapping index cannot spin the loop. Default 100 ms. */
   minIntervalMs?: number;
   logger?: Logger;
+  /** The clock the rate limit reads; default systemClock. */
+  now?: Clock;
+  /** The jitter source of the retry backoff; default systemRandom. */
+  random?: Random;
+  /** Where the loop's waits are armed; default systemTimers. */
+  timers?: Timers;
 }
 
 /** One answer of a fetcher: the decoded value and the X-Consul-Index (undefined when absent). */
@@ -48,11 +59,6 @@ export interface WatchEvents<T> {
   retry: [error: Error, delayMs: number, attempt: number];
 }
 
-/** The delay before retry number `attempt` (1-based): exponential, capped, with "equal jitter". */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt - 1, 30));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
-}
 
 /** The index to send next, per Consul's rules, given the previous one and the one just returned. */
 export function nextIndex(previous: bigint, returned: bigint | undefined): bigint {
@@ -69,8 +75,13 @@ export function nextIndex(previous: bigint, returned: bigint | undefined): bigin
 export class BlockingWatch<T> extends EventEmitter<WatchEvents<T>> {
   readonly name: string;
   private readonly fetcher: Fetcher<T>;
-  private readonly opts: Required<Omit<WatchOptions, 'logger'>>;
+  private readonly opts: Required<Pick<WatchOptions, 'waitMs' | 'minIntervalMs'>>;
+  /** Equal jitter: a retry never comes sooner than half the ceiling, so a loop cannot spin on a Consul that is down. */
+  private readonly backoff: Backoff;
   private readonly logger: Logger;
+  private readonly now: Clock;
+  private readonly random: Random;
+  private readonly timers: Timers;
   private readonly controller = new AbortController();
   private value: T | undefined;
   private hasValue = false;
@@ -84,12 +95,11 @@ export class BlockingWatch<T> extends EventEmitter<WatchEvents<T>> {
     this.name = name;
     this.fetcher = fetcher;
     this.logger = opts.logger ?? silentLogger;
-    this.opts = {
-      waitMs: opts.waitMs ?? 30_000,
-      backoffBaseMs: opts.backoffBaseMs ?? 250,
-      backoffMaxMs: opts.backoffMaxMs ?? 30_000,
-      minIntervalMs: opts.minIntervalMs ?? 100,
-    };
+    this.opts = { waitMs: opts.waitMs ?? 30_000, minIntervalMs: opts.minIntervalMs ?? 100 };
+    this.backoff = { baseMs: opts.backoffBaseMs ?? 250, maxMs: opts.backoffMaxMs ?? 30_000, jitter: 'equal' };
+    this.now = opts.now ?? systemClock;
+    this.random = opts.random ?? systemRandom;
+    this.timers = opts.timers ?? systemTimers;
     // Start on the next tick so callers can attach listeners first.
     this.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.loop());
   }
@@ -188,11 +198,11 @@ export class BlockingWatch<T> extends EventEmitter<WatchEvents<T>> {
   private async loop(): Promise<void> {
     const signal = this.controller.signal;
     let attempt = 0;
-    let lastStart = 0;
+    let lastStart = Number.NEGATIVE_INFINITY; // the first request goes out at once, whatever the clock's origin
     while (!signal.aborted) {
-      const gap = lastStart + this.opts.minIntervalMs - Date.now();
-      if (gap > 0 && !(await this.pause(gap))) return;
-      lastStart = Date.now();
+      const gap = lastStart + this.opts.minIntervalMs - this.now();
+      if (gap > 0 && !(await sleep(gap, this.timers, signal))) return;
+      lastStart = this.now();
       try {
         // After a failure, read without blocking: an unchanged index would otherwise park the
         // first good request for a whole wait before the watch could say it is fresh again.
@@ -212,7 +222,7 @@ export class BlockingWatch<T> extends EventEmitter<WatchEvents<T>> {
         if (signal.aborted) return;
         attempt++;
         const error = err instanceof Error ? err : new Error(String(err));
-        const delay = backoffDelay(attempt, this.opts.backoffBaseMs, this.opts.backoffMaxMs);
+        const delay = backoffDelayMs(attempt, this.backoff, this.random);
         const wasFresh = this.error === undefined;
         this.error = error;
         if (wasFresh) {
@@ -221,7 +231,7 @@ export class BlockingWatch<T> extends EventEmitter<WatchEvents<T>> {
         }
         this.logger.debug({ watch: this.name, attempt, delayMs: delay, err: error.message }, 'watch retry');
         this.emit('retry', error, delay, attempt);
-        if (!(await this.pause(delay))) return;
+        if (!(await sleep(delay, this.timers, signal))) return;
       }
     }
   }
@@ -237,16 +247,6 @@ export class BlockingWatch<T> extends EventEmitter<WatchEvents<T>> {
     } catch (err) {
       // A listener's bug is not a Consul failure: log it and keep watching.
       this.logger.error({ watch: this.name, err }, 'change listener threw');
-    }
-  }
-
-  /** Sleeps unless closed; false when the watch was closed meanwhile. */
-  private async pause(ms: number): Promise<boolean> {
-    try {
-      await sleep(ms, undefined, { signal: this.controller.signal });
-      return true;
-    } catch {
-      return false;
     }
   }
 }

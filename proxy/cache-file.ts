@@ -14,8 +14,9 @@
  * - Reading never throws: a missing file is silently empty; an unreadable or
  *   malformed one is logged and treated as empty.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { writeFileAtomic } from '../base/atomic-write.js';
 import { type Logger, silentLogger } from '../base/log.js';
 
 /** How a cache file is named in logs, versioned and snapshotted. */
@@ -39,7 +40,6 @@ export class CacheFile {
   #timer: NodeJS.Timeout | undefined;
   #dirty = false;
   #writing: Promise<void> = Promise.resolve();
-  #seq = 0;
 
   constructor(path: string, opts: CacheFileOptions) {
     this.path = path;
@@ -97,14 +97,11 @@ export class CacheFile {
   }
 
   async #write(text: string): Promise<void> {
-    const tmp = `${this.path}.${process.pid}.${++this.#seq}.tmp`;
     try {
       await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-      await writeFile(tmp, text, { mode: 0o600 });
-      await rename(tmp, this.path);
+      await writeFileAtomic(this.path, text, { mode: 0o600 }); // removes its temporary file on failure
     } catch (err) {
       this.#logger.warn({ err, path: this.path }, `${this.#o.what} write failed`);
-      await rm(tmp, { force: true }).catch(() => undefined);
     }
   }
 }

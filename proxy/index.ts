@@ -5,13 +5,18 @@
  * this file (test/structure/layers.test.ts enforces it); everything else in
  * the folder is internal.
  */
+export { ALGORITHMS, DEFAULT_ALGORITHM } from './balance/create.js';
 export { SPLIT_KV_PREFIX, splitKey, validateSplit } from './balance/split.js';
+export { checkParserInternals } from './h1/llhttp.js';
 export { InboundCache, inboundCachePath } from './inbound/inbound-cache.js';
 export { INTENTIONS_PREFIX, KvIntentions, parseIntentionDocument, parseIntentionKey } from './inbound/intentions.js';
 export type { IntentionEntry } from './inbound/intentions.js';
 export { LocalInstanceTable } from './inbound/local-services.js';
+export { DEFAULT_INBOUND_PORT } from './inbound/options.js';
 export { InboundProxy } from './inbound/server.js';
 export { ProxyMetrics } from './metrics.js';
+export { DEFAULT_OUTBOUND_HOST, DEFAULT_SHUTDOWN_GRACE_MS } from './outbound/options.js';
 export type { OutboundListener } from './outbound/options.js';
 export { OutboundProxy } from './outbound/server.js';
 export type { InboundTls, LocalInstance, OutboundTls, RouteInstance, RouteSource, Subscription } from './ports.js';
+export { DEFAULT_REQUEST_TIMEOUT_MS } from './resilience/deadline.js';

@@ -46,7 +46,7 @@ export interface RouteInstance {
   readonly meshPort: number | undefined;
   /** Meta weft_version, for splits. */
   readonly version: string | undefined;
-  /** Meta weft_weight, 0..65535. */
+  /** Meta weft_weight, 0..MAX_WEIGHT (base/contracts/names.ts). */
   readonly weight: number;
   /** All checks passing. RouteSource adapters may pass only healthy ones. */
   readonly healthy: boolean;

@@ -6,7 +6,8 @@
  * the folder is internal.
  */
 export type { AllocInfo, Deployment, JobState, NodeInfo } from './model.js';
-export { readiness } from './nodes.js';
+export { DEFAULT_LOST_AFTER_MS, readiness } from './nodes.js';
+export { DEFAULT_DYNAMIC_PORTS } from './placement/cluster.js';
 export type { PlacementFailure } from './placement/reasons.js';
 export type { Plan } from './reconcile/plan.js';
 export { reconcile } from './reconcile/reconciler.js';

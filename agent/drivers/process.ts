@@ -20,8 +20,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../../base/atomic-write.js';
 import { WeftError } from '../../base/errors.js';
 import { type Driver, type DriverEvent, type DriverEvents, matchesLabel, type TaskInfo, type TaskSpec } from '../driver.js';
 
@@ -283,10 +284,7 @@ export class ProcessDriver extends EventEmitter<DriverEvents> implements Driver 
   }
 
   private save(rec: ProcessRecord): void {
-    const path = this.recordPath(rec.id);
-    const tmp = `${path}.tmp-${randomBytes(4).toString('hex')}`;
-    writeFileSync(tmp, JSON.stringify(rec), { mode: 0o600 });
-    renameSync(tmp, path);
+    writeFileAtomicSync(this.recordPath(rec.id), JSON.stringify(rec), { mode: 0o600 });
   }
 
   private recordPath(id: string): string {

@@ -14,6 +14,7 @@
  * is what registers it in Consul.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { SEGMENT_PATTERN } from './names.js';
 
 /** KV prefix of the allocations a host must run: `weft/allocs/<host>/`. */
 export const ALLOCS_PREFIX = 'weft/allocs/';
@@ -31,7 +32,7 @@ export function allocStatusKey(host: string, alloc: string): string {
 }
 
 /** Allocation ids, job/group/task names: safe as KV segments, Docker names and file names. */
-const Segment = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' });
+const Segment = Type.String({ pattern: SEGMENT_PATTERN });
 
 /**
  * What the agent does when an allocation's task exits (Nomad's restart stanza).

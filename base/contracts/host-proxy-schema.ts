@@ -6,12 +6,13 @@
  * to the same verdicts and messages, so a change here goes there too.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { SERVICE_NAME_PATTERN } from './names.js';
 
 /** One local service that calls out through the mesh. */
 export const LocalServiceSchema = Type.Object(
   {
     /** Service name (DNS label). */
-    service: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }),
+    service: Type.String({ pattern: SERVICE_NAME_PATTERN }),
     /** The 127.0.0.1 port the proxy listens on for this service's outbound calls. */
     outboundPort: Type.Integer({ minimum: 1, maximum: 65535 }),
   },

@@ -8,13 +8,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { invalid, WeftError } from '../errors.js';
 import { formatDuration, parseDuration } from '../duration.js';
-
-/**
- * The proxy's weight contract (proxy/balance/picker.ts, which discovery may not
- * import): 0 drains an instance, 65535 is Consul's Weights.Passing maximum.
- */
-const MIN_WEIGHT = 0;
-const MAX_WEIGHT = 65535;
+import { DEFAULT_WEIGHT, isServiceName, isVersion, MAX_WEIGHT, MIN_WEIGHT } from './names.js';
 
 /** The typed result of decoding; also usable to validate job specs. */
 export const RegistrationSchema = Type.Object({
@@ -41,26 +35,48 @@ export type Registration = Static<typeof RegistrationSchema>;
 export type CheckSpec = Registration['check'];
 export type Upstream = Registration['upstreams'][number];
 
+/** The root of weft's labels: every key under it must be one of LABEL_KEYS. */
+export const LABEL_PREFIX = 'weft.';
+
+/** Each label key weft knows, by what it sets: the one spelling of every key. */
+export const LABEL = {
+  service: 'weft.service',
+  port: 'weft.port',
+  weight: 'weft.weight',
+  version: 'weft.version',
+  tags: 'weft.tags',
+  /** The health check, by CheckSpec field (a job spec's `check` block uses the same field names). */
+  check: {
+    http: 'weft.check.http',
+    tcp: 'weft.check.tcp',
+    interval: 'weft.check.interval',
+    timeout: 'weft.check.timeout',
+    failures: 'weft.check.failures',
+    successes: 'weft.check.successes',
+  },
+  upstreams: 'weft.upstreams',
+} as const;
+
 /** Label keys weft knows; anything else under `weft.` is a typo. */
 export const LABEL_KEYS = [
-  'weft.service',
-  'weft.port',
-  'weft.weight',
-  'weft.version',
-  'weft.tags',
-  'weft.check.http',
-  'weft.check.tcp',
-  'weft.check.interval',
-  'weft.check.timeout',
-  'weft.check.failures',
-  'weft.check.successes',
-  'weft.upstreams',
+  LABEL.service,
+  LABEL.port,
+  LABEL.weight,
+  LABEL.version,
+  LABEL.tags,
+  LABEL.check.http,
+  LABEL.check.tcp,
+  LABEL.check.interval,
+  LABEL.check.timeout,
+  LABEL.check.failures,
+  LABEL.check.successes,
+  LABEL.upstreams,
 ] as const;
 export type LabelKey = (typeof LABEL_KEYS)[number];
 
 /** Defaults, in one place (README repeats them). */
 export const LABEL_DEFAULTS = {
-  weight: 1,
+  weight: DEFAULT_WEIGHT,
   version: 'latest',
   intervalMs: 10_000,
   timeoutMs: 2_000,
@@ -86,12 +102,12 @@ export type DecodeResult =
 
 /** Registrator's key suffix for each weft key it has an equivalent of. */
 const REGISTRATOR: Partial<Record<LabelKey, string>> = {
-  'weft.service': 'NAME',
-  'weft.tags': 'TAGS',
-  'weft.check.http': 'CHECK_HTTP',
-  'weft.check.tcp': 'CHECK_TCP',
-  'weft.check.interval': 'CHECK_INTERVAL',
-  'weft.check.timeout': 'CHECK_TIMEOUT',
+  [LABEL.service]: 'NAME',
+  [LABEL.tags]: 'TAGS',
+  [LABEL.check.http]: 'CHECK_HTTP',
+  [LABEL.check.tcp]: 'CHECK_TCP',
+  [LABEL.check.interval]: 'CHECK_INTERVAL',
+  [LABEL.check.timeout]: 'CHECK_TIMEOUT',
 };
 /** Registrator suffixes weft reads besides the ones above. */
 const REGISTRATOR_EXTRA = new Set(['IGNORE', 'CHECK_HTTPS']);
@@ -99,15 +115,13 @@ const REGISTRATOR_KEY = /^SERVICE_(?:([0-9]+)_)?([A-Z0-9_]+)$/;
 
 /** Common wrong names that edit distance would not catch. */
 const ALIASES: Readonly<Record<string, LabelKey>> = {
-  'weft.name': 'weft.service',
-  'weft.check.path': 'weft.check.http',
-  'weft.healthcheck': 'weft.check.http',
-  'weft.check.retries': 'weft.check.failures',
-  'weft.check.threshold': 'weft.check.failures',
+  'weft.name': LABEL.service,
+  'weft.check.path': LABEL.check.http,
+  'weft.healthcheck': LABEL.check.http,
+  'weft.check.retries': LABEL.check.failures,
+  'weft.check.threshold': LABEL.check.failures,
 };
 
-const SERVICE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const VERSION = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
 const TAG = /^\S{1,255}$/;
 const HOST = /^[A-Za-z0-9][A-Za-z0-9.-]*$/;
 const MIN_INTERVAL_MS = 1000;
@@ -123,7 +137,7 @@ export function decodeLabels(labels: Readonly<Record<string, string>>, context: 
 
   for (const [key, raw] of Object.entries(labels)) {
     const value = raw.trim();
-    if (key.toLowerCase().startsWith('weft.')) {
+    if (key.toLowerCase().startsWith(LABEL_PREFIX)) {
       if ((LABEL_KEYS as readonly string[]).includes(key)) weft.set(key as LabelKey, value);
       else errors.push(unknownKey(key, value));
       continue;
@@ -157,7 +171,7 @@ export function decodeLabels(labels: Readonly<Record<string, string>>, context: 
   if (weft.size === 0 && ignoredPorts.size > 0 && openPorts.length === 0) {
     return { ok: true, registration: null, skipped: 'ignored', ignored };
   }
-  const port = resolvePort(weft.get('weft.port'), byPort, ignoredPorts, context, errors);
+  const port = resolvePort(weft.get(LABEL.port), byPort, ignoredPorts, context, errors);
   for (const [p, entries] of byPort) {
     if (p !== port) for (const e of entries.values()) ignored.push(e.key);
   }
@@ -172,12 +186,12 @@ export function decodeLabels(labels: Readonly<Record<string, string>>, context: 
 
   // With an unresolved port, SERVICE_<port>_NAME cannot be picked: the port error already says why.
   const namedByPort = port === undefined && [...byPort.values()].some((e) => e.has('NAME'));
-  const service = decodeService(pick('weft.service'), namedByPort ? '' : context.defaultName, errors);
-  const weight = decodeInt(pick('weft.weight'), MIN_WEIGHT, MAX_WEIGHT, LABEL_DEFAULTS.weight, errors);
-  const version = decodeVersion(pick('weft.version'), context.defaultVersion, errors);
-  const tags = decodeTags(pick('weft.tags'), errors);
+  const service = decodeService(pick(LABEL.service), namedByPort ? '' : context.defaultName, errors);
+  const weight = decodeInt(pick(LABEL.weight), MIN_WEIGHT, MAX_WEIGHT, LABEL_DEFAULTS.weight, errors);
+  const version = decodeVersion(pick(LABEL.version), context.defaultVersion, errors);
+  const tags = decodeTags(pick(LABEL.tags), errors);
   const check = decodeCheck(pick, port, errors);
-  const upstreams = decodeUpstreams(pick('weft.upstreams'), port, errors);
+  const upstreams = decodeUpstreams(pick(LABEL.upstreams), port, errors);
 
   if (errors.length > 0) return { ok: false, errors };
   return {
@@ -246,7 +260,7 @@ function resolvePort(
 ): number | undefined {
   if (label !== undefined) {
     const port = parsePort(label);
-    if (port === undefined) errors.push(bad('weft.port', label, 'must be an integer 1-65535'));
+    if (port === undefined) errors.push(bad(LABEL.port, label, 'must be an integer 1-65535'));
     return port;
   }
   const named = [...byPort.keys()].filter((p) => !ignoredPorts.has(p));
@@ -261,12 +275,12 @@ function resolvePort(
   }
   if (named.length > 1) {
     const ports = named.sort((a, b) => a - b).join(', ');
-    errors.push(missing('weft.port', `required: SERVICE_<port>_* labels name several ports (${ports}) and weft registers one per container`));
+    errors.push(missing(LABEL.port, `required: SERVICE_<port>_* labels name several ports (${ports}) and weft registers one per container`));
     return undefined;
   }
   const exposed = (context.exposedPorts ?? []).filter((p) => !ignoredPorts.has(p));
   if (exposed.length === 1) return exposed[0];
-  errors.push(missing('weft.port', exposed.length === 0 ? 'required' : `required: the container exposes several ports (${exposed.join(', ')})`));
+  errors.push(missing(LABEL.port, exposed.length === 0 ? 'required' : `required: the container exposes several ports (${exposed.join(', ')})`));
   return undefined;
 }
 
@@ -276,13 +290,13 @@ function decodeService(
   errors: WeftError[],
 ): string | undefined {
   if (label === undefined && fallback === undefined) {
-    errors.push(missing('weft.service', 'required (or SERVICE_NAME)'));
+    errors.push(missing(LABEL.service, 'required (or SERVICE_NAME)'));
     return undefined;
   }
   if (label === undefined && fallback === '') return undefined;
-  const key = label?.key ?? 'weft.service';
+  const key = label?.key ?? LABEL.service;
   const value = label?.value ?? fallback!;
-  if (!SERVICE_NAME.test(value)) {
+  if (!isServiceName(value)) {
     const why = label === undefined ? ' (derived from the image name; set weft.service)' : '';
     errors.push(bad(key, value, `must be a DNS label: lowercase letters, digits and '-', 1-63 characters${why}`));
     return undefined;
@@ -308,8 +322,8 @@ function decodeInt(
 
 function decodeVersion(label: { key: string; value: string } | undefined, fallback: string | undefined, errors: WeftError[]): string | undefined {
   const value = label?.value ?? fallback ?? LABEL_DEFAULTS.version;
-  if (!VERSION.test(value)) {
-    errors.push(bad(label?.key ?? 'weft.version', value, "must be 1-128 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"));
+  if (!isVersion(value)) {
+    errors.push(bad(label?.key ?? LABEL.version, value, "must be 1-128 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"));
     return undefined;
   }
   return value;
@@ -358,8 +372,8 @@ function decodeCheck(pick: Pick, port: number | undefined, errors: WeftError[]):
   const before = errors.length;
   const check: Partial<CheckSpec> = {};
 
-  const http = pick('weft.check.http');
-  const https = http === undefined ? pick('weft.check.http', 'CHECK_HTTPS') : undefined;
+  const http = pick(LABEL.check.http);
+  const https = http === undefined ? pick(LABEL.check.http, 'CHECK_HTTPS') : undefined;
   const httpLabel = http ?? https;
   if (httpLabel !== undefined) {
     const v = httpLabel.value;
@@ -368,7 +382,7 @@ function decodeCheck(pick: Pick, port: number | undefined, errors: WeftError[]):
     else errors.push(bad(httpLabel.key, v, 'must be a path starting with / or an http(s):// URL'));
   }
 
-  const tcp = pick('weft.check.tcp');
+  const tcp = pick(LABEL.check.tcp);
   if (tcp === undefined) {
     // No check label at all: probe the instance port, so a closed port never gets traffic.
     if (httpLabel === undefined && port !== undefined) check.tcp = { port };
@@ -387,18 +401,18 @@ function decodeCheck(pick: Pick, port: number | undefined, errors: WeftError[]):
     }
   }
 
-  const interval = decodeDuration(pick('weft.check.interval'), LABEL_DEFAULTS.intervalMs, MIN_INTERVAL_MS, MAX_INTERVAL_MS, errors);
-  const timeoutLabel = pick('weft.check.timeout');
+  const interval = decodeDuration(pick(LABEL.check.interval), LABEL_DEFAULTS.intervalMs, MIN_INTERVAL_MS, MAX_INTERVAL_MS, errors);
+  const timeoutLabel = pick(LABEL.check.timeout);
   // An unset timeout follows a short interval down (interval 1s -> timeout 1s), so
   // setting only the interval never turns the default timeout into an error.
   const defaultTimeout = Math.min(LABEL_DEFAULTS.timeoutMs, interval ?? LABEL_DEFAULTS.timeoutMs);
   const timeout = decodeDuration(timeoutLabel, defaultTimeout, 1, MAX_INTERVAL_MS, errors);
   if (interval !== undefined && timeout !== undefined && timeout > interval) {
-    const key = timeoutLabel?.key ?? 'weft.check.timeout';
+    const key = timeoutLabel?.key ?? LABEL.check.timeout;
     errors.push(bad(key, timeoutLabel?.value ?? formatDuration(timeout), `must not exceed the check interval (${formatDuration(interval)})`));
   }
-  const failures = decodeInt(pick('weft.check.failures'), 1, 100, LABEL_DEFAULTS.failures, errors);
-  const successes = decodeInt(pick('weft.check.successes'), 1, 100, LABEL_DEFAULTS.successes, errors);
+  const failures = decodeInt(pick(LABEL.check.failures), 1, 100, LABEL_DEFAULTS.failures, errors);
+  const successes = decodeInt(pick(LABEL.check.successes), 1, 100, LABEL_DEFAULTS.successes, errors);
 
   if (errors.length > before) return undefined;
   return { ...check, intervalMs: interval!, timeoutMs: timeout!, failures: failures!, successes: successes! };
@@ -411,7 +425,7 @@ function decodeUpstreams(label: { key: string; value: string } | undefined, port
     const m = /^([^:]*)(?::(.*))?$/.exec(entry)!;
     const service = m[1]!.trim();
     const portText = m[2]?.trim();
-    if (!SERVICE_NAME.test(service)) {
+    if (!isServiceName(service)) {
       errors.push(bad(label.key, entry, 'each entry must be service or service:localPort, with service a DNS label'));
       continue;
     }
@@ -425,7 +439,7 @@ function decodeUpstreams(label: { key: string; value: string } | undefined, port
       continue;
     }
     if (localPort !== undefined && (localPort === port || out.some((u) => u.localPort === localPort))) {
-      errors.push(bad(label.key, entry, `local port ${localPort} is already used by ${localPort === port ? 'weft.port' : 'another upstream'}`));
+      errors.push(bad(label.key, entry, `local port ${localPort} is already used by ${localPort === port ? LABEL.port : 'another upstream'}`));
       continue;
     }
     out.push(localPort === undefined ? { service } : { service, localPort });

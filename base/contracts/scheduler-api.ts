@@ -15,13 +15,22 @@
  * - Every error answers with ApiErrorSchema (WeftError.toJSON): `{ code, message, key?, value? }`
  *   and the HTTP status of the code in base/errors.ts. Request validation errors are 400
  *   WEFT_ERR_API_REQUEST_INVALID naming the field in `key`; a bad job spec is 400
- *   WEFT_ERR_JOB_INVALID with `value` = every problem `[{ path, message }]`.
+ *   WEFT_ERR_JOB_INVALID with `value` = every problem `[{ path, message }]` (the first 100).
+ * - Types are what the schemas say: a JSON body is never coerced (`{"count": "1"}`, `null`, `true`
+ *   or `[1]` for a count is 400 WEFT_ERR_API_REQUEST_INVALID, key `body.count`, and changes
+ *   nothing). Query values and path parameters are text, read as the schema's type: a boolean is
+ *   exactly `true` or `false` (`?purge=true`), a repeated key is refused.
+ * - Bounds: a path parameter has at most 128 characters (`params.<name>`), a body nests at most
+ *   64 levels, a job spec at most 64 levels with YAML aliases expanding to at most 100 nodes
+ *   (scheduler/spec/validate.ts); errors repeat at most 200 characters of any input value,
+ *   key or name, then `… (<length> characters)`.
  * - Any scheduler instance (leader or standby) answers every route: all state lives in
  *   Consul KV, so a standby reads and writes user intent (jobs, splits, ...) itself, and only
  *   the leader writes allocations. `GET /v1/health` says which one answered.
  * - Secret values are never returned by operator routes, nor logged.
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { CONSUL_NAME_PATTERN, MAX_GROUP_COUNT, NAME_RULES, SEGMENT_PATTERN, SERVICE_NAME_PATTERN } from './names.js';
 
 /** Header carrying the bearer token. */
 export const AUTH_HEADER = 'authorization';
@@ -76,12 +85,14 @@ export function pathOf(route: string, params: Record<string, string> = {}): stri
 
 // ---------------------------------------------------------------- shared pieces
 
-const JobName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' });
-const ServiceName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' });
-const IntentionName = Type.String({ pattern: '^(\\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,62})$' });
-const NodeName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' });
-const SecretName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' });
-const Segment = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' });
+const JobName = Type.String({ pattern: SERVICE_NAME_PATTERN });
+/** Any service Consul may hold, weft-registered or not. */
+const ServiceName = Type.String({ pattern: CONSUL_NAME_PATTERN });
+/** A service name or `*`. */
+const IntentionName = Type.String({ pattern: `^(\\*|${NAME_RULES.consulName})$` });
+const NodeName = Type.String({ pattern: SEGMENT_PATTERN });
+const SecretName = Type.String({ pattern: SEGMENT_PATTERN });
+const Segment = Type.String({ pattern: SEGMENT_PATTERN });
 /** ISO 8601 time. */
 const Time = Type.String();
 /** A job spec as a value (validated by scheduler/spec, not here: its errors carry spec paths). */
@@ -239,7 +250,7 @@ export const ScaleRequestSchema = Type.Object(
   {
     /** The group to scale; may be omitted when the job has one group. */
     group: Type.Optional(JobName),
-    count: Type.Integer({ minimum: 0, maximum: 10_000 }),
+    count: Type.Integer({ minimum: 0, maximum: MAX_GROUP_COUNT }),
   },
   { additionalProperties: false },
 );

@@ -31,6 +31,7 @@ import { createDiscoveryClient, type DiscoveryClient } from '../../discovery/cli
 import { useDocker } from '../../test/helpers/docker.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { type Mesh, startMesh } from './mesh-hosts.js';
+import { eventually } from '../../test/helpers/eventually.js';
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 15;
@@ -41,14 +42,9 @@ const HOST_ADDRESS = '127.0.0.3';
 const STAGES = ['registered', 'passing', 'direct', 'proxied'] as const;
 type Stage = (typeof STAGES)[number];
 
-async function until<T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 5): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+/** Polls every 5 ms at most (the stage times are what this bench measures). */
+function until<T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 5): Promise<T> {
+  return eventually(fn, timeoutMs, what, everyMs) as Promise<T>;
 }
 
 function pct(values: number[], p: number): number {

@@ -19,7 +19,7 @@ import type { GroupDemand, JobState, NodeInfo } from '../../scheduler/model.js';
 import { ClusterState } from '../../scheduler/placement/cluster.js';
 import { compileMatcher } from '../../scheduler/placement/matchers.js';
 import { type Placed, Placer } from '../../scheduler/placement/placer.js';
-import { seededRandom } from '../../scheduler/placement/random.js';
+import { seededRandom } from '../../base/clock.js';
 import { reconcile } from '../../scheduler/reconcile/reconciler.js';
 
 const NODES = Number(process.argv[2] ?? 10_000);

@@ -5,12 +5,13 @@
  * from tables of cases.
  */
 import { invalid } from '../../base/errors.js';
+import { isWeight, MAX_WEIGHT } from '../../base/contracts/names.js';
 
 /** What a picker needs to know about one instance. The proxy passes richer objects. */
 export interface Endpoint {
   /** Stable identity (the Consul service ID `<host>-<instance>`): state is kept per id. */
   readonly id: string;
-  /** Relative share of traffic; 0 drains the endpoint. An integer 0..65535. */
+  /** Relative share of traffic; 0 drains the endpoint. An integer 0..MAX_WEIGHT (base/contracts/names.ts). */
   readonly weight: number;
   /** `weft_version`, used by version splits. */
   readonly version?: string | undefined;
@@ -43,32 +44,8 @@ export interface Picker<E extends Endpoint = Endpoint> {
  */
 export type Availability<E extends Endpoint = Endpoint> = (endpoint: E) => boolean;
 
-/** The largest weight, as in Consul's Weights.Passing. */
-export const MAX_WEIGHT = 65535;
-
-/** Weight of an instance that does not say (Consul's default too). */
-export const DEFAULT_WEIGHT = 1;
-
-/** The Consul service Meta key carrying the weight (node-consul 2.x cannot send Weights). */
-export const META_WEIGHT = 'weft_weight';
-
-/** The Consul service Meta key carrying the version that splits choose between. */
-export const META_VERSION = 'weft_version';
-
-/**
- * Reads an instance's weight from its Consul Meta. Absent -> 1. Anything but
- * an integer 0..65535 throws WEFT_ERR_WEIGHT_INVALID naming the instance, so
- * the proxy can log and skip that one registration rather than guess.
- */
-export function weightFromMeta(meta: Readonly<Record<string, string>> | undefined, serviceId: string): number {
-  const raw = meta?.[META_WEIGHT];
-  if (raw === undefined || raw === '') return DEFAULT_WEIGHT;
-  const key = `${serviceId}: Meta.${META_WEIGHT}`;
-  if (!/^[0-9]{1,5}$/.test(raw)) throw invalid('WEFT_ERR_WEIGHT_INVALID', key, raw, `must be an integer from 0 to ${MAX_WEIGHT}`);
-  const weight = Number(raw);
-  if (weight > MAX_WEIGHT) throw invalid('WEFT_ERR_WEIGHT_INVALID', key, raw, `must be an integer from 0 to ${MAX_WEIGHT}`);
-  return weight;
-}
+/** Reads Meta weft_weight (base/contracts/meta.ts holds the rule; kept here for the pickers' callers). */
+export { weightFromMeta } from '../../base/contracts/meta.js';
 
 /**
  * Validates a weight handed to a picker. Pickers reject bad weights loudly:
@@ -76,7 +53,7 @@ export function weightFromMeta(meta: Readonly<Record<string, string>> | undefine
  */
 export function checkWeight(endpoint: Endpoint): number {
   const w = endpoint.weight;
-  if (!Number.isInteger(w) || w < 0 || w > MAX_WEIGHT) {
+  if (!isWeight(w)) {
     throw invalid('WEFT_ERR_WEIGHT_INVALID', `endpoint ${endpoint.id}: weight`, w, `must be an integer from 0 to ${MAX_WEIGHT}`);
   }
   return w;

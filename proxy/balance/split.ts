@@ -21,18 +21,14 @@
  *   instances unreachable (a typo in a version name would otherwise be an outage).
  */
 import { invalid } from '../../base/errors.js';
+// Version names: exactly what the `weft.version` label allows, so any registered version can be split to.
+import { isVersion, MAX_SPLIT_WEIGHT } from '../../base/contracts/names.js';
 
 /** A validated split: version -> relative weight, in document order. */
 export type Split = ReadonlyMap<string, number>;
 
 /** Where splits live in Consul KV. */
 export const SPLIT_KV_PREFIX = 'weft/splits/';
-
-/** Largest weight of one version: generous, and keeps sums exact in floating point. */
-export const MAX_SPLIT_WEIGHT = 1_000_000;
-
-/** Version names: exactly what the `weft.version` label allows (base/contracts/labels.ts), so any registered version can be split to. */
-const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
 
 /** The KV key of a service's split. */
 export function splitKey(service: string): string {
@@ -65,7 +61,7 @@ export function validateSplit(service: string, doc: unknown): Split {
   let total = 0;
   for (const [version, weight] of entries) {
     const at = `${key}#/${version.replaceAll('~', '~0').replaceAll('/', '~1')}`;
-    if (!VERSION_RE.test(version)) {
+    if (!isVersion(version)) {
       throw invalid('WEFT_ERR_SPLIT_INVALID', at, version, "version must be 1-128 letters, digits, '.', '_', '+' or '-', starting with a letter or digit");
     }
     if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > MAX_SPLIT_WEIGHT) {

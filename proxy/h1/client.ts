@@ -146,21 +146,31 @@ class UpstreamConn {
   keepAlive = false;
   idleSince = 0;
   #responded = false;
+  /** An exchange ended during the current read: the pool gets the connection back once the read is parsed (true: reusable). */
+  #release: boolean | undefined;
+  /** A response began with no request in flight: what the upstream sends can no longer be matched to requests. */
+  #outOfStep = false;
 
   constructor(pool: ConnPool, socket: Socket) {
     this.#pool = pool;
     this.socket = socket;
     const parser = newParser(HTTPParser.RESPONSE, 0);
+    parser[HTTPParser.kOnMessageBegin] = () => {
+      // A second answer to one request, or bytes past the end of a body that parse as one: never
+      // handed to the next request (that would answer it with another request's response).
+      if (this.call === undefined) this.#outOfStep = true;
+    };
     onHeadComplete(parser, (_minor, h, _m, _u, status, text, _up, keepAlive) => {
-      const ex = this.call?.exchange;
-      if (ex !== undefined) this.#cork(ex);
+      if (this.call === undefined) return 0;
+      const ex = this.call.exchange;
+      this.#cork(ex);
       if (status < 200 && status !== 101) {
-        ex?.onInterim?.(status, text, h);
+        ex.onInterim?.(status, text, h);
         return 0;
       }
       this.#responded = true;
       this.keepAlive = keepAlive;
-      ex?.onHead(status, text, h, keepAlive);
+      ex.onHead(status, text, h, keepAlive);
       return this.expectHead ? 1 : 0;
     });
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
@@ -170,13 +180,15 @@ class UpstreamConn {
       if (!ex.onData(chunk)) this.feed.pause();
     };
     parser[HTTPParser.kOnMessageComplete] = () => {
-      if (!this.#responded) return; // an interim answer ended; the final one follows
       const call = this.call;
+      if (!this.#responded || call === undefined) return; // an interim answer ended (the final one follows), or out of step
       this.call = undefined;
       this.#responded = false;
-      call?._finish();
-      call?.exchange.onEnd();
-      this.#pool._release(this, this.keepAlive && call?._ended !== false);
+      call._finish();
+      call.exchange.onEnd();
+      // Not released here: the rest of this read may hold bytes past the response, which must
+      // poison this connection, not reach a request the pool would start on it right now.
+      this.#release = this.keepAlive && call._ended;
     };
     this.feed = feed(parser, socket, (ret) => {
       const corked = this.#corked;
@@ -184,17 +196,25 @@ class UpstreamConn {
         this.#corked = undefined;
         corked.uncork?.();
       }
-      if (typeof ret !== 'number') this.#broken(ret);
+      this.#afterRead(ret);
     });
     socket.on('end', () => {
-      const ret = parser.finish();
-      if (ret !== undefined) this.#broken(ret);
+      this.#afterRead(parser.finish() ?? 0);
       socket.end();
     });
     socket.on('error', (err: Error) => this.#broken(err));
     socket.on('close', () => {
       this.#broken(new Error('upstream closed the connection'));
     });
+  }
+
+  /** A read (or the end of input) was parsed: a parse error or a stray response breaks the connection, else an exchange that ended hands it back. */
+  #afterRead(ret: number | (Error & { code?: string })): void {
+    const release = this.#release;
+    this.#release = undefined;
+    if (typeof ret !== 'number') this.#broken(ret);
+    else if (this.#outOfStep) this.#broken(new Error('upstream sent a response with no request in flight'));
+    else if (release !== undefined) this.#pool._release(this, release);
   }
 
   /** Corks the exchange's client socket until the current read is parsed, so a head and its body leave in one write. */

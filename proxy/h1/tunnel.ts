@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { rawReplyAndClose } from '../http/reply.js';
 import type { PoolTarget } from './client.js';
 import { allLines, responseLines, statusLine } from './head.js';
-import { HTTPParser, newParser, onHeadComplete } from './llhttp.js';
+import { HTTPParser, newParser, onHeadComplete, releaseParser } from './llhttp.js';
 
 /** One upgrade to pass through. */
 export interface TunnelRequest {
@@ -49,6 +49,8 @@ export function tunnel(t: TunnelRequest): void {
     if (!answered) up.destroy();
   });
   const parser = newParser(HTTPParser.RESPONSE, 0);
+  // Only the handshake is parsed, but the parser lives until it is released (llhttp.ts).
+  up.once('close', () => releaseParser(parser));
   let mode: 'head' | 'tunnel' | 'relay' = 'head';
   onHeadComplete(parser, (_minor, h, _m, _u, status, text) => {
     if (status === 101) {

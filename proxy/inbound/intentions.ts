@@ -17,6 +17,7 @@
  */
 import { invalid, WeftError } from '../../base/errors.js';
 import type { IntentionDecision, IntentionSource } from '../ports.js';
+import { CONSUL_NAME_PATTERN } from '../../base/contracts/names.js';
 
 /** The KV folder intentions live in. */
 export const INTENTIONS_PREFIX = 'weft/intentions/';
@@ -36,8 +37,8 @@ export interface IntentionEntry {
   readonly value: string | null;
 }
 
-// The SPIFFE ID service segment (certs/spiffe-id.ts SEGMENT_PATTERN): intentions name what certificates name.
-const SERVICE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+// Consul's name rule, which is also the SPIFFE ID's service segment: intentions name what certificates name.
+const SERVICE = new RegExp(CONSUL_NAME_PATTERN);
 const DOCUMENT_KEYS = new Set(['action', 'description']);
 
 /** Splits `weft/intentions/<source>/<destination>`; WEFT_ERR_INTENTION_INVALID otherwise. */

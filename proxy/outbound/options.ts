@@ -4,6 +4,7 @@
  * bad value fails at start with the key named, not as a NaN timeout later.
  */
 import { invalid } from '../../base/errors.js';
+import { isServiceName } from '../../base/contracts/names.js';
 import { type Logger, silentLogger } from '../../base/log.js';
 import { type Algorithm, DEFAULT_ALGORITHM } from '../balance/create.js';
 import { type Clock, type Random, systemClock, systemRandom } from '../../base/clock.js';
@@ -103,12 +104,8 @@ export interface OutboundOptions {
   readonly logger: Logger;
 }
 
-const SERVICE_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
 /** True for a name the outbound can route to (a DNS label, as `weft.service` allows). */
-export function isServiceName(name: string): boolean {
-  return SERVICE_RE.test(name);
-}
+export { isServiceName };
 
 /**
  * Checks a listener set: service names, ports, no port twice. Empty is an

@@ -1,9 +1,11 @@
 /**
- * Exponential backoff with full jitter (the AWS architecture blog's
- * "Exponential Backoff And Jitter"; Envoy retries the same way). The ceiling
- * doubles per retry up to a cap, and the wait is uniform below it: jitter
- * stops every proxy that saw the same failure from retrying in lockstep.
+ * The retry policy's backoff: base/backoff.ts with full jitter (the AWS
+ * architecture blog's "Exponential Backoff And Jitter"; Envoy retries the same
+ * way). The ceiling doubles per retry up to a cap, and the wait is uniform
+ * below it: jitter stops every proxy that saw the same failure from retrying
+ * in lockstep. This file adds the validated policy and Envoy's defaults.
  */
+import { backoffDelayMs as baseBackoffDelayMs } from '../../base/backoff.js';
 import type { Random } from '../../base/clock.js';
 import { numberOption } from '../options.js';
 
@@ -25,12 +27,9 @@ export function backoffPolicy(opts: { baseMs?: number | undefined; maxMs?: numbe
 }
 
 /** The ceiling before the `retry`-th retry (1-based): base x 2^(retry-1), capped. */
-export function backoffCeilingMs(retry: number, policy: BackoffPolicy): number {
-  const exponent = Math.max(0, Math.min(retry - 1, 30));
-  return Math.min(policy.maxMs, policy.baseMs * 2 ** exponent);
-}
+export { backoffCeilingMs } from '../../base/backoff.js';
 
 /** How long to wait before the `retry`-th retry: uniform in [0, ceiling), whole milliseconds. */
 export function backoffDelayMs(retry: number, policy: BackoffPolicy, random: Random): number {
-  return Math.floor(random() * backoffCeilingMs(retry, policy));
+  return baseBackoffDelayMs(retry, { baseMs: policy.baseMs, maxMs: policy.maxMs, jitter: 'full' }, random);
 }

@@ -9,12 +9,13 @@
  * "the next fits after a random start" is a random sample, as Nomad shuffles
  * its node list per evaluation.
  */
+import { type Random, systemRandom } from '../../base/clock.js';
 import type { AllocInfo, Driver, NodeInfo } from '../model.js';
 import type { Readiness } from '../nodes.js';
 import { FitIndex } from './fit-index.js';
 
-/** A source of uniform numbers in [0, 1); Math.random by default, seeded in tests. */
-export type Random = () => number;
+/** base's random source (systemRandom by default; seededRandom in tests, the benchmark and `weft plan`), re-exported for the reconciler. */
+export type { Random };
 
 /** Nomad's dynamic port range. */
 export const DEFAULT_DYNAMIC_PORTS = { min: 20000, max: 32000 } as const;
@@ -61,7 +62,7 @@ export class ClusterState {
    */
   constructor(nodes: readonly NodeInfo[], readiness: readonly Readiness[], allocs: Iterable<AllocInfo>, opts: ClusterOptions = {}) {
     const n = nodes.length;
-    const random = opts.random ?? Math.random;
+    const random = opts.random ?? systemRandom;
     this.nodes = nodes;
     this.readiness = readiness;
     this.dynamicPorts = opts.dynamicPorts ?? DEFAULT_DYNAMIC_PORTS;

@@ -13,8 +13,9 @@
  *
  * When nothing fits, every node is checked again to count why (reasons.ts).
  */
+import { type Random, systemRandom } from '../../base/clock.js';
 import type { AllocInfo, GroupDemand } from '../model.js';
-import { type ClusterState, driverMask, type Random } from './cluster.js';
+import { type ClusterState, driverMask } from './cluster.js';
 import { attributeOf } from './matchers.js';
 import { antiAffinityPenalty, binPackScore, spreadBoost, spreadFitScore } from './rank.js';
 import { type PlacementFailure, ReasonCounter } from './reasons.js';
@@ -58,7 +59,7 @@ export class Placer {
   constructor(cluster: ClusterState, opts: PlacerOptions = {}) {
     this.cluster = cluster;
     this.algorithm = opts.algorithm ?? 'binpack';
-    this.random = opts.random ?? Math.random;
+    this.random = opts.random ?? systemRandom;
     this.limit = sampleLimit(cluster.readiness.filter((r) => r === 'ready').length);
   }
 

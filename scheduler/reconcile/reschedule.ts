@@ -5,6 +5,7 @@
  * `attempts` within `interval`.
  */
 import type { AllocInfo, ReschedulePolicy } from '../model.js';
+import { backoffCeilingMs } from '../../base/backoff.js';
 
 /** now: replace it; later: at `atMs`; never: the policy's attempts are spent. */
 export type RescheduleDecision = { kind: 'now' } | { kind: 'later'; atMs: number } | { kind: 'never' };
@@ -12,8 +13,8 @@ export type RescheduleDecision = { kind: 'now' } | { kind: 'later'; atMs: number
 /** The delay before the next reschedule of a chain that has been rescheduled `previous` times. */
 export function rescheduleDelay(policy: ReschedulePolicy, previous: number): number {
   if (policy.delayFunction === 'constant') return policy.delayMs;
-  const delay = policy.delayMs * 2 ** Math.min(previous, 30);
-  return policy.maxDelayMs > 0 ? Math.min(policy.maxDelayMs, delay) : delay;
+  // No jitter: the policy is the user's, and the pure core must give the same plan for the same state.
+  return backoffCeilingMs(previous + 1, { baseMs: policy.delayMs, maxMs: policy.maxDelayMs > 0 ? policy.maxDelayMs : Number.POSITIVE_INFINITY });
 }
 
 /** Decides for one failed allocation at `nowMs`. */

@@ -5,17 +5,11 @@
  * validate a spec (semantic.ts) and to build allocations, so what is checked
  * is what runs.
  */
+import { LABEL, LABEL_PREFIX } from '../../base/contracts/labels.js';
 import type { TaskSpec } from './schema.js';
 
-/** Which label each check field becomes. */
-export const CHECK_LABELS = {
-  http: 'weft.check.http',
-  tcp: 'weft.check.tcp',
-  interval: 'weft.check.interval',
-  timeout: 'weft.check.timeout',
-  failures: 'weft.check.failures',
-  successes: 'weft.check.successes',
-} as const;
+/** Which label each check field becomes: the `check` block's fields are the label contract's. */
+export const CHECK_LABELS = LABEL.check;
 
 /** True when the task registers a service in Consul (it has a port, weft.* labels, a check or upstreams). */
 export function registersService(task: TaskSpec): boolean {
@@ -23,7 +17,7 @@ export function registersService(task: TaskSpec): boolean {
     task.port !== undefined ||
     task.check !== undefined ||
     (task.upstreams?.length ?? 0) > 0 ||
-    Object.keys(task.labels ?? {}).some((k) => k.startsWith('weft.'))
+    Object.keys(task.labels ?? {}).some((k) => k.startsWith(LABEL_PREFIX))
   );
 }
 
@@ -34,13 +28,13 @@ export function registersService(task: TaskSpec): boolean {
 export function taskLabels(task: TaskSpec): Record<string, string> {
   const labels: Record<string, string> = { ...(task.labels ?? {}) };
   if (!registersService(task)) return labels;
-  labels['weft.service'] ??= task.name;
+  labels[LABEL.service] ??= task.name;
   const check = task.check ?? {};
   for (const [field, label] of Object.entries(CHECK_LABELS)) {
     const value = check[field as keyof typeof check];
     if (value === undefined || labels[label] !== undefined) continue;
     labels[label] = String(value);
   }
-  if ((task.upstreams?.length ?? 0) > 0 && labels['weft.upstreams'] === undefined) labels['weft.upstreams'] = task.upstreams!.join(',');
+  if ((task.upstreams?.length ?? 0) > 0 && labels[LABEL.upstreams] === undefined) labels[LABEL.upstreams] = task.upstreams!.join(',');
   return labels;
 }

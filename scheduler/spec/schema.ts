@@ -11,6 +11,7 @@
  * SPEC_DEFAULTS.
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { MAX_GROUP_COUNT, NAME_RULES, SEGMENT_PATTERN, SERVICE_NAME_PATTERN } from '../../base/contracts/names.js';
 
 /** A string enum that ajv reports as one error ("must be one of a, b") rather than one per literal. */
 function OneOf<const T extends readonly string[]>(values: T, opts: { default?: T[number] } = {}) {
@@ -30,7 +31,7 @@ function MapOf<V extends TSchema>(value: V, keyPattern?: string) {
 }
 
 /** DNS label: job, group and task names end up in service names, KV keys and container names. */
-export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+export const NAME_PATTERN = SERVICE_NAME_PATTERN;
 const Name = Type.String({ pattern: NAME_PATTERN });
 /** A Go duration (`500ms`, `10s`, `1m30s`); ranges are checked in semantic.ts. */
 const Duration = Type.String({ pattern: '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$|^0$' });
@@ -38,7 +39,7 @@ const Duration = Type.String({ pattern: '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h
 export const ENV_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
 const AbsolutePath = Type.String({ pattern: '^/', minLength: 1, maxLength: 4096 });
 /** Secret names: `weft secret set NAME`. */
-export const SECRET_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$';
+export const SECRET_NAME_PATTERN = SEGMENT_PATTERN;
 
 /** Constraint and affinity operators. `version` takes a semver range (`>= 5.10, < 7` or `^1.2`). */
 export const OPERATORS = ['=', '!=', 'regexp', 'version', 'is_set', 'is_not_set'] as const;
@@ -137,7 +138,7 @@ export const VolumeSchema = Type.Object(
   {
     type: OneOf(['host', 'docker'] as const),
     /** host: the name of a host volume the node advertises; docker: the named volume. */
-    source: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' }),
+    source: Type.String({ pattern: SEGMENT_PATTERN }),
     readOnly: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
@@ -146,8 +147,8 @@ export const VolumeSchema = Type.Object(
 /** The autoscaler's block (the autoscale issue owns its semantics; the scheduler validates the bounds). */
 export const AutoscaleSchema = Type.Object(
   {
-    min: Type.Integer({ minimum: 0, maximum: 10_000 }),
-    max: Type.Integer({ minimum: 1, maximum: 10_000 }),
+    min: Type.Integer({ minimum: 0, maximum: MAX_GROUP_COUNT }),
+    max: Type.Integer({ minimum: 1, maximum: MAX_GROUP_COUNT }),
     /** What to scale on, e.g. `rps`, `latency_p99`, `cpu`, `inflight`. */
     metric: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' })),
     /** The per-replica value to hold the metric at. */
@@ -189,7 +190,7 @@ export const TaskSchema = Type.Object(
     labels: Type.Optional(MapOf(Type.String(), '^\\S+$')),
     check: Type.Optional(CheckSchema),
     /** `service` or `service:localPort`, as the weft.upstreams label. */
-    upstreams: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(:[0-9]{1,5})?$' }), { maxItems: 64 })),
+    upstreams: Type.Optional(Type.Array(Type.String({ pattern: `^${NAME_RULES.serviceName}(:[0-9]{1,5})?$` }), { maxItems: 64 })),
     volumeMounts: Type.Optional(
       Type.Array(
         Type.Object({ volume: Name, destination: AbsolutePath, readOnly: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
@@ -233,7 +234,7 @@ const policies = {
 export const GroupSchema = Type.Object(
   {
     name: Name,
-    count: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+    count: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_GROUP_COUNT })),
     tasks: Type.Array(TaskSchema, { minItems: 1, maxItems: 32 }),
     volumes: Type.Optional(MapOf(VolumeSchema, NAME_PATTERN)),
     autoscale: Type.Optional(AutoscaleSchema),

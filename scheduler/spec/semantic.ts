@@ -7,7 +7,7 @@
  */
 import semver from 'semver';
 import { parseDuration } from '../../base/duration.js';
-import { decodeLabels } from '../../base/contracts/labels.js';
+import { decodeLabels, LABEL } from '../../base/contracts/labels.js';
 import { normalizeRange } from '../placement/matchers.js';
 import { joinPath, type SpecError } from './errors.js';
 import { CHECK_LABELS, registersService, taskLabels } from './labels.js';
@@ -85,16 +85,29 @@ function checkTask(task: TaskSpec, group: GroupSpec, at: Path, add: Add): void {
     const timeout = duration(task.check.timeout, [...at, 'check', 'timeout'], add);
     if (interval !== undefined && timeout !== undefined && timeout > interval) add([...at, 'check', 'timeout'], 'must be at most check.interval');
   }
-  if ((task.upstreams?.length ?? 0) > 0 && task.labels?.['weft.upstreams'] !== undefined) add([...at, 'upstreams'], 'also set by label weft.upstreams; keep one');
+  if ((task.upstreams?.length ?? 0) > 0 && task.labels?.[LABEL.upstreams] !== undefined) add([...at, 'upstreams'], 'also set by label weft.upstreams; keep one');
   if (!registersService(task)) return;
   const port = task.port === 0 ? DYNAMIC_PORT_PLACEHOLDER : task.port;
   const decoded = decodeLabels(taskLabels(task), { defaultName: task.name, exposedPorts: port === undefined ? [] : [port] });
   if (!decoded.ok) {
     for (const err of decoded.errors) {
       const prefix = `${err.key}: `;
-      add([...at, 'labels', err.key ?? ''], err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message);
+      add([...at, ...specPathOfLabel(task, err.key ?? '')], err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message);
     }
   }
+}
+
+/**
+ * Where the user wrote what a label error is about: a label the spec's
+ * `upstreams` or `check` block became is reported at that block, not at a
+ * label the user never wrote.
+ */
+function specPathOfLabel(task: TaskSpec, key: string): Path {
+  if (task.labels?.[key] !== undefined) return ['labels', key];
+  if (key === LABEL.upstreams && (task.upstreams?.length ?? 0) > 0) return ['upstreams'];
+  const field = Object.entries(CHECK_LABELS).find(([, label]) => label === key)?.[0];
+  if (field !== undefined && task.check !== undefined) return ['check', field];
+  return ['labels', key];
 }
 
 function checkEnvAndFiles(task: TaskSpec, at: Path, add: Add): void {

@@ -5,11 +5,11 @@
  * allocation documents of a group instance, their agents' statuses and their
  * Consul health become one AllocInfo.
  *
- * Meta keys are the weft-agent contract's (base/contracts/node.ts).
+ * Meta keys are the weft-agent contract's (base/contracts/meta.ts).
  */
 import type { Allocation, AllocStatus } from '../../base/contracts/alloc.js';
 import type { AllocInfo, AllocStatus as CoreStatus, Driver, Heartbeat, NodeInfo } from '../model.js';
-import { ATTR_META_PREFIX, NODE_META } from '../../base/contracts/node.js';
+import { ATTR_META_PREFIX, NODE_META } from '../../base/contracts/meta.js';
 
 /** The Consul health entry of one weft-agent (the fields used). */
 export interface AgentEntry {

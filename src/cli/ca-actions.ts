@@ -11,10 +11,15 @@ import { bundlePem, caDir, caExists, CertificateAuthority, certificatesFromPem, 
 import { parseConsulAddress } from '../../discovery/index.js';
 import type { Config } from '../config/load.js';
 import { WeftError, invalid, isWeftError } from '../../base/errors.js';
-import type { CaCliIo } from './ca.js';
 
 /** How long `ca init/rotate/publish` wait for Consul before calling it unreachable. */
 const PUBLISH_TIMEOUT_MS = 5000;
+
+/** Where the commands write: stdout/stderr by default; tests pass their own. */
+export interface CaCliIo {
+  out(line: string): void;
+  warn(line: string): void;
+}
 
 /** `weft ca init`. */
 export async function caInit(config: Readonly<Config>, opts: { publish: boolean }, io: CaCliIo): Promise<void> {

@@ -10,12 +10,8 @@
  */
 import type { Command } from 'commander';
 import { configFrom } from './flags.js';
+import type { CaCliIo } from './ca-actions.js';
 
-/** Where the commands write: stdout/stderr by default; tests pass their own. */
-export interface CaCliIo {
-  out(line: string): void;
-  warn(line: string): void;
-}
 
 const processIo: CaCliIo = {
   out: (line) => process.stdout.write(line + '\n'),

@@ -1,6 +1,10 @@
 /**
  * The configuration's schema (TypeBox): every key, its type and its default.
- * Defaults live here and nowhere else (docs/configuration.md lists them).
+ * A default a module applies itself (the proxy's ports and timeouts, the
+ * scheduler's, the CA's) is read from that module's surface, so it is written
+ * once, where it is used; the others live here and nowhere else
+ * (docs/configuration.md lists them all). Name rules come from
+ * base/contracts/names.ts.
  *
  * Only for declaring: loading and validating is src/config/load.ts, which runs
  * the validator generated from this schema (src/config/validator.generated.ts),
@@ -9,10 +13,21 @@
  * fails while the generated validator is stale).
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { CONSUL_NAME_PATTERN, SEGMENT_PATTERN } from '../../base/contracts/names.js';
+import { DEFAULT_CSR_MAX_PER_SECOND, DEFAULT_LEAF_TTL_MS, DEFAULT_NAMESPACE, TRUST_DOMAIN_PATTERN } from '../../certs/index.js';
+import {
+  ALGORITHMS,
+  DEFAULT_ALGORITHM,
+  DEFAULT_INBOUND_PORT,
+  DEFAULT_OUTBOUND_HOST,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_SHUTDOWN_GRACE_MS,
+} from '../../proxy/index.js';
+import { DEFAULT_DYNAMIC_PORTS, DEFAULT_LOST_AFTER_MS } from '../../scheduler/index.js';
 import { defaultNodeName } from './node-name.js';
 
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
-const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$' });
+const Name = Type.String({ pattern: CONSUL_NAME_PATTERN });
 
 /** The schema. */
 export const ConfigSchema = Type.Object(
@@ -22,7 +37,7 @@ export const ConfigSchema = Type.Object(
     /** Consul datacenter. */
     datacenter: Type.String({ pattern: '^[A-Za-z0-9_-]+$', default: 'dc1' }),
     /** This host's node name in Consul. */
-    nodeName: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: defaultNodeName() }),
+    nodeName: Type.String({ pattern: CONSUL_NAME_PATTERN, default: defaultNodeName() }),
     log: Type.Object(
       {
         level: Type.Union(
@@ -53,11 +68,11 @@ export const ConfigSchema = Type.Object(
     ca: Type.Object(
       {
         /** SPIFFE trust domain: spiffe://<trustDomain>/ns/<namespace>/svc/<service>. */
-        trustDomain: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,252}$', default: 'weft.local' }),
+        trustDomain: Type.String({ pattern: TRUST_DOMAIN_PATTERN, default: 'weft.local' }),
         /** Leaf lifetime, as Consul's leaf_cert_ttl (72h); an old root leaves the bundle 2 x this after a rotation. */
-        leafTtlHours: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: 72 }),
+        leafTtlHours: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: DEFAULT_LEAF_TTL_MS / 3_600_000 }),
         /** CSR signatures per second, as Consul's csr_max_per_second; 0 = unlimited. */
-        csrMaxPerSecond: Type.Number({ minimum: 0, default: 50 }),
+        csrMaxPerSecond: Type.Number({ minimum: 0, default: DEFAULT_CSR_MAX_PER_SECOND }),
         /** `weft ca init` creates an intermediate and signs leaves with it. */
         intermediate: Type.Boolean({ default: false }),
       },
@@ -72,10 +87,10 @@ export const ConfigSchema = Type.Object(
         /** binpack fills nodes (Nomad's default); spread keeps them even. */
         algorithm: Type.Union([Type.Literal('binpack'), Type.Literal('spread')], { default: 'binpack' }),
         /** A node whose heartbeat has failed this long has its allocations replaced elsewhere. */
-        lostAfterMs: Type.Integer({ minimum: 1000, default: 30_000 }),
+        lostAfterMs: Type.Integer({ minimum: 1000, default: DEFAULT_LOST_AFTER_MS }),
         /** Host ports the scheduler picks from for tasks with `port: 0` (Nomad's dynamic range). */
-        dynamicPortMin: { ...Port, default: 20000 },
-        dynamicPortMax: { ...Port, default: 32000 },
+        dynamicPortMin: { ...Port, default: DEFAULT_DYNAMIC_PORTS.min },
+        dynamicPortMax: { ...Port, default: DEFAULT_DYNAMIC_PORTS.max },
         /** Reconcile at least this often even when no watch fired. */
         reconcileIntervalMs: Type.Integer({ minimum: 100, default: 10_000 }),
         /** The API's operator token; default: <dataDir>/scheduler/token (0600), created on first start. */
@@ -110,7 +125,7 @@ export const ConfigSchema = Type.Object(
         /** Node attributes for placement (zone, rack, ...): `--attr k=v`. */
         attributes: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }), Type.String({ maxLength: 255 }), { default: {} }),
         /** Host volumes jobs may mount, name -> absolute directory: `--volume name=path` (Meta weft_volumes lists the names). */
-        hostVolumes: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$' }), Type.String({ pattern: '^/' }), { default: {} }),
+        hostVolumes: Type.Record(Type.String({ pattern: SEGMENT_PATTERN }), Type.String({ pattern: '^/' }), { default: {} }),
         /** TTL of the weft-agent heartbeat check; the agent passes it every third of this. */
         heartbeatTtlMs: Type.Integer({ minimum: 1000, default: 15_000 }),
         /** Drain: after deregistering and before SIGTERM, so every proxy's watch sees the instance go. */
@@ -126,7 +141,7 @@ export const ConfigSchema = Type.Object(
         /** First 127.0.0.1 port handed to local services for their outbound calls (local.json). */
         outboundPortBase: { ...Port, default: 15101 },
         /** SPIFFE namespace of local services' identities. */
-        namespace: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', default: 'default' }),
+        namespace: Type.String({ pattern: CONSUL_NAME_PATTERN, default: DEFAULT_NAMESPACE }),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -137,12 +152,12 @@ export const ConfigSchema = Type.Object(
           {
             /** The host's address: peers' outbound proxies dial it (Meta weft_mesh_port names the port). */
             bind: Type.String({ minLength: 1, default: '127.0.0.1' }),
-            port: { ...Port, default: 15443 },
+            port: { ...Port, default: DEFAULT_INBOUND_PORT },
           },
           { default: {}, additionalProperties: false },
         ),
         /** Loopback only: the host's apps are its only clients. */
-        outbound: Type.Object({ bind: Type.String({ minLength: 1, default: '127.0.0.1' }) }, { default: {}, additionalProperties: false }),
+        outbound: Type.Object({ bind: Type.String({ minLength: 1, default: DEFAULT_OUTBOUND_HOST }) }, { default: {}, additionalProperties: false }),
         /** /metrics and /healthz; registered in Consul as `weft-proxy` with this port. */
         metrics: Type.Object(
           { bind: Type.String({ minLength: 1, default: '127.0.0.1' }), port: { ...Port, default: 15090 } },
@@ -154,18 +169,21 @@ export const ConfigSchema = Type.Object(
           { default: {}, additionalProperties: false },
         ),
         /** Instance picker: p2c (peak EWMA, Linkerd's default) or swrr (nginx smooth weighted round robin). */
-        algorithm: Type.Union([Type.Literal('p2c'), Type.Literal('swrr')], { default: 'p2c' }),
+        algorithm: Type.Union(
+          ALGORITHMS.map((a) => Type.Literal(a)),
+          { default: DEFAULT_ALGORITHM },
+        ),
         timeouts: Type.Object(
           {
             /** Overall deadline of an outbound request, retries included. */
-            requestMs: Type.Integer({ minimum: 1, default: 15_000 }),
+            requestMs: Type.Integer({ minimum: 1, default: DEFAULT_REQUEST_TIMEOUT_MS }),
             /** Per-attempt limit until the response head; 0 = only the overall deadline. */
             tryMs: Type.Integer({ minimum: 0, default: 0 }),
           },
           { default: {}, additionalProperties: false },
         ),
         /** Graceful shutdown: in-flight requests get this long before they are cut. */
-        shutdownGraceMs: Type.Integer({ minimum: 0, default: 10_000 }),
+        shutdownGraceMs: Type.Integer({ minimum: 0, default: DEFAULT_SHUTDOWN_GRACE_MS }),
         /** How often local.json and identity files are checked for changes. */
         reloadIntervalMs: Type.Integer({ minimum: 50, default: 1_000 }),
       },

@@ -13,6 +13,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { HOST_PROXY_DIR, HOST_PROXY_LOCAL_FILE, type HostProxyLocal } from '../../base/contracts/host-proxy.js';
+import { SERVICE_NAME_PATTERN } from '../../base/contracts/names.js';
 import { WeftError } from '../../base/errors.js';
 import { type Logger, silentLogger } from '../../base/log.js';
 
@@ -70,7 +71,7 @@ const schemaError: Check = object({
   generation: integer({ minimum: 0 }),
   services: array(
     object({
-      service: string({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }),
+      service: string({ pattern: SERVICE_NAME_PATTERN }),
       outboundPort: integer({ minimum: 1, maximum: 65535 }),
     }),
   ),

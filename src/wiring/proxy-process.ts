@@ -19,7 +19,7 @@
  */
 import type { Registry } from 'prom-client';
 import { createDiscoveryClient, type DiscoveryClient, type WatchOptions } from '../../discovery/index.js';
-import { InboundCache, inboundCachePath, InboundProxy, type OutboundListener, OutboundProxy, ProxyMetrics } from '../../proxy/index.js';
+import { checkParserInternals, InboundCache, inboundCachePath, InboundProxy, type OutboundListener, OutboundProxy, ProxyMetrics } from '../../proxy/index.js';
 import type { Config } from '../config/load.js';
 import type { HostProxyLocal } from '../../base/contracts/host-proxy.js';
 import type { Logger } from '../../base/log.js';
@@ -81,9 +81,12 @@ export class ProxyProcess {
 
   /**
    * Starts everything; a bad local.json at start is WEFT_ERR_PROXY_LOCAL_INVALID
-   * (there is no last good one to keep), a busy port the listen error.
+   * (there is no last good one to keep), a busy port the listen error, a
+   * Node without the parser internals proxy/h1 needs WEFT_ERR_PROXY_PARSER_UNAVAILABLE.
    */
   static async start(o: ProxyProcessOptions): Promise<ProxyProcess> {
+    // Before anything listens or registers: a Node whose internal parser changed stops here, coded.
+    checkParserInternals();
     const registry = o.registry ?? processRegistry;
     if (o.registry === undefined) enableProcessMetrics();
     const proxy = new ProxyProcess(o, registry);

@@ -10,12 +10,11 @@
  * takes it; `close()` deregisters (best effort, bounded) on shutdown.
  */
 import type { RegisterOptions } from 'consul/lib/agent/service.js';
-import { backoffDelay, type DiscoveryClient } from '../../discovery/index.js';
+import { backoffDelayMs } from '../../base/backoff.js';
+import type { DiscoveryClient } from '../../discovery/index.js';
 import type { Logger } from '../../base/log.js';
 import { VERSION } from '../../base/version.js';
-
-/** The Consul service name of every proxy (ARCHITECTURE.md, Contracts). */
-export const PROXY_SERVICE = 'weft-proxy';
+import { PROXY_META, PROXY_SERVICE, WEFT_TAG } from '../../base/contracts/meta.js';
 
 /** What the registration says about this proxy. */
 export interface ProxyRegistrationSpec {
@@ -43,8 +42,8 @@ export function proxyRegistration(spec: ProxyRegistrationSpec): RegisterOptions 
     name: PROXY_SERVICE,
     address: spec.address,
     port: spec.port,
-    tags: ['weft'],
-    meta: { weft_host: spec.host, weft_mesh_port: String(spec.meshPort), weft_version: VERSION },
+    tags: [WEFT_TAG],
+    meta: { [PROXY_META.host]: spec.host, [PROXY_META.meshPort]: String(spec.meshPort), [PROXY_META.version]: VERSION },
     check: {
       name: `${PROXY_SERVICE} /healthz`,
       http: `http://${spec.address.includes(':') ? `[${spec.address}]` : spec.address}:${spec.port}/healthz`,
@@ -94,7 +93,7 @@ export class ProxyRegistration {
       this.#logger.info({ id: body.id, port: this.#spec.port }, 'registered weft-proxy in Consul');
     } catch (err) {
       this.#attempt++;
-      const delay = backoffDelay(this.#attempt, 250, 30_000);
+      const delay = backoffDelayMs(this.#attempt, { baseMs: 250, maxMs: 30_000, jitter: 'equal' });
       if (this.#attempt === 1) this.#logger.warn({ err }, 'weft-proxy registration failed: retrying in the background');
       if (!this.#closed) {
         this.#timer = setTimeout(() => void this.#try(), delay);

@@ -13,7 +13,8 @@ import { BlockingWatch, type DiscoveryClient, type Instance, type KvEntry, servi
 import { Value } from '@sinclair/typebox/value';
 import type { Logger } from '../../base/log.js';
 import { DRAIN_PREFIX, JOBS_PREFIX, type JobRecord, STATUS_PREFIX, type StatusRecord } from './scheduler-store.js';
-import { AGENT_SERVICE } from '../../base/contracts/node.js';
+import { AGENT_SERVICE } from '../../base/contracts/meta.js';
+import { LABEL } from '../../base/contracts/labels.js';
 
 /** Everything the control loop reads, at one moment. */
 export interface ClusterSnapshot {
@@ -110,7 +111,7 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
     for (const w of this.services.values()) for (const i of w.current() ?? []) health.set(i.id, i.healthy);
     const tasks: ObservedTask[] = [];
     for (const { host, doc } of this.allocDocs()) {
-      const service = doc.labels['weft.service'];
+      const service = doc.labels[LABEL.service];
       tasks.push({
         host,
         doc,
@@ -151,7 +152,7 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
   private syncServiceWatches(): void {
     const wanted = new Set<string>();
     for (const { doc } of this.allocDocs()) {
-      const s = doc.labels['weft.service'];
+      const s = doc.labels[LABEL.service];
       if (s !== undefined) wanted.add(s);
     }
     for (const s of wanted) {

@@ -15,6 +15,7 @@ import { loadOrCreateKey, SecretStore } from '../../scheduler/index.js';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../../base/log.js';
 import { enableProcessMetrics } from '../../base/metrics.js';
+import { SCHEDULER_SERVICE, WEFT_TAG } from '../../base/contracts/meta.js';
 import { buildApi } from './scheduler-api.js';
 import type { SchedulerContext } from './scheduler-context.js';
 import { ControlLoop } from './scheduler-loop.js';
@@ -70,7 +71,7 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
   const api = buildApi({ token: tok.token, logger, handlers: { ...clusterHandlers(ctx), ...jobHandlers(ctx) } });
   await api.listen({ host: c.bind, port: c.port });
   logger.info({ address }, 'scheduler API listening');
-  const serviceId = `weft-scheduler-${config.nodeName}-${c.port}`;
+  const serviceId = `${SCHEDULER_SERVICE}-${config.nodeName}-${c.port}`;
   if (c.register) await registerService(client, serviceId, c.bind, c.port, logger);
 
   const stop = new AbortController();
@@ -139,10 +140,10 @@ async function registerService(client: DiscoveryClient, id: string, bind: string
     await client.call('agent.service.register', (c) =>
       c.agent.service.register({
         id,
-        name: 'weft-scheduler',
+        name: SCHEDULER_SERVICE,
         address: bind,
         port,
-        tags: ['weft'],
+        tags: [WEFT_TAG],
         check: { http: `http://${bind}:${port}/v1/health`, interval: '10s', timeout: '2s', deregistercriticalserviceafter: '1m' },
       } as never),
     );

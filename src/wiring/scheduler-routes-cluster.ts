@@ -23,6 +23,7 @@ import { currentAllocs, currentNodes, type SchedulerContext } from './scheduler-
 import type { Handlers } from './scheduler-api.js';
 import { drainKey } from './scheduler-store.js';
 import { agentToken } from './scheduler-token.js';
+import { LABEL } from '../../base/contracts/labels.js';
 
 type ClusterHandlers = Omit<Handlers, 'listJobs' | 'submitJob' | 'planJob' | 'getJob' | 'stopJob' | 'scaleJob' | 'jobStatus' | 'jobVersions' | 'revertJob'>;
 
@@ -187,7 +188,7 @@ export function clusterHandlers(ctx: SchedulerContext): ClusterHandlers {
         const docs = await listEntries(ctx.client, `${ALLOCS_PREFIX}${caller.host}/`);
         allowed = docs.flatMap((e) => {
           try {
-            const s = (JSON.parse(e.value ?? '') as Allocation).labels?.['weft.service'];
+            const s = (JSON.parse(e.value ?? '') as Allocation).labels?.[LABEL.service];
             return s === undefined ? [] : [s];
           } catch {
             return [];

@@ -19,6 +19,7 @@
 import { type DiscoveryClient, type Fence, fencedTxn, getEntry, getJSON, type TxnOp } from '../../discovery/index.js';
 import { isWeftError, WeftError } from '../../base/errors.js';
 import { jobKey, mergeEvents, type StatusRecord, statusKey } from './scheduler-store.js';
+import { sleepBackoff } from '../../base/backoff.js';
 
 /** Attempts before a status write gives up (each one lost to an API append in between). */
 const ATTEMPTS = 5;
@@ -59,7 +60,7 @@ export async function writeStatuses(
     } catch (err) {
       if (!isWeftError(err, 'WEFT_ERR_KV_CAS_CONFLICT')) throw err;
       // An API append landed between the read and the write: read and merge again.
-      if (attempt < ATTEMPTS) await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+      if (attempt < ATTEMPTS) await sleepBackoff(attempt, { baseMs: 20, maxMs: 160, jitter: 'full' });
     }
   }
   throw new WeftError('WEFT_ERR_KV_CAS_CONFLICT', `job status records: lost ${ATTEMPTS} check-and-set attempts to concurrent writers`, { key: 'weft/job-status/', value: ATTEMPTS });

@@ -13,6 +13,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { NAME_RULES } from '../../base/contracts/names.js';
 import { WeftError } from '../../base/errors.js';
 
 /** Who a token says the caller is. */
@@ -51,11 +52,14 @@ export function agentToken(operatorToken: string, host: string): string {
   return `weft-host.${host}.${createHmac('sha256', operatorToken).update(`weft-host:${host}`).digest('base64url')}`;
 }
 
+/** `weft-host.<host>.<mac>`: the host is a KV key segment (the node name in allocation keys). */
+const AGENT_TOKEN_RE = new RegExp(`^weft-host\\.(${NAME_RULES.segment})\\.([A-Za-z0-9_-]+)$`);
+
 /** Checks a presented token; undefined when it is not valid. */
 export function authenticate(operatorToken: string, presented: string | undefined): Caller | undefined {
   if (presented === undefined || presented === '') return undefined;
   if (equal(presented, operatorToken)) return { kind: 'operator' };
-  const m = /^weft-host\.([A-Za-z0-9][A-Za-z0-9_.-]{0,127})\.([A-Za-z0-9_-]+)$/.exec(presented);
+  const m = AGENT_TOKEN_RE.exec(presented);
   if (m !== null && equal(presented, agentToken(operatorToken, m[1]!))) return { kind: 'agent', host: m[1]! };
   return undefined;
 }

@@ -18,7 +18,8 @@ import type { DiscoveryClient } from '../../discovery/client.js';
 import { type Allocation, type AllocStatus, allocKey, allocStatusKey } from '../../base/contracts/alloc.js';
 import { startTestConsul, type TestConsul } from '../helpers/dev-consul.js';
 import { useDocker } from '../helpers/docker.js';
-import { eventually, freePort } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/ports.js';
 import { captureLogger, clientFor, passing, servicesWithPrefix } from './helpers.js';
 
 const DEMO_APP = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'demo-app.mjs');

@@ -13,7 +13,8 @@ import { ProcessDriver } from '../../agent/drivers/process.js';
 import { isWeftError } from '../../base/errors.js';
 import type { TeardownHost } from '../helpers/dev-consul.js';
 import { useDocker } from '../helpers/docker.js';
-import { eventually, freePort } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/ports.js';
 
 const DEMO_APP = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'demo-app.mjs');
 

@@ -8,7 +8,8 @@ import { Registrar } from '../../agent/registrar.js';
 import { registerInstance } from '../../discovery/registry.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { useDocker } from '../helpers/docker.js';
-import { eventually, freePort } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/ports.js';
 import { captureLogger, clientFor, passing, servicesWithPrefix, sleep } from './helpers.js';
 
 const HOST = `reg-${process.pid}`;

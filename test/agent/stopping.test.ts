@@ -13,7 +13,8 @@ import { runTask } from '../../agent/driver.js';
 import { ProcessDriver } from '../../agent/drivers/process.js';
 import { Registrar } from '../../agent/registrar.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
-import { eventually, freePort } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/ports.js';
 import { captureLogger, clientFor, servicesWithPrefix, sleep } from './helpers.js';
 
 const HOST = `stop-${process.pid}`;

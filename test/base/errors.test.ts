@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { ERROR_CODES, WeftError, invalid } from '../../base/errors.js';
 
@@ -22,4 +23,26 @@ t.test('invalid() names the key and the value, and serialises to the API error s
     key: 'weft.port',
     value: '80a',
   });
+});
+
+t.test('every error code is raised somewhere in weft, and only listed codes are raised', async (t) => {
+  const { productionSources } = await import('../structure/layering.js');
+  const sources = productionSources(fileURLToPath(new URL('../..', import.meta.url)));
+  const raised = new Set<string>();
+  for (const [file, source] of sources) {
+    if (file === 'base/errors.ts') continue;
+    // Code, not comments: a code named only in a comment is raised nowhere.
+    const code = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+    for (const m of code.matchAll(/\bWEFT_ERR_[A-Z0-9_]*[A-Z0-9]\b/g)) raised.add(m[0]);
+  }
+  t.strictSame(
+    Object.keys(ERROR_CODES).filter((code) => !raised.has(code)),
+    [],
+    'no code in base/errors.ts is dead',
+  );
+  t.strictSame(
+    [...raised].filter((code) => !(code in ERROR_CODES)).sort(),
+    [],
+    'no code is raised that base/errors.ts does not list',
+  );
 });

@@ -101,7 +101,7 @@ t.test('LeafRenewer retries failures with backoff, then recovers', async (t) => 
     delays.push(ft.only().ms);
     now += ft.only().ms;
   }
-  t.strictSame(delays.slice(0, 3), [1000, 2000, 3000], 'backoff doubles, capped');
+  t.strictSame(delays.slice(0, 3), [500, 1000, 1500], 'backoff doubles, capped, equal jitter (random 0: half the ceiling)');
   t.equal(delays[3], 72 * HOUR * 0.6, 'after success: 60% of the new leaf');
   t.equal(errors.length, 3);
   r.stop();

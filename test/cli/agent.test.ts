@@ -15,7 +15,8 @@ import t from 'tap';
 import { ProcessDriver } from '../../agent/drivers/process.js';
 import { type AllocStatus, allocKey, allocStatusKey } from '../../base/contracts/alloc.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
-import { eventually, freePort } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/ports.js';
 import { weft } from './run-weft.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');

@@ -13,7 +13,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { eventually, freePort } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/ports.js';
 import { weft } from './run-weft.js';
 
 const ROOT = join(import.meta.dirname, '../..');

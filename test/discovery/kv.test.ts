@@ -1,8 +1,11 @@
 /** KV helpers against the real dev agent: JSON round trips, CAS races between concurrent updaters, bad keys and values. */
 import t from 'tap';
+import { backoffDelayMs } from '../../base/backoff.js';
+import { seededRandom } from '../../base/clock.js';
 import { DiscoveryClient } from '../../discovery/client.js';
-import { checkKey, deleteKey, getJSON, list, putJSON, update } from '../../discovery/kv.js';
+import { CAS_BACKOFF, checkKey, deleteKey, getJSON, list, putJSON, update } from '../../discovery/kv.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
+import { manualClock } from '../helpers/manual-clock.js';
 
 t.test('JSON round trip with ModifyIndex; create-only and CAS writes; list and delete', async (t) => {
   const c = await startTestConsul(t);
@@ -55,24 +58,33 @@ t.test('two concurrent updaters: CAS conflicts are retried and no increment is l
   t.ok(calls > 2 * perWriter, `${calls} attempts for ${2 * perWriter} increments (${calls - 2 * perWriter} lost a CAS race and retried)`);
 });
 
-t.test('a writer that keeps losing gives up with WEFT_ERR_KV_CAS_CONFLICT', async (t) => {
+t.test('a writer that keeps losing gives up with WEFT_ERR_KV_CAS_CONFLICT, waiting CAS_BACKOFF between attempts', async (t) => {
   const c = await startTestConsul(t);
   const client = new DiscoveryClient({ address: c.address });
   t.teardown(() => client.close());
   await putJSON(client, 'weft/splits/web', { v1: 100 });
+  const clock = manualClock();
   let attempts = 0;
-  const err = await update<{ v1: number }>(
-    client,
-    'weft/splits/web',
-    async (cur) => {
-      attempts++;
-      await putJSON(client, 'weft/splits/web', { v1: attempts }); // a rival writes between our read and our write
-      return { v1: (cur?.v1 ?? 0) - 1 };
-    },
-    { maxAttempts: 3 },
-  ).catch((e: unknown) => e);
+  const startedAt: number[] = [];
+  const err = await clock.runUntil(
+    update<{ v1: number }>(
+      client,
+      'weft/splits/web',
+      async (cur) => {
+        attempts++;
+        startedAt.push(clock.now());
+        await putJSON(client, 'weft/splits/web', { v1: attempts }); // a rival writes between our read and our write
+        return { v1: (cur?.v1 ?? 0) - 1 };
+      },
+      { maxAttempts: 3, random: seededRandom(5), timers: clock },
+    ).catch((e: unknown) => e),
+  );
   t.match(err, { code: 'WEFT_ERR_KV_CAS_CONFLICT', key: 'weft/splits/web', value: 3, statusCode: 409 });
   t.equal(attempts, 3);
+  const random = seededRandom(5);
+  const waits = [1, 2].map((a) => backoffDelayMs(a, CAS_BACKOFF, random));
+  t.strictSame(clock.armed, waits, 'a full-jitter wait under the 10 ms, then 20 ms, ceiling after each lost attempt but the last');
+  t.strictSame(startedAt, [0, waits[0], waits[0]! + waits[1]!], 'each attempt starts when its wait ran out');
 
   const same = await update<{ v1: number }>(client, 'weft/splits/web', () => undefined);
   t.match(same, { value: { v1: 3 } }, 'returning undefined leaves the key as is');

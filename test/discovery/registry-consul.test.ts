@@ -7,7 +7,7 @@ import { DiscoveryClient } from '../../discovery/client.js';
 import { decodeLabels, type Registration } from '../../base/contracts/labels.js';
 import { deregisterInstance, listInstances, registerInstance } from '../../discovery/registry.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
-import { eventually } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
 
 function registration(labels: Record<string, string>, fastChecks = true): Registration {
   const r = decodeLabels(labels);

@@ -138,14 +138,3 @@ export async function consulError(
   }
   throw new Error('expected the Consul call to fail');
 }
-
-/** Polls `fn` every 10 ms until it returns a truthy value or `timeoutMs` passes (then throws). */
-export async function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 3000, what = 'condition'): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

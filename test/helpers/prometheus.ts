@@ -6,7 +6,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, freePort } from './ports.js';
+import { eventually } from './eventually.js';
+import { freePort } from './ports.js';
 
 export interface RunningPrometheus {
   url: string;

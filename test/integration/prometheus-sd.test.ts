@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import t from 'tap';
 import { startTestConsul } from '../helpers/dev-consul.js';
-import { eventually } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
 import { startPrometheus } from '../helpers/prometheus.js';
 
 interface Target {

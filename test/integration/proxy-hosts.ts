@@ -17,7 +17,8 @@ import { writeIdentityFiles } from '../../certs/store.js';
 import { identitiesDir } from '../../src/wiring/proxy-identities.js';
 import { localConfigPath } from '../../src/wiring/proxy-local-config.js';
 import { makeIdentity, TD } from '../certs/fixtures.js';
-import { eventually, freePort } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/ports.js';
 
 export { TD };
 

@@ -16,7 +16,8 @@ import net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { makeCa } from '../certs/fixtures.js';
-import { eventually, startTestConsul } from '../helpers/dev-consul.js';
+import { eventually } from '../helpers/eventually.js';
+import { startTestConsul } from '../helpers/dev-consul.js';
 import { freePort } from '../helpers/ports.js';
 import { get, instanceRegistration, makeHost, startApp, startProxy, writeLocal } from './proxy-hosts.js';
 

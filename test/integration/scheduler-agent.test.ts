@@ -15,7 +15,7 @@ import { CertificateAuthority } from '../../certs/ca.js';
 import { saveCa } from '../../certs/store.js';
 import { spiffeIdOf } from '../../certs/verify.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
-import { eventually } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
 import { api, schedulerDataDir, startSchedulerChild, startSimAgent } from './scheduler-cluster.js';
 
 const DEMO = new URL('../../scripts/demo-app.mjs', import.meta.url).pathname;

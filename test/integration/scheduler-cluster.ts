@@ -17,7 +17,8 @@ import { loadConfig } from '../../src/config/load.js';
 import { agentToken } from '../../src/wiring/scheduler-token.js';
 import { captureLogger } from '../agent/helpers.js';
 import type { TestConsul } from '../helpers/dev-consul.js';
-import { eventually, freePort } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/ports.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;

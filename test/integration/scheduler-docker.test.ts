@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { useDocker } from '../helpers/docker.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
-import { eventually } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
 import { api, schedulerDataDir, startSchedulerChild, startSimAgent } from './scheduler-cluster.js';
 
 const DEMO = new URL('../../scripts/demo-app.mjs', import.meta.url).pathname;

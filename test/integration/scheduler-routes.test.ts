@@ -14,7 +14,7 @@ import { saveCa } from '../../certs/store.js';
 import { validateSplit } from '../../proxy/balance/split.js';
 import { parseIntentionDocument } from '../../proxy/inbound/intentions.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
-import { eventually } from '../helpers/ports.js';
+import { eventually } from '../helpers/eventually.js';
 import { api, schedulerDataDir, startSchedulerChild, startSimAgent } from './scheduler-cluster.js';
 
 const DEMO = new URL('../../scripts/demo-app.mjs', import.meta.url).pathname;

@@ -110,3 +110,59 @@ export function productionSources(root: string): Map<string, string> {
   for (const dir of [BASE, ...MODULES, APPLICATION]) walk(dir);
   return files;
 }
+
+const VALUE_IMPORT_RE = /(?:^|[;\s])(?:import|export)\s+(?!type\s)(?:[\w*{}\s,$]+?\s+from\s+)?['"](\.[^'"]+)['"]/g;
+
+/**
+ * Loops of value imports among the production files (type-only imports are
+ * erased and cannot loop at run time). ES modules tolerate a loop until one
+ * side reads the other's binding during evaluation, then fail with a
+ * ReferenceError at start-up; a loop is also two files that cannot be
+ * understood apart.
+ */
+export function importCycles(files: ReadonlyMap<string, string>): string[][] {
+  const graph = new Map<string, string[]>();
+  for (const [file, source] of files) {
+    const stripped = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+    const targets: string[] = [];
+    for (const m of stripped.matchAll(VALUE_IMPORT_RE)) {
+      // `import { type A, type B } from` is type-only too.
+      const names = /\{([^}]*)\}/.exec(m[0])?.[1];
+      if (names?.split(',').every((n) => n.trim() === '' || n.trim().startsWith('type '))) continue;
+      const target = normalize(join(dirname(file), m[1]!)).replace(/\.js$/, '.ts');
+      if (files.has(target)) targets.push(target);
+    }
+    graph.set(file, targets);
+  }
+  // Tarjan's strongly connected components; every component of more than one file is a loop.
+  let next = 0;
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[][] = [];
+  const visit = (v: string): void => {
+    index.set(v, next);
+    low.set(v, next++);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) === index.get(v)) {
+      const component: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        component.push(w);
+      } while (w !== v);
+      if (component.length > 1 || (graph.get(v) ?? []).includes(v)) cycles.push(component.sort());
+    }
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  return cycles;
+}

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { importsOf, MODULES, productionSources, ruleBroken, SURFACES, violations } from './layering.js';
+import { importCycles, importsOf, MODULES, productionSources, ruleBroken, SURFACES, violations } from './layering.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -64,4 +64,21 @@ t.test('the check catches each kind of broken import', async (t) => {
   for (const [file, specifier, broken] of cases) {
     t.equal(ruleBroken(file, specifier) !== undefined, broken, `${file} -> ${specifier}: ${broken ? 'refused' : 'allowed'}`);
   }
+});
+
+t.test('no two production files import each other in a loop', async (t) => {
+  t.strictSame(importCycles(productionSources(root)), [], 'no import loop');
+});
+
+t.test('the loop check finds loops of value imports and ignores type-only ones', async (t) => {
+  const tree = (a: string, b: string) =>
+    new Map([
+      ['base/a.ts', a],
+      ['base/b.ts', b],
+      ['base/c.ts', "import { x } from './a.js';"],
+    ]);
+  t.strictSame(importCycles(tree("import { b } from './b.js';", "import { a } from './a.js';")), [['base/a.ts', 'base/b.ts']]);
+  t.strictSame(importCycles(tree("import { b } from './b.js';", "import type { A } from './a.js';")), []);
+  t.strictSame(importCycles(tree("import { b } from './b.js';", "import { type A } from './a.js';")), []);
+  t.strictSame(importCycles(tree("export { b } from './b.js';", "export * from './a.js';")), [['base/a.ts', 'base/b.ts']]);
 });

@@ -1,14 +1,15 @@
 /**
  * Persists the store to `<dataDir>/state.json`. Writes are debounced (a burst
- * of KV writes costs one file write) and atomic (temp file, fsync, rename), so
+ * of KV writes costs one file write) and atomic (base/atomic-write.ts), so
  * a crash leaves either the old or the new snapshot, never half of one. A file
  * that does not parse is an error naming it: silently starting empty would
  * throw away a user's KV and registrations.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { mkdir, open, rename } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../../base/atomic-write.js';
 import type { Logger } from '../../../base/log.js';
 import { WeftError } from '../../../base/errors.js';
 import type { Store } from './store.js';
@@ -136,17 +137,9 @@ export class Persister {
 
   private async writeAtomic(text: string): Promise<void> {
     const file = join(this.dataDir, STATE_FILE);
-    const tmp = `${file}.${process.pid}.tmp`;
     try {
       await mkdir(this.dataDir, { recursive: true });
-      const fh = await open(tmp, 'w', 0o600);
-      try {
-        await fh.writeFile(text, 'utf8');
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, file);
+      await writeFileAtomic(file, text, { mode: 0o600 });
     } catch (cause) {
       this.dirty = true;
       throw dataDirError(`cannot write ${file}: ${(cause as Error).message}`, file, cause);

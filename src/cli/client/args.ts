@@ -6,13 +6,8 @@
  */
 import { parseDuration } from '../../../base/duration.js';
 import { WeftError, invalid } from '../../../base/errors.js';
+import { isServiceName, isVersion, MAX_GROUP_COUNT, MAX_SPLIT_WEIGHT } from '../../../base/contracts/names.js';
 
-/** Versions as the `weft.version` label allows them (proxy/balance/split.ts holds the same rule). */
-const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
-/** Job, group and service names: DNS labels (scheduler/spec/schema.ts NAME_PATTERN). */
-const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-/** The split document's largest weight (proxy/balance/split.ts MAX_SPLIT_WEIGHT). */
-const MAX_WEIGHT = 1_000_000;
 
 /**
  * `v1=90 v2=10` -> `{ v1: 90, v2: 10 }`. Weights are relative integers >= 0
@@ -27,11 +22,11 @@ export function parseSplitArgs(args: readonly string[]): Record<string, number> 
     if (eq <= 0) throw invalid('WEFT_ERR_SPLIT_INVALID', arg, arg, 'must be version=weight, e.g. v1=90');
     const version = arg.slice(0, eq);
     const text = arg.slice(eq + 1);
-    if (!VERSION_RE.test(version)) {
+    if (!isVersion(version)) {
       throw invalid('WEFT_ERR_SPLIT_INVALID', arg, version, "version must be 1-128 letters, digits, '.', '_', '+' or '-', starting with a letter or digit");
     }
-    if (!/^[0-9]+$/.test(text) || Number(text) > MAX_WEIGHT) {
-      throw invalid('WEFT_ERR_SPLIT_INVALID', arg, text, `weight of ${version} must be an integer from 0 to ${MAX_WEIGHT}`);
+    if (!/^[0-9]+$/.test(text) || Number(text) > MAX_SPLIT_WEIGHT) {
+      throw invalid('WEFT_ERR_SPLIT_INVALID', arg, text, `weight of ${version} must be an integer from 0 to ${MAX_SPLIT_WEIGHT}`);
     }
     if (version in split) throw invalid('WEFT_ERR_SPLIT_INVALID', arg, version, `version ${version} is named twice`);
     split[version] = Number(text);
@@ -43,13 +38,13 @@ export function parseSplitArgs(args: readonly string[]): Record<string, number> 
 
 /** A replica count for `weft scale job N`: a whole number from 0 to 10,000 (the job schema's bound). */
 export function parseCount(text: string): number {
-  if (!/^[0-9]+$/.test(text) || Number(text) > 10_000) throw invalid('WEFT_ERR_ARGUMENT_INVALID', 'count', text, 'must be a whole number from 0 to 10000');
+  if (!/^[0-9]+$/.test(text) || Number(text) > MAX_GROUP_COUNT) throw invalid('WEFT_ERR_ARGUMENT_INVALID', 'count', text, `must be a whole number from 0 to ${MAX_GROUP_COUNT}`);
   return Number(text);
 }
 
 /** A job, group or service name as the API wants it (a DNS label). */
 export function parseName(what: string, text: string): string {
-  if (!NAME_RE.test(text)) throw invalid('WEFT_ERR_ARGUMENT_INVALID', what, text, 'must be a lowercase DNS label (a-z, 0-9, -; at most 63)');
+  if (!isServiceName(text)) throw invalid('WEFT_ERR_ARGUMENT_INVALID', what, text, 'must be a lowercase DNS label (a-z, 0-9, -; at most 63)');
   return text;
 }
 

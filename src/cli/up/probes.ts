@@ -3,7 +3,7 @@
  * short HTTP request to the piece's own health surface, never throwing (a
  * refused connection simply means "not yet").
  */
-import { AGENT_SERVICE } from '../../../base/contracts/node.js';
+import { AGENT_SERVICE, NODE_META } from '../../../base/contracts/meta.js';
 
 /** One probe: resolves true when healthy. */
 export type Probe = () => Promise<boolean>;
@@ -58,7 +58,7 @@ export function proxyProbe(metricsUrl: string): Probe {
 export async function agentDriver(consulAddress: string, node: string): Promise<string | undefined> {
   let driver: string | undefined;
   await get(`${consulUrl(consulAddress)}/v1/agent/service/${AGENT_SERVICE}-${encodeURIComponent(node)}`, async (res) => {
-    if (res.ok) driver = ((await res.json()) as { Meta?: Record<string, string> }).Meta?.['weft_driver'];
+    if (res.ok) driver = ((await res.json()) as { Meta?: Record<string, string> }).Meta?.[NODE_META.driver];
     return true;
   });
   return driver;

@@ -4,7 +4,8 @@ import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 // The `consul` client's typings demand fields Consul does not (a check `timeout`, lower-case txn
 // ops), so option objects it would reject at compile time are passed `as never`.
 import t from 'tap';
-import { eventually, startTestConsul, type TeardownHost, type TestConsul } from '../../helpers/dev-consul.js';
+import { eventually } from '../../helpers/eventually.js';
+import { startTestConsul, type TeardownHost, type TestConsul } from '../../helpers/dev-consul.js';
 
 interface Check {
   Status: string;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import Consul from 'consul';
 import t from 'tap';
 import { startDevConsul } from '../../../discovery/dev-agent/index.js';
-import { eventually } from '../../helpers/dev-consul.js';
+import { eventually } from '../../helpers/eventually.js';
 
 t.test('startDevConsul is ready well under 2 s', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'weft-dev-consul-'));

@@ -8,7 +8,8 @@ import t from 'tap';
 import { startDevConsul } from '../../../discovery/dev-agent/index.js';
 import { STATE_FILE } from '../../../discovery/dev-agent/state/persistence.js';
 import { isWeftError } from '../../../base/errors.js';
-import { eventually, startTestConsul, withMeta } from '../../helpers/dev-consul.js';
+import { eventually } from '../../helpers/eventually.js';
+import { startTestConsul, withMeta } from '../../helpers/dev-consul.js';
 
 t.test('a restart keeps KV, services, checks and sessions; the index never goes back', async (t) => {
   const c = await startTestConsul(t);

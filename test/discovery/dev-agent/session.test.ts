@@ -2,7 +2,8 @@
 // The `consul` client's typings demand fields Consul does not (a check `timeout`, lower-case txn
 // ops), so option objects it would reject at compile time are passed `as never`.
 import t from 'tap';
-import { consulError, eventually, startTestConsul, withMeta } from '../../helpers/dev-consul.js';
+import { eventually } from '../../helpers/eventually.js';
+import { consulError, startTestConsul, withMeta } from '../../helpers/dev-consul.js';
 
 interface SessionInfo {
   ID: string;

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { checkWeight, DEFAULT_WEIGHT, uniqueById, weightFromMeta } from '../../../proxy/balance/picker.js';
+import { DEFAULT_WEIGHT } from '../../../base/contracts/names.js';
+import { checkWeight, uniqueById, weightFromMeta } from '../../../proxy/balance/picker.js';
 import { ep } from '../fakes.js';
 
 t.test('weightFromMeta reads weft_weight, defaulting to 1', async (t) => {

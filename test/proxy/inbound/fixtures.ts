@@ -19,6 +19,7 @@ import type { InboundOptions } from '../../../proxy/inbound/options.js';
 import { ProxyMetrics } from '../../../proxy/metrics.js';
 import type { InboundTls, IntentionSource, LocalInstance } from '../../../proxy/ports.js';
 import { makeCa, makeIdentity, TD } from '../../certs/fixtures.js';
+import { eventually } from '../../helpers/eventually.js';
 
 export { TD };
 
@@ -213,11 +214,10 @@ export async function rawExchange(port: number, caller: MeshIdentity, destinatio
   return done;
 }
 
-/** Waits until `cond()` holds, polling every 10 ms, at most `limitMs`. */
+/** Whether `cond()` comes to hold within `limitMs` (the shared `eventually`, polled every 10 ms, as a boolean for `t.ok`). */
 export async function until(cond: () => boolean, limitMs = 3000): Promise<boolean> {
-  for (let waited = 0; waited < limitMs; waited += 10) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return cond();
+  return eventually(() => cond(), limitMs, 'condition', 10).then(
+    () => true,
+    () => false,
+  );
 }

@@ -10,6 +10,7 @@ import { meshClientOptions } from '../../../certs/mtls.js';
 import { IntentionTable } from '../../../proxy/inbound/intentions.js';
 import { caSigner, forgeLeaf, makeCa, makeIdentity } from '../../certs/fixtures.js';
 import { CALLER_HOST, call, collect, HOST, instance, makeMesh, type RawResult, startApp, startInbound, TD } from './fixtures.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const allowAll = IntentionTable.fromEntries([], { defaultAction: 'allow' });
 const REQUEST = 'GET / HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n';
@@ -68,7 +69,7 @@ t.test('refused callers never reach the app', async (t) => {
     const result = await attempt(r.inbound.port, c.options);
     t.notMatch(result.data, /HTTP\/1\.1/, `${c.name}: no HTTP answer`);
     t.ok(result.closed, `${c.name}: connection closed (${result.error ?? 'no error'})`);
-    t.ok(await eventually(async () => ((await failures(r.inbound.registry))[c.reason] ?? 0) > before), `${c.name}: counted as ${c.reason}`);
+    t.ok(await holds(async () => ((await failures(r.inbound.registry))[c.reason] ?? 0) > before), `${c.name}: counted as ${c.reason}`);
   }
   t.equal(r.app.seen.length, 0);
 });
@@ -91,14 +92,14 @@ t.test('plaintext HTTP on the mTLS port gets no HTTP answer', async (t) => {
   const result = await collect(socket, 3000);
   t.notMatch(result.data, /HTTP\/1\.1 200/);
   t.ok(result.closed);
-  t.ok(await eventually(async () => ((await failures(r.inbound.registry))["plaintext"] ?? 0) > 0), JSON.stringify(await failures(r.inbound.registry)));
+  t.ok(await holds(async () => ((await failures(r.inbound.registry))["plaintext"] ?? 0) > 0), JSON.stringify(await failures(r.inbound.registry)));
   t.equal(r.app.seen.length, 0);
 });
 
-async function eventually(cond: () => Promise<boolean>, limitMs = 3000): Promise<boolean> {
-  for (let waited = 0; waited < limitMs; waited += 20) {
-    if (await cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cond();
+/** Whether `cond()` comes to hold within `limitMs`, as a boolean for `t.ok`. */
+async function holds(cond: () => Promise<boolean>, limitMs = 3000): Promise<boolean> {
+  return eventually(cond, limitMs, 'condition', 20).then(
+    () => true,
+    () => false,
+  );
 }

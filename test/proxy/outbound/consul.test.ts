@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { DiscoveryClient } from '../../../discovery/client.js';
 import { routeCachePath } from '../../../proxy/outbound/route-cache.js';
-import { eventually, startTestConsul } from '../../helpers/dev-consul.js';
+import { eventually } from '../../helpers/eventually.js';
+import { startTestConsul } from '../../helpers/dev-consul.js';
 import { consulRouteSource } from '../../../src/wiring/proxy-routes.js';
 import { clientAgent, certsTls, countBy, load, makeCa, request, startMeshHost, startOutbound } from './helpers.js';
 

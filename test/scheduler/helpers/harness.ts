@@ -5,7 +5,7 @@
  * vanish), and moves a fake clock. Tests assert on plans and on the state.
  */
 import type { AllocInfo, Deployment, JobState, NodeInfo, Resources } from '../../../scheduler/model.js';
-import { seededRandom } from '../../../scheduler/placement/random.js';
+import { seededRandom } from '../../../base/clock.js';
 import type { Plan } from '../../../scheduler/reconcile/plan.js';
 import { changesNothing } from '../../../scheduler/reconcile/plan.js';
 import { type ReconcileOptions, reconcile } from '../../../scheduler/reconcile/reconciler.js';

@@ -3,7 +3,7 @@ import type { AllocInfo, GroupDemand, NodeInfo } from '../../../scheduler/model.
 import type { Readiness } from '../../../scheduler/nodes.js';
 import { ClusterState } from '../../../scheduler/placement/cluster.js';
 import { type Algorithm, type Placed, Placer, sampleLimit } from '../../../scheduler/placement/placer.js';
-import { seededRandom } from '../../../scheduler/placement/random.js';
+import { seededRandom } from '../../../base/clock.js';
 import type { PlacementFailure } from '../../../scheduler/placement/reasons.js';
 import { alloc, constraint, demand, node, nodes } from '../helpers/fixtures.js';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { formatSpecError, joinPath } from '../../../scheduler/spec/errors.js';
-import type { JobSpec } from '../../../scheduler/spec/schema.js';
+import { GroupSchema, type JobSpec, JobSpecSchema, TaskSchema } from '../../../scheduler/spec/schema.js';
 import { assertJobSpec, parseJobSpec, validateJobSpec } from '../../../scheduler/spec/validate.js';
 
 /** A valid spec using most features; every bad case below breaks one thing. */
@@ -84,6 +84,20 @@ const bad: Array<[string, Mutate, string]> = [
   }, 'groups[0].tasks[1].volumeMounts[0].volume: docker volumes need driver docker'],
   ['image on a process task', (j) => { task(j, 1).image = 'x'; }, 'groups[0].tasks[1].image: is only for driver docker'],
   ['unknown top-level key', (j) => { (j as Record<string, unknown>).group = []; }, 'group: unknown key (did you mean groups?)'],
+  ['priority above the maximum', (j) => { j.priority = 101; }, 'priority: must be <= 100'],
+  ['meta value that is no string', (j) => { (j as { meta: unknown }).meta = { team: 7 }; }, 'meta.team: must be string (got 7)'],
+  ['job affinity weight 0', (j) => { j.affinities = [{ attribute: 'rack', value: 'r1', weight: 0 }]; }, 'affinities[0].weight: must not be 0'],
+  ['job spread over 100 percent', (j) => { j.spread = [{ attribute: 'zone', targets: [{ value: 'a', percent: 80 }, { value: 'b', percent: 30 }] }]; }, 'spread[0].targets: percents must add up to at most 100 (got 110)'],
+  ['job restart mode unknown', (j) => { (j as { restart: unknown }).restart = { mode: 'forever' }; }, 'restart.mode: must be one of fail, delay'],
+  ['job reschedule delay function unknown', (j) => { (j as { reschedule: unknown }).reschedule = { delayFunction: 'random' }; }, 'reschedule.delayFunction: must be one of constant, exponential'],
+  ['volume of an unknown type', (j) => { (g(j) as { volumes: unknown }).volumes = { data: { type: 'nfs', source: 'x' } }; }, 'groups[0].volumes.data.type: must be one of host, docker (got "nfs")'],
+  ['group constraint with a bad operator', (j) => { g(j).constraints = [{ attribute: 'zone', operator: '~' as never }]; }, 'groups[0].constraints[0].operator: must be one of'],
+  ['group update parallelism 0', (j) => { g(j).update = { parallelism: 0 }; }, 'groups[0].update.parallelism: must be >= 1'],
+  ['group restart attempts negative', (j) => { g(j).restart = { attempts: -1 }; }, 'groups[0].restart.attempts: must be >= 0'],
+  ['group reschedule interval no duration', (j) => { (g(j) as { reschedule: unknown }).reschedule = { interval: 'often' }; }, 'groups[0].reschedule.interval: must match'],
+  ['args that are no strings', (j) => { (task(j, 1) as { args: unknown }).args = ['--port', 8080]; }, 'groups[0].tasks[1].args[1]: must be string'],
+  ['upstream with a bad local port', (j) => { task(j).upstreams = ['db:99999']; }, 'groups[0].tasks[0].upstreams: the local port must be an integer 1-65535'],
+  ['file at a relative path', (j) => { task(j).files = [{ destination: 'etc/app.conf', content: 'x' }]; }, 'groups[0].tasks[0].files[0].destination: must match ^/'],
 ];
 
 t.test('a good spec passes, untouched', async (t) => {
@@ -94,8 +108,21 @@ t.test('a good spec passes, untouched', async (t) => {
   t.strictSame(job, before, 'validation does not write defaults into the spec');
 });
 
+t.test('the bad specs break every field of a job, a group and a task', async (t) => {
+  const paths = bad.map(([, , expected]) => expected.slice(0, expected.indexOf(':')));
+  const levels: Array<[string, { properties: Record<string, unknown> }, RegExp]> = [
+    ['job', JobSpecSchema, /^([A-Za-z]+)/],
+    ['group', GroupSchema, /^groups\[\d+\]\.([A-Za-z]+)/],
+    ['task', TaskSchema, /^groups\[\d+\]\.tasks\[\d+\]\.([A-Za-z]+)/],
+  ];
+  for (const [level, schema, re] of levels) {
+    const broken = new Set(paths.map((p) => re.exec(p)?.[1]).filter((k) => k !== undefined));
+    const untested = Object.keys(schema.properties).filter((k) => !broken.has(k));
+    t.strictSame(untested, [], `every ${level} field has a bad case`);
+  }
+});
+
 t.test(`${bad.length} bad specs name their paths`, async (t) => {
-  t.ok(bad.length >= 20);
   for (const [name, mutate, expected] of bad) {
     const job = good();
     mutate(job);

@@ -1,7 +1,7 @@
 import { Value } from '@sinclair/typebox/value';
 import t from 'tap';
 import { AllocationSchema } from '../../../base/contracts/alloc.js';
-import { seededRandom } from '../../../scheduler/placement/random.js';
+import { seededRandom } from '../../../base/clock.js';
 import { reconcile } from '../../../scheduler/reconcile/reconciler.js';
 import { compileJob } from '../../../scheduler/spec/compile.js';
 import { parseJobSpec } from '../../../scheduler/spec/validate.js';

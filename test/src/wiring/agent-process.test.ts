@@ -19,7 +19,8 @@ import { X509Certificate } from 'node:crypto';
 import { loadConfig } from '../../../src/config/load.js';
 import { startTestConsul } from '../../helpers/dev-consul.js';
 import { useDocker } from '../../helpers/docker.js';
-import { eventually, freePort } from '../../helpers/ports.js';
+import { eventually } from '../../helpers/eventually.js';
+import { freePort } from '../../helpers/ports.js';
 import { captureLogger, servicesWithPrefix } from '../../agent/helpers.js';
 
 t.test('weft agent', async (t) => {

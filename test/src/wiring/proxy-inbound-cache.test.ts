@@ -14,7 +14,8 @@ import { silentLogger } from '../../../base/log.js';
 import { ConsulLocalServices } from '../../../src/wiring/proxy-local-services.js';
 import { watchIntentions } from '../../../src/wiring/proxy-intentions.js';
 import { startTestConsul } from '../../helpers/dev-consul.js';
-import { eventually, freePort } from '../../helpers/ports.js';
+import { eventually } from '../../helpers/eventually.js';
+import { freePort } from '../../helpers/ports.js';
 
 const watch = { waitMs: 2000, backoffBaseMs: 50, backoffMaxMs: 200 };
 const inst = (service: string, id: string, port: number): LocalInstance => ({ id, service, version: 'v1', address: '127.0.0.3', port });
