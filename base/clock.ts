@@ -31,12 +31,14 @@ export const systemClock: Clock = () => performance.now();
 /** The real random source. */
 export const systemRandom: Random = Math.random;
 
-/** The real timers; handles are unref'd so a pending retry never keeps a process alive. */
+/**
+ * The real timers. Handles stay ref'd, as plain setTimeout's: a process whose
+ * only work is a loop of waits (an agent between two polls) must not exit
+ * in the gap.
+ */
 export const systemTimers: Timers = {
   setTimeout(fn, ms) {
-    const handle = setTimeout(fn, ms);
-    handle.unref?.();
-    return handle;
+    return setTimeout(fn, ms);
   },
   clearTimeout(handle) {
     clearTimeout(handle as NodeJS.Timeout);
