@@ -2,8 +2,9 @@
  * `weft up`: a first run on one machine in one command. Starts dev Consul (when
  * nothing answers on the Consul address), `weft ca init` (when there is no CA),
  * a scheduler, an agent and its proxy, each as a child process with prefixed
- * log lines, each awaited until healthy; prints what to do next; and on Ctrl-C
- * or SIGTERM stops them in reverse order within a deadline.
+ * log lines, each awaited until healthy; prints what to do next; restarts a
+ * piece that dies on its own (children.ts); and on Ctrl-C or SIGTERM stops
+ * them in reverse order within a deadline.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -75,7 +76,7 @@ export function registerUpCommand(program: Command): void {
       const bin = weftBin();
       const children = new ChildSet(say);
       let stopping: Promise<void> | undefined;
-      let failure: Error | undefined;
+      const gaveUp: string[] = [];
       const stop = (why: string): Promise<void> => {
         if (stopping === undefined) {
           say(`up        | ${why}: stopping (a second Ctrl-C kills everything at once)`);
@@ -88,10 +89,12 @@ export function registerUpCommand(program: Command): void {
       const onSignal = (signal: string) => () => void stop(signal);
       process.once('SIGINT', onSignal('SIGINT'));
       process.once('SIGTERM', onSignal('SIGTERM'));
-      children.onUnexpectedExit((name, code) => {
-        failure = new Error(`${name} exited unexpectedly (code ${code})`);
-        void stop(`${name} exited with code ${code}`);
-      });
+      // Every daemon is restarted when it dies on its own, not only the proxy: the agent
+      // adopts its workloads and the scheduler takes the leader lock again on a restart,
+      // and dev Consul reloads its state from disk, so each comes back whole; the others
+      // keep serving from what they last knew meanwhile. A piece given up on is reported
+      // and the rest keeps running: a dead scheduler should not take the data plane down.
+      children.onGiveUp((name) => gaveUp.push(name));
 
       try {
         for (const step of steps) {
@@ -102,9 +105,13 @@ export function registerUpCommand(program: Command): void {
           }
           say(`up        | starting ${step.name}: weft ${step.args.join(' ')}`);
           const spec = { name: step.name, argv: [...(step.nodeArgs ?? []), bin, ...globals, ...step.args] };
-          if (step.kind === 'once') await children.runOnce(spec, startMs);
-          else await children.startDaemon(spec, probes[step.name], startMs);
-          say(`up        | ${step.name} is healthy`);
+          if (step.kind === 'once') {
+            await children.runOnce(spec, startMs);
+            say(`up        | ${step.name} is healthy`);
+          } else {
+            const pid = await children.startDaemon(spec, probes[step.name], startMs);
+            say(`up        | ${step.name} is healthy (pid ${pid})`);
+          }
         }
       } catch (err) {
         await stop('a piece failed to start');
@@ -121,7 +128,11 @@ export function registerUpCommand(program: Command): void {
         };
         wait();
       });
-      say('up        | stopped');
-      if (failure !== undefined) process.exitCode = 1;
+      if (gaveUp.length > 0) {
+        say(`up        | stopped; ${gaveUp.join(', ')} had been given up on after repeated crashes`);
+        process.exitCode = 1;
+      } else {
+        say('up        | stopped');
+      }
     });
 }
