@@ -8,20 +8,23 @@
  *     not wanted, task           ─▶ drain + stop + remove      status key deleted
  *   task dies (not stopped by us) ─▶ restart-policy.ts: restart after a delay, or failed
  *
- * State goes to weft/alloc-status/<host>/<alloc> on every transition. Work on
+ * State goes to weft/alloc-status/<host>/<alloc> on every transition; a record
+ * whose document is gone (one this agent refused to run, or one left by a
+ * crash) is deleted, with check-and-set, at the next reconcile. Work on
  * one allocation is serialised; reconciles never overlap. Secrets are fetched
  * at every start and restart (alloc-secrets.ts), never kept in a driver's
  * state, and their files go with the allocation.
  */
-import { type BlockingWatch, deleteKey, type DiscoveryClient, getJSON, type KvEntry, putJSON, watchKeyPrefix } from '../discovery/index.js';
-import { ALLOCS_PREFIX, type Allocation, type AllocStatus, allocStatusKey } from '../base/contracts/alloc.js';
+import { type BlockingWatch, deleteKey, type DiscoveryClient, getJSON, type KvEntry, listEntries, putJSON, watchKeyPrefix } from '../discovery/index.js';
+import { ALLOC_STATUS_PREFIX, ALLOCS_PREFIX, type Allocation, type AllocStatus, allocStatusKey } from '../base/contracts/alloc.js';
+import { LABEL } from '../base/contracts/labels.js';
 import { isSegment } from '../base/contracts/names.js';
 import { isWeftError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import { AllocSecrets } from './alloc-secrets.js';
-import { parseAllocation, specHash, taskSpec } from './alloc-spec.js';
+import { parseAllocation, specHash, taskName, taskSpec } from './alloc-spec.js';
 import { AGENT_LABELS, type Driver, type DriverEvent, runTask, type TaskInfo } from './driver.js';
-import type { Registrar } from './registrar.js';
+import { decodeTask, type Registrar } from './registrar.js';
 import { decideRestart } from './restart-policy.js';
 import type { SecretSource } from './scheduler-secrets.js';
 
@@ -42,6 +45,8 @@ export interface AllocRunnerOptions {
   secrets?: SecretSource | undefined;
   /** `<dataDir>/agent/secrets`: file secrets, one 0700 directory per allocation; without it, file secrets fail. */
   secretsDir?: string | undefined;
+  /** Called when the services named by this host's allocation documents changed (`services()`). */
+  onServicesChange?: (() => void) | undefined;
 }
 
 interface Tracked {
@@ -65,6 +70,8 @@ export class AllocRunner {
   private readonly onEvent = (e: DriverEvent) => void this.onDriverEvent(e);
   private closed = false;
   private readonly secrets: AllocSecrets;
+  /** The services this host's allocation documents name, as of the last reconcile. */
+  private docServices: string[] = [];
 
   constructor(opts: AllocRunnerOptions) {
     this.opts = { stopDeadlineMs: 10_000, ...opts };
@@ -95,6 +102,14 @@ export class AllocRunner {
     await this.reconciling;
   }
 
+  /**
+   * The services named by the allocation documents of this host (sorted): still
+   * wanted here even while no task of theirs runs (pending, restarting, replaced).
+   */
+  services(): string[] {
+    return this.docServices;
+  }
+
   /** The allocation ids this runner manages and their task ids. */
   snapshot(): Array<{ id: string; taskId: string | undefined; restarts: number; failed: boolean }> {
     return [...this.tracked.values()].map((t) => ({ id: t.alloc.id, taskId: t.taskId, restarts: t.restarts, failed: t.failed }));
@@ -114,6 +129,11 @@ export class AllocRunner {
         if (isSegment(id) && !this.tracked.has(id)) await this.report(id, { state: 'failed', restarts: 0, message: err.message });
       }
     }
+    const services = [...new Set([...wanted.values()].flatMap((a) => serviceOf(a) ?? []))].sort();
+    if (services.join(',') !== this.docServices.join(',')) {
+      this.docServices = services;
+      this.opts.onServicesChange?.();
+    }
     const tasks = await this.opts.driver.list({ all: true, label: `${AGENT_LABELS.host}=${this.opts.host}` });
     const byAlloc = new Map<string, TaskInfo>();
     for (const task of tasks) {
@@ -127,6 +147,29 @@ export class AllocRunner {
     await Promise.all(work);
     // Secret files of allocations that stopped while no agent watched (retire removes the others).
     this.secrets.sweep(new Set([...wanted.keys(), ...byAlloc.keys()]));
+    const prefix = `${ALLOCS_PREFIX}${this.opts.host}/`;
+    await this.sweepStatuses(new Set(entries.map((e) => e.key.slice(prefix.length))));
+  }
+
+  /**
+   * Deletes this host's status records whose allocation document is gone
+   * (`documents`: the ids of every document, valid or not): a document this
+   * agent refused leaves no task, so retire never deletes its record; a crash
+   * between a stop and the delete leaves one too. Check-and-set on the index
+   * read, so a record rewritten meanwhile is kept. Ids still tracked are left
+   * to retire.
+   */
+  private async sweepStatuses(documents: ReadonlySet<string>): Promise<void> {
+    const prefix = `${ALLOC_STATUS_PREFIX}${this.opts.host}/`;
+    try {
+      for (const e of await listEntries(this.opts.client, prefix)) {
+        const id = e.key.slice(prefix.length);
+        if (id === '' || id.includes('/') || documents.has(id) || this.tracked.has(id)) continue;
+        if (await deleteKey(this.opts.client, e.key, { cas: e.modifyIndex })) this.opts.logger.info({ alloc: id }, 'removed the status record of an allocation whose document is gone');
+      }
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'could not remove stale allocation status records; the next reconcile retries');
+    }
   }
 
   private async ensure(alloc: Allocation, task: TaskInfo | undefined): Promise<void> {
@@ -270,4 +313,12 @@ export class AllocRunner {
     this.queues.set(id, tail);
     return next;
   }
+}
+
+/** The service an allocation's task registers (its labels decoded as the registrar will), if any. */
+function serviceOf(alloc: Allocation): string | undefined {
+  const labels = { ...alloc.labels, ...(alloc.port === undefined ? {} : { [AGENT_LABELS.port]: String(alloc.port) }) };
+  const decoded = decodeTask({ id: alloc.id, name: taskName(alloc), image: alloc.image, labels, running: false, exitCode: undefined, pid: undefined, startedAt: undefined, exposedPorts: [] });
+  if (decoded.ok) return decoded.registration?.service;
+  return alloc.labels[LABEL.service];
 }

@@ -18,6 +18,9 @@
  * ignored SIGTERM, e.g. `docker kill -s TERM`) is registered again, with a
  * warning: a healthy container silently out of routing forever is worse.
  * The mark lives in memory: an agent restarted mid-shutdown registers it.
+ * Until it exits, such a task (drained or signalled) still counts as a user
+ * of its service (`services()`): its identity and outbound port stay while
+ * its last requests finish.
  *
  * A task whose labels do not decode is logged once per label set, naming the
  * container, each bad key and value, and skipped; other tasks are unaffected.
@@ -71,7 +74,10 @@ export interface RegistrarEvents {
   deregistered: [{ id: string; reason: string }];
   /** A task's labels did not decode; it was skipped. */
   invalid: [{ taskId: string; taskName: string; errors: WeftError[] }];
-  /** The set of local instances changed (identities and the proxy's local.json follow it). */
+  /**
+   * The set of local instances changed, or a task that had left routing
+   * exited (identities and the proxy's local.json follow both).
+   */
   change: [LocalInstance[]];
 }
 
@@ -116,6 +122,8 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
   private readonly draining = new Set<string>();
   /** Task id -> when a terminating signal was seen (ms since the epoch). */
   private readonly stopping = new Map<string, number>();
+  /** Task id -> its instance, deregistered (drain, terminating signal) while the task still runs. */
+  private readonly leaving = new Map<string, LocalInstance>();
   private timer: NodeJS.Timeout | undefined;
   private readonly onEvent = (e: DriverEvent) => void this.handle(e);
 
@@ -145,6 +153,14 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     return [...this.byTask.values()];
   }
 
+  /**
+   * The services tasks on this host still use: those registered, and those of
+   * tasks out of routing but not yet exited (draining, stopping).
+   */
+  services(): string[] {
+    return [...new Set([...this.byTask.values(), ...this.leaving.values()].map((i) => i.registration.service))].sort();
+  }
+
   /** The registered instance of a task, if any. */
   instanceOf(taskId: string): LocalInstance | undefined {
     return this.byTask.get(taskId);
@@ -157,7 +173,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
   async drainAndStop(taskId: string, deadlineMs: number): Promise<void> {
     this.draining.add(taskId);
     try {
-      await this.serial(taskId, () => this.deregisterTask(taskId, 'drain'));
+      await this.serial(taskId, () => this.deregisterTask(taskId, 'drain', { leaving: true }));
       await sleep(this.opts.drainDelayMs);
       await this.opts.driver.stop(taskId, { timeoutMs: deadlineMs });
     } finally {
@@ -170,6 +186,7 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     const tasks = await this.opts.driver.list(this.opts.labelFilter === undefined ? {} : { label: this.opts.labelFilter });
     const running = new Map(tasks.map((t) => [t.id, t]));
     for (const taskId of this.stopping.keys()) if (!running.has(taskId)) this.stopping.delete(taskId);
+    for (const taskId of [...this.leaving.keys()]) if (!running.has(taskId)) this.left(taskId); // exited while no event reached us
     const services = (await this.opts.client.call('agent.service.list', (c) => c.agent.service.list())) as Record<string, AgentService> | undefined;
     await Promise.all(tasks.map((t) => this.serial(t.id, () => this.registerTask(t, services ?? {}))));
     for (const [taskId] of this.byTask) if (!running.has(taskId)) await this.serial(taskId, () => this.deregisterTask(taskId, 'task gone'));
@@ -185,18 +202,20 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
   }
 
   private async handle(e: DriverEvent): Promise<void> {
-    if (!matchesLabel(e.labels, this.opts.labelFilter) && !this.byTask.has(e.id)) return;
+    if (!matchesLabel(e.labels, this.opts.labelFilter) && !this.byTask.has(e.id) && !this.leaving.has(e.id)) return;
     try {
       if (e.type === 'start') {
         this.stopping.delete(e.id); // a restart (docker restart: kill, die, start) is a fresh run
+        this.leaving.delete(e.id);
         const task = await this.opts.driver.inspect(e.id);
         if (task?.running) await this.serial(e.id, () => this.registerTask(task));
       } else if (e.type === 'die' || e.type === 'destroy') {
         this.stopping.delete(e.id);
         await this.serial(e.id, () => this.deregisterTask(e.id, e.type === 'die' ? `exited${e.exitCode === undefined ? '' : ` (${e.exitCode})`}` : 'removed'));
+        this.left(e.id);
       } else if (e.type === 'kill' && isTerminatingSignal(e.signal) && !this.draining.has(e.id)) {
         if (!this.stopping.has(e.id)) this.stopping.set(e.id, e.time);
-        await this.serial(e.id, () => this.deregisterTask(e.id, `stopping (signal ${e.signal ?? '?'})`));
+        await this.serial(e.id, () => this.deregisterTask(e.id, `stopping (signal ${e.signal ?? '?'})`, { leaving: true }));
       }
     } catch (err) {
       this.opts.logger.warn({ err, event: e.type, task: e.name ?? e.id }, 'could not apply a runtime event; the next resync will');
@@ -238,18 +257,27 @@ export class Registrar extends EventEmitter<RegistrarEvents> {
     const id = same ? body.id! : await registerInstance(this.opts.client, spec);
     const local: LocalInstance = { id, instance, taskId: task.id, taskName: task.name, registration: decoded.registration };
     this.byTask.set(task.id, local);
+    this.leaving.delete(task.id);
     this.opts.logger.info({ id, service: local.registration.service, container: task.name, port: local.registration.port }, 'registered');
     this.emit('registered', local);
     this.emit('change', this.instances());
   }
 
-  private async deregisterTask(taskId: string, reason: string): Promise<void> {
+  /** `leaving`: the task leaves routing but still runs (drain, terminating signal); its service stays in use until it exits. */
+  private async deregisterTask(taskId: string, reason: string, opts: { leaving?: boolean } = {}): Promise<void> {
     const local = this.byTask.get(taskId);
     if (local === undefined) return;
     await deregisterInstance(this.opts.client, local.id);
     this.byTask.delete(taskId);
+    if (opts.leaving === true) this.leaving.set(taskId, local);
     this.opts.logger.info({ id: local.id, container: local.taskName, reason }, 'deregistered');
     this.emit('deregistered', { id: local.id, reason });
+    this.emit('change', this.instances());
+  }
+
+  /** A task out of routing has exited: its service may no longer be in use here. */
+  private left(taskId: string): void {
+    if (!this.leaving.delete(taskId)) return;
     this.emit('change', this.instances());
   }
 

@@ -7,7 +7,10 @@
  *
  * An allocation's key is its `id`. Deleting the key tells the agent to stop the
  * allocation (drain first when it is registered); the agent then deletes the
- * status key. Changing an allocation's document in place (new image, env, ...)
+ * status key, and any of its host's status keys that have no document. The
+ * scheduler deletes a status key with the document when it stops an
+ * allocation, and sweeps status keys without a document on lost hosts, whose
+ * agents never will. Changing an allocation's document in place (new image, env, ...)
  * is treated as stop + start of the same id; the scheduler normally writes a new
  * id instead. Container labels on the allocation are decoded exactly as labels
  * on a hand-started container (base/contracts/labels.ts), so `labels['weft.service']`

@@ -38,6 +38,8 @@ export interface HostAgentOptions {
   labelFilter?: string;
   /** Blocking-query wait for allocations (tests lower it). */
   watchWaitMs?: number;
+  /** How long an unused service keeps its identity and outbound port (default agent/identities.ts RETIRE_GRACE_MS; tests lower it). */
+  retireGraceMs?: number;
 }
 
 /** Picks the runtime: `auto` prefers Docker when its daemon answers. */
@@ -88,7 +90,27 @@ export class HostAgent {
     await node.start();
 
     const signer = opts.signer === undefined ? chooseSigner(config, logger) : (opts.signer ?? undefined);
-    const identities = signer === undefined ? undefined : new IdentityManager({ dataDir: config.dataDir, host, namespace: a.namespace, signer, outboundPortBase: a.outboundPortBase, logger });
+    const identities =
+      signer === undefined
+        ? undefined
+        : new IdentityManager({
+            dataDir: config.dataDir,
+            host,
+            namespace: a.namespace,
+            signer,
+            outboundPortBase: a.outboundPortBase,
+            logger,
+            ...(opts.retireGraceMs === undefined ? {} : { retireGraceMs: opts.retireGraceMs }),
+          });
+    // Identities for what is registered; kept (not removed) for whatever the host still uses:
+    // tasks still draining and services named by this host's allocation documents. Nothing is
+    // removed before the allocations have been read once (a service about to start is not unused).
+    let allocations: AllocRunner | undefined;
+    const syncIdentities = (): Promise<void> | undefined =>
+      identities?.update(
+        registrar.instances().map((i) => i.registration.service),
+        allocations === undefined ? undefined : [...registrar.services(), ...allocations.services()],
+      );
 
     const registrar = new Registrar({
       driver,
@@ -102,11 +124,11 @@ export class HostAgent {
       stoppingGraceMs: a.stoppingGraceMs,
       ...(opts.labelFilter === undefined ? {} : { labelFilter: opts.labelFilter }),
     });
-    if (identities !== undefined) registrar.on('change', (instances) => void identities.update(instances.map((i) => i.registration.service)));
+    registrar.on('change', () => void syncIdentities());
     await registrar.start();
-    if (identities !== undefined) await identities.update(registrar.instances().map((i) => i.registration.service));
+    await syncIdentities();
 
-    const allocations = new AllocRunner({
+    const runner = new AllocRunner({
       driver,
       client,
       registrar,
@@ -118,8 +140,11 @@ export class HostAgent {
       secrets: opts.secrets ?? (config.client.token === undefined ? undefined : apiSecretSource(config.client.address, config.client.token)),
       secretsDir: join(config.dataDir, 'agent', 'secrets'),
       ...(opts.watchWaitMs === undefined ? {} : { watchWaitMs: opts.watchWaitMs }),
+      onServicesChange: () => void syncIdentities(),
     });
-    await allocations.start();
+    await runner.start();
+    allocations = runner;
+    await syncIdentities();
 
     let proxy: ProxySupervisor | undefined;
     if (a.superviseProxy) {
@@ -132,7 +157,7 @@ export class HostAgent {
       proxy.start();
     }
     logger.info({ host, driver: driver.kind, address: a.address }, 'weft agent running');
-    return new HostAgent({ driver, client, registrar, allocations, node, identities, proxy });
+    return new HostAgent({ driver, client, registrar, allocations: runner, node, identities, proxy });
   }
 
   /**

@@ -4,12 +4,14 @@
  *
  * It runs on every change the observer reports (coalesced), at the plan's
  * follow-up time (a node turning lost, a delayed reschedule, a health
- * deadline), and at least every `scheduler.reconcileIntervalMs`. After a write
+ * deadline), and at least every `scheduler.reconcileIntervalMs`. Status
+ * records of lost hosts whose document is gone are deleted (fenced,
+ * check-and-set): no agent is left to do it. After a write
  * it waits until the allocation watch shows its own writes before planning
  * again (bounded), so a stale view never places the same slot twice.
  */
 import type { Config } from '../config/load.js';
-import { compileJob, type Deployment, type JobSpec, type NodeInfo, observeAllocs, observeNodes, reconcile } from '../../scheduler/index.js';
+import { compileJob, type Deployment, type JobSpec, type NodeInfo, observeAllocs, observeNodes, readiness, reconcile } from '../../scheduler/index.js';
 import { type DiscoveryClient, type Fence, fencedTxn, getJSON, type TxnOp } from '../../discovery/index.js';
 import { isWeftError } from '../../base/errors.js';
 import type { Logger } from '../../base/log.js';
@@ -32,6 +34,8 @@ export interface LoopOptions {
 
 /** How long the loop waits for its own writes to show in the watch before it re-plans anyway. */
 const SETTLE_TIMEOUT_MS = 5_000;
+/** Orphaned status records deleted per cycle at most (the deletes wake the next cycle, which goes on). */
+const ORPHAN_SWEEP_MAX = 256;
 
 /** The reconcile loop of a leader. Create on acquiring the lock; stop() on losing it. */
 export class ControlLoop {
@@ -196,6 +200,36 @@ export class ControlLoop {
     m.reconcilesTotal.inc({ result: 'ok' });
     m.reconcileDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     if (plan.followUpAtMs !== undefined) this.scheduleFollowUp(plan.followUpAtMs);
+    await this.sweepOrphanStatuses(nowMs);
+  }
+
+  /**
+   * Status records left on lost hosts (or hosts no weft-agent announces any
+   * more) whose allocation document is gone. A live agent deletes its own
+   * host's (agent/allocations.ts); a lost one never will. Each delete is its
+   * own fenced transaction with a check of the index read, so one record
+   * rewritten meanwhile neither is deleted nor fails the others.
+   */
+  private async sweepOrphanStatuses(nowMs: number): Promise<void> {
+    const nodes = new Map(this.nodes.map((n) => [n.name, n]));
+    const lost = (host: string): boolean => readiness(nodes.get(host), nowMs, this.opts.config.scheduler.lostAfterMs) === 'lost';
+    const orphans = this.opts.observer.orphanStatuses().filter((o) => lost(o.host)).slice(0, ORPHAN_SWEEP_MAX);
+    for (const o of orphans) {
+      if (this.stopped) return;
+      try {
+        await fencedTxn(this.opts.client, this.opts.fence(), [
+          { verb: 'check-index', key: o.key, index: o.modifyIndex },
+          { verb: 'delete', key: o.key },
+        ]);
+        this.opts.logger.info({ host: o.host, alloc: o.alloc }, 'removed the status record of a lost host whose allocation document is gone');
+      } catch (err) {
+        if (isWeftError(err, 'WEFT_ERR_LOCK_LOST')) {
+          this.opts.onLockLost(err);
+          return;
+        }
+        if (!isWeftError(err, 'WEFT_ERR_KV_CAS_CONFLICT')) this.opts.logger.warn({ err, key: o.key }, 'could not remove an orphaned status record; retrying next cycle');
+      }
+    }
   }
 
   /** Auto-revert: the stable version's spec, submitted again as a new version (fingerprints keep its allocations). */

@@ -127,6 +127,23 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
     return new Set((this.kv.allocs.current() ?? []).map((e) => e.key));
   }
 
+  /**
+   * Status records (`weft/alloc-status/<host>/<alloc>`) with no allocation
+   * document at `weft/allocs/<host>/<alloc>` (valid or not), with the index
+   * they were read at: what a stop or a refused document left behind.
+   */
+  orphanStatuses(): Array<{ host: string; alloc: string; key: string; modifyIndex: number }> {
+    const documents = new Set((this.kv.allocs.current() ?? []).map((e) => e.key.slice(ALLOCS_PREFIX.length)));
+    const out: Array<{ host: string; alloc: string; key: string; modifyIndex: number }> = [];
+    for (const e of this.kv.status.current() ?? []) {
+      const rest = e.key.slice(ALLOC_STATUS_PREFIX.length);
+      const slash = rest.indexOf('/');
+      if (slash <= 0 || slash === rest.length - 1 || documents.has(rest)) continue;
+      out.push({ host: rest.slice(0, slash), alloc: rest.slice(slash + 1), key: e.key, modifyIndex: e.modifyIndex });
+    }
+    return out;
+  }
+
   /** Stops every watch. */
   async close(): Promise<void> {
     await Promise.all([this.agents.close(), ...Object.values(this.kv).map((w) => w.close()), ...[...this.services.values()].map((w) => w.close())]);

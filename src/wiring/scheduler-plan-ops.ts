@@ -5,9 +5,10 @@
  *
  *   place  -> set weft/allocs/<node>/<instance>-<task> (one per task)
  *   stop   -> delete every task document of the instance (the agent drains and stops it)
+ *             and its status record in the same transaction (the agent of a lost host never will)
  *   deployments, failures -> weft/job-status/<job> (only when it changed)
  */
-import { allocKey } from '../../base/contracts/alloc.js';
+import { allocKey, allocStatusKey } from '../../base/contracts/alloc.js';
 import type { JobEvent } from '../../base/contracts/scheduler-api.js';
 import { allocationDocs, type JobSpec, type ObservedTask, type PlacementFailure, type Plan } from '../../scheduler/index.js';
 import { pushEvents, type StatusRecord, statusKey } from './scheduler-store.js';
@@ -47,7 +48,7 @@ export function planOps(plan: Plan, ctx: { specs: ReadonlyMap<string, JobSpec>; 
   let stopped = 0;
   for (const s of plan.stop) {
     const docs = ctx.tasks.filter((t) => t.host === s.alloc.node && (t.doc.placement?.instance ?? t.doc.id) === s.alloc.id);
-    for (const t of docs) ops.push({ verb: 'delete', key: allocKey(t.host, t.doc.id) });
+    for (const t of docs) ops.push({ verb: 'delete', key: allocKey(t.host, t.doc.id) }, { verb: 'delete', key: allocStatusKey(t.host, t.doc.id) });
     stopped++;
     event(s.alloc.job, { type: 'stopped-alloc', message: `${s.alloc.group}[${s.alloc.index}] on ${s.alloc.node} stopped (${s.reason})`, alloc: s.alloc.id, node: s.alloc.node });
   }
