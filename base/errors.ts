@@ -62,6 +62,7 @@ export const ERROR_CODES = {
   WEFT_ERR_API_INTERNAL: { status: 500, meaning: 'The scheduler API failed on an unexpected error; the scheduler log has the details.' },
   WEFT_ERR_SCHEDULER_TOKEN: { status: 500, meaning: "The scheduler's API token file <dataDir>/scheduler/token cannot be read or created, or is readable by others." },
   WEFT_ERR_DEV_CONSUL_DATA_DIR: { status: 500, meaning: 'The dev Consul agent cannot read or write its data directory.' },
+  WEFT_ERR_DEV_CONSUL_CONFIG: { status: 400, meaning: 'weft dev-consul cannot use a Consul agent config file (-config-file, -config-dir, -hcl): it cannot be read, is not valid JSON or HCL, has a key of the wrong type or a service or check the agent refuses, or asks for what the dev agent lacks (acl.enabled = true: it has no ACLs); the message names the file and the key.' },
   WEFT_ERR_ARGUMENT_INVALID: { status: 400, meaning: 'A command-line argument is invalid (a count that is not a number, a split weight such as v1=abc, an empty secret); the message names the argument and its value.' },
   WEFT_ERR_SCHEDULER_UNREACHABLE: { status: 503, meaning: 'The CLI could not reach the scheduler API at its address (connection refused, unknown host or timeout); the message names the address (--addr, WEFT_ADDR, client.address).' },
   WEFT_ERR_SCHEDULER_RESPONSE: { status: 502, meaning: "The scheduler API answered something the CLI cannot read (not JSON, or not the contract's shape), or an error code this CLI does not know." },

@@ -7,7 +7,7 @@
  * defers those too), so a chatty HTTP check does not wake every watcher.
  */
 import type { Logger } from '../../base/log.js';
-import { type CheckLimits, parseCheck } from './checks/definition.js';
+import { type CheckLimits, type CheckSource, parseCheck, scriptAllowed } from './checks/definition.js';
 import { CheckRunner } from './checks/runner.js';
 import { badRequest, notFound, serverError } from './http-error.js';
 import { bool, type JsonObject, obj, objList, str, strList, strMap, uint } from './json-body.js';
@@ -21,6 +21,33 @@ export interface AgentConfig extends CheckLimits {
   readonly datacenter: string;
   /** The address other nodes would use; the catalog's Node.Address. */
   readonly advertiseAddress: string;
+  /** This node's Meta (Consul's `-node-meta`), already validated (validateNodeMeta). */
+  readonly nodeMeta?: Readonly<Record<string, string>>;
+}
+
+/** Consul's node Meta limits (structs.ValidateNodeMetadata). */
+const NODE_META_MAX_PAIRS = 64;
+const NODE_META_KEY_MAX = 128;
+const NODE_META_VALUE_MAX = 512;
+
+/**
+ * Checks node Meta the way Consul checks `-node-meta`: at most 64 pairs, keys of
+ * [A-Za-z0-9_-] up to 128 characters and not starting `consul-` (reserved),
+ * values up to 512 characters. Returns the reason, or undefined when valid.
+ */
+export function nodeMetaProblem(meta: Readonly<Record<string, string>>): string | undefined {
+  const entries = Object.entries(meta);
+  if (entries.length > NODE_META_MAX_PAIRS) return `Node metadata cannot contain more than ${NODE_META_MAX_PAIRS} key/value pairs`;
+  for (const [key, value] of entries) {
+    let why: string | undefined;
+    if (key === '') why = 'Key cannot be blank';
+    else if (!/^[A-Za-z0-9_-]+$/.test(key)) why = 'Key contains invalid characters';
+    else if (key.length > NODE_META_KEY_MAX) why = `Key is too long (limit: ${NODE_META_KEY_MAX} characters)`;
+    else if (key.startsWith('consul-')) why = "Key prefix 'consul-' is reserved for internal use";
+    else if (value.length > NODE_META_VALUE_MAX) why = `Value is too long (limit: ${NODE_META_VALUE_MAX} characters)`;
+    if (why !== undefined) return `Couldn't load metadata pair ('${key}', '${value}'): ${why}`;
+  }
+  return undefined;
 }
 
 /** Consul's check ID prefix for service maintenance. */
@@ -39,6 +66,7 @@ export class LocalAgent {
   readonly runner: CheckRunner;
   /** Check ID -> when it turned critical (ms epoch); the reaper reads it. */
   readonly criticalSince = new Map<string, number>();
+  private nodeMeta: Readonly<Record<string, string>>;
 
   constructor(
     readonly store: Store,
@@ -49,10 +77,17 @@ export class LocalAgent {
       { result: (id, status, output) => this.setCheckResult(id, status, output), ttlExpired: (id) => this.ttlExpired(id) },
       logger,
     );
+    this.nodeMeta = { ...config.nodeMeta };
   }
 
   get node(): string {
     return this.config.nodeName;
+  }
+
+  /** Replaces this node's Meta (a reload) and writes the node when it changed. */
+  setNodeMeta(meta: Readonly<Record<string, string>>): void {
+    this.nodeMeta = { ...meta };
+    this.ensureLocalNode();
   }
 
   /** Writes this node, its serfHealth check and the `consul` service (no new index when unchanged). */
@@ -61,9 +96,10 @@ export class LocalAgent {
     const s = this.store;
     const n = s.nodes.get(node);
     const tagged = { lan: address, lan_ipv4: address, wan: address, wan_ipv4: address };
-    const meta = { 'consul-network-segment': '' };
+    // Consul's node Meta: the -node-meta pairs plus the network segment it always adds.
+    const meta: Record<string, string> = { ...this.nodeMeta, 'consul-network-segment': '' };
     s.write((tx) => {
-      if (n === undefined || n.id !== nodeId || n.address !== address || n.datacenter !== datacenter) {
+      if (n === undefined || n.id !== nodeId || n.address !== address || n.datacenter !== datacenter || !sameMeta(n.meta, meta)) {
         tx.put('nodes', node, {
           id: nodeId,
           node,
@@ -103,19 +139,26 @@ export class LocalAgent {
     const now = Date.now();
     for (const c of this.store.checksOfNode(this.node)) {
       if (!c.local) continue;
+      const script = c.definition.script;
+      if (script !== undefined && !scriptAllowed(this.config, script.source)) {
+        // Consul purges a persisted check it can no longer add.
+        this.logger.warn({ checkId: c.checkId }, 'dev-consul: removed a persisted script check: script checks are not enabled for its source');
+        this.store.write((tx) => this.dropCheck(tx, c.checkId));
+        continue;
+      }
       if (c.status === 'critical') this.criticalSince.set(c.checkId, now);
       this.runner.start(c);
     }
   }
 
-  /** PUT /v1/agent/service/register. */
-  registerService(body: JsonObject, replaceExistingChecks: boolean): void {
+  /** PUT /v1/agent/service/register (`source` 'local' for a config file's services). */
+  registerService(body: JsonObject, replaceExistingChecks: boolean, source: CheckSource = 'remote'): void {
     const name = str(body, 'Name');
     if (name === '') throw badRequest('Missing service name');
     const id = str(body, 'ID') || name;
     const weights = obj(body, 'Weights');
     const rawChecks = [...(obj(body, 'Check') === undefined ? [] : [obj(body, 'Check')!]), ...objList(body, 'Checks')];
-    const parsed = rawChecks.map((c) => parseCheck(c, this.config));
+    const parsed = rawChecks.map((c) => parseCheck(c, this.config, source));
     const tagged = parseTaggedAddresses(obj(body, 'TaggedAddresses'));
     const node = this.node;
     const before = this.store.service(node, id);
@@ -169,10 +212,10 @@ export class LocalAgent {
     this.logger.debug({ id }, 'service deregistered');
   }
 
-  /** PUT /v1/agent/check/register. */
-  registerCheck(body: JsonObject): void {
+  /** PUT /v1/agent/check/register (`source` 'local' for a config file's checks). */
+  registerCheck(body: JsonObject, source: CheckSource = 'remote'): void {
     if (str(body, 'Name') === '') throw badRequest('Missing check name');
-    const p = parseCheck(body, this.config);
+    const p = parseCheck(body, this.config, source);
     let service: ServiceRecord | undefined;
     if (p.serviceId !== undefined) {
       service = this.store.service(this.node, p.serviceId);
@@ -313,6 +356,11 @@ function apiCheck(tx: WriteTx, node: string, checkId: string, name: string, stat
     createIndex: tx.index,
     modifyIndex: tx.index,
   };
+}
+
+function sameMeta(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
 }
 
 /** Consul caps check output (default 4 KiB) and says how much it kept. */

@@ -5,10 +5,13 @@
  * KV ops -> store (one index, per-table indexes, watchers) -> persistence;
  * the check runner and reaper feed results back through the agent.
  */
+import { invalid } from '../../base/errors.js';
 import { silentLogger, type Logger } from '../../base/log.js';
 import { createDiscoveryClient, type DiscoveryClient } from '../client.js';
-import { LocalAgent } from './agent.js';
+import { LocalAgent, nodeMetaProblem } from './agent.js';
+import { ConsulHttpError, serverError } from './http-error.js';
 import { startReaper } from './checks/reaper.js';
+import { applyDefinitions, type ConfigDefinitions } from './config/definitions.js';
 import { prometheusSdRoute } from './routes/prometheus-sd.js';
 import { buildServer } from './server.js';
 import { SessionManager } from './sessions.js';
@@ -37,7 +40,47 @@ export interface DevConsulOptions {
   persistDebounceMs?: number;
   /** How long KV tombstones are kept at least (they are reaped within twice this; default 15 min). */
   tombstoneTtl?: number;
+  /** This node's Meta (Consul's `-node-meta`), shown in the catalog, agent/self and health entries. */
+  nodeMeta?: Readonly<Record<string, string>>;
+  /**
+   * What PUT /v1/agent/reload (and `DevConsul.reload()`) does: re-read the
+   * configuration and return what changed. A rejection answers 500 with its
+   * message and changes nothing. Without it, reload answers 200 and does nothing.
+   */
+  reload?: () => DevConsulReload | undefined | Promise<DevConsulReload | undefined>;
+  /** The node's address in the catalog (Consul's bind_addr/advertise_addr); default: the listen address, 127.0.0.1 for a wildcard. */
+  advertise?: string;
+  /** Run script checks from any source: config files and the HTTP API (Consul's enable_script_checks; default off). */
+  enableScriptChecks?: boolean;
+  /** Run script checks from config files only (Consul's enable_local_script_checks; default off). */
+  enableLocalScriptChecks?: boolean;
+  /**
+   * Services and checks from Consul config files (resolveDevConsulConfig),
+   * registered before the agent listens; those of the previous start that are
+   * no longer defined are removed. A definition the agent refuses fails the start.
+   */
+  definitions?: ConfigDefinitions;
 }
+
+/** What a reload may change while the agent runs. */
+export interface DevConsulReload {
+  /** The node's new Meta (replaces the old one; absent keeps it). */
+  nodeMeta?: Readonly<Record<string, string>>;
+  /** The config files' services and checks, replacing those registered from them before (absent keeps them). */
+  definitions?: ConfigDefinitions;
+}
+
+/** Why the agent stopped: `close()` was called, or a client asked it to leave (PUT /v1/agent/leave). */
+export type DevConsulStop = 'close' | 'leave';
+
+export type { ConfigDefinition, ConfigDefinitions } from './config/definitions.js';
+export {
+  type DevConsulPlan,
+  type DevConsulReloaded,
+  type DevConsulSettings,
+  resolveDevConsulConfig,
+  type WeftDevConsulSettings,
+} from './config/resolve.js';
 
 export interface DevConsul {
   /** `host:port` the agent answers on. */
@@ -49,6 +92,10 @@ export interface DevConsul {
   flush(): Promise<void>;
   /** Stops checks and timers, persists state, closes the listener. */
   close(): Promise<void>;
+  /** Runs the `reload` option and applies its result, as PUT /v1/agent/reload does. */
+  reload(): Promise<void>;
+  /** Settles once the agent has stopped, with why: `weft dev-consul` exits when it does. */
+  readonly stopped: Promise<DevConsulStop>;
 }
 
 /** Consul's defaults for the timing knobs (all in milliseconds). */
@@ -65,25 +112,68 @@ export const DEV_CONSUL_DEFAULTS = {
 export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul> {
   const logger = opts.logger ?? silentLogger;
   const o = { ...DEV_CONSUL_DEFAULTS, ...definedOnly(opts) };
+  checkNodeMeta(opts.nodeMeta);
   const store = new Store();
   const { nodeId } = loadState(opts.dataDir, store);
-  const advertiseAddress = opts.bind === '0.0.0.0' || opts.bind === '::' || opts.bind === '' ? '127.0.0.1' : opts.bind;
+  // Where this process reaches its own listener; the catalog's address unless one is given.
+  const dialAddress = opts.bind === '0.0.0.0' || opts.bind === '::' || opts.bind === '' ? '127.0.0.1' : opts.bind;
+  const advertiseAddress = opts.advertise ?? dialAddress;
 
   const agent = new LocalAgent(
     store,
-    { nodeName: opts.nodeName, nodeId, datacenter: opts.datacenter, advertiseAddress, intervalMinMs: o.checkIntervalMin },
+    {
+      nodeName: opts.nodeName,
+      nodeId,
+      datacenter: opts.datacenter,
+      advertiseAddress,
+      intervalMinMs: o.checkIntervalMin,
+      ...(opts.nodeMeta === undefined ? {} : { nodeMeta: opts.nodeMeta }),
+      ...(opts.enableScriptChecks === undefined ? {} : { enableScriptChecks: opts.enableScriptChecks }),
+      ...(opts.enableLocalScriptChecks === undefined ? {} : { enableLocalScriptChecks: opts.enableLocalScriptChecks }),
+    },
     logger,
   );
   const sessions = new SessionManager(store, { ttlMinMs: o.sessionTtlMin }, opts.nodeName, logger);
   const persister = new Persister(opts.dataDir, store, nodeId, o.persistDebounceMs, logger);
   agent.ensureLocalNode();
   agent.startChecks();
+  if (opts.definitions !== undefined) {
+    try {
+      applyDefinitions(agent, opts.dataDir, opts.definitions, logger);
+    } catch (err) {
+      agent.close();
+      await persister.flush();
+      throw err;
+    }
+  }
   sessions.startTimers();
   const stopReaper = startReaper(agent, { intervalMs: o.checkReapInterval, minTimeoutMs: o.checkDeregisterIntervalMin }, logger);
   persister.schedule(); // the bumped index must reach disk even if nothing else is written
   const stopGraveyard = startTombstoneReaper(store, o.tombstoneTtl);
 
-  const app = buildServer({ store, agent, sessions, datacenter: opts.datacenter, nodeName: opts.nodeName, advertiseAddress, logger });
+  let closeWith: (why: DevConsulStop) => Promise<void> = async () => {};
+  const reload = async (): Promise<void> => {
+    if (opts.reload === undefined) return;
+    let next: DevConsulReload | undefined;
+    try {
+      next = await opts.reload();
+      if (next?.nodeMeta !== undefined) checkNodeMeta(next.nodeMeta);
+      if (next?.definitions !== undefined) applyDefinitions(agent, opts.dataDir, next.definitions, logger);
+    } catch (err) {
+      // Consul answers a failed reload with 500 and its reason, and keeps running as it was.
+      throw err instanceof ConsulHttpError ? err : serverError(`Failed reloading config: ${(err as Error).message}`);
+    }
+    if (next?.nodeMeta !== undefined) agent.setNodeMeta(next.nodeMeta);
+    logger.info('dev-consul: configuration reloaded');
+  };
+  const lifecycle = {
+    leave: () => {
+      logger.info('dev-consul: leave requested, shutting down');
+      void closeWith('leave');
+    },
+    reload,
+  };
+  const app = buildServer({ store, agent, sessions, datacenter: opts.datacenter, nodeName: opts.nodeName, advertiseAddress, logger, lifecycle });
   let self: DiscoveryClient | undefined;
   prometheusSdRoute(app, () => self);
   try {
@@ -99,29 +189,42 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
   const host = opts.bind.includes(':') ? `[${opts.bind}]` : opts.bind;
-  self = createDiscoveryClient({ consul: { address: `${advertiseAddress.includes(':') ? `[${advertiseAddress}]` : advertiseAddress}:${port}` } }, { logger });
+  self = createDiscoveryClient({ consul: { address: `${dialAddress.includes(':') ? `[${dialAddress}]` : dialAddress}:${port}` } }, { logger });
   logger.debug({ port, dataDir: opts.dataDir, index: store.index }, 'dev-consul listening');
 
   let closing: Promise<void> | undefined;
+  let stop!: (why: DevConsulStop) => void;
+  const stopped = new Promise<DevConsulStop>((resolve) => (stop = resolve));
+  closeWith = (why) => {
+    closing ??= (async () => {
+      stopReaper();
+      stopGraveyard();
+      agent.close();
+      sessions.close();
+      store.close(); // parked blocking queries answer now instead of holding close()
+      self?.close();
+      await app.close();
+      await persister.flush();
+      stop(why);
+    })();
+    return closing;
+  };
   return {
     address: `${host}:${port}`,
     port,
     store,
     flush: () => persister.flush(),
-    close() {
-      closing ??= (async () => {
-        stopReaper();
-        stopGraveyard();
-        agent.close();
-        sessions.close();
-        store.close(); // parked blocking queries answer now instead of holding close()
-        self?.close();
-        await app.close();
-        await persister.flush();
-      })();
-      return closing;
-    },
+    close: () => closeWith('close'),
+    reload,
+    stopped,
   };
+}
+
+/** Refuses node Meta Consul would refuse for -node-meta. */
+function checkNodeMeta(meta: Readonly<Record<string, string>> | undefined): void {
+  if (meta === undefined) return;
+  const problem = nodeMetaProblem(meta);
+  if (problem !== undefined) throw invalid('WEFT_ERR_CONFIG_INVALID', 'nodeMeta', meta, problem);
 }
 
 /**

@@ -6,12 +6,19 @@
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { isWeftError } from '../../base/errors.js';
+import { acceptsFilter } from './filter/index.js';
 import { ConsulHttpError } from './http-error.js';
 import { agentRoutes } from './routes/agent.js';
+import { agentHealthRoutes } from './routes/agent-health.js';
+import { agentOpsRoutes } from './routes/agent-ops.js';
 import { catalogRoutes } from './routes/catalog.js';
 import type { RouteContext } from './routes/common.js';
+import { coordinateRoutes } from './routes/coordinate.js';
+import { eventRoutes } from './routes/event.js';
 import { healthRoutes } from './routes/health.js';
 import { kvRoutes } from './routes/kv.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { operatorRoutes } from './routes/operator.js';
 import { sessionRoutes } from './routes/session.js';
 import { statusRoutes } from './routes/status.js';
 import { txnRoutes } from './routes/txn.js';
@@ -38,8 +45,13 @@ export function buildServer(ctx: RouteContext): FastifyInstance {
     const q = url.indexOf('?');
     if (q === -1) return;
     const search = new URLSearchParams(url.slice(q + 1));
-    if (search.has('filter') && search.get('filter') !== '') {
-      throw new ConsulHttpError(400, 'weft dev agent: ?filter is not supported');
+    // ?filter works on the routes Consul documents it for (registered with FILTERED). Consul ignores it
+    // elsewhere, which would hide a mistake: the dev agent refuses it.
+    if (search.has('filter') && search.get('filter') !== '' && !acceptsFilter(req.routeOptions.config)) {
+      throw new ConsulHttpError(
+        400,
+        `weft dev agent: ?filter is not supported on ${req.method} ${url.slice(0, q)}; Consul documents it for agent/services, agent/checks, catalog/{nodes,services,service,node,node-services} and health/{node,checks,service,state}`,
+      );
     }
     // Agent endpoints are answered locally and ignore ?dc, like Consul's.
     const dc = search.get('dc');
@@ -63,12 +75,18 @@ export function buildServer(ctx: RouteContext): FastifyInstance {
     void reply.code(404).header('Content-Type', 'text/plain; charset=utf-8').send('404 page not found\n');
   });
 
+  metricsRoutes(app, ctx); // first: its onResponse hook times every route
   agentRoutes(app, ctx);
+  agentHealthRoutes(app, ctx);
+  agentOpsRoutes(app, ctx);
   catalogRoutes(app, ctx);
   healthRoutes(app, ctx);
   kvRoutes(app, ctx);
   txnRoutes(app, ctx);
   sessionRoutes(app, ctx);
   statusRoutes(app, ctx);
+  eventRoutes(app, ctx);
+  operatorRoutes(app, ctx);
+  coordinateRoutes(app, ctx);
   return app;
 }

@@ -1,5 +1,5 @@
 /**
- * Runs the agent's own checks: HTTP and TCP probes every Interval (the first
+ * Runs the agent's own checks: script, HTTP and TCP probes every Interval (the first
  * one after a random stagger within the interval, as Consul does so a burst of
  * registrations does not probe in lockstep), TTL timers, and Consul's
  * SuccessBeforePassing / FailuresBeforeWarning / FailuresBeforeCritical
@@ -8,7 +8,8 @@
  */
 import type { Logger } from '../../../base/log.js';
 import type { CheckRecord, CheckStatus } from '../state/types.js';
-import { type ProbeResult, probeHttp, probeTcp } from './probes.js';
+import { DEFAULT_OUTPUT_MAX_SIZE, type ProbeResult, probeHttp, probeTcp } from './probes.js';
+import { probeScript } from './script.js';
 
 /** Where results go (the agent writes them to the store). */
 export interface CheckSink {
@@ -24,6 +25,13 @@ interface Running {
   successes: number;
   failures: number;
   stopped: boolean;
+  /** Stops an in-flight script (its process group is killed). */
+  abort: AbortController | undefined;
+}
+
+/** Consul's cap for script output: 4 KiB, lowered (never raised) by the check's OutputMaxSize. */
+function scriptOutputMax(own: number | undefined): number {
+  return own !== undefined && own > 0 && own < DEFAULT_OUTPUT_MAX_SIZE ? own : DEFAULT_OUTPUT_MAX_SIZE;
 }
 
 /** Timers and counters for every executed check, by check ID. */
@@ -40,8 +48,8 @@ export class CheckRunner {
   start(check: CheckRecord): void {
     this.stop(check.checkId);
     const d = check.definition;
-    if (d.kind === 'none') return;
-    const r: Running = { check, successes: 0, failures: 0, stopped: false };
+    if (d.kind === 'none' && d.script === undefined) return;
+    const r: Running = { check, successes: 0, failures: 0, stopped: false, abort: undefined };
     this.running.set(check.checkId, r);
     if (d.kind === 'ttl') this.armTtl(r);
     else r.timer = setTimeout(() => void this.probe(r), Math.floor(this.random() * d.intervalMs!));
@@ -53,6 +61,7 @@ export class CheckRunner {
     if (r === undefined) return;
     r.stopped = true;
     clearTimeout(r.timer);
+    r.abort?.abort();
     this.running.delete(checkId);
   }
 
@@ -81,27 +90,42 @@ export class CheckRunner {
 
   private async probe(r: Running): Promise<void> {
     const d = r.check.definition;
-    let result: ProbeResult;
+    let result: ProbeResult & { timedOut?: true };
     try {
-      result =
-        d.kind === 'http'
-          ? await probeHttp({
-              url: d.http!,
-              timeoutMs: d.timeoutMs!,
-              ...(d.method === undefined ? {} : { method: d.method }),
-              ...(d.header === undefined ? {} : { header: d.header }),
-              ...(d.body === undefined ? {} : { body: d.body }),
-              ...(d.tlsSkipVerify === undefined ? {} : { tlsSkipVerify: d.tlsSkipVerify }),
-              ...(d.disableRedirects === undefined ? {} : { disableRedirects: d.disableRedirects }),
-              ...(d.outputMaxSize === undefined ? {} : { outputMaxSize: d.outputMaxSize }),
-            })
-          : await probeTcp(d.tcp!, d.timeoutMs!);
+      result = await this.execute(r);
     } catch (err) {
       result = { status: 'critical', output: (err as Error).message };
     }
     if (r.stopped) return;
-    this.apply(r, result);
+    // Consul reports a script timeout straight away, past the thresholds (CheckMonitor notifies directly).
+    if (result.timedOut === true) this.sink.result(r.check.checkId, 'critical', result.output);
+    else this.apply(r, result);
     r.timer = setTimeout(() => void this.probe(r), d.intervalMs!);
+  }
+
+  private async execute(r: Running): Promise<ProbeResult & { timedOut?: true }> {
+    const d = r.check.definition;
+    if (d.script !== undefined) {
+      r.abort = new AbortController();
+      try {
+        return await probeScript({ run: d.script, timeoutMs: d.timeoutMs!, outputMaxSize: scriptOutputMax(d.outputMaxSize), signal: r.abort.signal });
+      } finally {
+        r.abort = undefined;
+      }
+    }
+    if (d.kind === 'http') {
+      return probeHttp({
+        url: d.http!,
+        timeoutMs: d.timeoutMs!,
+        ...(d.method === undefined ? {} : { method: d.method }),
+        ...(d.header === undefined ? {} : { header: d.header }),
+        ...(d.body === undefined ? {} : { body: d.body }),
+        ...(d.tlsSkipVerify === undefined ? {} : { tlsSkipVerify: d.tlsSkipVerify }),
+        ...(d.disableRedirects === undefined ? {} : { disableRedirects: d.disableRedirects }),
+        ...(d.outputMaxSize === undefined ? {} : { outputMaxSize: d.outputMaxSize }),
+      });
+    }
+    return probeTcp(d.tcp!, d.timeoutMs!);
   }
 
   /** Consul's StatusHandler: only report once a threshold of consecutive results is reached. */

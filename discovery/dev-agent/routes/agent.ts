@@ -7,7 +7,8 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parseBlockingParams, blockingQuery } from '../blocking.js';
-import { badRequest, notFound } from '../http-error.js';
+import { FILTERED, HEALTH_CHECK, NODE_SERVICE, requestFilter } from '../filter/index.js';
+import { badRequest, notFound, serverError } from '../http-error.js';
 import { parseJsonObject, str } from '../json-body.js';
 import { CHECK_STATUSES, type CheckStatus } from '../state/types.js';
 import { agentServiceJson, checkJson } from '../state/views.js';
@@ -34,17 +35,30 @@ export function agentRoutes(app: FastifyInstance, ctx: RouteContext): void {
       },
       Coord: { Vec: [0, 0, 0, 0, 0, 0, 0, 0], Error: 1.5, Adjustment: 0, Height: 1e-5 },
       Member: member(ctx),
-      Meta: { 'consul-network-segment': '' },
+      Meta: node?.meta ?? { 'consul-network-segment': '' },
       Stats: { agent: { checks: String(store.checksOfNode(ctx.nodeName).length) }, consul: { server: 'true', leader: 'true' } },
       DebugConfig: { DevMode: true, DataDir: '', Weft: true },
     });
   });
 
-  app.get('/v1/agent/members', (_req, reply) => sendJson(reply, [member(ctx)]));
+  app.get('/v1/agent/members', (req, reply) => {
+    const query = queryOf(req);
+    const wan = (param(query, 'wan') ?? '') !== '';
+    const segment = param(query, 'segment') ?? '';
+    if (wan && segment !== '' && segment !== '_all') throw badRequest('Cannot provide a segment with wan=true');
+    if (!wan && segment !== '' && segment !== '_all') throw serverError('Network segments are not supported in this version of Consul');
+    // The WAN pool names a server <node>.<datacenter> and gossips on port 8302.
+    return sendJson(reply, [wan ? { ...member(ctx), Name: `${ctx.nodeName}.${ctx.datacenter}`, Port: 8302 } : member(ctx)]);
+  });
 
-  app.get('/v1/agent/services', (_req, reply) => {
+  app.get('/v1/agent/services', FILTERED, (req, reply) => {
+    const filter = requestFilter(req, NODE_SERVICE);
     const out: Record<string, unknown> = {};
-    for (const s of sortById(store.servicesOfNode(ctx.nodeName))) if (s.local) out[s.id] = agentServiceJson(s, ctx.datacenter);
+    for (const s of sortById(store.servicesOfNode(ctx.nodeName))) {
+      if (!s.local) continue;
+      const json = agentServiceJson(s, ctx.datacenter);
+      if (filter === undefined || filter(json)) out[s.id] = json;
+    }
     return sendJson(reply, out);
   });
 
@@ -95,11 +109,19 @@ export function agentRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return sendEmpty(reply);
   });
 
-  app.put('/v1/agent/reload', (_req, reply) => sendEmpty(reply));
+  app.put('/v1/agent/reload', async (_req, reply) => {
+    await ctx.lifecycle?.reload(); // without a lifecycle (no config to re-read) reload does nothing
+    return sendEmpty(reply);
+  });
 
-  app.get('/v1/agent/checks', (_req, reply) => {
+  app.get('/v1/agent/checks', FILTERED, (req, reply) => {
+    const filter = requestFilter(req, HEALTH_CHECK);
     const out: Record<string, unknown> = {};
-    for (const c of store.checksOfNode(ctx.nodeName)) if (c.local) out[c.checkId] = checkJson(store, c);
+    for (const c of store.checksOfNode(ctx.nodeName)) {
+      if (!c.local) continue;
+      const json = checkJson(store, c);
+      if (filter === undefined || filter(json)) out[c.checkId] = json;
+    }
     return sendJson(reply, out);
   });
 

@@ -4,6 +4,7 @@
  * agent runs (external nodes and services, like consul-esm would feed).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { FILTERED, NODE, NODE_SERVICE, requestFilter, SERVICE_NODE } from '../filter/index.js';
 import { badRequest, serverError } from '../http-error.js';
 import { type JsonObject, obj, objList, parseJsonObject, str, strList, strMap, uint } from '../json-body.js';
 import type { WriteTx } from '../state/store.js';
@@ -11,6 +12,7 @@ import { CHECK_STATUSES, type CheckStatus, nodeKey } from '../state/types.js';
 import { catalogServiceJson, nodeJson, nodeServiceJson } from '../state/views.js';
 import { params, queryOf, type RouteContext, sendBlocking, sendJson } from './common.js';
 import { instancesOf, serviceIndex } from './health.js';
+import { nodeMatches, nodeMetaFilter } from './node-meta.js';
 
 /** Registers the catalog routes. */
 export function catalogRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -18,46 +20,90 @@ export function catalogRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
   app.get('/v1/catalog/datacenters', (_req, reply) => sendJson(reply, [ctx.datacenter]));
 
-  app.get('/v1/catalog/nodes', (req, reply) =>
-    sendBlocking(ctx, req, reply, ['nodes'], () => ({
+  app.get('/v1/catalog/nodes', FILTERED, (req, reply) => {
+    const meta = nodeMetaFilter(queryOf(req));
+    const filter = requestFilter(req, NODE);
+    return sendBlocking(ctx, req, reply, ['nodes'], () => ({
       index: store.maxIndex('nodes'),
-      value: { json: [...store.nodes.values()].sort((a, b) => (a.node < b.node ? -1 : 1)).map(nodeJson) },
-    })),
-  );
+      value: {
+        json: [...store.nodes.values()]
+          .filter((n) => nodeMatches(n, meta))
+          .sort((a, b) => (a.node < b.node ? -1 : 1))
+          .map(nodeJson)
+          .filter((json) => filter === undefined || filter(json)),
+      },
+    }));
+  });
 
-  app.get('/v1/catalog/services', (req, reply) =>
-    sendBlocking(ctx, req, reply, ['nodes', 'services'], () => {
+  app.get('/v1/catalog/services', FILTERED, (req, reply) => {
+    const meta = nodeMetaFilter(queryOf(req));
+    // Consul filters the service instances (ServiceNode rows), then lists the names and tags of those left.
+    const filter = requestFilter(req, SERVICE_NODE);
+    return sendBlocking(ctx, req, reply, ['nodes', 'services'], () => {
       const out: Record<string, string[]> = {};
       for (const s of [...store.services.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+        if (!nodeMatches(store.nodes.get(s.node), meta)) continue;
+        if (filter !== undefined) {
+          const n = store.nodes.get(s.node);
+          if (n === undefined || !filter(catalogServiceJson(s, n))) continue;
+        }
         const tags = out[s.name] ?? [];
         out[s.name] = tags;
         for (const t of s.tags) if (!tags.includes(t)) tags.push(t);
       }
       return { index: store.maxIndex('nodes', 'services'), value: { json: out } };
-    }),
-  );
+    });
+  });
 
-  app.get('/v1/catalog/service/:service', (req, reply) => {
+  app.get('/v1/catalog/service/:service', FILTERED, (req, reply) => {
     const name = pathParam(req, 'service');
     const tags = params(queryOf(req), 'tag');
+    const meta = nodeMetaFilter(queryOf(req));
+    const filter = requestFilter(req, SERVICE_NODE);
     return sendBlocking(ctx, req, reply, ['nodes', 'services'], () => {
       const rows: unknown[] = [];
       for (const s of instancesOf(store, name, tags)) {
         const n = store.nodes.get(s.node);
-        if (n !== undefined) rows.push(catalogServiceJson(s, n));
+        if (n === undefined || !nodeMatches(n, meta)) continue;
+        const row = catalogServiceJson(s, n);
+        if (filter === undefined || filter(row)) rows.push(row);
       }
       return { index: serviceIndex(store, name), value: { json: rows } };
     });
   });
 
-  app.get('/v1/catalog/node/:node', (req, reply) => {
+  // The filter runs on the node's services (the values of Services), not on the node.
+  app.get('/v1/catalog/node/:node', FILTERED, (req, reply) => {
     const name = pathParam(req, 'node');
+    const filter = requestFilter(req, NODE_SERVICE);
     return sendBlocking(ctx, req, reply, ['nodes', 'services'], () => {
       const n = store.nodes.get(name);
       if (n === undefined) return { index: store.maxIndex('nodes', 'services'), value: { json: null } };
       const services: Record<string, unknown> = {};
-      for (const s of store.servicesOfNode(name)) services[s.id] = nodeServiceJson(s);
+      for (const s of store.servicesOfNode(name)) {
+        const json = nodeServiceJson(s);
+        if (filter === undefined || filter(json)) services[s.id] = json;
+      }
       return { index: store.maxIndex('nodes', 'services'), value: { json: { Node: nodeJson(n), Services: services } } };
+    });
+  });
+
+  // Consul 1.7+: the same as node/:node with Services as a list by ID; an unknown node is {Node: null, Services: []}.
+  app.get('/v1/catalog/node-services/:node', FILTERED, (req, reply) => {
+    const name = pathParam(req, 'node');
+    const filter = requestFilter(req, NODE_SERVICE);
+    return sendBlocking(ctx, req, reply, ['nodes', 'services'], () => {
+      const n = store.nodes.get(name);
+      const services = n === undefined ? [] : store.servicesOfNode(name).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      return {
+        index: store.maxIndex('nodes', 'services'),
+        value: {
+          json: {
+            Node: n === undefined ? null : nodeJson(n),
+            Services: services.map(nodeServiceJson).filter((json) => filter === undefined || filter(json)),
+          },
+        },
+      };
     });
   });
 

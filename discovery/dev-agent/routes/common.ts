@@ -22,6 +22,16 @@ export interface RouteContext {
   /** Address the listener is bound to, for status/leader and agent/self. */
   readonly advertiseAddress: string;
   readonly logger: Logger;
+  /** What agent/leave and agent/reload do; without it, leave only answers and reload does nothing. */
+  readonly lifecycle?: AgentLifecycle;
+}
+
+/** The agent's own life, as /v1/agent/leave and /v1/agent/reload reach it. */
+export interface AgentLifecycle {
+  /** Shuts the agent down cleanly; called once the leave answer is on the wire. */
+  leave(): void;
+  /** Re-reads the configuration; a rejection answers 500 with its message, as Consul's reload does. */
+  reload(): Promise<void>;
 }
 
 /** The parsed query string (fastify's default parser: repeated keys become arrays). */

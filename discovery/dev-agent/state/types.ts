@@ -67,9 +67,20 @@ export interface ServiceRecord {
   readonly modifyIndex: number;
 }
 
+/** Where a check definition came from: a config file (local) or the HTTP API (remote, as Consul counts it). */
+export type CheckSource = 'local' | 'remote';
+
+/** What a script check runs: `Args` without a shell, or the older `Script` through one. */
+export type ScriptCommand = { readonly args: readonly string[] } | { readonly command: string };
+
+/** A script check's command, and its source (re-checked against the policy when persisted state loads). */
+export type ScriptSpec = ScriptCommand & { readonly source: CheckSource };
+
 /** How a check is executed by the agent; `none` for checks only set by API (maintenance, catalog). */
 export interface CheckDefinition {
-  readonly kind: 'ttl' | 'http' | 'tcp' | 'none';
+  readonly kind: 'ttl' | 'http' | 'tcp' | 'script' | 'none';
+  /** kind `script`: the command and where it was defined. */
+  readonly script?: ScriptSpec;
   readonly http?: string;
   readonly method?: string;
   readonly header?: Readonly<Record<string, readonly string[]>>;
