@@ -8,7 +8,10 @@
  *
  * "pick" calls pick() alone; "cycle" adds onStart + onEnd, what the proxy does
  * per request (P2C's latency bookkeeping lives in onEnd). The real clock is
- * used, as in production: P2C reads it on every pick.
+ * used, as in production: P2C reads it on every pick. Every endpoint has
+ * answered once before timing starts (P2C reads an unmeasured endpoint as the
+ * service's typical latency, which skips the decay a measured one pays), and
+ * latencies vary (10-14 ms, seeded), so both the peak and the blend paths run.
  */
 import { P2cPicker } from '../../proxy/balance/p2c.js';
 import type { Endpoint, Picker } from '../../proxy/balance/picker.js';
@@ -38,13 +41,21 @@ function rate(op: () => void, ms: number): number {
   return (count / elapsed) * 1000;
 }
 
-function cycle(picker: Picker): () => void {
-  const result = { latencyMs: 12, ok: true };
+/** Every endpoint answers once, as in a proxy that has been serving for a while. */
+function measured<P extends Picker>(picker: P, list: readonly Endpoint[], random: () => number): P {
+  for (const e of list) {
+    picker.onStart(e);
+    picker.onEnd(e, { latencyMs: 10 + 4 * random(), ok: true });
+  }
+  return picker;
+}
+
+function cycle(picker: Picker, random: () => number): () => void {
   return () => {
     const e = picker.pick();
     if (e === undefined) return;
     picker.onStart(e);
-    picker.onEnd(e, result);
+    picker.onEnd(e, { latencyMs: 10 + 4 * random(), ok: true });
   };
 }
 
@@ -60,16 +71,17 @@ for (const n of sizes) {
     sink ^= list[Math.floor(random() * n)]!.weight;
   }, msPerCase);
   console.log(`${String(n).padEnd(10)}${'uniform (peer)'.padEnd(16)}${fmt(peer)}${''.padStart(10)}${'1.00x'.padStart(14)}`);
+  const latency = seededRandom(n + 1);
   const cases: [string, () => Picker][] = [
     ['swrr', () => new SwrrPicker(list)],
-    ['p2c', () => new P2cPicker(list, { now: systemClock, random: seededRandom(n) })],
+    ['p2c', () => measured(new P2cPicker(list, { now: systemClock, random: seededRandom(n) }), list, latency)],
   ];
   for (const [name, make] of cases) {
     const picker = make();
     const pick = rate(() => {
       sink ^= picker.pick()?.weight ?? 0;
     }, msPerCase);
-    const full = rate(cycle(make()), msPerCase);
+    const full = rate(cycle(make(), latency), msPerCase);
     console.log(`${String(n).padEnd(10)}${name.padEnd(16)}${fmt(pick)}${fmt(full)}${`${(pick / peer).toFixed(3)}x`.padStart(14)}`);
   }
 }

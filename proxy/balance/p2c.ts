@@ -11,17 +11,43 @@
  * Failures count as slow: a fast 503 must not make a broken endpoint look like
  * the best one, so a failed request is sampled as at least `failurePenaltyMs`.
  *
+ * Time is counted in the service's own round trips. The picker keeps the
+ * service's typical latency (an EWMA of successful responses, each counted
+ * as at most 4x the typical, so one stall moves it by 15% at most), and:
+ * - the estimates decay with a window of `decayRoundTrips` (10) typical round
+ *   trips, at most 10 s. P2C never picks the dearer of two endpoints, so an
+ *   endpoint that looks dearer than its peers gets no samples, and only this
+ *   decay brings it back. With Linkerd's fixed 10 s window, one response of
+ *   20x the usual latency kept one of three identical instances out for
+ *   10 s x ln 20 = 30 s. Now an endpoint R times slower than usual waits
+ *   about 10 x ln R round trips for its next try: a stall costs a moment, a
+ *   really slow endpoint keeps losing;
+ * - an endpoint not measured yet reads as the typical latency: neither
+ *   starved (a 30 ms default beside peers answering in 1 ms looked 30 times
+ *   dearer, so 1,000 sequential requests over three went 0/469/531) nor
+ *   flooded (zero, as Finagle starts).
+ * See "What starved, and the fix" in proxy/README.md for the figures.
+ *
  * O(1) per pick without an availability hook; with one, hidden endpoints are
  * skipped by resampling a few times, then by filtering.
  */
 import { type Clock, type Random, systemClock, systemRandom } from '../../base/clock.js';
 import { numberOption } from '../options.js';
-import { DEFAULT_DECAY_MS, PeakEwma } from './peak-ewma.js';
+import { DEFAULT_DECAY_MS, MIN_ESTIMATE_MS, PeakEwma } from './peak-ewma.js';
 import type { AttemptResult, Availability, Endpoint, Picker } from './picker.js';
 import { uniqueById } from './picker.js';
 
-/** Linkerd's default RTT for an endpoint nothing is known about. */
+/** Linkerd's default RTT: the typical latency before anything is measured. */
 export const DEFAULT_RTT_MS = 30;
+
+/** The decay window in typical round trips of the service (see the file comment). */
+export const DEFAULT_DECAY_ROUND_TRIPS = 10;
+
+/** Weight of one response in the typical latency: about the last 20 responses. */
+export const TYPICAL_WEIGHT = 0.05;
+
+/** A response counts in the typical latency as at most this many times it, so one stall moves it by 15% at most. */
+export const TYPICAL_CLAMP = 4;
 
 /** What a failed request counts as, at least (see the file comment). */
 export const DEFAULT_FAILURE_PENALTY_MS = 1_000;
@@ -33,9 +59,11 @@ const RESAMPLES = 4;
 export interface P2cOptions<E extends Endpoint = Endpoint> {
   readonly now?: Clock | undefined;
   readonly random?: Random | undefined;
-  /** Time window of the peak EWMA (default 10 s). */
+  /** Longest time window of the peak EWMA (default 10 s). */
   readonly decayMs?: number | undefined;
-  /** Estimate for a new endpoint when no endpoint has been measured yet (default 30 ms). */
+  /** Time window of the peak EWMA in typical round trips of the service (default 10), at most decayMs. */
+  readonly decayRoundTrips?: number | undefined;
+  /** The typical latency before anything is measured (default 30 ms). */
   readonly defaultRttMs?: number | undefined;
   /** A failed request is sampled as max(latency, this) (default 1 s). */
   readonly failurePenaltyMs?: number | undefined;
@@ -60,7 +88,10 @@ export class P2cPicker<E extends Endpoint = Endpoint> implements Picker<E> {
   readonly #now: Clock;
   readonly #random: Random;
   readonly #decayMs: number;
-  readonly #defaultRttMs: number;
+  readonly #decayRoundTrips: number;
+  /** The service's typical latency: an EWMA of successful responses, clamped (TYPICAL_CLAMP). */
+  #typicalMs: number;
+  #measured = false;
   readonly #failurePenaltyMs: number;
   readonly #available: Availability<E> | undefined;
   readonly #panic: boolean;
@@ -69,7 +100,9 @@ export class P2cPicker<E extends Endpoint = Endpoint> implements Picker<E> {
     this.#now = options.now ?? systemClock;
     this.#random = options.random ?? systemRandom;
     this.#decayMs = numberOption('balance.decayMs', options.decayMs, DEFAULT_DECAY_MS, { min: 1 });
-    this.#defaultRttMs = numberOption('balance.defaultRttMs', options.defaultRttMs, DEFAULT_RTT_MS, { min: 0 });
+    this.#decayRoundTrips = numberOption('balance.decayRoundTrips', options.decayRoundTrips, DEFAULT_DECAY_ROUND_TRIPS, { min: 0.001 });
+    const defaultRttMs = numberOption('balance.defaultRttMs', options.defaultRttMs, DEFAULT_RTT_MS, { min: 0 });
+    this.#typicalMs = Math.max(defaultRttMs, MIN_ESTIMATE_MS);
     this.#failurePenaltyMs = numberOption('balance.failurePenaltyMs', options.failurePenaltyMs, DEFAULT_FAILURE_PENALTY_MS, {
       min: 0,
     });
@@ -118,44 +151,38 @@ export class P2cPicker<E extends Endpoint = Endpoint> implements Picker<E> {
   /** The cheaper of two; a tie goes to the first (already a random choice). */
   #cheaper(a: State<E>, b: State<E>): State<E> {
     const now = this.#now();
-    return this.#cost(b, now) < this.#cost(a, now) ? b : a;
+    const window = this.#window();
+    return this.#cost(b, now, window) < this.#cost(a, now, window) ? b : a;
   }
 
-  #cost(s: State<E>, now: number): number {
-    return (s.ewma.valueAt(now) * (s.outstanding + 1)) / s.weight;
+  #cost(s: State<E>, now: number, window: number): number {
+    return (this.#estimate(s, now, window) * (s.outstanding + 1)) / s.weight;
+  }
+
+  /** An unmeasured endpoint reads as the typical latency. */
+  #estimate(s: State<E>, now: number, window: number): number {
+    return s.ewma.samples === 0 ? this.#typicalMs : s.ewma.valueAt(now, window);
+  }
+
+  /** The decay window now, the same for every endpoint. */
+  #window(): number {
+    return this.#typicalMs * this.#decayRoundTrips;
   }
 
   update(endpoints: readonly E[]): void {
     const now = this.#now();
-    const seed = this.#seedEstimate(now);
     const next = new Map<string, State<E>>();
     const eligible: State<E>[] = [];
     for (const endpoint of uniqueById(endpoints)) {
       const old = this.#byId.get(endpoint.id);
       const state: State<E> = old === undefined
-        ? { endpoint, weight: endpoint.weight, ewma: new PeakEwma(seed, now, this.#decayMs), outstanding: 0 }
+        ? { endpoint, weight: endpoint.weight, ewma: new PeakEwma(this.#typicalMs, now, this.#decayMs), outstanding: 0 }
         : { ...old, endpoint, weight: endpoint.weight };
       next.set(endpoint.id, state);
       if (state.weight > 0) eligible.push(state);
     }
     this.#byId = next;
     this.#eligible = eligible;
-  }
-
-  /**
-   * A new endpoint starts at the mean estimate of the measured ones: neutral,
-   * so it is tried about as often as an average peer, neither starved (a high
-   * default) nor flooded (zero, as Finagle starts). Nothing measured -> 30 ms.
-   */
-  #seedEstimate(now: number): number {
-    let sum = 0;
-    let count = 0;
-    for (const s of this.#byId.values()) {
-      if (s.ewma.samples === 0) continue;
-      sum += s.ewma.valueAt(now);
-      count++;
-    }
-    return count === 0 ? this.#defaultRttMs : sum / count;
   }
 
   onStart(endpoint: E): void {
@@ -168,13 +195,26 @@ export class P2cPicker<E extends Endpoint = Endpoint> implements Picker<E> {
     const s = this.#byId.get(endpoint.id);
     if (s === undefined) return;
     if (s.outstanding > 0) s.outstanding--;
-    const sample = result.ok ? result.latencyMs : Math.max(result.latencyMs, this.#failurePenaltyMs);
-    s.ewma.observe(sample, this.#now());
+    const latency = Math.max(result.latencyMs, MIN_ESTIMATE_MS);
+    if (result.ok) {
+      // The first measurement replaces the default, as it does an endpoint's seed.
+      this.#typicalMs = this.#measured ? this.#typicalMs + TYPICAL_WEIGHT * (Math.min(latency, TYPICAL_CLAMP * this.#typicalMs) - this.#typicalMs) : latency;
+      this.#measured = true;
+    }
+    const sample = result.ok ? latency : Math.max(latency, this.#failurePenaltyMs);
+    s.ewma.observe(sample, this.#now(), this.#window());
   }
 
   /** The current latency estimate of an endpoint (for metrics and tests). */
   estimateMs(id: string): number | undefined {
-    return this.#byId.get(id)?.ewma.valueAt(this.#now());
+    const s = this.#byId.get(id);
+    if (s === undefined) return undefined;
+    return this.#estimate(s, this.#now(), this.#window());
+  }
+
+  /** The service's typical latency: what an unmeasured endpoint reads as, and the unit of the decay window. */
+  typicalMs(): number {
+    return this.#typicalMs;
   }
 
   /** Requests in flight to an endpoint, as counted by onStart/onEnd. */
@@ -186,6 +226,7 @@ export class P2cPicker<E extends Endpoint = Endpoint> implements Picker<E> {
   cost(id: string): number | undefined {
     const s = this.#byId.get(id);
     if (s === undefined) return undefined;
-    return s.weight === 0 ? Number.POSITIVE_INFINITY : this.#cost(s, this.#now());
+    if (s.weight === 0) return Number.POSITIVE_INFINITY;
+    return this.#cost(s, this.#now(), this.#window());
   }
 }

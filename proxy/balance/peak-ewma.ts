@@ -3,20 +3,25 @@
  *
  * - A sample above the estimate replaces it at once: a slowing endpoint is
  *   avoided on the first slow response, not after an average catches up.
- * - A sample below is blended in with weight 1 - e^(-elapsed/decay): the
- *   longer since the last sample, the more the new one counts. So the decay
- *   window is in time (default 10 s), not in a number of requests.
+ * - A sample below is blended in with weight 1 - e^(-elapsed/window): the
+ *   longer since the last sample, the more the new one counts. So the window
+ *   is in time, not in a number of requests.
  * - Between samples the estimate read by the picker decays toward zero with the
  *   same window, so an endpoint that was slow once (and so stopped getting
- *   traffic) is eventually tried again.
+ *   traffic) is tried again.
+ *
+ * The window is at most `decayMs` (10 s, Linkerd's and Finagle's), and the
+ * caller may pass a shorter one per call: P2C passes a window of ten of the
+ * service's typical round trips (see p2c.ts), since 10 s is far too long for
+ * a service answering in a millisecond.
  *
  * Unlike tower, reading the estimate does not store the decay: the result of a
  * sequence of samples does not depend on how often pick() looked, which keeps
  * tests and replays exact. And the first sample replaces the starting value,
- * which is only a guess (a default or the peers' mean): a measurement beats it.
+ * which is only a guess: a measurement beats it.
  */
 
-/** Default decay window (Linkerd's and Finagle's). */
+/** Default (and longest) decay window: Linkerd's and Finagle's. */
 export const DEFAULT_DECAY_MS = 10_000;
 
 /**
@@ -40,20 +45,25 @@ export class PeakEwma {
     this.#decayMs = decayMs;
   }
 
+  /** The weight the old estimate keeps at `nowMs` under a window of min(decayMs, windowMs). */
+  #keep(nowMs: number, windowMs: number): number {
+    const elapsed = nowMs - this.#stampMs;
+    return elapsed <= 0 ? 1 : Math.exp(-elapsed / (windowMs < this.#decayMs ? windowMs : this.#decayMs));
+  }
+
   /** The estimate as of `nowMs`, decayed for the time since the last sample. Pure. */
-  valueAt(nowMs: number): number {
-    const elapsed = Math.max(0, nowMs - this.#stampMs);
-    return Math.max(this.#estimateMs * Math.exp(-elapsed / this.#decayMs), MIN_ESTIMATE_MS);
+  valueAt(nowMs: number, windowMs: number = this.#decayMs): number {
+    const value = this.#estimateMs * this.#keep(nowMs, windowMs);
+    return value > MIN_ESTIMATE_MS ? value : MIN_ESTIMATE_MS;
   }
 
   /** Folds in a latency sample taken at `nowMs`; returns the new estimate. */
-  observe(sampleMs: number, nowMs: number): number {
+  observe(sampleMs: number, nowMs: number, windowMs: number = this.#decayMs): number {
     const sample = Math.max(0, sampleMs);
     if (this.#samples === 0 || sample > this.#estimateMs) {
       this.#estimateMs = Math.max(sample, MIN_ESTIMATE_MS);
     } else {
-      const elapsed = Math.max(0, nowMs - this.#stampMs);
-      const w = Math.exp(-elapsed / this.#decayMs);
+      const w = this.#keep(nowMs, windowMs);
       this.#estimateMs = Math.max(this.#estimateMs * w + sample * (1 - w), MIN_ESTIMATE_MS);
     }
     // A clock that steps back must not rewind the stamp (and so inflate the next decay).

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { DEFAULT_RTT_MS, P2cPicker, type P2cOptions } from '../../../proxy/balance/p2c.js';
+import { DEFAULT_DECAY_ROUND_TRIPS, DEFAULT_RTT_MS, P2cPicker, type P2cOptions, TYPICAL_CLAMP, TYPICAL_WEIGHT } from '../../../proxy/balance/p2c.js';
 import type { Endpoint } from '../../../proxy/balance/picker.js';
 import { seededRandom } from '../../../base/clock.js';
 import { ep, eps, fakeClock, replay, sequence, share, simulate, tally } from '../fakes.js';
@@ -10,6 +10,8 @@ function setup(endpoints: Endpoint[], options: P2cOptions = {}) {
   const picker = new P2cPicker(endpoints, { now: clock.now, random: seededRandom(7), ...options });
   return { clock, picker };
 }
+
+const close = (a: number, b: number) => Math.abs(a - b) < 1e-9;
 
 /** Gives `id` a measured latency (its first sample replaces the seed). */
 function measure(picker: P2cPicker, endpoint: Endpoint, latencyMs: number): void {
@@ -94,14 +96,20 @@ t.test('drained endpoints are never picked; all drained or none picks nothing', 
   t.equal(picker.cost('a'), Number.POSITIVE_INFINITY);
 });
 
-t.test('an endpoint nothing is known about starts at the measured peers\' mean', async (t) => {
+t.test("an endpoint nothing is known about reads as the service's typical latency", async (t) => {
   const [a, b] = eps('a', 'b');
   const { picker } = setup([a!, b!]);
   t.equal(picker.estimateMs('a'), DEFAULT_RTT_MS, 'nothing measured: the default RTT');
   measure(picker, a!, 10);
+  t.equal(picker.estimateMs('b'), 10, 'the first response replaces the default for every endpoint not yet measured');
   measure(picker, b!, 50);
+  // An EWMA of responses, each counted as at most TYPICAL_CLAMP x the typical (50 -> 40).
+  const typical = 10 + TYPICAL_WEIGHT * (TYPICAL_CLAMP * 10 - 10);
+  t.ok(close(picker.typicalMs(), typical), `typical latency ${picker.typicalMs()}, expected ${typical}`);
+  picker.onEnd(b!, { latencyMs: 5, ok: false });
+  t.ok(close(picker.typicalMs(), typical), 'failures do not move it');
   picker.update(eps('a', 'b', 'c'));
-  t.equal(picker.estimateMs('c'), 30);
+  t.equal(picker.estimateMs('c'), picker.typicalMs());
   // So it is tried: it beats the slower peer whenever the two are sampled together.
   const counts = tally(300, () => picker.pick());
   t.ok((counts['c'] ?? 0) > 50, `new endpoint picked ${counts['c']} times`);
@@ -119,7 +127,7 @@ t.test('update() keeps latency estimates and outstanding counts of endpoints tha
   t.equal(picker.cost('a'), 10, '10 x (1 + 1) / 2');
   t.equal(picker.estimateMs('b'), undefined, 'removed endpoints are forgotten');
   picker.update(eps('a:2', 'b', 'c'));
-  t.equal(picker.estimateMs('b'), 10, 'and come back with the seed, not their old state');
+  t.equal(picker.estimateMs('b'), 10, 'and come back unmeasured (the typical latency), not with their old state');
 });
 
 t.test('outstanding counts follow onStart/onEnd and never go negative', async (t) => {
@@ -164,6 +172,30 @@ t.test('a once-slow endpoint is tried again as its estimate decays', async (t) =
   t.equal(picker.pick()?.id, 'b');
 });
 
+t.test('estimates decay over a window of ten typical round trips, at most 10 s', async (t) => {
+  const cases: { name: string; typical: number; slow: number; windowMs: number }[] = [
+    { name: '1 ms service', typical: 1, slow: 20, windowMs: 10 },
+    { name: '20 ms service', typical: 20, slow: 400, windowMs: 200 },
+    { name: '2 s service: capped at 10 s', typical: 2_000, slow: 40_000, windowMs: 10_000 },
+  ];
+  for (const c of cases) {
+    const [a, b] = eps('a', 'b');
+    const { clock, picker } = setup([a!, b!]);
+    measure(picker, a!, c.typical);
+    measure(picker, b!, c.slow);
+    // The typical latency moved a little towards the slow response; put it back.
+    for (let i = 0; i < 400; i++) measure(picker, a!, c.typical);
+    t.ok(Math.abs(picker.typicalMs() / c.typical - 1) < 1e-6, `${c.name}: typical ${picker.typicalMs()}`);
+    t.equal(c.windowMs, Math.min(10_000, DEFAULT_DECAY_ROUND_TRIPS * c.typical));
+    clock.advance(c.windowMs);
+    t.ok(Math.abs(picker.estimateMs('b')! / (c.slow / Math.E) - 1) < 1e-6, `${c.name}: b reads ${picker.estimateMs('b')} after one window`);
+    // Twenty times slower than usual: back in front after ln 20 windows (30 round trips for the fast services).
+    clock.advance(c.windowMs * (Math.log(20) - 1) + 1);
+    measure(picker, a!, c.typical);
+    t.equal(picker.pick()?.id, 'b', `${c.name}: tried again after ln 20 windows`);
+  }
+});
+
 t.test('unavailable endpoints are skipped; all unavailable falls back to panic', async (t) => {
   const hidden = new Set(['a', 'b', 'c']);
   const endpoints = eps('a', 'b', 'c', 'd', 'e', 'f');
@@ -187,6 +219,7 @@ t.test('the same seed gives the same picks', async (t) => {
 
 t.test('bad options are refused with WEFT_ERR_CONFIG_INVALID naming the option', async (t) => {
   t.throws(() => setup([], { decayMs: 0 }), { code: 'WEFT_ERR_CONFIG_INVALID', key: 'balance.decayMs' });
+  t.throws(() => setup([], { decayRoundTrips: 0 }), { code: 'WEFT_ERR_CONFIG_INVALID', key: 'balance.decayRoundTrips' });
   t.throws(() => setup([], { defaultRttMs: Number.NaN }), { code: 'WEFT_ERR_CONFIG_INVALID', key: 'balance.defaultRttMs' });
   t.throws(() => setup([], { failurePenaltyMs: -1 }), { code: 'WEFT_ERR_CONFIG_INVALID', key: 'balance.failurePenaltyMs' });
 });

@@ -60,3 +60,17 @@ t.test('a clock that steps back neither rewinds nor inflates the decay', async (
   t.equal(ewma.observe(10, 1_000), 100, 'no time has passed as far as the estimate knows');
   t.ok(close(ewma.observe(10, 15_000), 100 * Math.exp(-1) + 10 * (1 - Math.exp(-1))), 'decay measured from 5 s, not 1 s');
 });
+
+t.test('a window passed per call replaces decayMs when shorter, never when longer', async (t) => {
+  const cases: { name: string; windowMs: number | undefined; effective: number }[] = [
+    { name: 'default: decayMs', windowMs: undefined, effective: 10_000 },
+    { name: 'shorter: used', windowMs: 10, effective: 10 },
+    { name: 'longer: capped at decayMs', windowMs: 60_000, effective: 10_000 },
+  ];
+  for (const c of cases) {
+    const ewma = new PeakEwma(30, 0);
+    ewma.observe(100, 0);
+    t.ok(close(ewma.valueAt(c.effective, c.windowMs), 100 * Math.exp(-1)), `${c.name}: reads`);
+    t.ok(close(ewma.observe(10, c.effective, c.windowMs), 100 * Math.exp(-1) + 10 * (1 - Math.exp(-1))), `${c.name}: blends`);
+  }
+});
