@@ -76,6 +76,51 @@ export interface ReschedulePolicy {
   unlimited: boolean;
 }
 
+/**
+ * One metric of an autoscale policy, compiled. Per-instance targets (rps,
+ * inflight, promql) hold the average over ready instances at `target`;
+ * ceilings (latency, errors) only scale up, when the service's value passes `max`.
+ */
+export type AutoscaleMetric =
+  | { kind: 'rps'; target: number }
+  | { kind: 'inflight'; target: number }
+  | { kind: 'promql'; query: string; target: number }
+  | { kind: 'latency'; quantile: 0.95 | 0.99; maxMs: number }
+  | { kind: 'errors'; maxRatio: number };
+
+/** A step cap per period: `+3` is { unit: 'instances', value: 3 }, `-50%` is { unit: 'percent', value: 50 }. */
+export interface ScaleStep {
+  unit: 'instances' | 'percent';
+  value: number;
+}
+
+/** How fast one direction may move, in milliseconds (Kubernetes' HPA behavior, plus a cooldown). */
+export interface ScaleBehavior {
+  stabilizationWindowMs: number;
+  cooldownMs: number;
+  /** undefined: no cap but min/max. */
+  maxStep: ScaleStep | undefined;
+  periodMs: number;
+}
+
+/** A group's autoscale policy with defaults applied and durations in ms (docs/autoscaling.md). */
+export interface AutoscalePolicy {
+  min: number;
+  max: number;
+  metrics: readonly AutoscaleMetric[];
+  /** The service the metrics describe; undefined when the group registers none (then only promql applies). */
+  service: string | undefined;
+  /** Usage ratios within 1 ± tolerance change nothing. */
+  tolerance: number;
+  scaleUp: ScaleBehavior;
+  scaleDown: ScaleBehavior;
+  intervalMs: number;
+  onError: 'hold' | 'min' | 'fail';
+  dryRun: boolean;
+  /** With min 0: go to zero after this long without a request; undefined: never. */
+  idleToZeroMs: number | undefined;
+}
+
 /** One task group of one job version, as placement needs it. */
 export interface GroupDemand {
   job: string;
@@ -104,6 +149,8 @@ export interface GroupDemand {
   spreads: readonly SpreadRule[];
   update: UpdatePolicy;
   reschedule: ReschedulePolicy;
+  /** Set when the group has an `autoscale` block: `count` is then the autoscaler's to move. */
+  autoscale?: AutoscalePolicy | undefined;
 }
 
 /** A job as the reconciler sees it. */

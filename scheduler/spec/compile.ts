@@ -1,12 +1,14 @@
 /**
  * A checked JobSpec -> the core's JobState: each group's summed resources,
  * drivers, ports and volumes, compiled matchers, and policies in milliseconds
- * with defaults applied (a group inherits the job's policy field by field).
+ * with defaults applied (a group inherits the job's policy field by field),
+ * and the autoscale policy (autoscale/policy.ts).
  * Also decides whether a new spec is a new *version* (anything but counts
  * changed), which is what triggers a rolling update.
  */
 import { createHash } from 'node:crypto';
 import { parseDuration } from '../../base/duration.js';
+import { compileAutoscale } from '../autoscale/policy.js';
 import type { Driver, GroupDemand, JobState, Matcher, ReschedulePolicy, SpreadRule, UpdatePolicy } from '../model.js';
 import { compileMatcher } from '../placement/matchers.js';
 import { type ConstraintSpec, type GroupSpec, type JobSpec, SPEC_DEFAULTS } from './schema.js';
@@ -61,6 +63,7 @@ export function compileGroup(spec: JobSpec, group: GroupSpec, version: number): 
     ),
     update: updatePolicy({ ...SPEC_DEFAULTS.update, ...spec.update, ...group.update }),
     reschedule: reschedulePolicy({ ...SPEC_DEFAULTS.reschedule, ...spec.reschedule, ...group.reschedule }),
+    ...(group.autoscale === undefined ? {} : { autoscale: compileAutoscale(group) }),
   };
 }
 

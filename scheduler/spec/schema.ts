@@ -144,16 +144,109 @@ export const VolumeSchema = Type.Object(
   { additionalProperties: false },
 );
 
-/** The autoscaler's block (the autoscale issue owns its semantics; the scheduler validates the bounds). */
+/** The metrics a policy may scale on; each entry of `autoscale.metrics` names exactly one. */
+export const AUTOSCALE_METRICS = ['rps', 'inflight', 'latency', 'errors', 'promql'] as const;
+export type AutoscaleMetricKind = (typeof AUTOSCALE_METRICS)[number];
+
+/** A per-instance target: more than 0. */
+const PerInstanceTarget = Type.Number({ exclusiveMinimum: 0, maximum: 1e12 });
+
+/**
+ * One metric of a policy. Two kinds of metric:
+ * - per-instance targets, averaged over the ready instances and held at the
+ *   target: `{ rps: 100 }` (requests/s each instance's inbound proxy answers),
+ *   `{ inflight: 10 }` (concurrent requests), `{ promql: 'expr', target: 5 }`
+ *   (an expression returning one series per instance, labelled `instance_id`);
+ * - service-level ceilings, which only ever scale up: `{ latency: { quantile: 0.99, max: '250ms' } }`,
+ *   `{ errors: { max: 0.05 } }` (the ratio of 5xx answers).
+ * `propertyNames` rather than `additionalProperties: false`, so an unknown metric
+ * is reported with the list of known ones. semantic.ts checks one metric per entry.
+ */
+export const AutoscaleMetricSchema = Type.Object(
+  {
+    rps: Type.Optional(PerInstanceTarget),
+    inflight: Type.Optional(PerInstanceTarget),
+    latency: Type.Optional(
+      Type.Object(
+        {
+          /** Which quantile of the service's inbound latency: 0.95 or 0.99 (default 0.99). */
+          quantile: Type.Optional(Type.Unsafe<0.95 | 0.99>({ type: 'number', enum: [0.95, 0.99] })),
+          /** The ceiling: above it (plus the tolerance) the group scales up by value/max. */
+          max: Duration,
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    errors: Type.Optional(
+      Type.Object(
+        {
+          /** The ceiling on the ratio of 5xx answers to all answers, in (0, 1]. */
+          max: Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** A PromQL expression returning one number per instance (label `instance_id`); checked with Prometheus' own grammar. */
+    promql: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** promql only: the per-instance value to hold the expression at. */
+    target: Type.Optional(PerInstanceTarget),
+  },
+  { propertyNames: { enum: [...AUTOSCALE_METRICS, 'target'] } },
+);
+
+/**
+ * How fast one direction may move (Kubernetes' HPA `behavior.scaleUp` /
+ * `scaleDown`): a stabilization window, a cooldown after a scale event, and a
+ * step cap per period.
+ */
+export const ScaleBehaviorSchema = Type.Object(
+  {
+    /**
+     * Scale-down: the count never drops below the highest recommendation of
+     * this window; scale-up: never rises above the lowest. Up to 1h.
+     */
+    stabilizationWindow: Type.Optional(Duration),
+    /** After a scale event in this direction, no other one in this direction for this long. */
+    cooldown: Type.Optional(Duration),
+    /**
+     * The most one `period` may move: `+3` (instances) or `+50%` (of the count
+     * at the period's start, at least one instance) for scaleUp, `-3` or `-50%`
+     * for scaleDown; the sign may be left out. Unset: no cap but min/max.
+     */
+    maxStep: Type.Optional(Type.String({ minLength: 1, maxLength: 16 })),
+    /** The period maxStep counts over (default 15s, the HPA's usual periodSeconds). */
+    period: Type.Optional(Duration),
+  },
+  { additionalProperties: false },
+);
+
+/** What the autoscaler does when a metric it needs is unavailable: keep the count, go to min, or report a failure. */
+export const AUTOSCALE_ON_ERROR = ['hold', 'min', 'fail'] as const;
+
+/**
+ * The autoscaler's policy for a group (docs/autoscaling.md). The group's
+ * `count` is the starting count; the autoscaler then moves it within min..max.
+ */
 export const AutoscaleSchema = Type.Object(
   {
+    /** 0 allows scale to zero (through idleToZero) and activation from zero. */
     min: Type.Integer({ minimum: 0, maximum: MAX_GROUP_COUNT }),
     max: Type.Integer({ minimum: 1, maximum: MAX_GROUP_COUNT }),
-    /** What to scale on, e.g. `rps`, `latency_p99`, `cpu`, `inflight`. */
-    metric: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' })),
-    /** The per-replica value to hold the metric at. */
-    target: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
-    cooldown: Type.Optional(Duration),
+    /** One or more; the largest count any of them asks for wins (as in the HPA). */
+    metrics: Type.Array(AutoscaleMetricSchema, { minItems: 1, maxItems: 8 }),
+    /** The service the metrics describe; default: the first of the group's tasks that registers one. */
+    service: Type.Optional(Type.String({ pattern: SERVICE_NAME_PATTERN })),
+    /** Usage ratios within 1 ± tolerance change nothing (default 0.1). */
+    tolerance: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1 })),
+    scaleUp: Type.Optional(ScaleBehaviorSchema),
+    scaleDown: Type.Optional(ScaleBehaviorSchema),
+    /** How often the leader decides (default 1s). */
+    interval: Type.Optional(Duration),
+    onError: Type.Optional(OneOf(AUTOSCALE_ON_ERROR)),
+    /** Decide and report, change nothing. */
+    dryRun: Type.Optional(Type.Boolean()),
+    /** With min 0: go to zero once the service saw no request for this long. */
+    idleToZero: Type.Optional(Duration),
   },
   { additionalProperties: false },
 );
@@ -266,6 +359,9 @@ export type UpdateSpec = Static<typeof UpdateSchema>;
 export type RestartSpec = Static<typeof RestartSchema>;
 export type RescheduleSpec = Static<typeof RescheduleSchema>;
 export type VolumeSpec = Static<typeof VolumeSchema>;
+export type AutoscaleSpec = Static<typeof AutoscaleSchema>;
+export type AutoscaleMetricSpec = Static<typeof AutoscaleMetricSchema>;
+export type ScaleBehaviorSpec = Static<typeof ScaleBehaviorSchema>;
 
 /** Defaults, in one place (docs in scheduler/README.md repeat them). Nomad's service-job defaults unless noted. */
 export const SPEC_DEFAULTS = {
@@ -278,6 +374,16 @@ export const SPEC_DEFAULTS = {
   update: { parallelism: 1, delay: '0s', order: 'stop-first', minHealthyTime: '10s', healthDeadline: '5m', autoRevert: false },
   restart: { attempts: 2, interval: '30m', delay: '15s', mode: 'fail' },
   reschedule: { attempts: 0, interval: '0s', delay: '30s', delayFunction: 'exponential', maxDelay: '1h', unlimited: true },
+  /** Kubernetes' HPA defaults (tolerance, stabilization windows), weft's own interval and onError. */
+  autoscale: {
+    tolerance: 0.1,
+    interval: '1s',
+    onError: 'hold',
+    dryRun: false,
+    latencyQuantile: 0.99,
+    scaleUp: { stabilizationWindow: '0s', cooldown: '0s', period: '15s' },
+    scaleDown: { stabilizationWindow: '60s', cooldown: '0s', period: '15s' },
+  },
 } as const;
 
 /** The schema as a plain JSON Schema document (for the API's route schemas and docs). */

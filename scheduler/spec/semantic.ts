@@ -1,17 +1,20 @@
 /**
  * Rules the JSON Schema cannot say: unique names, a docker task has an image,
  * a mount names a declared volume, constraint values that parse, duration
- * ranges, autoscale bounds, and the task's labels decoded exactly as the agent
+ * ranges, autoscale policies (bounds, one metric per entry, PromQL that parses,
+ * steps), and the task's labels decoded exactly as the agent
  * will decode them (base/contracts/labels.ts, the public label decoder). Runs only
  * on a spec that passed the schema, so shapes are known; reports every error.
  */
 import semver from 'semver';
 import { parseDuration } from '../../base/duration.js';
 import { decodeLabels, LABEL } from '../../base/contracts/labels.js';
+import { groupServices, metricKinds, parseScaleStep } from '../autoscale/policy.js';
+import { checkPromQL } from '../autoscale/promql.js';
 import { normalizeRange } from '../placement/matchers.js';
 import { joinPath, type SpecError } from './errors.js';
 import { CHECK_LABELS, registersService, taskLabels } from './labels.js';
-import { ENV_NAME_PATTERN, type AffinitySpec, type ConstraintSpec, type GroupSpec, type JobSpec, type SpreadSpec, type TaskSpec } from './schema.js';
+import { AUTOSCALE_METRICS, type AutoscaleSpec, ENV_NAME_PATTERN, type AffinitySpec, type ConstraintSpec, type GroupSpec, type JobSpec, type SpreadSpec, type TaskSpec } from './schema.js';
 
 type Path = Array<string | number>;
 
@@ -41,14 +44,7 @@ export function checkSemantics(job: JobSpec): SpecError[] {
 type Add = (path: Path, message: string) => void;
 
 function checkGroup(group: GroupSpec, at: Path, add: Add): void {
-  if (group.autoscale !== undefined) {
-    const { min, max } = group.autoscale;
-    if (min > max) add([...at, 'autoscale', 'min'], `must be <= autoscale.max (${max}) (got ${min})`);
-    if (group.count !== undefined && (group.count < min || group.count > max)) {
-      add([...at, 'count'], `must be within autoscale.min..max (${min}..${max}) (got ${group.count})`);
-    }
-    duration(group.autoscale.cooldown, [...at, 'autoscale', 'cooldown'], add);
-  }
+  if (group.autoscale !== undefined) checkAutoscale(group, group.autoscale, at, add);
   const taskNames = new Map<string, number>();
   const ports = new Map<number, string>();
   group.tasks.forEach((task, i) => {
@@ -63,6 +59,70 @@ function checkGroup(group: GroupSpec, at: Path, add: Add): void {
     }
     checkTask(task, group, tat, add);
   });
+}
+
+/** Longest stabilization window (the HPA's limit, one hour). */
+const MAX_STABILIZATION_WINDOW_MS = 3_600_000;
+/** Shortest decision interval: the loop reads metrics each time. */
+const MIN_AUTOSCALE_INTERVAL_MS = 100;
+
+/** An autoscale policy (docs/autoscaling.md): bounds, one metric per entry, PromQL that parses, steps, idleToZero with min 0. */
+function checkAutoscale(group: GroupSpec, policy: AutoscaleSpec, groupAt: Path, add: Add): void {
+  const at: Path = [...groupAt, 'autoscale'];
+  const { min, max } = policy;
+  if (min > max) add([...at, 'min'], `must be <= autoscale.max (${max}) (got ${min})`);
+  if (group.count !== undefined && (group.count < min || group.count > max)) {
+    add([...groupAt, 'count'], `must be within autoscale.min..max (${min}..${max}) (got ${group.count})`);
+  }
+  const services = groupServices(group);
+  if (policy.service !== undefined && !services.includes(policy.service)) {
+    add([...at, 'service'], `the group registers no service "${policy.service}" (${services.length === 0 ? 'it registers none' : `its services: ${services.join(', ')}`})`);
+  }
+  const measured = services.length > 0;
+  policy.metrics.forEach((entry, i) => {
+    const mat: Path = [...at, 'metrics', i];
+    const kinds = metricKinds(entry);
+    if (kinds.length === 0) {
+      add(mat, `names no metric: one of ${AUTOSCALE_METRICS.join(', ')}`);
+      return;
+    }
+    if (kinds.length > 1) {
+      add(mat, `names ${kinds.join(' and ')}: one metric per entry (write one entry each)`);
+      return;
+    }
+    const kind = kinds[0]!;
+    if (kind === 'promql') {
+      if (entry.target === undefined) add([...mat, 'target'], 'is required with promql (the per-instance value to hold the expression at)');
+      const bad = checkPromQL(entry.promql!);
+      if (bad !== undefined) add([...mat, 'promql'], `not a PromQL expression: column ${bad.column}: ${bad.message}`);
+      return;
+    }
+    if (entry.target !== undefined) add([...mat, 'target'], `is only for promql (${kind} is its own target)`);
+    if (!measured) add([...mat, kind], "needs a service to measure: none of the group's tasks registers one (give a task a port)");
+    if (kind === 'latency') duration(entry.latency!.max, [...mat, 'latency', 'max'], add, 1);
+  });
+  for (const direction of ['up', 'down'] as const) {
+    const field = direction === 'up' ? 'scaleUp' : 'scaleDown';
+    const behavior = policy[field];
+    if (behavior === undefined) continue;
+    const bat: Path = [...at, field];
+    const window = duration(behavior.stabilizationWindow, [...bat, 'stabilizationWindow'], add);
+    if (window !== undefined && window > MAX_STABILIZATION_WINDOW_MS) add([...bat, 'stabilizationWindow'], `must be at most 1h (got "${behavior.stabilizationWindow}")`);
+    duration(behavior.cooldown, [...bat, 'cooldown'], add);
+    duration(behavior.period, [...bat, 'period'], add, 1000);
+    if (behavior.maxStep !== undefined) {
+      const step = parseScaleStep(behavior.maxStep, direction);
+      if (!step.ok) add([...bat, 'maxStep'], step.message);
+    } else if (behavior.period !== undefined) {
+      add([...bat, 'period'], 'is the period of maxStep: set maxStep too');
+    }
+  }
+  duration(policy.interval, [...at, 'interval'], add, MIN_AUTOSCALE_INTERVAL_MS);
+  if (policy.idleToZero !== undefined) {
+    const idle = duration(policy.idleToZero, [...at, 'idleToZero'], add, 1000);
+    if (idle !== undefined && min > 0) add([...at, 'idleToZero'], `needs autoscale.min 0 (got min ${min})`);
+    if (!measured) add([...at, 'idleToZero'], "needs a service to watch for traffic: none of the group's tasks registers one");
+  }
 }
 
 function checkTask(task: TaskSpec, group: GroupSpec, at: Path, add: Add): void {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { formatSpecError, joinPath } from '../../../scheduler/spec/errors.js';
-import { GroupSchema, type JobSpec, JobSpecSchema, TaskSchema } from '../../../scheduler/spec/schema.js';
+import { type AutoscaleSpec, GroupSchema, type JobSpec, JobSpecSchema, TaskSchema } from '../../../scheduler/spec/schema.js';
 import { assertJobSpec, parseJobSpec, validateJobSpec } from '../../../scheduler/spec/validate.js';
 
 /** A valid spec using most features; every bad case below breaks one thing. */
@@ -36,6 +36,9 @@ function good(): JobSpec {
     ],
   };
 }
+
+/** A valid autoscale policy for group web (count 3), with `over` on top. */
+const policy = (over: Partial<AutoscaleSpec> = {}): AutoscaleSpec => ({ min: 1, max: 10, metrics: [{ rps: 100 }], ...over });
 
 type Mutate = (j: JobSpec) => unknown;
 const g = (j: JobSpec) => j.groups[0]!;
@@ -76,8 +79,39 @@ const bad: Array<[string, Mutate, string]> = [
   ['check timeout above interval', (j) => { task(j).check = { http: '/h', interval: '1s', timeout: '5s' }; }, 'groups[0].tasks[0].check.timeout: must be at most check.interval'],
   ['secret env clashes with env', (j) => { task(j).secrets = [{ name: 'MODE' }]; }, 'groups[0].tasks[0].secrets[0].env: MODE is also set by env.MODE'],
   ['secret name that is no variable name', (j) => { task(j).secrets = [{ name: 'db.password' }]; }, 'groups[0].tasks[0].secrets[0].env: is required'],
-  ['autoscale min above max', (j) => { g(j).autoscale = { min: 5, max: 2 }; }, 'groups[0].autoscale.min: must be <= autoscale.max (2) (got 5)'],
-  ['count outside autoscale bounds', (j) => { g(j).autoscale = { min: 5, max: 10 }; }, 'groups[0].count: must be within autoscale.min..max (5..10) (got 3)'],
+  ['autoscale min above max', (j) => { g(j).autoscale = policy({ min: 5, max: 2 }); }, 'groups[0].autoscale.min: must be <= autoscale.max (2) (got 5)'],
+  ['count outside autoscale bounds', (j) => { g(j).autoscale = policy({ min: 5, max: 10 }); }, 'groups[0].count: must be within autoscale.min..max (5..10) (got 3)'],
+  ['autoscale without metrics', (j) => { g(j).autoscale = policy({ metrics: [] }); }, 'groups[0].autoscale.metrics: must NOT have fewer than 1 items'],
+  ['autoscale unknown metric', (j) => { g(j).autoscale = policy({ metrics: [{ cpu: 80 } as never] }); }, 'groups[0].autoscale.metrics[0]: must be one of rps, inflight, latency, errors, promql, target (got "cpu")'],
+  ['autoscale zero target', (j) => { g(j).autoscale = policy({ metrics: [{ rps: 0 }] }); }, 'groups[0].autoscale.metrics[0].rps: must be > 0'],
+  ['autoscale negative target', (j) => { g(j).autoscale = policy({ metrics: [{ inflight: -2 }] }); }, 'groups[0].autoscale.metrics[0].inflight: must be > 0'],
+  ['autoscale two metrics in one entry', (j) => { g(j).autoscale = policy({ metrics: [{ rps: 100, inflight: 5 }] }); }, 'groups[0].autoscale.metrics[0]: names rps and inflight: one metric per entry'],
+  ['autoscale entry naming no metric', (j) => { g(j).autoscale = policy({ metrics: [{ target: 5 }] }); }, 'groups[0].autoscale.metrics[0]: names no metric'],
+  ['autoscale promql without target', (j) => { g(j).autoscale = policy({ metrics: [{ promql: 'sum(up)' }] }); }, 'groups[0].autoscale.metrics[0].target: is required with promql'],
+  ['autoscale promql that does not parse', (j) => { g(j).autoscale = policy({ metrics: [{ promql: 'sum(rate(orders_total[1m])', target: 5 }] }); }, 'groups[0].autoscale.metrics[0].promql: not a PromQL expression: column 27: ends too early'],
+  ['autoscale target on a non-promql metric', (j) => { g(j).autoscale = policy({ metrics: [{ rps: 100, target: 5 }] }); }, 'groups[0].autoscale.metrics[0].target: is only for promql'],
+  ['autoscale latency quantile not offered', (j) => { g(j).autoscale = policy({ metrics: [{ latency: { quantile: 0.5 as 0.99, max: '250ms' } }] }); }, 'groups[0].autoscale.metrics[0].latency.quantile: must be one of 0.95, 0.99 (got 0.5)'],
+  ['autoscale latency ceiling of zero', (j) => { g(j).autoscale = policy({ metrics: [{ latency: { max: '0s' } }] }); }, 'groups[0].autoscale.metrics[0].latency.max: must be at least 1ms'],
+  ['autoscale error ratio above 1', (j) => { g(j).autoscale = policy({ metrics: [{ errors: { max: 1.5 } }] }); }, 'groups[0].autoscale.metrics[0].errors.max: must be <= 1'],
+  ['autoscale metric on a group without a service', (j) => {
+    g(j).autoscale = policy({ min: 0 });
+    for (const t of g(j).tasks) for (const k of ['port', 'check', 'labels', 'upstreams'] as const) delete t[k];
+  }, 'groups[0].autoscale.metrics[0].rps: needs a service to measure'],
+  ['autoscale service the group lacks', (j) => { g(j).autoscale = policy({ service: 'api' }); }, 'groups[0].autoscale.service: the group registers no service "api" (its services: app, sidecar)'],
+  ['autoscale tolerance of 1', (j) => { g(j).autoscale = policy({ tolerance: 1 }); }, 'groups[0].autoscale.tolerance: must be < 1'],
+  ['autoscale negative tolerance', (j) => { g(j).autoscale = policy({ tolerance: -0.1 }); }, 'groups[0].autoscale.tolerance: must be >= 0'],
+  ['autoscale zero interval', (j) => { g(j).autoscale = policy({ interval: '0s' }); }, 'groups[0].autoscale.interval: must be at least 100ms (got "0s")'],
+  ['autoscale idleToZero with min above 0', (j) => { g(j).autoscale = policy({ min: 1, idleToZero: '5m' }); }, 'groups[0].autoscale.idleToZero: needs autoscale.min 0 (got min 1)'],
+  ['autoscale maxStep malformed', (j) => { g(j).autoscale = policy({ scaleUp: { maxStep: 'three' } }); }, 'groups[0].autoscale.scaleUp.maxStep: not a step: write +3 (instances) or +50%'],
+  ['autoscale scale-up maxStep that removes', (j) => { g(j).autoscale = policy({ scaleUp: { maxStep: '-3' } }); }, 'groups[0].autoscale.scaleUp.maxStep: scaleUp adds instances: write +3'],
+  ['autoscale scale-down maxStep beyond 100%', (j) => { g(j).autoscale = policy({ scaleDown: { maxStep: '-150%' } }); }, 'groups[0].autoscale.scaleDown.maxStep: must be at most -100%'],
+  ['autoscale period without maxStep', (j) => { g(j).autoscale = policy({ scaleDown: { period: '30s' } }); }, 'groups[0].autoscale.scaleDown.period: is the period of maxStep: set maxStep too'],
+  ['autoscale stabilization window over an hour', (j) => { g(j).autoscale = policy({ scaleDown: { stabilizationWindow: '2h' } }); }, 'groups[0].autoscale.scaleDown.stabilizationWindow: must be at most 1h'],
+  ['autoscale cooldown no duration', (j) => { g(j).autoscale = policy({ scaleUp: { cooldown: 'a while' } }); }, 'groups[0].autoscale.scaleUp.cooldown: must match'],
+  ['autoscale unknown behavior key', (j) => { g(j).autoscale = policy({ scaleUp: { window: '1m' } as never }); }, 'groups[0].autoscale.scaleUp.window: unknown key'],
+  ['autoscale onError unknown', (j) => { g(j).autoscale = policy({ onError: 'panic' as 'hold' }); }, 'groups[0].autoscale.onError: must be one of hold, min, fail (got "panic")'],
+  ['autoscale dryRun not a boolean', (j) => { g(j).autoscale = policy({ dryRun: 'yes' as never }); }, 'groups[0].autoscale.dryRun: must be boolean'],
+  ['autoscale placeholder metric/target form', (j) => { g(j).autoscale = { min: 1, max: 5, metric: 'rps', target: 100 } as never; }, 'groups[0].autoscale.metric: unknown key (did you mean metrics?)'],
   ['docker volume on a process task', (j) => {
     g(j).volumes = { cache: { type: 'docker', source: 'cache' } };
     task(j, 1).volumeMounts = [{ volume: 'cache', destination: '/cache' }];
