@@ -1,0 +1,280 @@
+/**
+ * docs/metrics.md is every metric family weft exports, and the dashboards'
+ * queries find real data:
+ *
+ * 1. the table against the code: every `name: 'weft_...'` the production
+ *    sources declare, with the type and label names each is registered
+ *    with (prom-client's default process metrics included);
+ * 2. the table against real processes: a `weft proxy` carrying mTLS traffic
+ *    (web -> backend, a denied call, retried failures, a malformed request, a
+ *    plaintext handshake) and a `weft scheduler` leading with a job it cannot
+ *    place, their /metrics parsed with parse-prometheus-text-format (families
+ *    and types: the library merges a labelled histogram's series, so labels
+ *    come from Prometheus below), compared both ways per process;
+ * 3. a real Prometheus scraping both with the shipped scrape configuration:
+ *    every series' labels are the documented ones (renamed where a target
+ *    label takes the name), and every query of every dashboard runs without
+ *    an error, with the legend's labels on its series; every panel shows data
+ *    except those that need events this test does not cause (EMPTY_ALLOWED).
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import t from 'tap';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { enableProcessMetrics, registry as processRegistry } from '../../base/metrics.js';
+import '../../certs/csr-signer.js';
+import { DASHBOARDS } from '../../grafana/src/index.js';
+import { documentedFamilies, labelsInPrometheus } from '../../grafana/src/metrics-table.js';
+import { interpolate } from '../../grafana/src/promql.js';
+import { ProxyMetrics } from '../../proxy/metrics.js';
+import '../../src/wiring/scheduler-metrics.js';
+import { makeCa } from '../certs/fixtures.js';
+import { startTestConsul } from '../helpers/dev-consul.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/ports.js';
+import { startPrometheus } from '../helpers/prometheus.js';
+import { instanceRegistration, makeHost, startProxy, writeLocal } from '../integration/proxy-hosts.js';
+import { api, schedulerDataDir, startSchedulerChild, TOKEN } from '../integration/scheduler-cluster.js';
+import { productionSources } from '../structure/layering.js';
+
+interface ParsedFamily {
+  name: string;
+  type: string;
+}
+const parseExposition = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => ParsedFamily[];
+
+/** What the checks read of a registered metric (prom-client's classes and proxy/scraped-histogram.ts alike). */
+interface RegisteredMetric {
+  readonly labelNames?: string[];
+  get(): Promise<{ name: string; type: unknown; values: Array<{ labels: Record<string, unknown> }> }>;
+}
+
+const ROOT = join(import.meta.dirname, '../..');
+const families = documentedFamilies();
+const byName = new Map(families.map((f) => [f.name, f]));
+/** prom-client's default metrics, which weft enables with the weft_ prefix instead of declaring them by name. */
+const isProcessMetric = (name: string): boolean => name.startsWith('weft_process_') || name.startsWith('weft_nodejs_');
+
+/** Panels that need an event this test does not cause: a spent retry budget, a slow client or a full listener, a lost node, a placement, a CSR. */
+const EMPTY_ALLOWED = new Set([
+  'weft / Mesh traffic: Retry budget exhausted',
+  'weft / Scheduler: Placements by reason',
+  'weft / Scheduler: Lost nodes and reschedules',
+  'weft / Scheduler: Stops by reason',
+  'weft / Scheduler: CSR signing',
+  'weft / Health: Slow clients and full listeners',
+]);
+
+t.test('the table has every family the sources declare, with its type and labels', async (t) => {
+  t.ok(families.length >= 40, `${families.length} families documented`);
+  t.equal(new Set(families.map((f) => f.name)).size, families.length, 'each family once');
+
+  const declared = new Set<string>();
+  for (const [file, source] of productionSources(ROOT)) {
+    for (const m of source.matchAll(/\bname:\s*'(weft_[a-z0-9_]+)'/g)) {
+      declared.add(m[1]!);
+      t.ok(byName.has(m[1]!), `${m[1]} (${file}) is documented`);
+    }
+  }
+  for (const f of families.filter((f) => !isProcessMetric(f.name))) t.ok(declared.has(f.name), `${f.name} is declared in the sources`);
+
+  // The registries as the processes build them: the proxy's on its own, the process registry with the scheduler's and the CA's.
+  const proxyRegistry = new Registry();
+  const proxyMetrics = new ProxyMetrics(proxyRegistry);
+  // The latency histogram's labels show only on a series.
+  proxyMetrics.route({ direction: 'inbound', source: 'a', destination: 'b', version: 'v1', instance: 'i' }).count(performance.now(), 200);
+  enableProcessMetrics();
+  const registered = new Map<string, { type: string; labels: string[] }>();
+  for (const reg of [proxyRegistry, processRegistry]) {
+    for (const metric of reg.getMetricsAsArray() as unknown as RegisteredMetric[]) {
+      const got = await metric.get();
+      const own = metric.labelNames;
+      const seen = new Set(got.values.flatMap((v) => Object.keys(v.labels)));
+      seen.delete('le');
+      registered.set(got.name, { type: String(got.type), labels: own ?? [...seen] });
+    }
+  }
+  t.strictSame([...registered.keys()].filter((n) => !byName.has(n)), [], 'every registered family is documented');
+  t.strictSame(
+    families.filter((f) => !registered.has(f.name)).map((f) => f.name),
+    [],
+    'every documented family is registered by the proxy, the scheduler or the process metrics',
+  );
+  for (const [name, r] of registered) {
+    const doc = byName.get(name);
+    if (doc === undefined) continue;
+    t.equal(doc.type, r.type, `${name}: type ${r.type}`);
+    t.strictSame([...doc.labels].sort(), [...r.labels].sort(), `${name}: labels ${r.labels.join(', ') || 'none'}`);
+  }
+});
+
+t.test('real processes export exactly the documented families, and every dashboard query finds them in Prometheus', async (t) => {
+  const ca = makeCa();
+  const consul = await startTestConsul(t);
+  // One host runs every service: web calls backend and payments through its outbound port and the same proxy's inbound.
+  const host = await makeHost(t, ca, 'h9', '127.0.0.9', ['web', 'backend', 'payments']);
+  const outboundPort = await freePort(host.address);
+  await writeLocal(host, [{ service: 'web', outboundPort }]);
+  const apps = [await app(t, host.address), await app(t, host.address), await app(t, host.address)];
+  await consul.consul.agent.service.register(instanceRegistration(host, 'h9-backend-1', 'backend', apps[0]!, { version: 'v1' }));
+  await consul.consul.agent.service.register(instanceRegistration(host, 'h9-backend-2', 'backend', apps[1]!, { version: 'v2' }));
+  await consul.consul.agent.service.register(instanceRegistration(host, 'h9-payments-1', 'payments', apps[2]!));
+  const schedulerEnv = await schedulerDataDir(t, consul);
+  const [proxy, scheduler] = await Promise.all([startProxy(t, host, consul.address), startSchedulerChild(t, schedulerEnv)]);
+  t.ok(proxy.proc.pid, 'weft proxy runs');
+
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  t.teardown(() => agent.destroy());
+  const call = (service: string, path = '/'): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = http.request({ host: host.address, port: outboundPort, path, headers: { host: service }, agent, timeout: 10_000 }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('timeout', () => req.destroy(new Error('request timed out')));
+      req.on('error', reject);
+      req.end();
+    });
+
+  await eventually(async () => (await call('backend')) === 200, 15_000, 'a first request through the mesh');
+  // Failures to retry (and enough of them, on two instances, for an ejection), a service nobody runs, a denied caller.
+  for (let i = 0; i < 15; i++) await call('backend', '/fail');
+  t.equal(await call('nosuch'), 503, 'a service without instances is refused');
+  await consul.consul.kv.set('weft/intentions/web/payments', JSON.stringify({ action: 'deny' }));
+  await eventually(async () => (await call('payments')) === 403, 10_000, 'the deny to apply');
+  // A request the parser refuses, and a plaintext client on the mTLS port.
+  t.match(await raw(host.address, outboundPort, 'GET / HTTP/1.1\r\nHost: backend\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n'), /^HTTP\/1\.1 400/);
+  await raw(host.address, host.inboundPort, 'GET / HTTP/1.1\r\nHost: backend\r\n\r\n');
+  // A job the scheduler cannot place (no nodes): replicas and placement failures.
+  const job = 'name: demo\ngroups:\n  - name: web\n    count: 2\n    tasks:\n      - name: web\n        driver: process\n        command: node\n        args: ["-e", "setInterval(() => {}, 1000)"]\n';
+  const submitted = await api(scheduler.url, 'POST', '/v1/jobs', job);
+  t.equal(submitted.status < 300, true, `the job is accepted: ${submitted.text}`);
+  // Steady traffic while Prometheus scrapes, so rates are not zero.
+  let traffic = true;
+  const loop = (async () => {
+    while (traffic) {
+      await call('backend').catch(() => 0);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  t.teardown(async () => {
+    traffic = false;
+    await loop;
+  });
+
+  // 2. /metrics of each process, compared with the table both ways.
+  const proxyText = await (await fetch(`http://${host.address}:${host.metricsPort}/metrics`)).text();
+  const schedulerText = await eventually(async () => {
+    const text = (await api(scheduler.url, 'GET', '/metrics')).text;
+    return text.includes('weft_scheduler_leader 1') ? text : undefined;
+  }, 20_000, 'the scheduler to lead');
+  for (const [process, text] of [
+    ['proxy', proxyText],
+    ['scheduler', schedulerText],
+  ] as const) {
+    const served = parseExposition(text);
+    const names = served.map((f) => f.name);
+    t.strictSame(names.filter((n) => !byName.get(n)?.processes.includes(process)).sort(), [], `${process}: every family it serves is documented as its own`);
+    t.strictSame(
+      families.filter((f) => f.processes.includes(process) && !names.includes(f.name)).map((f) => f.name),
+      [],
+      `${process}: serves every family documented as its own`,
+    );
+    for (const f of served) if (byName.has(f.name)) t.equal(f.type.toLowerCase(), byName.get(f.name)!.type, `${process}: ${f.name} is a ${f.type.toLowerCase()}`);
+  }
+
+  // 3. Prometheus, with the shipped scrape configuration pointed at this Consul, and the scheduler scraped with its token.
+  const shipped = parseYaml(readFileSync(join(ROOT, 'grafana/prometheus-http-sd.yml'), 'utf8').replaceAll('127.0.0.1:8500', consul.address)) as {
+    global: Record<string, unknown>;
+    scrape_configs: Array<Record<string, unknown>>;
+  };
+  shipped.global = { ...shipped.global, scrape_interval: '1s', evaluation_interval: '1s' };
+  delete (shipped as Record<string, unknown>)['rule_files'];
+  const scrapeConfigs = shipped.scrape_configs.filter((s) => !String(s['job_name']).includes('scheduler'));
+  for (const s of scrapeConfigs) for (const sd of (s['http_sd_configs'] ?? []) as Array<Record<string, unknown>>) sd['refresh_interval'] = '1s';
+  scrapeConfigs.push({ job_name: 'weft-scheduler', authorization: { type: 'Bearer', credentials: TOKEN }, static_configs: [{ targets: [`127.0.0.1:${scheduler.port}`] }] });
+  const prom = await startPrometheus(t, stringifyYaml({ ...shipped, scrape_configs: scrapeConfigs }));
+
+  const query = async (expr: string): Promise<Array<{ metric: Record<string, string> }>> => {
+    const res = await fetch(`${prom.url}/api/v1/query`, { method: 'POST', body: new URLSearchParams({ query: expr }) });
+    const body = (await res.json()) as { status: string; error?: string; data?: { resultType: string; result: Array<{ metric: Record<string, string> }> } };
+    if (body.status !== 'success') throw new Error(`${body.error} in ${expr}`);
+    return body.data!.resultType === 'vector' ? body.data!.result : [];
+  };
+  // Two scrapes of each target after the events above, so rates have two points.
+  await eventually(
+    async () => (await query('count(count_over_time(weft_proxy_intention_denials_total[1m]) >= 2)')).length > 0 && (await query('count_over_time(weft_scheduler_replicas[1m]) >= 2')).length > 0,
+    30_000,
+    'Prometheus to scrape the proxy and the scheduler twice',
+  );
+
+  const series = (await prom.api<Array<Record<string, string>>>(`/api/v1/series?${new URLSearchParams({ 'match[]': '{__name__=~"weft_.+"}' })}`)) ?? [];
+  const seenFamilies = new Set<string>();
+  for (const s of series) {
+    const name = s['__name__']!;
+    const family = byName.get(name) ?? byName.get(name.replace(/_(bucket|sum|count)$/, ''));
+    if (!t.ok(family, `${name} in Prometheus is documented`)) continue;
+    if (seenFamilies.has(name)) continue;
+    seenFamilies.add(name);
+    const allowed = labelsInPrometheus(family!, name.endsWith('_bucket') && family!.type === 'histogram' ? 'bucket' : 'plain');
+    const extra = Object.keys(s).filter((l) => l !== '__name__' && !allowed.has(l));
+    t.strictSame(extra, [], `${name}: its labels in Prometheus are the documented ones`);
+  }
+  t.ok(seenFamilies.size >= 30, `${seenFamilies.size} series names seen in Prometheus`);
+
+  for (const d of DASHBOARDS) {
+    const dashboard = d.build();
+    // All (`.*`) for a multi-value variable; the service with the most to show where one must be chosen.
+    const values: Record<string, string> = {};
+    for (const v of dashboard.templating?.list ?? []) if (v.type === 'query') values[v.name] = v.multi === true ? '.*' : 'backend';
+    for (const panel of dashboard.panels ?? []) {
+      if (panel.type === 'row') continue;
+      const title = `${dashboard.title}: ${(panel as { title?: string }).title}`;
+      const targets = ((panel as { targets?: Array<{ expr?: string; legendFormat?: string }> }).targets ?? []).filter((q) => q.expr !== undefined);
+      let results = 0;
+      for (const q of targets) {
+        const result = await query(interpolate(q.expr!, values)).catch((err: Error) => {
+          t.fail(`${title}: ${err.message}`);
+          return [];
+        });
+        results += result.length;
+        const wanted = [...(q.legendFormat ?? '').matchAll(/\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g)].map((m) => m[1]!);
+        for (const r of result) for (const label of wanted) t.ok(label in r.metric, `${title}: legend label ${label} is on its series ${JSON.stringify(r.metric)}`);
+      }
+      if (EMPTY_ALLOWED.has(title)) continue;
+      t.ok(results > 0, `${title}: shows data`);
+    }
+  }
+});
+
+/** A local app: 200 with a small body, 503 on /fail. */
+async function app(t: { teardown(fn: () => unknown): void }, address: string): Promise<number> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    res.statusCode = req.url === '/fail' ? 503 : 200;
+    res.end('ok\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, address, resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** Writes `request` on a fresh TCP connection; resolves with what came back before the close (or after 3 s). */
+function raw(host: string, port: number, request: string): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    const socket = net.connect(port, host, () => socket.write(request));
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (got += d));
+    socket.setTimeout(3000, () => socket.destroy());
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(got));
+  });
+}
