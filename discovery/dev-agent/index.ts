@@ -8,6 +8,7 @@
 import { invalid } from '../../base/errors.js';
 import { silentLogger, type Logger } from '../../base/log.js';
 import { createDiscoveryClient, type DiscoveryClient } from '../client.js';
+import { type AclOptions, AclSystem } from './acl/system.js';
 import { LocalAgent, nodeMetaProblem } from './agent.js';
 import { ConsulHttpError, serverError } from './http-error.js';
 import { startReaper } from './checks/reaper.js';
@@ -60,6 +61,12 @@ export interface DevConsulOptions {
    * no longer defined are removed. A definition the agent refuses fails the start.
    */
   definitions?: ConfigDefinitions;
+  /**
+   * Consul's ACL system (acl.enabled, acl.default_policy, acl.tokens.initial_management,
+   * acl.tokens.default): tokens and policies persist with the rest of the state.
+   * Absent: ACLs off, every request allowed, as in Consul's default.
+   */
+  acl?: AclOptions;
 }
 
 /** What a reload may change while the agent runs. */
@@ -74,6 +81,8 @@ export interface DevConsulReload {
 export type DevConsulStop = 'close' | 'leave';
 
 export type { ConfigDefinition, ConfigDefinitions } from './config/definitions.js';
+export type { AclOptions } from './acl/system.js';
+export { ANONYMOUS_TOKEN_ID, GLOBAL_MANAGEMENT_ID } from './acl/authorizer.js';
 export {
   type DevConsulPlan,
   type DevConsulReloaded,
@@ -136,6 +145,8 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
   const sessions = new SessionManager(store, { ttlMinMs: o.sessionTtlMin }, opts.nodeName, logger);
   const persister = new Persister(opts.dataDir, store, nodeId, o.persistDebounceMs, logger);
   agent.ensureLocalNode();
+  const acl = new AclSystem(store, opts.acl ?? { enabled: false }, opts.datacenter, opts.dataDir, logger);
+  await acl.init();
   agent.startChecks();
   if (opts.definitions !== undefined) {
     try {
@@ -173,9 +184,23 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
     },
     reload,
   };
-  const app = buildServer({ store, agent, sessions, datacenter: opts.datacenter, nodeName: opts.nodeName, advertiseAddress, logger, lifecycle });
-  let self: DiscoveryClient | undefined;
-  prometheusSdRoute(app, () => self);
+  const app = buildServer({ store, agent, sessions, datacenter: opts.datacenter, nodeName: opts.nodeName, advertiseAddress, logger, lifecycle, acl });
+  // weft's Prometheus HTTP SD reads the catalog through a client pointed back here, with the caller's token.
+  let selfAddress: string | undefined;
+  const selfClients = new Map<string, DiscoveryClient>();
+  const selfClient = (token: string | undefined): DiscoveryClient | undefined => {
+    if (selfAddress === undefined) return undefined;
+    const key = token ?? '';
+    let c = selfClients.get(key);
+    if (c === undefined) {
+      // Bounded: a client is per token, and tokens are few; dropped ones are not closed (a request may be using one).
+      if (selfClients.size >= 16) selfClients.clear();
+      c = createDiscoveryClient({ consul: { address: selfAddress, ...(token === undefined ? {} : { token }) } }, { logger });
+      selfClients.set(key, c);
+    }
+    return c;
+  };
+  prometheusSdRoute(app, selfClient);
   try {
     await app.listen({ host: opts.bind, port: opts.port });
   } catch (err) {
@@ -189,7 +214,7 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : opts.port;
   const host = opts.bind.includes(':') ? `[${opts.bind}]` : opts.bind;
-  self = createDiscoveryClient({ consul: { address: `${dialAddress.includes(':') ? `[${dialAddress}]` : dialAddress}:${port}` } }, { logger });
+  selfAddress = `${dialAddress.includes(':') ? `[${dialAddress}]` : dialAddress}:${port}`;
   logger.debug({ port, dataDir: opts.dataDir, index: store.index }, 'dev-consul listening');
 
   let closing: Promise<void> | undefined;
@@ -202,7 +227,7 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
       agent.close();
       sessions.close();
       store.close(); // parked blocking queries answer now instead of holding close()
-      self?.close();
+      for (const c of selfClients.values()) c.close();
       await app.close();
       await persister.flush();
       stop(why);

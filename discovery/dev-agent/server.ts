@@ -2,17 +2,20 @@
  * The HTTP side: a fastify instance that takes every body as raw bytes (KV
  * values are opaque; JSON endpoints decode themselves to answer bad JSON the
  * way Consul does), applies Consul's cross-cutting rules (?dc, ?filter,
- * ignored ACL tokens) and turns errors into Consul's plain-text answers.
+ * ACL tokens: each route's requirement from acl/gate.ts runs before its
+ * handler) and turns errors into Consul's plain-text answers.
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { isWeftError } from '../../base/errors.js';
+import { enforceRouteAcl, hasRouteAcl } from './acl/gate.js';
 import { acceptsFilter } from './filter/index.js';
 import { ConsulHttpError } from './http-error.js';
+import { aclRoutes } from './routes/acl.js';
 import { agentRoutes } from './routes/agent.js';
 import { agentHealthRoutes } from './routes/agent-health.js';
 import { agentOpsRoutes } from './routes/agent-ops.js';
 import { catalogRoutes } from './routes/catalog.js';
-import type { RouteContext } from './routes/common.js';
+import { type RouteContext, setDefaultAclPolicyHeader } from './routes/common.js';
 import { coordinateRoutes } from './routes/coordinate.js';
 import { eventRoutes } from './routes/event.js';
 import { healthRoutes } from './routes/health.js';
@@ -60,6 +63,16 @@ export function buildServer(ctx: RouteContext): FastifyInstance {
     }
   });
 
+  // ACLs: the route's requirement (acl/gate.ts), once the body is read (registrations are judged by what they register).
+  setDefaultAclPolicyHeader(app, ctx.acl?.enabled === true ? ctx.acl.defaultPolicy : 'allow');
+  app.addHook('preHandler', async (req) => enforceRouteAcl(ctx, req));
+  // A route without an ACL rule is refused to all but management tokens; say so when one is added.
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (!hasRouteAcl(method, route.url)) ctx.logger.warn({ method, url: route.url }, 'dev-consul: route has no ACL rule (acl/gate.ts); only management tokens may call it');
+    }
+  });
+
   app.setErrorHandler((err: FastifyError | ConsulHttpError, _req, reply) => {
     let status = 500;
     let message = err.message;
@@ -88,5 +101,6 @@ export function buildServer(ctx: RouteContext): FastifyInstance {
   eventRoutes(app, ctx);
   operatorRoutes(app, ctx);
   coordinateRoutes(app, ctx);
+  aclRoutes(app, ctx);
   return app;
 }

@@ -8,7 +8,7 @@
  * rest in `cmd.args`, which the dev agent's config reader takes from there
  * (discovery/dev-agent/config/: flags, Consul config files, precedence).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -32,7 +32,12 @@ Consul agent flags (one dash, as \`consul agent\` takes them; flags win over con
   -node-meta k:v, -log-level L, -log-json, -pid-file F
   -server, -bootstrap, -bootstrap-expect=1   accepted: the dev agent is always a bootstrapped server
 Other Consul flags (-retry-join, -ui, -encrypt, ...) are named in a warning and ignored.
-PUT /v1/agent/reload re-reads the config files (services, checks, node_meta, log_level).`;
+PUT /v1/agent/reload re-reads the config files (services, checks, node_meta, log_level).
+
+ACLs (Consul's acl { enabled, default_policy, tokens { initial_management, default } } in a config file, or):
+  --acl --acl-default-policy deny --acl-bootstrap-token-file F
+Without a management token, PUT /v1/acl/bootstrap once hands one out. Policies for weft's
+components: docs/acl/ (docs/acl/README.md says how to load them).`;
 
 /** Adds the dev-consul subcommand to the program. */
 export function registerDevConsulCommand(program: Command): void {
@@ -42,15 +47,21 @@ export function registerDevConsulCommand(program: Command): void {
     .option('--bind <addr>', 'address to listen on; also $WEFT_DEV_CONSUL_BIND (default 127.0.0.1)')
     .option('--port <port>', 'HTTP port; also $WEFT_DEV_CONSUL_PORT (default 8500)')
     .option('--node-meta <key:value>', "this node's Meta, like Consul's -node-meta; repeatable", (v: string, all: string[] = []) => [...all, v])
+    .option('--acl', "enforce Consul's ACLs (acl.enabled = true)")
+    .option('--acl-default-policy <policy>', 'allow or deny: what applies where no ACL rule matches (acl.default_policy; default allow)')
+    // A file, not the secret itself: an argument is visible to every user in `ps` and lands in shell history.
+    .option('--acl-bootstrap-token-file <path>', 'a file holding a management token (acl.tokens.initial_management); the agent creates that token at start if it has none with it')
     // Consul's single-dash flags reach the action in cmd.args (commander would read -node as -n -o -d -e).
     .allowUnknownOption()
     .allowExcessArguments()
     .addHelpText('after', CONSUL_FLAGS_HELP)
-    .action(async (opts: { bind?: string; port?: string; nodeMeta?: string[] }, cmd: Command) => {
+    .action(async (opts: { bind?: string; port?: string; nodeMeta?: string[]; acl?: boolean; aclDefaultPolicy?: string; aclBootstrapTokenFile?: string }, cmd: Command) => {
       const config = configFrom(cmd, { 'devConsul.bind': [opts.bind, '--bind'], 'devConsul.port': [opts.port, '--port'] });
       const { resolveDevConsulConfig, startDevConsul } = await import('../../discovery/dev-agent/index.js');
       const globals = cmd.optsWithGlobals() as Record<string, unknown>;
       const nodeMeta = parseNodeMeta(opts.nodeMeta ?? []);
+      const aclWarnings: string[] = [];
+      const acl = aclFlags(opts, aclWarnings);
       const plan = await resolveDevConsulConfig(cmd.args, {
         nodeName: config.nodeName,
         datacenter: config.datacenter,
@@ -58,6 +69,7 @@ export function registerDevConsulCommand(program: Command): void {
         bind: config.devConsul.bind,
         port: config.devConsul.port,
         ...(nodeMeta === undefined ? {} : { nodeMeta }),
+        ...(acl === undefined ? {} : { acl }),
         fromFlags: {
           nodeName: globals['node'] !== undefined,
           datacenter: globals['datacenter'] !== undefined,
@@ -72,7 +84,7 @@ export function registerDevConsulCommand(program: Command): void {
         format: plan.logJson && globals['logFormat'] === undefined ? 'json' : config.log.format,
         name: 'dev-consul',
       });
-      for (const w of plan.warnings) logger.warn(w);
+      for (const w of [...plan.warnings, ...aclWarnings]) logger.warn(w);
       const s = plan.settings;
       // -dev: state in a temporary directory that goes at exit, as `consul agent -dev` keeps it in memory.
       const dataDir = s.dataDir ?? mkdtempSync(join(tmpdir(), 'weft-dev-consul-'));
@@ -92,6 +104,7 @@ export function registerDevConsulCommand(program: Command): void {
           ...(s.enableScriptChecks === undefined ? {} : { enableScriptChecks: s.enableScriptChecks }),
           ...(s.enableLocalScriptChecks === undefined ? {} : { enableLocalScriptChecks: s.enableLocalScriptChecks }),
           definitions: s.definitions,
+          ...(s.acl === undefined ? {} : { acl: s.acl }),
           logger,
           // PUT /v1/agent/reload: the config files again (services, checks, node Meta, log level).
           reload: async () => {
@@ -107,7 +120,13 @@ export function registerDevConsulCommand(program: Command): void {
       }
       if (plan.pidFile !== undefined) writeFileSync(plan.pidFile, String(process.pid));
       logger.info(
-        { address: agent.address, dataDir: s.dataDir ?? `${dataDir} (-dev: removed at exit)`, configFiles: plan.origins, nodeName: s.nodeName },
+        {
+          address: agent.address,
+          dataDir: s.dataDir ?? `${dataDir} (-dev: removed at exit)`,
+          configFiles: plan.origins,
+          nodeName: s.nodeName,
+          acl: s.acl === undefined ? 'off' : `on, default policy ${s.acl.defaultPolicy ?? 'allow'}`,
+        },
         'dev Consul agent ready',
       );
       const stop = (): void => {
@@ -124,6 +143,35 @@ export function registerDevConsulCommand(program: Command): void {
       if (plan.pidFile !== undefined) rmSync(plan.pidFile, { force: true });
       dropTemp();
     });
+}
+
+/** The ACL flags; the bootstrap token is read from its file (first line), which should be readable by its owner only. */
+function aclFlags(
+  opts: { acl?: boolean; aclDefaultPolicy?: string; aclBootstrapTokenFile?: string },
+  warnings: string[],
+): { enabled?: boolean; defaultPolicy?: 'allow' | 'deny'; initialManagementToken?: string } | undefined {
+  const out: { enabled?: boolean; defaultPolicy?: 'allow' | 'deny'; initialManagementToken?: string } = {};
+  if (opts.acl === true) out.enabled = true;
+  if (opts.aclDefaultPolicy !== undefined) {
+    if (opts.aclDefaultPolicy !== 'allow' && opts.aclDefaultPolicy !== 'deny') {
+      throw invalid('WEFT_ERR_ARGUMENT_INVALID', '--acl-default-policy', opts.aclDefaultPolicy, 'must be allow or deny');
+    }
+    out.defaultPolicy = opts.aclDefaultPolicy;
+  }
+  if (opts.aclBootstrapTokenFile !== undefined) {
+    const file = opts.aclBootstrapTokenFile;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw invalid('WEFT_ERR_ARGUMENT_INVALID', '--acl-bootstrap-token-file', file, `cannot be read: ${(err as Error).message}`);
+    }
+    const token = text.split('\n')[0]!.trim();
+    if (token === '') throw invalid('WEFT_ERR_ARGUMENT_INVALID', '--acl-bootstrap-token-file', file, 'is empty');
+    if ((statSync(file).mode & 0o077) !== 0) warnings.push(`${file} holds the ACL management token and is readable by others; chmod 600 it`);
+    out.initialManagementToken = token;
+  }
+  return Object.keys(out).length === 0 ? undefined : out;
 }
 
 /** `--node-meta key:value` pairs, split at the first colon as Consul splits -node-meta (no colon: empty value). */

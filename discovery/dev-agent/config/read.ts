@@ -22,7 +22,16 @@ import { extname, join } from 'node:path';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { WeftError } from '../../../base/errors.js';
 import { CHECK_ALIASES, CHECK_KEYS, SERVICE_KEYS } from './keys.js';
-import { type CheckFile, CheckFileSchema, type ConsulConfigFile, ConsulConfigFileSchema, NESTED_KEYS, type ServiceFile, ServiceFileSchema } from './schema.js';
+import {
+  type CheckFile,
+  CheckFileSchema,
+  type ConsulConfigFile,
+  ConsulConfigFileSchema,
+  DEEP_NESTED_KEYS,
+  NESTED_KEYS,
+  type ServiceFile,
+  ServiceFileSchema,
+} from './schema.js';
 
 /** Where configuration comes from, in the order given on the command line. */
 export type ConfigSource = { readonly kind: 'file' | 'dir'; readonly path: string } | { readonly kind: 'hcl'; readonly text: string };
@@ -51,6 +60,8 @@ export interface ConfigFragment {
   readonly checks: ReadonlyArray<Located<CheckFile>>;
   /** Keys present but not honoured, as paths (`retry_join`, `ports.dns`, `services[0].connect`). */
   readonly ignored: readonly string[];
+  /** Other things worth a warning (a token in a file others can read). */
+  readonly notes?: readonly string[];
 }
 
 const require = createRequire(import.meta.url);
@@ -75,10 +86,25 @@ export async function readConfigSources(sources: readonly ConfigSource[], format
       } catch (cause) {
         throw fileError(origin, file, `cannot read it: ${(cause as Error).message}`, cause);
       }
-      out.push(checkFragment(origin, await parseText(origin, text, fileFormat)));
+      const fragment = checkFragment(origin, await parseText(origin, text, fileFormat));
+      out.push(tokenFileNote(fragment, file));
     }
   }
   return out;
+}
+
+/** A file holding ACL tokens that others can read gets a warning: a token is a password. */
+function tokenFileNote(fragment: ConfigFragment, file: string): ConfigFragment {
+  const tokens = (fragment.values as { acl?: { tokens?: Record<string, unknown> } }).acl?.tokens;
+  if (tokens === undefined || Object.keys(tokens).length === 0) return fragment;
+  let mode = 0;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return fragment;
+  }
+  if ((mode & 0o077) === 0) return fragment;
+  return { ...fragment, notes: [`${fragment.origin} holds ACL tokens and is readable by others (mode ${mode.toString(8).padStart(4, '0')}); chmod 600 it`] };
 }
 
 /** A directory's config files: *.json and *.hcl, regular files only, in lexical (byte) order. */
@@ -152,8 +178,19 @@ function checkFragment(origin: string, raw: Record<string, unknown>): ConfigFrag
     if (nested !== undefined && isPlainObject(value)) {
       const kept: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(value)) {
-        if (nested.includes(k)) kept[k] = v;
-        else ignored.push(`${key}.${k}`);
+        if (!nested.includes(k)) {
+          ignored.push(`${key}.${k}`);
+          continue;
+        }
+        const deep = DEEP_NESTED_KEYS[`${key}.${k}`];
+        if (deep !== undefined && isPlainObject(v)) {
+          const inner: Record<string, unknown> = {};
+          for (const [k2, v2] of Object.entries(v)) {
+            if (deep.includes(k2)) inner[k2] = v2;
+            else ignored.push(`${key}.${k}.${k2}`);
+          }
+          kept[k] = inner;
+        } else kept[k] = v;
       }
       top[key] = kept;
     } else top[key] = value;

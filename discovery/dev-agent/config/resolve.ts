@@ -15,11 +15,16 @@
  * Consul's `-data-dir`/`data_dir` is the state directory itself, weft's
  * `--data-dir D` means `D/dev-consul`.
  *
+ * ACLs: `acl.enabled`, `acl.default_policy`, `acl.tokens.initial_management`
+ * and `acl.tokens.default` from the files; weft's `--acl`,
+ * `--acl-default-policy` and `--acl-bootstrap-token-file` win over them.
+ *
  * The result's `reload()` reads the same files again for PUT
  * /v1/agent/reload: services, checks, node Meta and the log level change;
  * other keys need a restart, and a reload that changes one says so.
  */
 import { WeftError } from '../../../base/errors.js';
+import type { AclOptions } from '../acl/system.js';
 import type { ScriptCheckPolicy } from '../checks/definition.js';
 import type { ConfigDefinitions } from './definitions.js';
 import { type ConsulFlags, parseConsulFlags } from './flags.js';
@@ -37,6 +42,8 @@ export interface WeftDevConsulSettings {
   readonly nodeMeta?: Readonly<Record<string, string>>;
   /** Which settings were given as weft flags (they win over Consul config files). */
   readonly fromFlags: Readonly<Partial<Record<'nodeName' | 'datacenter' | 'dataDir' | 'bind' | 'port', boolean>>>;
+  /** ACL settings given as weft flags (--acl, --acl-default-policy, --acl-bootstrap-token-file); they win over files. */
+  readonly acl?: Readonly<Partial<Pick<AclOptions, 'enabled' | 'defaultPolicy' | 'initialManagementToken'>>>;
 }
 
 /** The agent's settings once every source is merged. */
@@ -52,6 +59,8 @@ export interface DevConsulSettings extends ScriptCheckPolicy {
   readonly advertise?: string;
   readonly nodeMeta?: Readonly<Record<string, string>>;
   readonly definitions: ConfigDefinitions;
+  /** Consul's ACL system; absent when no source turned it on. */
+  readonly acl?: AclOptions;
 }
 
 /** What the CLI does with the merged configuration. */
@@ -128,6 +137,7 @@ async function readAll(
   const warnings: string[] = [];
   for (const f of fragments) {
     if (f.ignored.length > 0) warnings.push(`${f.origin}: ignored keys the dev agent does not honour: ${f.ignored.join(', ')}`);
+    warnings.push(...(f.notes ?? []));
   }
   if (flags.ignored.length > 0) {
     warnings.push(`${FLAGS_WARNING}: ${flags.ignored.join(', ')}`);
@@ -137,12 +147,9 @@ async function readAll(
   const v = merged.values;
   const originOf = (key: string): string => merged.origin.get(key) ?? 'flags';
 
-  if (v.acl?.enabled === true) {
-    throw new WeftError(
-      'WEFT_ERR_DEV_CONSUL_CONFIG',
-      `${originOf('acl.enabled')}: acl.enabled: the weft dev agent has no ACLs (tokens are accepted and ignored); remove the key or set it to false (got true)`,
-      { key: 'acl.enabled', value: true },
-    );
+  const acl = aclSettings(v.acl, weft.acl);
+  if (acl === undefined && (v.acl?.default_policy !== undefined || v.acl?.tokens !== undefined || weft.acl?.defaultPolicy !== undefined || weft.acl?.initialManagementToken !== undefined)) {
+    warnings.push(`${originOf('acl')}: ACL settings given but acl.enabled is not true (--acl): ACLs stay off`);
   }
   if (v.server === false) warnings.push(`${originOf('server')}: server = false ignored: the dev agent is always a server`);
   if (v.bootstrap_expect !== undefined && v.bootstrap_expect > 1) {
@@ -190,9 +197,36 @@ async function readAll(
     ...(Object.keys(nodeMeta).length === 0 ? {} : { nodeMeta }),
     ...policy,
     definitions,
+    ...(acl === undefined ? {} : { acl }),
   };
   const level = v.log_level?.toLowerCase();
   return { settings, merged, warnings, ...(level === undefined ? {} : { logLevel: level === 'err' ? 'error' : level }) };
+}
+
+/** acl.* merged from the files and weft's flags (flags win); undefined while ACLs stay off. */
+function aclSettings(file: Values['acl'], flags: WeftDevConsulSettings['acl']): AclOptions | undefined {
+  const enabled = flags?.enabled ?? file?.enabled ?? false;
+  if (!enabled) return undefined;
+  const defaultPolicy = flags?.defaultPolicy ?? file?.default_policy;
+  const initial = flags?.initialManagementToken ?? file?.tokens?.initial_management;
+  const defaultToken = file?.tokens?.default;
+  return {
+    enabled: true,
+    ...(defaultPolicy === undefined ? {} : { defaultPolicy }),
+    ...(initial === undefined ? {} : { initialManagementToken: initial }),
+    ...(defaultToken === undefined ? {} : { defaultToken }),
+  };
+}
+
+/** Maps merge key by key, one level further down too (`acl { tokens { ... } }` in two files). */
+function mergeMaps(a: object | undefined, b: object): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...(a as Record<string, unknown> | undefined) };
+  for (const [k, v] of Object.entries(b)) {
+    const before = out[k];
+    const bothMaps = [before, v].every((x) => x !== null && typeof x === 'object' && !Array.isArray(x));
+    out[k] = bothMaps ? { ...(before as object), ...(v as object) } : v;
+  }
+  return out;
 }
 
 /** Consul's merge: later scalars win, maps merge key by key, services and checks add up. */
@@ -204,7 +238,7 @@ function merge(fragments: readonly ConfigFragment[]): Merged {
   for (const f of fragments) {
     for (const [key, value] of Object.entries(f.values as Record<string, unknown>)) {
       if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-        values[key] = { ...(values[key] as object | undefined), ...value };
+        values[key] = mergeMaps(values[key] as object | undefined, value);
         for (const k of Object.keys(value)) origin.set(`${key}.${k}`, f.origin);
       } else values[key] = value;
       origin.set(key, f.origin);
@@ -239,6 +273,7 @@ function restartOnly(a: DevConsulSettings, b: DevConsulSettings): string[] {
     ['enableLocalScriptChecks', 'enable_local_script_checks'],
   ];
   for (const [k, name] of keys) if (a[k] !== b[k]) out.push(name);
+  if (JSON.stringify(a.acl ?? null) !== JSON.stringify(b.acl ?? null)) out.push('acl');
   return out;
 }
 

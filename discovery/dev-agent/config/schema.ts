@@ -100,7 +100,18 @@ export const ConsulConfigFileSchema = Type.Partial(
       server: Type.Boolean(),
       bootstrap: Type.Boolean(),
       bootstrap_expect: Type.Integer({ minimum: 0 }),
-      acl: Type.Partial(Type.Object({ enabled: Type.Boolean() }, { additionalProperties: false })),
+      // Consul's ACL system, as far as the dev agent implements it (acl/): on or off, the default policy, the
+      // management token's SecretID and the token for requests that carry none.
+      acl: Type.Partial(
+        Type.Object(
+          {
+            enabled: Type.Boolean(),
+            default_policy: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
+            tokens: Type.Partial(Type.Object({ initial_management: Type.String({ minLength: 1 }), default: Type.String({ minLength: 1 }) }, { additionalProperties: false })),
+          },
+          { additionalProperties: false },
+        ),
+      ),
       service: ServiceOrList,
       services: Type.Array(ServiceFileSchema),
       check: CheckOrList,
@@ -118,5 +129,10 @@ export type CheckFile = Static<typeof CheckFileSchema>;
 export const NESTED_KEYS: Readonly<Record<string, readonly string[]>> = {
   ports: ['http'],
   addresses: ['http'],
-  acl: ['enabled'],
+  acl: ['enabled', 'default_policy', 'tokens'],
+};
+
+/** Keys honoured two levels down (`acl.tokens.*`); others are warned about. */
+export const DEEP_NESTED_KEYS: Readonly<Record<string, readonly string[]>> = {
+  'acl.tokens': ['initial_management', 'default'],
 };

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authzOf } from '../acl/gate.js';
 import { parseBlockingParams, blockingQuery } from '../blocking.js';
 import { FILTERED, HEALTH_CHECK, NODE_SERVICE, requestFilter } from '../filter/index.js';
 import { badRequest, notFound, serverError } from '../http-error.js';
@@ -47,15 +48,18 @@ export function agentRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const segment = param(query, 'segment') ?? '';
     if (wan && segment !== '' && segment !== '_all') throw badRequest('Cannot provide a segment with wan=true');
     if (!wan && segment !== '' && segment !== '_all') throw serverError('Network segments are not supported in this version of Consul');
+    // Members are filtered by node:read (the one member is this node).
+    if (!authzOf(ctx, req).allows('node', 'read', ctx.nodeName)) return sendJson(reply, []);
     // The WAN pool names a server <node>.<datacenter> and gossips on port 8302.
     return sendJson(reply, [wan ? { ...member(ctx), Name: `${ctx.nodeName}.${ctx.datacenter}`, Port: 8302 } : member(ctx)]);
   });
 
   app.get('/v1/agent/services', FILTERED, (req, reply) => {
     const filter = requestFilter(req, NODE_SERVICE);
+    const acl = authzOf(ctx, req);
     const out: Record<string, unknown> = {};
     for (const s of sortById(store.servicesOfNode(ctx.nodeName))) {
-      if (!s.local) continue;
+      if (!s.local || !acl.allows('service', 'read', s.name)) continue;
       const json = agentServiceJson(s, ctx.datacenter);
       if (filter === undefined || filter(json)) out[s.id] = json;
     }
@@ -116,9 +120,12 @@ export function agentRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
   app.get('/v1/agent/checks', FILTERED, (req, reply) => {
     const filter = requestFilter(req, HEALTH_CHECK);
+    const acl = authzOf(ctx, req);
     const out: Record<string, unknown> = {};
     for (const c of store.checksOfNode(ctx.nodeName)) {
       if (!c.local) continue;
+      // A service check needs service:read on its service, a node check node:read.
+      if (c.serviceName !== '' ? !acl.allows('service', 'read', c.serviceName) : !acl.allows('node', 'read', c.node)) continue;
       const json = checkJson(store, c);
       if (filter === undefined || filter(json)) out[c.checkId] = json;
     }

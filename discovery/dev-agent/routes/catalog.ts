@@ -4,6 +4,7 @@
  * agent runs (external nodes and services, like consul-esm would feed).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authzOf } from '../acl/gate.js';
 import { FILTERED, NODE, NODE_SERVICE, requestFilter, SERVICE_NODE } from '../filter/index.js';
 import { badRequest, serverError } from '../http-error.js';
 import { type JsonObject, obj, objList, parseJsonObject, str, strList, strMap, uint } from '../json-body.js';
@@ -23,25 +24,37 @@ export function catalogRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get('/v1/catalog/nodes', FILTERED, (req, reply) => {
     const meta = nodeMetaFilter(queryOf(req));
     const filter = requestFilter(req, NODE);
-    return sendBlocking(ctx, req, reply, ['nodes'], () => ({
-      index: store.maxIndex('nodes'),
-      value: {
-        json: [...store.nodes.values()]
-          .filter((n) => nodeMatches(n, meta))
-          .sort((a, b) => (a.node < b.node ? -1 : 1))
-          .map(nodeJson)
-          .filter((json) => filter === undefined || filter(json)),
-      },
-    }));
+    const acl = authzOf(ctx, req);
+    return sendBlocking(ctx, req, reply, ['nodes'], () => {
+      const all = [...store.nodes.values()];
+      const readable = all.filter((n) => acl.allows('node', 'read', n.node));
+      return {
+        index: store.maxIndex('nodes'),
+        value: {
+          json: readable
+            .filter((n) => nodeMatches(n, meta))
+            .sort((a, b) => (a.node < b.node ? -1 : 1))
+            .map(nodeJson)
+            .filter((json) => filter === undefined || filter(json)),
+          filtered: readable.length !== all.length,
+        },
+      };
+    });
   });
 
   app.get('/v1/catalog/services', FILTERED, (req, reply) => {
     const meta = nodeMetaFilter(queryOf(req));
     // Consul filters the service instances (ServiceNode rows), then lists the names and tags of those left.
     const filter = requestFilter(req, SERVICE_NODE);
+    const acl = authzOf(ctx, req);
     return sendBlocking(ctx, req, reply, ['nodes', 'services'], () => {
       const out: Record<string, string[]> = {};
+      let filtered = false;
       for (const s of [...store.services.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+        if (!acl.allows('service', 'read', s.name)) {
+          filtered = true;
+          continue;
+        }
         if (!nodeMatches(store.nodes.get(s.node), meta)) continue;
         if (filter !== undefined) {
           const n = store.nodes.get(s.node);
@@ -51,7 +64,7 @@ export function catalogRoutes(app: FastifyInstance, ctx: RouteContext): void {
         out[s.name] = tags;
         for (const t of s.tags) if (!tags.includes(t)) tags.push(t);
       }
-      return { index: store.maxIndex('nodes', 'services'), value: { json: out } };
+      return { index: store.maxIndex('nodes', 'services'), value: { json: out, filtered } };
     });
   });
 
@@ -60,15 +73,22 @@ export function catalogRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const tags = params(queryOf(req), 'tag');
     const meta = nodeMetaFilter(queryOf(req));
     const filter = requestFilter(req, SERVICE_NODE);
+    const acl = authzOf(ctx, req);
     return sendBlocking(ctx, req, reply, ['nodes', 'services'], () => {
       const rows: unknown[] = [];
+      let filtered = false;
       for (const s of instancesOf(store, name, tags)) {
         const n = store.nodes.get(s.node);
         if (n === undefined || !nodeMatches(n, meta)) continue;
+        // Consul keeps an instance only when both its node and its service may be read.
+        if (!acl.allows('node', 'read', s.node) || !acl.allows('service', 'read', s.name)) {
+          filtered = true;
+          continue;
+        }
         const row = catalogServiceJson(s, n);
         if (filter === undefined || filter(row)) rows.push(row);
       }
-      return { index: serviceIndex(store, name), value: { json: rows } };
+      return { index: serviceIndex(store, name), value: { json: rows, filtered } };
     });
   });
 
@@ -76,15 +96,23 @@ export function catalogRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get('/v1/catalog/node/:node', FILTERED, (req, reply) => {
     const name = pathParam(req, 'node');
     const filter = requestFilter(req, NODE_SERVICE);
+    const acl = authzOf(ctx, req);
     return sendBlocking(ctx, req, reply, ['nodes', 'services'], () => {
       const n = store.nodes.get(name);
       if (n === undefined) return { index: store.maxIndex('nodes', 'services'), value: { json: null } };
+      // A node the token may not read answers as an unknown one; its services are filtered by service:read.
+      if (!acl.allows('node', 'read', name)) return { index: store.maxIndex('nodes', 'services'), value: { json: null, filtered: true } };
       const services: Record<string, unknown> = {};
+      let filtered = false;
       for (const s of store.servicesOfNode(name)) {
+        if (!acl.allows('service', 'read', s.name)) {
+          filtered = true;
+          continue;
+        }
         const json = nodeServiceJson(s);
         if (filter === undefined || filter(json)) services[s.id] = json;
       }
-      return { index: store.maxIndex('nodes', 'services'), value: { json: { Node: nodeJson(n), Services: services } } };
+      return { index: store.maxIndex('nodes', 'services'), value: { json: { Node: nodeJson(n), Services: services }, filtered } };
     });
   });
 
@@ -92,9 +120,12 @@ export function catalogRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get('/v1/catalog/node-services/:node', FILTERED, (req, reply) => {
     const name = pathParam(req, 'node');
     const filter = requestFilter(req, NODE_SERVICE);
+    const acl = authzOf(ctx, req);
     return sendBlocking(ctx, req, reply, ['nodes', 'services'], () => {
-      const n = store.nodes.get(name);
-      const services = n === undefined ? [] : store.servicesOfNode(name).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      const known = store.nodes.get(name);
+      const n = known !== undefined && acl.allows('node', 'read', name) ? known : undefined;
+      const all = n === undefined ? [] : store.servicesOfNode(name).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      const services = all.filter((s) => acl.allows('service', 'read', s.name));
       return {
         index: store.maxIndex('nodes', 'services'),
         value: {
@@ -102,6 +133,7 @@ export function catalogRoutes(app: FastifyInstance, ctx: RouteContext): void {
             Node: n === undefined ? null : nodeJson(n),
             Services: services.map(nodeServiceJson).filter((json) => filter === undefined || filter(json)),
           },
+          filtered: (known !== undefined && n === undefined) || services.length !== all.length,
         },
       };
     });

@@ -5,6 +5,8 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../../base/log.js';
+import { aclIdentity } from '../acl/gate.js';
+import type { AclSystem } from '../acl/system.js';
 import type { LocalAgent } from '../agent.js';
 import { blockingQuery, parseBlockingParams, type QueryResult } from '../blocking.js';
 import { badRequest } from '../http-error.js';
@@ -24,6 +26,8 @@ export interface RouteContext {
   readonly logger: Logger;
   /** What agent/leave and agent/reload do; without it, leave only answers and reload does nothing. */
   readonly lifecycle?: AgentLifecycle;
+  /** Tokens and policies; absent or disabled: every request is allowed (acl/gate.ts). */
+  readonly acl?: AclSystem;
 }
 
 /** The agent's own life, as /v1/agent/leave and /v1/agent/reload reach it. */
@@ -69,12 +73,20 @@ export function boolParam(query: Query, name: string): boolean | undefined {
   throw badRequest(`Invalid value for ${name}: ${v}`);
 }
 
+/** The ACL default policy each server reports in X-Consul-Default-ACL-Policy (allow unless ACLs say otherwise). */
+const defaultAclPolicy = new WeakMap<object, string>();
+
+/** Sets what X-Consul-Default-ACL-Policy says for `server`'s answers (server.ts). */
+export function setDefaultAclPolicyHeader(server: object, policy: string): void {
+  defaultAclPolicy.set(server, policy);
+}
+
 /** Consul's query meta headers; the index is never below 1. */
 export function setQueryMeta(reply: FastifyReply, index: number, query: Query): void {
   reply.header('X-Consul-Index', String(Math.max(1, index)));
   reply.header('X-Consul-KnownLeader', 'true');
   reply.header('X-Consul-LastContact', '0');
-  reply.header('X-Consul-Default-ACL-Policy', 'allow');
+  reply.header('X-Consul-Default-ACL-Policy', defaultAclPolicy.get(reply.server) ?? 'allow');
   const consistency = has(query, 'consistent') ? 'consistent' : has(query, 'stale') ? 'stale' : 'leader';
   reply.header('X-Consul-Effective-Consistency', consistency);
 }
@@ -90,17 +102,26 @@ export function sendEmpty(reply: FastifyReply): FastifyReply {
   return reply.code(200).send();
 }
 
-/** A query's answer: a JSON value, or a status with no body (a KV 404). */
-export type Answer = { json: unknown } | { status: number } | { raw: Buffer };
+/**
+ * A query's answer: a JSON value, or a status with no body (a KV 404).
+ * `filtered`: ACLs removed something the token may not read (Consul's
+ * X-Consul-Results-Filtered-By-ACLs header).
+ */
+export type Answer = { json: unknown; filtered?: boolean } | { status: number; filtered?: boolean } | { raw: Buffer };
 
 /** An answer whose JSON is already serialised, shared by every request that asks the same thing. */
-type CachedAnswer = Exclude<Answer, { json: unknown }> | { body: Buffer };
+type CachedAnswer = Exclude<Answer, { json: unknown }> | { body: Buffer; filtered?: boolean };
 
 /** Per store: answers computed at `version`, by request key. */
 const answerCache = new WeakMap<Store, { version: number; answers: Map<string, QueryResult<CachedAnswer>> }>();
 
-/** A request's identity for the cache: method, path and query without index/wait. */
-function answerKey(req: FastifyRequest): string {
+/** A request's identity for the cache: method, path and query without index/wait, and the token's (answers are filtered per token). */
+function answerKey(ctx: RouteContext, req: FastifyRequest): string {
+  const who = aclIdentity(ctx, req);
+  return who === '' ? requestKey(req) : `${requestKey(req)}\u0000${who}`;
+}
+
+function requestKey(req: FastifyRequest): string {
   const q = req.url.indexOf('?');
   if (q === -1) return `${req.method} ${req.url}`;
   const search = new URLSearchParams(req.url.slice(q + 1));
@@ -125,7 +146,8 @@ function cached(store: Store, key: string, run: () => QueryResult<Answer>): () =
     const hit = entry.answers.get(key);
     if (hit !== undefined) return hit;
     const result = run();
-    const value: CachedAnswer = 'json' in result.value ? { body: Buffer.from(JSON.stringify(result.value.json)) } : result.value;
+    const r = result.value;
+    const value: CachedAnswer = 'json' in r ? { body: Buffer.from(JSON.stringify(r.json)), ...(r.filtered === true ? { filtered: true } : {}) } : r;
     const out = { index: result.index, value };
     entry.answers.set(key, out);
     return out;
@@ -150,9 +172,10 @@ export async function sendBlocking(
   const onClose = (): void => abort.abort();
   reply.raw.once('close', onClose);
   try {
-    const result = await blockingQuery(ctx.store, tables, blocking, cached(ctx.store, answerKey(req), run), { signal: abort.signal });
+    const result = await blockingQuery(ctx.store, tables, blocking, cached(ctx.store, answerKey(ctx, req), run), { signal: abort.signal });
     setQueryMeta(reply, result.index, query);
     const answer = result.value;
+    if ('filtered' in answer && answer.filtered === true) reply.header('X-Consul-Results-Filtered-By-ACLs', 'true');
     if ('body' in answer) return reply.code(200).header('Content-Type', 'application/json').send(answer.body);
     if ('json' in answer) return sendJson(reply, answer.json);
     if ('raw' in answer) {

@@ -4,6 +4,7 @@
  * the catalog run no agent and have none, as in Consul.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authzOf } from '../acl/gate.js';
 import { type RouteContext, sendBlocking, sendJson } from './common.js';
 
 /** A fresh Serf coordinate (8 dimensions at the origin), as agent/self reports it. */
@@ -19,20 +20,23 @@ export function coordinateRoutes(app: FastifyInstance, ctx: RouteContext): void 
     sendJson(reply, [{ Datacenter: ctx.datacenter, AreaID: 'WAN', Coordinates: [{ Node: `${ctx.nodeName}.${ctx.datacenter}`, Coord: coord() }] }]),
   );
 
-  app.get('/v1/coordinate/nodes', (req, reply) =>
-    sendBlocking(ctx, req, reply, ['nodes'], () => ({
+  // Coordinates are filtered by node:read.
+  app.get('/v1/coordinate/nodes', (req, reply) => {
+    const readable = authzOf(ctx, req).allows('node', 'read', ctx.nodeName);
+    return sendBlocking(ctx, req, reply, ['nodes'], () => ({
       index: store.maxIndex('nodes'),
-      value: { json: store.nodes.has(ctx.nodeName) ? [entry()] : [] },
-    })),
-  );
+      value: { json: store.nodes.has(ctx.nodeName) && readable ? [entry()] : [] },
+    }));
+  });
 
   // Unknown nodes (and nodes without an agent) answer 404 with an empty body and the index headers.
-  app.get('/v1/coordinate/node/:node', (req, reply) =>
-    sendBlocking(ctx, req, reply, ['nodes'], () => ({
+  app.get('/v1/coordinate/node/:node', (req, reply) => {
+    const readable = authzOf(ctx, req).allows('node', 'read', nodeParam(req));
+    return sendBlocking(ctx, req, reply, ['nodes'], () => ({
       index: store.maxIndex('nodes'),
-      value: nodeParam(req) === ctx.nodeName && store.nodes.has(ctx.nodeName) ? { json: [entry()] } : { status: 404 },
-    })),
-  );
+      value: nodeParam(req) === ctx.nodeName && store.nodes.has(ctx.nodeName) && readable ? { json: [entry()] } : { status: 404 },
+    }));
+  });
 }
 
 function coord(): Record<string, unknown> {

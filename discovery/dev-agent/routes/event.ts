@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseDuration } from '../../../base/duration.js';
+import { authzOf } from '../acl/gate.js';
 import { MAX_WAIT_MS } from '../blocking.js';
 import { badRequest, serverError } from '../http-error.js';
 import type { Store } from '../state/store.js';
@@ -117,17 +118,21 @@ export function eventRoutes(app: FastifyInstance, ctx: RouteContext): EventRing 
     return sendJson(reply, eventJson(event));
   });
 
-  app.get('/v1/event/list', (req, reply) => listEvents(ctx.store, ring, req, reply));
+  // The list holds the events whose name the token may read (event:read).
+  app.get('/v1/event/list', (req, reply) => {
+    const acl = authzOf(ctx, req);
+    return listEvents(ctx.store, ring, req, reply, (name) => acl.allows('event', 'read', name));
+  });
   return ring;
 }
 
-async function listEvents(store: Store, ring: EventRing, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function listEvents(store: Store, ring: EventRing, req: FastifyRequest, reply: FastifyReply, readable: (name: string) => boolean): Promise<FastifyReply> {
   const query = queryOf(req);
   const name = param(query, 'name') ?? '';
   const minIndex = indexParam(param(query, 'index'));
   const waitMs = waitParam(param(query, 'wait'));
   const run = (): { index: bigint; events: UserEvent[] } => {
-    const events = ring.list().filter((e) => name === '' || e.name === name);
+    const events = ring.list().filter((e) => (name === '' || e.name === name) && readable(e.name));
     const last = events.at(-1);
     // An empty answer still says 1, so a watcher without events does not spin.
     return { index: last === undefined ? 1n : eventIdToIndex(last.id), events };

@@ -5,6 +5,8 @@
  * per-service index so watchers of one service sleep through others' churn.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Authorizer } from '../acl/authorizer.js';
+import { authzOf } from '../acl/gate.js';
 import { applyFilter, CHECK_SERVICE_NODE, FILTERED, HEALTH_CHECK, requestFilter } from '../filter/index.js';
 import type { Store } from '../state/store.js';
 import type { CheckRecord, ServiceRecord } from '../state/types.js';
@@ -23,45 +25,62 @@ export function healthRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const tags = params(query, 'tag');
     const passing = boolParam(query, 'passing') === true; // ?near is accepted and ignored: one node
     const meta = nodeMetaFilter(query);
+    const acl = authzOf(ctx, req);
     return sendBlocking(ctx, req, reply, ['nodes', 'services', 'checks'], () => {
       const entries: unknown[] = [];
+      let filtered = false;
       for (const s of instancesOf(store, name, tags)) {
         const node = store.nodes.get(s.node);
         if (node === undefined || !nodeMatches(node, meta)) continue;
+        // Consul keeps an instance only when both its node and its service may be read.
+        if (!acl.allows('node', 'read', s.node) || !acl.allows('service', 'read', s.name)) {
+          filtered = true;
+          continue;
+        }
         const checks = checksOfInstance(store, s);
         if (passing && checks.some((c) => c.status !== 'passing')) continue;
         entries.push({ Node: nodeJson(node), Service: nodeServiceJson(s), Checks: checks.map((c) => checkJson(store, c)) });
       }
-      return { index: serviceIndex(store, name), value: { json: applyFilter(entries, filter) } };
+      return { index: serviceIndex(store, name), value: { json: applyFilter(entries, filter), filtered } };
     });
   });
 
   app.get('/v1/health/checks/:service', FILTERED, (req, reply) => {
     const name = pathParam(req, 'service');
     const filter = requestFilter(req, HEALTH_CHECK);
+    const acl = authzOf(ctx, req);
     return sendBlocking(ctx, req, reply, ['nodes', 'services', 'checks'], () => {
-      const checks = [...store.checks.values()].filter((c) => c.serviceName === name).sort(byNodeThenId);
-      return { index: serviceIndex(store, name), value: { json: applyFilter(checks.map((c) => checkJson(store, c)), filter) } };
+      const { checks, filtered } = readableChecks(acl, [...store.checks.values()].filter((c) => c.serviceName === name).sort(byNodeThenId));
+      return { index: serviceIndex(store, name), value: { json: applyFilter(checks.map((c) => checkJson(store, c)), filter), filtered } };
     });
   });
 
   app.get('/v1/health/node/:node', FILTERED, (req, reply) => {
     const node = pathParam(req, 'node');
     const filter = requestFilter(req, HEALTH_CHECK);
-    return sendBlocking(ctx, req, reply, ['checks'], () => ({
-      index: store.maxIndex('checks'),
-      value: { json: applyFilter(store.checksOfNode(node).map((c) => checkJson(store, c)), filter) },
-    }));
+    const acl = authzOf(ctx, req);
+    return sendBlocking(ctx, req, reply, ['checks'], () => {
+      const { checks, filtered } = readableChecks(acl, store.checksOfNode(node));
+      return { index: store.maxIndex('checks'), value: { json: applyFilter(checks.map((c) => checkJson(store, c)), filter), filtered } };
+    });
   });
 
   app.get('/v1/health/state/:state', FILTERED, (req, reply) => {
     const state = pathParam(req, 'state');
     const filter = requestFilter(req, HEALTH_CHECK);
+    const acl = authzOf(ctx, req);
     return sendBlocking(ctx, req, reply, ['checks'], () => {
-      const checks = [...store.checks.values()].filter((c) => state === 'any' || c.status === state).sort(byNodeThenId);
-      return { index: store.maxIndex('checks'), value: { json: applyFilter(checks.map((c) => checkJson(store, c)), filter) } };
+      const { checks, filtered } = readableChecks(acl, [...store.checks.values()].filter((c) => state === 'any' || c.status === state).sort(byNodeThenId));
+      return { index: store.maxIndex('checks'), value: { json: applyFilter(checks.map((c) => checkJson(store, c)), filter), filtered } };
     });
   });
+}
+
+/** Checks the token may read: node:read on the check's node and, for a service check, service:read on its service (Consul's filterHealthChecks). */
+export function readableChecks(acl: Authorizer, all: readonly CheckRecord[]): { checks: CheckRecord[]; filtered: boolean } {
+  if (acl.isManagement) return { checks: [...all], filtered: false };
+  const checks = all.filter((c) => acl.allows('node', 'read', c.node) && (c.serviceName === '' || acl.allows('service', 'read', c.serviceName)));
+  return { checks, filtered: checks.length !== all.length };
 }
 
 /** Instances of a service carrying every tag in `tags`, by node then ID. */

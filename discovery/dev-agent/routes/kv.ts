@@ -4,6 +4,7 @@
  * following Consul's kvs_endpoint.go, including its status codes and texts.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authzOf } from '../acl/gate.js';
 import { badRequest, ConsulHttpError, serverError } from '../http-error.js';
 import {
   KvError,
@@ -34,18 +35,24 @@ export function kvRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get('/v1/kv/*', (req, reply) => {
     const key = keyOf(req);
     const query = queryOf(req);
+    // Lists hold only the keys the token may read (Consul filters, and a list filtered to nothing is a 404).
+    const a = authzOf(ctx, req);
+    const readable = a.isManagement ? undefined : (k: string): boolean => a.allows('key', 'read', k);
+    const hidden = (): boolean => readable !== undefined && kvList(store, key).some((e) => !readable(e.key));
     if (has(query, 'keys')) {
       const separator = param(query, 'separator') ?? param(query, 'seperator') ?? ''; // Consul accepts its old misspelling
       return sendBlocking(ctx, req, reply, ['kvs'], () => {
-        const keys = kvKeys(store, key, separator);
-        const value: Answer = keys.length === 0 && key !== '' ? { status: 404 } : { json: keys };
+        const keys = kvKeys(store, key, separator, readable);
+        const filtered = hidden();
+        const value: Answer = keys.length === 0 && key !== '' ? { status: 404, filtered } : { json: keys, filtered };
         return { index: kvPrefixIndex(store, key), value };
       });
     }
     if (has(query, 'recurse')) {
       return sendBlocking(ctx, req, reply, ['kvs'], () => {
-        const entries = kvList(store, key);
-        const value: Answer = entries.length === 0 ? { status: 404 } : { json: entries.map((e) => kvJson(e)) };
+        const entries = kvList(store, key, readable);
+        const filtered = hidden();
+        const value: Answer = entries.length === 0 ? { status: 404, filtered } : { json: entries.map((e) => kvJson(e)), filtered };
         return { index: kvPrefixIndex(store, key), value };
       });
     }

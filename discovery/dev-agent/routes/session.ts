@@ -4,7 +4,10 @@
  * renew answers 404, which is how a holder learns its session is gone.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Authorizer } from '../acl/authorizer.js';
+import { authzOf } from '../acl/gate.js';
 import { parseJsonObject } from '../json-body.js';
+import type { SessionRecord } from '../state/types.js';
 import { sessionJson } from '../state/views.js';
 import { type RouteContext, sendBlocking, sendJson } from './common.js';
 
@@ -24,28 +27,37 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return sendJson(reply, true);
   });
 
+  // Reads are filtered by session:read on each session's node.
   app.get('/v1/session/info/:id', (req, reply) => {
     const id = pathParam(req, 'id');
+    const acl = authzOf(ctx, req);
     return sendBlocking(ctx, req, reply, ['sessions'], () => {
       const s = store.sessions.get(id);
-      return { index: store.maxIndex('sessions'), value: { json: s === undefined ? [] : [sessionJson(s)] } };
+      return { index: store.maxIndex('sessions'), value: readable(acl, s === undefined ? [] : [s]) };
     });
   });
 
-  app.get('/v1/session/list', (req, reply) =>
-    sendBlocking(ctx, req, reply, ['sessions'], () => ({
+  app.get('/v1/session/list', (req, reply) => {
+    const acl = authzOf(ctx, req);
+    return sendBlocking(ctx, req, reply, ['sessions'], () => ({
       index: store.maxIndex('sessions'),
-      value: { json: sorted([...store.sessions.values()]).map(sessionJson) },
-    })),
-  );
+      value: readable(acl, sorted([...store.sessions.values()])),
+    }));
+  });
 
   app.get('/v1/session/node/:node', (req, reply) => {
     const node = pathParam(req, 'node');
+    const acl = authzOf(ctx, req);
     return sendBlocking(ctx, req, reply, ['sessions'], () => ({
       index: store.maxIndex('sessions'),
-      value: { json: sorted([...store.sessions.values()].filter((s) => s.node === node)).map(sessionJson) },
+      value: readable(acl, sorted([...store.sessions.values()].filter((s) => s.node === node))),
     }));
   });
+}
+
+function readable(acl: Authorizer, all: readonly SessionRecord[]): { json: unknown; filtered: boolean } {
+  const list = all.filter((s) => acl.allows('session', 'read', s.node));
+  return { json: list.map(sessionJson), filtered: list.length !== all.length };
 }
 
 function sorted<T extends { id: string }>(list: T[]): T[] {

@@ -5,6 +5,8 @@
  * rolled back. Write results carry no Value; deletes and checks add none.
  */
 import type { FastifyInstance } from 'fastify';
+import { authzOf } from '../acl/gate.js';
+import type { Authorizer } from '../acl/authorizer.js';
 import { badRequest, ConsulHttpError } from '../http-error.js';
 import { type JsonObject, parseJson } from '../json-body.js';
 import {
@@ -47,8 +49,11 @@ export function txnRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.put('/v1/txn', (req, reply) => {
     const ops = parseOps(parseJson(req.body));
     const now = Date.now();
-    // Lock delay is checked before anything is applied, as Consul's pre-apply does.
+    const a = authzOf(ctx, req);
+    // ACLs and lock delay are checked before anything is applied, as Consul's pre-apply does.
     const preErrors = ops.flatMap((op, i) => {
+      const denied = aclProblem(a, op);
+      if (denied !== undefined) return [{ OpIndex: i, What: denied }];
       const until = store.lockDelays.get(op.key);
       return op.verb === 'lock' && until !== undefined && until > now
         ? [{ OpIndex: i, What: `failed to lock key ${JSON.stringify(op.key)} due to lock delay` }]
@@ -75,8 +80,32 @@ export function txnRoutes(app: FastifyInstance, ctx: RouteContext): void {
       return sendJson(reply, { Results: null, Errors: err.reason }, 409);
     }
     if (ops.every((op) => READ_VERBS.has(op.verb))) setQueryMeta(reply, store.maxIndex('kvs'), queryOf(req));
-    return sendJson(reply, { Results: results, Errors: null });
+    // Results the token may not read are left out (get and get-tree are filtered on the way out, as in Consul).
+    const visible = a.isManagement ? results : results.filter((r) => a.allows('key', 'read', String((r as { KV: { Key: string } }).KV.Key)));
+    return sendJson(reply, { Results: visible, Errors: null });
   });
+}
+
+/**
+ * Consul's kvsPreApply ACL check for one operation: check-index and
+ * check-session need key:read, delete-tree write on the whole prefix, every
+ * other verb key:write (check-not-exists included, as in Consul).
+ */
+function aclProblem(a: Authorizer, op: KvOp): string | undefined {
+  if (a.isManagement) return undefined;
+  switch (op.verb) {
+    case 'get':
+    case 'get-or-empty':
+    case 'get-tree':
+      return undefined; // filtered on the way out
+    case 'check-index':
+    case 'check-session':
+      return a.allows('key', 'read', op.key) ? undefined : a.denied('key', 'read', op.key).message;
+    case 'delete-tree':
+      return a.allowsKeyWritePrefix(op.key) ? undefined : a.denied('key', 'write', op.key).message;
+    default:
+      return a.allows('key', 'write', op.key) ? undefined : a.denied('key', 'write', op.key).message;
+  }
 }
 
 function apply(tx: WriteTx, store: Store, op: KvOp, now: number): Array<{ KV: Record<string, unknown> }> {

@@ -21,10 +21,10 @@ export function kvGet(store: Store, key: string): KvEntry | undefined {
   return store.kv.get(key);
 }
 
-/** Entries under `prefix`, in key order. */
-export function kvList(store: Store, prefix: string): KvEntry[] {
+/** Entries under `prefix`, in key order; with `readable`, only the keys it accepts (ACL filtering). */
+export function kvList(store: Store, prefix: string, readable?: (key: string) => boolean): KvEntry[] {
   const out: KvEntry[] = [];
-  for (const e of store.kv.values()) if (e.key.startsWith(prefix)) out.push(e);
+  for (const e of store.kv.values()) if (e.key.startsWith(prefix) && (readable === undefined || readable(e.key))) out.push(e);
   return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
@@ -32,10 +32,10 @@ export function kvList(store: Store, prefix: string): KvEntry[] {
  * Keys under `prefix`. With a separator, keys are cut after the first
  * separator following the prefix and de-duplicated, as `?keys&separator=/`.
  */
-export function kvKeys(store: Store, prefix: string, separator: string): string[] {
+export function kvKeys(store: Store, prefix: string, separator: string, readable?: (key: string) => boolean): string[] {
   const out: string[] = [];
   let last: string | undefined;
-  for (const e of kvList(store, prefix)) {
+  for (const e of kvList(store, prefix, readable)) {
     if (separator === '') {
       out.push(e.key);
       continue;

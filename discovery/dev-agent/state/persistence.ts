@@ -13,7 +13,18 @@ import { writeFileAtomic } from '../../../base/atomic-write.js';
 import type { Logger } from '../../../base/log.js';
 import { WeftError } from '../../../base/errors.js';
 import type { Store } from './store.js';
-import { type CheckRecord, type KvEntry, type NodeRecord, nodeKey, type ServiceRecord, type SessionRecord, TABLES, type Table } from './types.js';
+import {
+  type AclPolicyRecord,
+  type AclTokenRecord,
+  type CheckRecord,
+  type KvEntry,
+  type NodeRecord,
+  nodeKey,
+  type ServiceRecord,
+  type SessionRecord,
+  TABLES,
+  type Table,
+} from './types.js';
 
 /** The snapshot file's name inside the data directory. */
 export const STATE_FILE = 'state.json';
@@ -32,6 +43,10 @@ interface Snapshot {
   services: ServiceRecord[];
   checks: CheckRecord[];
   sessions: SessionRecord[];
+  /** ACL state (absent in files written before ACLs existed: nothing to restore). Token secrets are here: the file is 0600. */
+  aclTokens?: AclTokenRecord[];
+  aclPolicies?: AclPolicyRecord[];
+  aclBootstrapIndex?: number;
 }
 
 /**
@@ -73,6 +88,9 @@ function restore(store: Store, snap: Snapshot): void {
   for (const s of snap.services) store.services.set(nodeKey(s.node, s.id), s);
   for (const c of snap.checks) store.checks.set(nodeKey(c.node, c.checkId), c);
   for (const s of snap.sessions) store.sessions.set(s.id, s);
+  for (const tok of snap.aclTokens ?? []) store.aclTokens.set(tok.accessorId, tok);
+  for (const p of snap.aclPolicies ?? []) store.aclPolicies.set(p.id, p);
+  store.aclBootstrapIndex = snap.aclBootstrapIndex ?? 0;
   for (const [name, i] of snap.serviceIndex) store.serviceIndex.set(name, i);
   for (const t of TABLES) store.tableIndex[t] = snap.tableIndex[t] ?? 0;
   store.tombstoneFloor = snap.tombstoneFloor ?? 0;
@@ -93,6 +111,9 @@ function snapshot(store: Store, nodeId: string): Snapshot {
     services: [...store.services.values()],
     checks: [...store.checks.values()],
     sessions: [...store.sessions.values()],
+    aclTokens: [...store.aclTokens.values()],
+    aclPolicies: [...store.aclPolicies.values()],
+    aclBootstrapIndex: store.aclBootstrapIndex,
   };
 }
 

@@ -9,6 +9,8 @@
  * it answers within milliseconds of the change.
  */
 import {
+  type AclPolicyRecord,
+  type AclTokenRecord,
   type CheckRecord,
   type KvEntry,
   type NodeRecord,
@@ -27,7 +29,11 @@ type Row<T extends Table> = T extends 'kvs'
       ? ServiceRecord
       : T extends 'checks'
         ? CheckRecord
-        : SessionRecord;
+        : T extends 'sessions'
+          ? SessionRecord
+          : T extends 'acl-tokens'
+            ? AclTokenRecord
+            : AclPolicyRecord;
 
 /** Called inside a write when a check turns critical or disappears (sessions use it to invalidate). */
 export type CheckTrigger = (tx: WriteTx, check: CheckRecord) => void;
@@ -126,7 +132,12 @@ export class Store {
   readonly services = new Map<string, ServiceRecord>();
   readonly checks = new Map<string, CheckRecord>();
   readonly sessions = new Map<string, SessionRecord>();
-  readonly tableIndex: Record<Table, number> = { kvs: 0, nodes: 0, services: 0, checks: 0, sessions: 0 };
+  /** ACL tokens by AccessorID, policies by ID (acl/system.ts keeps their semantics). */
+  readonly aclTokens = new Map<string, AclTokenRecord>();
+  readonly aclPolicies = new Map<string, AclPolicyRecord>();
+  /** The index at which ACLs were bootstrapped (Consul's reset index); 0 while bootstrap is still allowed. */
+  aclBootstrapIndex = 0;
+  readonly tableIndex: Record<Table, number> = { kvs: 0, nodes: 0, services: 0, checks: 0, sessions: 0, 'acl-tokens': 0, 'acl-policies': 0 };
   /** Per service name: last index at which an instance, its checks or its node's checks changed. */
   readonly serviceIndex = new Map<string, number>();
   /** Key -> time (ms epoch) before which it cannot be locked again; not persisted, as in Consul. */
@@ -139,7 +150,15 @@ export class Store {
 
   /** The map behind a table. */
   table<T extends Table>(table: T): Map<string, Row<T>> {
-    const maps = { kvs: this.kv, nodes: this.nodes, services: this.services, checks: this.checks, sessions: this.sessions };
+    const maps = {
+      kvs: this.kv,
+      nodes: this.nodes,
+      services: this.services,
+      checks: this.checks,
+      sessions: this.sessions,
+      'acl-tokens': this.aclTokens,
+      'acl-policies': this.aclPolicies,
+    };
     return maps[table] as unknown as Map<string, Row<T>>;
   }
 

@@ -5,11 +5,11 @@
  * keeps persistence a plain serialisation.
  */
 
-/** The tables whose index a blocking query can watch, as in Consul's memdb. */
-export type Table = 'kvs' | 'nodes' | 'services' | 'checks' | 'sessions';
+/** The tables whose index a blocking query can watch, as in Consul's memdb (ACL tokens and policies included). */
+export type Table = 'kvs' | 'nodes' | 'services' | 'checks' | 'sessions' | 'acl-tokens' | 'acl-policies';
 
 /** All tables, in a fixed order (persistence and tests iterate them). */
-export const TABLES: readonly Table[] = ['kvs', 'nodes', 'services', 'checks', 'sessions'];
+export const TABLES: readonly Table[] = ['kvs', 'nodes', 'services', 'checks', 'sessions', 'acl-tokens', 'acl-policies'];
 
 /** A check's health, as Consul spells it. */
 export type CheckStatus = 'passing' | 'warning' | 'critical';
@@ -133,6 +133,32 @@ export interface SessionRecord {
   readonly ttlMs: number;
   readonly nodeChecks: readonly string[];
   readonly serviceChecks: readonly string[];
+  readonly createIndex: number;
+  readonly modifyIndex: number;
+}
+
+/** An ACL policy (Consul's structs.ACLPolicy): rules as written, in Consul's HCL or JSON. */
+export interface AclPolicyRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly description: string;
+  readonly rules: string;
+  /** Datacenters the policy applies in; empty: all. */
+  readonly datacenters: readonly string[];
+  readonly createIndex: number;
+  readonly modifyIndex: number;
+}
+
+/** An ACL token (Consul's structs.ACLToken): what a request presents is the SecretID. */
+export interface AclTokenRecord {
+  readonly accessorId: string;
+  readonly secretId: string;
+  readonly description: string;
+  /** Policy IDs, in the order given; a link to a policy since deleted is ignored (and not shown). */
+  readonly policies: readonly string[];
+  readonly local: boolean;
+  /** RFC 3339. */
+  readonly createTime: string;
   readonly createIndex: number;
   readonly modifyIndex: number;
 }

@@ -94,7 +94,12 @@ t.test('HTTP: a slow answer past Timeout is critical', async (t) => {
     return new Promise<void>((r) => server.close(() => r()));
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  await c.consul.agent.check.register({ name: 'slow', http: url, interval: '200ms', timeout: '50ms', status: 'passing' } as never);
+  // Raw HTTP: the consul client would also take `timeout: '50ms'` as its own request timeout, which a busy machine misses.
+  const res = await fetch(`http://${c.address}/v1/agent/check/register`, {
+    method: 'PUT',
+    body: JSON.stringify({ Name: 'slow', HTTP: url, Interval: '200ms', Timeout: '50ms', Status: 'passing' }),
+  });
+  t.equal(res.status, 200, 'registered');
   const ch = await statusBecomes(c, 'slow', 'critical');
   t.match(ch.Output, /context deadline exceeded/);
   t.equal(ch.Timeout, '50ms');

@@ -138,14 +138,14 @@ t.test('-dev keeps state in a temporary directory removed at exit; -pid-file; -e
   t.notOk(existsSync(pidFile), 'the pid file is removed at exit');
 });
 
-t.test('acl.enabled = true and a key of the wrong type exit 2, naming the file and the key', async (t) => {
+t.test('a bad acl.default_policy and a key of the wrong type exit 2, naming the file and the key', async (t) => {
   const d = await tempDir(t);
   const acl = join(d, 'acl.hcl');
-  await writeFile(acl, 'acl {\n  enabled = true\n  default_policy = "deny"\n}\n');
+  await writeFile(acl, 'acl {\n  enabled = true\n  default_policy = "block"\n}\n');
   const typed = join(d, 'ports.json');
   await writeFile(typed, JSON.stringify({ ports: { http: '8500' } }));
   for (const [file, key] of [
-    [acl, 'acl.enabled'],
+    [acl, 'acl.default_policy'],
     [typed, 'ports.http'],
   ] as const) {
     const run = weft(t, ['-dev', '-config-file', file]);

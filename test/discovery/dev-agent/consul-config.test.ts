@@ -122,7 +122,7 @@ t.test('errors name the file and the key, with code WEFT_ERR_DEV_CONSUL_CONFIG',
     ['meta.json', { service: { name: 'web', meta: { v: 1 } } }, /meta\.json: service\.meta\.v: must be string \(got 1\)/, 'service.meta.v'],
     ['bad.json', '{"node_name": ', /bad\.json: not valid JSON/],
     ['list.json', '[1, 2]', /list\.json: must hold one object/],
-    ['acl.json', { acl: { enabled: true, default_policy: 'deny' } }, /acl\.json: acl\.enabled: the weft dev agent has no ACLs/, 'acl.enabled'],
+    ['acl.json', { acl: { enabled: true, default_policy: 'block' } }, /acl\.json: acl\.default_policy: /, 'acl.default_policy'],
     ['noname.json', { services: [{ port: 80 }] }, /noname\.json: services\[0\]\.name: Missing service name/, 'services[0].name'],
     ['check.json', { check: { name: 'x', http: 'http://x/' } }, /check\.json: check: Invalid check: Interval must be > 0/, 'check'],
     ['docker.json', { check: { name: 'x', docker_container_id: 'abc', args: ['true'], interval: '1s' } }, /docker\.json: check: Invalid check: DockerContainerID checks are not supported/],
@@ -194,9 +194,9 @@ checks = [
     code: 'WEFT_ERR_DEV_CONSUL_CONFIG',
     message: /bad\.hcl: not valid HCL/,
   });
-  await t.rejects(resolveDevConsulConfig(['-config-file', await file(d, 'acl.hcl', 'acl {\n  enabled = true\n}\n')], WEFT), {
+  await t.rejects(resolveDevConsulConfig(['-config-file', await file(d, 'acl.hcl', 'acl {\n  enabled = true\n  default_policy = "block"\n}\n')], WEFT), {
     code: 'WEFT_ERR_DEV_CONSUL_CONFIG',
-    key: 'acl.enabled',
+    key: 'acl.default_policy',
   });
 });
 
