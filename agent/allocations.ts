@@ -16,7 +16,7 @@
  * state, and their files go with the allocation.
  */
 import { type BlockingWatch, deleteKey, type DiscoveryClient, getJSON, type KvEntry, listEntries, putJSON, watchKeyPrefix } from '../discovery/index.js';
-import { ALLOC_STATUS_PREFIX, ALLOCS_PREFIX, type Allocation, type AllocStatus, allocStatusKey } from '../base/contracts/alloc.js';
+import { ALLOC_STATUS_PREFIX, ALLOCS_PREFIX, type Allocation, type AllocState, type AllocStatus, allocStatusKey } from '../base/contracts/alloc.js';
 import { LABEL } from '../base/contracts/labels.js';
 import { isSegment } from '../base/contracts/names.js';
 import { isWeftError } from '../base/errors.js';
@@ -58,6 +58,8 @@ interface Tracked {
   timer: NodeJS.Timeout | undefined;
   stopping: boolean;
   failed: boolean;
+  /** The state last reported for it. */
+  state?: AllocState | undefined;
 }
 
 /** The allocation runner of one host. */
@@ -110,9 +112,9 @@ export class AllocRunner {
     return this.docServices;
   }
 
-  /** The allocation ids this runner manages and their task ids. */
-  snapshot(): Array<{ id: string; taskId: string | undefined; restarts: number; failed: boolean }> {
-    return [...this.tracked.values()].map((t) => ({ id: t.alloc.id, taskId: t.taskId, restarts: t.restarts, failed: t.failed }));
+  /** The allocation ids this runner manages, their task ids and the state last reported (pending until the first report). */
+  snapshot(): Array<{ id: string; taskId: string | undefined; restarts: number; failed: boolean; state: AllocState }> {
+    return [...this.tracked.values()].map((t) => ({ id: t.alloc.id, taskId: t.taskId, restarts: t.restarts, failed: t.failed, state: t.state ?? 'pending' }));
   }
 
   private async reconcile(entries: KvEntry[]): Promise<void> {
@@ -296,6 +298,7 @@ export class AllocRunner {
 
   private async report(id: string, status: Omit<AllocStatus, 'id' | 'updatedAt'>): Promise<void> {
     const t = this.tracked.get(id);
+    if (t !== undefined) t.state = status.state;
     const now = Date.now();
     const recent = t === undefined ? [] : t.history.filter((at) => at > now - t.alloc.restart.interval);
     const doc: AllocStatus = { id, ...status, ...(recent.length === 0 ? {} : { recentRestarts: recent }), updatedAt: new Date(now).toISOString() };

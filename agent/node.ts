@@ -31,6 +31,8 @@ export interface NodeOptions {
   driver: string;
   ttlMs: number;
   logger: Logger;
+  /** The agent's /metrics port: the registration's Port, so Prometheus finds the agent through Consul. */
+  metricsPort?: number | undefined;
 }
 
 /** The service ID of a host's agent. */
@@ -47,6 +49,10 @@ export function detectCapacity(cpu: number, memory: number): { cpu: number; memo
 export class NodeHeartbeat {
   private timer: NodeJS.Timeout | undefined;
   private readonly opts: NodeOptions;
+  /** When a heartbeat last reached Consul (ms since the epoch); undefined before the first. */
+  lastBeatMs: number | undefined;
+  /** Heartbeats Consul did not take. */
+  failures = 0;
 
   constructor(opts: NodeOptions) {
     this.opts = opts;
@@ -74,6 +80,7 @@ export class NodeHeartbeat {
         id: agentServiceId(host),
         name: AGENT_SERVICE,
         address: this.opts.address,
+        ...(this.opts.metricsPort === undefined ? {} : { port: this.opts.metricsPort }),
         tags: [WEFT_TAG],
         meta,
         checks: [{ checkid: this.checkId, name: `${AGENT_SERVICE} heartbeat ${host}`, ttl: formatDuration(this.opts.ttlMs), timeout: '1s', deregistercriticalserviceafter: '72h' }],
@@ -95,7 +102,9 @@ export class NodeHeartbeat {
   private async beat(): Promise<void> {
     try {
       await this.opts.client.call('agent.check.pass', (c) => c.agent.check.pass({ id: this.checkId, note: `alive ${new Date().toISOString()}` }));
+      this.lastBeatMs = Date.now();
     } catch (err) {
+      this.failures++;
       this.opts.logger.warn({ err }, 'heartbeat failed; retrying at the next beat');
     }
   }

@@ -46,6 +46,8 @@ export class ProxySupervisor {
   private running = false;
   /** How many times the proxy was (re)started by this supervisor. */
   starts = 0;
+  /** How many times the proxy was found dead and a restart was scheduled. */
+  restarts = 0;
 
   constructor(opts: ProxySupervisorOptions) {
     this.opts = { pollMs: 500, backoffBaseMs: 1000, backoffMaxMs: 30_000, stableMs: 60_000, random: systemRandom, ...opts };
@@ -92,6 +94,7 @@ export class ProxySupervisor {
     const now = Date.now();
     if (this.restartAt === 0) {
       this.failures++;
+      this.restarts++;
       // Equal jitter: never sooner than half the ceiling, so a proxy that cannot start does not spin.
       const delay = backoffDelayMs(this.failures, { baseMs: this.opts.backoffBaseMs, maxMs: this.opts.backoffMaxMs, jitter: 'equal' }, this.opts.random);
       this.restartAt = now + delay;

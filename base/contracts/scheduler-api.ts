@@ -325,6 +325,93 @@ export const JobStatusResponseSchema = Type.Object({
   events: Type.Array(JobEventSchema),
 });
 
+// ---------------------------------------------------------------- autoscaling
+
+/** One metric of a group's autoscale policy, as the autoscaler last read it. */
+export const AutoscaleMetricViewSchema = Type.Object({
+  /** As reasons name it: `rps`, `inflight`, `promql[2]`, `latency p99`, `errors`. */
+  name: Type.String(),
+  /** rps | inflight | promql | latency | errors. */
+  kind: Type.String(),
+  /**
+   * Per-instance metrics: the average over the ready instances that had a value;
+   * ceilings: the service's value. null when nothing was measured (no decision yet,
+   * no ready instance, no request) or the metric was unavailable.
+   */
+  value: Type.Union([Type.Number(), Type.Null()]),
+  /** The per-instance target, or the ceiling's max, in `unit`. */
+  target: Type.Number(),
+  /** `req/s`, `requests`, `ms`, `ratio`, or `` (a PromQL expression's own unit). */
+  unit: Type.String(),
+  /** The count this metric asked for; absent when it had no opinion or was unavailable. */
+  wants: Type.Optional(Type.Integer()),
+  /** Why it could not be read (onError applied). */
+  unavailable: Type.Optional(Type.String()),
+  /** The calculator's words: `rps 250/instance over target 100 (+10% tolerance)`. */
+  summary: Type.String(),
+});
+
+/** One decision of the autoscaler. */
+export const AutoscaleDecisionSchema = Type.Object({
+  at: Time,
+  /** The count when it decided. */
+  from: Type.Integer(),
+  /** The count it decided on (equal to `from` when nothing moves). */
+  to: Type.Integer(),
+  direction: Type.Union([Type.Literal('up'), Type.Literal('down'), Type.Literal('none')]),
+  /** The count was written (not a dry run, not a failure, the write went through). */
+  applied: Type.Boolean(),
+  dryRun: Type.Boolean(),
+  /** onError fail, an unavailable metric, or a write that did not go through. */
+  failed: Type.Boolean(),
+  /** The decision ran at once for a request held at zero (activation). */
+  activation: Type.Boolean(),
+  /** One line: the metric values, targets, tolerance, and whatever held or capped the move. */
+  reason: Type.String(),
+});
+
+/** A group's autoscaler: its policy, the count, the live metrics against their targets, the last decisions. */
+export const GroupAutoscaleSchema = Type.Object({
+  group: Type.String(),
+  /** The service the proxies' metrics describe (absent when the group registers none). */
+  service: Type.Optional(Type.String()),
+  policy: Type.Object({
+    min: Type.Integer(),
+    max: Type.Integer(),
+    intervalMs: Type.Integer(),
+    tolerance: Type.Number(),
+    onError: Type.String(),
+    dryRun: Type.Boolean(),
+    scaleUpWindowMs: Type.Integer(),
+    scaleDownWindowMs: Type.Integer(),
+    idleToZeroMs: Type.Optional(Type.Integer()),
+  }),
+  /** The group's count now (the job document's). */
+  current: Type.Integer(),
+  /** What the last decision set or, in a dry run, would set; `current` before any decision. */
+  desired: Type.Integer(),
+  /** The group's instances at the last decision (ready: running with passing checks). */
+  instances: Type.Optional(Type.Object({ total: Type.Integer(), ready: Type.Integer() })),
+  /** One per policy metric, in policy order. */
+  metrics: Type.Array(AutoscaleMetricViewSchema),
+  /** The newest decision (also one that changed nothing). */
+  last: Type.Optional(AutoscaleDecisionSchema),
+  /** The last decisions that moved the count, would have (dry run), or failed; oldest first. */
+  decisions: Type.Array(AutoscaleDecisionSchema),
+});
+
+export const JobAutoscaleResponseSchema = Type.Object({
+  job: Type.String(),
+  /**
+   * True when the leader answered from its memory; false when the answer is the
+   * last view the leader stored in KV (a standby, or a group not decided on since
+   * this leader took over), at most a few seconds old: see `last.at`.
+   */
+  live: Type.Boolean(),
+  /** The job's groups with an autoscale policy (none: an empty list). */
+  groups: Type.Array(GroupAutoscaleSchema),
+});
+
 // ---------------------------------------------------------------- nodes
 
 export const NodeViewSchema = Type.Object({
@@ -448,6 +535,22 @@ export const ROUTE_SCHEMAS = {
   caRoots: { response: CaRootsResponseSchema, agent: true },
 } as const satisfies Record<keyof typeof ROUTES, RouteSchema>;
 
+/**
+ * Routes served beside ROUTES, with the same conventions (bearer token,
+ * operator only unless `agent`, one error shape): the autoscaler's view.
+ * Kept in their own table because ROUTES' handler table is exhaustive per
+ * file (src/wiring/scheduler-routes-*.ts); src/wiring/scheduler-routes-jobs.ts
+ * registers these (registerExtraRoutes) and the CLI client knows both tables.
+ */
+export const EXTRA_ROUTES = {
+  jobAutoscale: 'GET /v1/jobs/:job/autoscale',
+} as const;
+
+/** Schemas of EXTRA_ROUTES, by key. */
+export const EXTRA_ROUTE_SCHEMAS = {
+  jobAutoscale: { params: JobParamsSchema, response: JobAutoscaleResponseSchema },
+} as const satisfies Record<keyof typeof EXTRA_ROUTES, RouteSchema>;
+
 export type ApiError = Static<typeof ApiErrorSchema>;
 export type HealthResponse = Static<typeof HealthResponseSchema>;
 export type JobSubmitRequest = Static<typeof JobSubmitRequestSchema>;
@@ -485,3 +588,7 @@ export type AllocSecretsResponse = Static<typeof AllocSecretsResponseSchema>;
 export type SignCsrRequest = Static<typeof SignCsrRequestSchema>;
 export type SignCsrResponse = Static<typeof SignCsrResponseSchema>;
 export type CaRootsResponse = Static<typeof CaRootsResponseSchema>;
+export type AutoscaleMetricView = Static<typeof AutoscaleMetricViewSchema>;
+export type AutoscaleDecisionView = Static<typeof AutoscaleDecisionSchema>;
+export type GroupAutoscaleView = Static<typeof GroupAutoscaleSchema>;
+export type JobAutoscaleResponse = Static<typeof JobAutoscaleResponseSchema>;

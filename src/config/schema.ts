@@ -18,12 +18,15 @@ import { DEFAULT_CSR_MAX_PER_SECOND, DEFAULT_LEAF_TTL_MS, DEFAULT_NAMESPACE, TRU
 import {
   ALGORITHMS,
   DEFAULT_ALGORITHM,
+  DEFAULT_BODY_IDLE_TIMEOUT_MS,
   DEFAULT_INBOUND_PORT,
+  DEFAULT_MAX_CONNECTIONS,
   DEFAULT_OUTBOUND_HOST,
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_GRACE_MS,
 } from '../../proxy/index.js';
 import { DEFAULT_DYNAMIC_PORTS, DEFAULT_LOST_AFTER_MS } from '../../scheduler/index.js';
+import { AUTOSCALE_SOURCES, DEFAULT_AUTOSCALE_SOURCE, DEFAULT_PROMETHEUS_URL } from '../wiring/scheduler-autoscaler.js';
 import { defaultNodeName } from './node-name.js';
 
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
@@ -99,6 +102,19 @@ export const ConfigSchema = Type.Object(
         leaderTtlMs: Type.Integer({ minimum: 50, default: 10_000 }),
         /** Register `weft-scheduler` in Consul (with an HTTP check of /v1/health). */
         register: Type.Boolean({ default: true }),
+        /** The autoscaler (docs/autoscaling.md): where the leader reads the metrics of autoscaled groups. */
+        autoscale: Type.Object(
+          {
+            /** scrape: the leader scrapes every weft-proxy's /metrics itself (nothing to install); prometheus: PromQL against prometheusUrl (needed for `promql` metrics). */
+            source: Type.Union(
+              AUTOSCALE_SOURCES.map((s) => Type.Literal(s)),
+              { default: DEFAULT_AUTOSCALE_SOURCE },
+            ),
+            /** Prometheus' base URL, for source prometheus. */
+            prometheusUrl: Type.String({ pattern: '^https?://[^\\s/]+(/[^\\s]*)?$', default: DEFAULT_PROMETHEUS_URL }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -142,6 +158,18 @@ export const ConfigSchema = Type.Object(
         outboundPortBase: { ...Port, default: 15101 },
         /** SPIFFE namespace of local services' identities. */
         namespace: Type.String({ pattern: CONSUL_NAME_PATTERN, default: DEFAULT_NAMESPACE }),
+        /**
+         * /metrics and /healthz of the agent; the `weft-agent` registration carries the port (Address stays
+         * agent.address), so bind where Prometheus reaches agent.address. Port 0 = any free port.
+         */
+        metrics: Type.Object(
+          {
+            /** Default: agent.address. */
+            bind: Type.Optional(Type.String({ minLength: 1 })),
+            port: Type.Integer({ minimum: 0, maximum: 65535, default: 15091 }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -179,9 +207,13 @@ export const ConfigSchema = Type.Object(
             requestMs: Type.Integer({ minimum: 1, default: DEFAULT_REQUEST_TIMEOUT_MS }),
             /** Per-attempt limit until the response head; 0 = only the overall deadline. */
             tryMs: Type.Integer({ minimum: 0, default: 0 }),
+            /** Every listener: a request body with no bytes for this long while unfinished is answered 408 and closed. */
+            bodyIdleMs: Type.Integer({ minimum: 1, default: DEFAULT_BODY_IDLE_TIMEOUT_MS }),
           },
           { default: {}, additionalProperties: false },
         ),
+        /** Open connections per listener (inbound, each outbound port, metrics), TLS handshakes included; more are closed at accept. */
+        maxConnections: Type.Integer({ minimum: 1, default: DEFAULT_MAX_CONNECTIONS }),
         /** Graceful shutdown: in-flight requests get this long before they are cut. */
         shutdownGraceMs: Type.Integer({ minimum: 0, default: DEFAULT_SHUTDOWN_GRACE_MS }),
         /** How often local.json and identity files are checked for changes. */

@@ -12,16 +12,17 @@ import { defaultNodeName } from './node-name.js';
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"type":"object","required":["dataDir","datacenter","nodeName","log","consul","devConsul","ca","scheduler","client","agent","proxy"],"properties":{"dataDir":{"minLength":1,"default":".weft","type":"string"},"datacenter":{"pattern":"^[A-Za-z0-9_-]+$","default":"dc1","type":"string"},"nodeName":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"<defaultNodeName()>","type":"string"},"log":{"default":{},"additionalProperties":false,"type":"object","required":["level","format"],"properties":{"level":{"default":"info","anyOf":[{"const":"trace","type":"string"},{"const":"debug","type":"string"},{"const":"info","type":"string"},{"const":"warn","type":"string"},{"const":"error","type":"string"},{"const":"fatal","type":"string"},{"const":"silent","type":"string"}]},"format":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"json","type":"string"},{"const":"pretty","type":"string"}]}}},"consul":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"127.0.0.1:8500","type":"string"},"token":{"minLength":1,"type":"string"}}},"devConsul":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":8500}}},"ca":{"default":{},"additionalProperties":false,"type":"object","required":["trustDomain","leafTtlHours","csrMaxPerSecond","intermediate"],"properties":{"trustDomain":{"pattern":"^[a-z0-9][a-z0-9._-]{0,252}$","default":"weft.local","type":"string"},"leafTtlHours":{"exclusiveMinimum":0,"maximum":8760,"default":72,"type":"number"},"csrMaxPerSecond":{"minimum":0,"default":50,"type":"number"},"intermediate":{"default":false,"type":"boolean"}}},"scheduler":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port","algorithm","lostAfterMs","dynamicPortMin","dynamicPortMax","reconcileIntervalMs","leaderTtlMs","register"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":7400},"algorithm":{"default":"binpack","anyOf":[{"const":"binpack","type":"string"},{"const":"spread","type":"string"}]},"lostAfterMs":{"minimum":1000,"default":30000,"type":"integer"},"dynamicPortMin":{"minimum":1,"maximum":65535,"type":"integer","default":20000},"dynamicPortMax":{"minimum":1,"maximum":65535,"type":"integer","default":32000},"reconcileIntervalMs":{"minimum":100,"default":10000,"type":"integer"},"token":{"minLength":16,"type":"string"},"leaderTtlMs":{"minimum":50,"default":10000,"type":"integer"},"register":{"default":true,"type":"boolean"}}},"client":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"http://127.0.0.1:7400","type":"string"},"token":{"minLength":1,"type":"string"}}},"agent":{"default":{},"additionalProperties":false,"type":"object","required":["driver","address","cpu","memory","attributes","hostVolumes","heartbeatTtlMs","drainDelayMs","stopDeadlineMs","resyncIntervalMs","stoppingGraceMs","superviseProxy","outboundPortBase","namespace"],"properties":{"driver":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"docker","type":"string"},{"const":"process","type":"string"}]},"address":{"minLength":1,"default":"127.0.0.1","type":"string"},"cpu":{"minimum":0,"default":0,"type":"integer"},"memory":{"minimum":0,"default":0,"type":"integer"},"attributes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9_.-]{1,63}$":{"maxLength":255,"type":"string"}}},"hostVolumes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$":{"pattern":"^/","type":"string"}}},"heartbeatTtlMs":{"minimum":1000,"default":15000,"type":"integer"},"drainDelayMs":{"minimum":0,"default":1000,"type":"integer"},"stopDeadlineMs":{"minimum":0,"default":10000,"type":"integer"},"resyncIntervalMs":{"minimum":1000,"default":30000,"type":"integer"},"stoppingGraceMs":{"minimum":0,"default":300000,"type":"integer"},"superviseProxy":{"default":true,"type":"boolean"},"outboundPortBase":{"minimum":1,"maximum":65535,"type":"integer","default":15101},"namespace":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"default","type":"string"}}},"proxy":{"default":{},"additionalProperties":false,"type":"object","required":["inbound","outbound","metrics","intentions","algorithm","timeouts","shutdownGraceMs","reloadIntervalMs"],"properties":{"inbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15443}}},"outbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"}}},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15090}}},"intentions":{"default":{},"additionalProperties":false,"type":"object","required":["defaultAction"],"properties":{"defaultAction":{"default":"allow","anyOf":[{"const":"allow","type":"string"},{"const":"deny","type":"string"}]}}},"algorithm":{"default":"p2c","anyOf":[{"const":"p2c","type":"string"},{"const":"swrr","type":"string"}]},"timeouts":{"default":{},"additionalProperties":false,"type":"object","required":["requestMs","tryMs"],"properties":{"requestMs":{"minimum":1,"default":15000,"type":"integer"},"tryMs":{"minimum":0,"default":0,"type":"integer"}}},"shutdownGraceMs":{"minimum":0,"default":10000,"type":"integer"},"reloadIntervalMs":{"minimum":50,"default":1000,"type":"integer"}}}}};
+const schema11 = {"additionalProperties":false,"type":"object","required":["dataDir","datacenter","nodeName","log","consul","devConsul","ca","scheduler","client","agent","proxy"],"properties":{"dataDir":{"minLength":1,"default":".weft","type":"string"},"datacenter":{"pattern":"^[A-Za-z0-9_-]+$","default":"dc1","type":"string"},"nodeName":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"<defaultNodeName()>","type":"string"},"log":{"default":{},"additionalProperties":false,"type":"object","required":["level","format"],"properties":{"level":{"default":"info","anyOf":[{"const":"trace","type":"string"},{"const":"debug","type":"string"},{"const":"info","type":"string"},{"const":"warn","type":"string"},{"const":"error","type":"string"},{"const":"fatal","type":"string"},{"const":"silent","type":"string"}]},"format":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"json","type":"string"},{"const":"pretty","type":"string"}]}}},"consul":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"127.0.0.1:8500","type":"string"},"token":{"minLength":1,"type":"string"}}},"devConsul":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":8500}}},"ca":{"default":{},"additionalProperties":false,"type":"object","required":["trustDomain","leafTtlHours","csrMaxPerSecond","intermediate"],"properties":{"trustDomain":{"pattern":"^[a-z0-9][a-z0-9._-]{0,252}$","default":"weft.local","type":"string"},"leafTtlHours":{"exclusiveMinimum":0,"maximum":8760,"default":72,"type":"number"},"csrMaxPerSecond":{"minimum":0,"default":50,"type":"number"},"intermediate":{"default":false,"type":"boolean"}}},"scheduler":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port","algorithm","lostAfterMs","dynamicPortMin","dynamicPortMax","reconcileIntervalMs","leaderTtlMs","register","autoscale"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":7400},"algorithm":{"default":"binpack","anyOf":[{"const":"binpack","type":"string"},{"const":"spread","type":"string"}]},"lostAfterMs":{"minimum":1000,"default":30000,"type":"integer"},"dynamicPortMin":{"minimum":1,"maximum":65535,"type":"integer","default":20000},"dynamicPortMax":{"minimum":1,"maximum":65535,"type":"integer","default":32000},"reconcileIntervalMs":{"minimum":100,"default":10000,"type":"integer"},"token":{"minLength":16,"type":"string"},"leaderTtlMs":{"minimum":50,"default":10000,"type":"integer"},"register":{"default":true,"type":"boolean"},"autoscale":{"default":{},"additionalProperties":false,"type":"object","required":["source","prometheusUrl"],"properties":{"source":{"default":"scrape","anyOf":[{"const":"scrape","type":"string"},{"const":"prometheus","type":"string"}]},"prometheusUrl":{"pattern":"^https?://[^\\s/]+(/[^\\s]*)?$","default":"http://127.0.0.1:9090","type":"string"}}}}},"client":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"http://127.0.0.1:7400","type":"string"},"token":{"minLength":1,"type":"string"}}},"agent":{"default":{},"additionalProperties":false,"type":"object","required":["driver","address","cpu","memory","attributes","hostVolumes","heartbeatTtlMs","drainDelayMs","stopDeadlineMs","resyncIntervalMs","stoppingGraceMs","superviseProxy","outboundPortBase","namespace","metrics"],"properties":{"driver":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"docker","type":"string"},{"const":"process","type":"string"}]},"address":{"minLength":1,"default":"127.0.0.1","type":"string"},"cpu":{"minimum":0,"default":0,"type":"integer"},"memory":{"minimum":0,"default":0,"type":"integer"},"attributes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9_.-]{1,63}$":{"maxLength":255,"type":"string"}}},"hostVolumes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$":{"pattern":"^/","type":"string"}}},"heartbeatTtlMs":{"minimum":1000,"default":15000,"type":"integer"},"drainDelayMs":{"minimum":0,"default":1000,"type":"integer"},"stopDeadlineMs":{"minimum":0,"default":10000,"type":"integer"},"resyncIntervalMs":{"minimum":1000,"default":30000,"type":"integer"},"stoppingGraceMs":{"minimum":0,"default":300000,"type":"integer"},"superviseProxy":{"default":true,"type":"boolean"},"outboundPortBase":{"minimum":1,"maximum":65535,"type":"integer","default":15101},"namespace":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"default","type":"string"},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["port"],"properties":{"bind":{"minLength":1,"type":"string"},"port":{"minimum":0,"maximum":65535,"default":15091,"type":"integer"}}}}},"proxy":{"default":{},"additionalProperties":false,"type":"object","required":["inbound","outbound","metrics","intentions","algorithm","timeouts","maxConnections","shutdownGraceMs","reloadIntervalMs"],"properties":{"inbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15443}}},"outbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"}}},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15090}}},"intentions":{"default":{},"additionalProperties":false,"type":"object","required":["defaultAction"],"properties":{"defaultAction":{"default":"allow","anyOf":[{"const":"allow","type":"string"},{"const":"deny","type":"string"}]}}},"algorithm":{"default":"p2c","anyOf":[{"const":"p2c","type":"string"},{"const":"swrr","type":"string"}]},"timeouts":{"default":{},"additionalProperties":false,"type":"object","required":["requestMs","tryMs","bodyIdleMs"],"properties":{"requestMs":{"minimum":1,"default":15000,"type":"integer"},"tryMs":{"minimum":0,"default":0,"type":"integer"},"bodyIdleMs":{"minimum":1,"default":10000,"type":"integer"}}},"maxConnections":{"minimum":1,"default":10000,"type":"integer"},"shutdownGraceMs":{"minimum":0,"default":10000,"type":"integer"},"reloadIntervalMs":{"minimum":50,"default":1000,"type":"integer"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ucs2length;
 const pattern0 = new RegExp("^[A-Za-z0-9_-]+$", "u");
 const pattern1 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", "u");
 const pattern2 = new RegExp("^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$", "u");
 const pattern3 = new RegExp("^[a-z0-9][a-z0-9._-]{0,252}$", "u");
-const pattern5 = new RegExp("^[A-Za-z0-9_.-]{1,63}$", "u");
-const pattern6 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", "u");
-const pattern7 = new RegExp("^/", "u");
+const pattern4 = new RegExp("^https?://[^\\s/]+(/[^\\s]*)?$", "u");
+const pattern6 = new RegExp("^[A-Za-z0-9_.-]{1,63}$", "u");
+const pattern7 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", "u");
+const pattern8 = new RegExp("^/", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1356,6 +1357,9 @@ data17.leaderTtlMs = 10000;
 if(data17.register === undefined){
 data17.register = true;
 }
+if(data17.autoscale === undefined){
+data17.autoscale = {};
+}
 if(data17.bind === undefined){
 const err74 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
 if(vErrors === null){
@@ -1446,14 +1450,24 @@ vErrors.push(err82);
 }
 errors++;
 }
-for(const key5 in data17){
-if(!(func2.call(schema11.properties.scheduler.properties, key5))){
-const err83 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+if(data17.autoscale === undefined){
+const err83 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/required",keyword:"required",params:{missingProperty: "autoscale"},message:"must have required property '"+"autoscale"+"'"};
 if(vErrors === null){
 vErrors = [err83];
 }
 else {
 vErrors.push(err83);
+}
+errors++;
+}
+for(const key5 in data17){
+if(!(func2.call(schema11.properties.scheduler.properties, key5))){
+const err84 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err84];
+}
+else {
+vErrors.push(err84);
 }
 errors++;
 }
@@ -1470,12 +1484,12 @@ else if(data18 === null){
 coerced21 = "";
 }
 else {
-const err84 = {instancePath:instancePath+"/scheduler/bind",schemaPath:"#/properties/scheduler/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err85 = {instancePath:instancePath+"/scheduler/bind",schemaPath:"#/properties/scheduler/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err84];
+vErrors = [err85];
 }
 else {
-vErrors.push(err84);
+vErrors.push(err85);
 }
 errors++;
 }
@@ -1489,12 +1503,12 @@ data17["bind"] = coerced21;
 }
 if(typeof data18 === "string"){
 if(func3(data18) < 1){
-const err85 = {instancePath:instancePath+"/scheduler/bind",schemaPath:"#/properties/scheduler/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err86 = {instancePath:instancePath+"/scheduler/bind",schemaPath:"#/properties/scheduler/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
-vErrors = [err85];
+vErrors = [err86];
 }
 else {
-vErrors.push(err85);
+vErrors.push(err86);
 }
 errors++;
 }
@@ -1509,12 +1523,12 @@ if(dataType22 === "boolean" || data19 === null
 coerced22 = +data19;
 }
 else {
-const err86 = {instancePath:instancePath+"/scheduler/port",schemaPath:"#/properties/scheduler/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err87 = {instancePath:instancePath+"/scheduler/port",schemaPath:"#/properties/scheduler/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err86];
+vErrors = [err87];
 }
 else {
-vErrors.push(err86);
+vErrors.push(err87);
 }
 errors++;
 }
@@ -1528,22 +1542,22 @@ data17["port"] = coerced22;
 }
 if(typeof data19 == "number"){
 if(data19 > 65535 || isNaN(data19)){
-const err87 = {instancePath:instancePath+"/scheduler/port",schemaPath:"#/properties/scheduler/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
-if(vErrors === null){
-vErrors = [err87];
-}
-else {
-vErrors.push(err87);
-}
-errors++;
-}
-if(data19 < 1 || isNaN(data19)){
-const err88 = {instancePath:instancePath+"/scheduler/port",schemaPath:"#/properties/scheduler/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err88 = {instancePath:instancePath+"/scheduler/port",schemaPath:"#/properties/scheduler/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err88];
 }
 else {
 vErrors.push(err88);
+}
+errors++;
+}
+if(data19 < 1 || isNaN(data19)){
+const err89 = {instancePath:instancePath+"/scheduler/port",schemaPath:"#/properties/scheduler/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err89];
+}
+else {
+vErrors.push(err89);
 }
 errors++;
 }
@@ -1563,12 +1577,12 @@ else if(data20 === null){
 coerced23 = "";
 }
 else {
-const err89 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err90 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err89];
+vErrors = [err90];
 }
 else {
-vErrors.push(err89);
+vErrors.push(err90);
 }
 errors++;
 }
@@ -1581,12 +1595,12 @@ data17["algorithm"] = coerced23;
 }
 }
 if("binpack" !== data20){
-const err90 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/0/const",keyword:"const",params:{allowedValue: "binpack"},message:"must be equal to constant"};
+const err91 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/0/const",keyword:"const",params:{allowedValue: "binpack"},message:"must be equal to constant"};
 if(vErrors === null){
-vErrors = [err90];
+vErrors = [err91];
 }
 else {
-vErrors.push(err90);
+vErrors.push(err91);
 }
 errors++;
 }
@@ -1605,12 +1619,12 @@ else if(data20 === null){
 coerced24 = "";
 }
 else {
-const err91 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err92 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err91];
+vErrors = [err92];
 }
 else {
-vErrors.push(err91);
+vErrors.push(err92);
 }
 errors++;
 }
@@ -1623,12 +1637,12 @@ data17["algorithm"] = coerced24;
 }
 }
 if("spread" !== data20){
-const err92 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/1/const",keyword:"const",params:{allowedValue: "spread"},message:"must be equal to constant"};
+const err93 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/1/const",keyword:"const",params:{allowedValue: "spread"},message:"must be equal to constant"};
 if(vErrors === null){
-vErrors = [err92];
+vErrors = [err93];
 }
 else {
-vErrors.push(err92);
+vErrors.push(err93);
 }
 errors++;
 }
@@ -1636,12 +1650,12 @@ var _valid2 = _errs71 === errors;
 valid8 = valid8 || _valid2;
 }
 if(!valid8){
-const err93 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+const err94 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
-vErrors = [err93];
+vErrors = [err94];
 }
 else {
-vErrors.push(err93);
+vErrors.push(err94);
 }
 errors++;
 }
@@ -1666,12 +1680,12 @@ if(dataType25 === "boolean" || data21 === null
 coerced25 = +data21;
 }
 else {
-const err94 = {instancePath:instancePath+"/scheduler/lostAfterMs",schemaPath:"#/properties/scheduler/properties/lostAfterMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err95 = {instancePath:instancePath+"/scheduler/lostAfterMs",schemaPath:"#/properties/scheduler/properties/lostAfterMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err94];
+vErrors = [err95];
 }
 else {
-vErrors.push(err94);
+vErrors.push(err95);
 }
 errors++;
 }
@@ -1685,12 +1699,12 @@ data17["lostAfterMs"] = coerced25;
 }
 if(typeof data21 == "number"){
 if(data21 < 1000 || isNaN(data21)){
-const err95 = {instancePath:instancePath+"/scheduler/lostAfterMs",schemaPath:"#/properties/scheduler/properties/lostAfterMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
+const err96 = {instancePath:instancePath+"/scheduler/lostAfterMs",schemaPath:"#/properties/scheduler/properties/lostAfterMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
 if(vErrors === null){
-vErrors = [err95];
+vErrors = [err96];
 }
 else {
-vErrors.push(err95);
+vErrors.push(err96);
 }
 errors++;
 }
@@ -1705,12 +1719,12 @@ if(dataType26 === "boolean" || data22 === null
 coerced26 = +data22;
 }
 else {
-const err96 = {instancePath:instancePath+"/scheduler/dynamicPortMin",schemaPath:"#/properties/scheduler/properties/dynamicPortMin/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err97 = {instancePath:instancePath+"/scheduler/dynamicPortMin",schemaPath:"#/properties/scheduler/properties/dynamicPortMin/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err96];
+vErrors = [err97];
 }
 else {
-vErrors.push(err96);
+vErrors.push(err97);
 }
 errors++;
 }
@@ -1724,22 +1738,22 @@ data17["dynamicPortMin"] = coerced26;
 }
 if(typeof data22 == "number"){
 if(data22 > 65535 || isNaN(data22)){
-const err97 = {instancePath:instancePath+"/scheduler/dynamicPortMin",schemaPath:"#/properties/scheduler/properties/dynamicPortMin/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
-if(vErrors === null){
-vErrors = [err97];
-}
-else {
-vErrors.push(err97);
-}
-errors++;
-}
-if(data22 < 1 || isNaN(data22)){
-const err98 = {instancePath:instancePath+"/scheduler/dynamicPortMin",schemaPath:"#/properties/scheduler/properties/dynamicPortMin/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err98 = {instancePath:instancePath+"/scheduler/dynamicPortMin",schemaPath:"#/properties/scheduler/properties/dynamicPortMin/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err98];
 }
 else {
 vErrors.push(err98);
+}
+errors++;
+}
+if(data22 < 1 || isNaN(data22)){
+const err99 = {instancePath:instancePath+"/scheduler/dynamicPortMin",schemaPath:"#/properties/scheduler/properties/dynamicPortMin/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err99];
+}
+else {
+vErrors.push(err99);
 }
 errors++;
 }
@@ -1754,12 +1768,12 @@ if(dataType27 === "boolean" || data23 === null
 coerced27 = +data23;
 }
 else {
-const err99 = {instancePath:instancePath+"/scheduler/dynamicPortMax",schemaPath:"#/properties/scheduler/properties/dynamicPortMax/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err100 = {instancePath:instancePath+"/scheduler/dynamicPortMax",schemaPath:"#/properties/scheduler/properties/dynamicPortMax/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err99];
+vErrors = [err100];
 }
 else {
-vErrors.push(err99);
+vErrors.push(err100);
 }
 errors++;
 }
@@ -1773,22 +1787,22 @@ data17["dynamicPortMax"] = coerced27;
 }
 if(typeof data23 == "number"){
 if(data23 > 65535 || isNaN(data23)){
-const err100 = {instancePath:instancePath+"/scheduler/dynamicPortMax",schemaPath:"#/properties/scheduler/properties/dynamicPortMax/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
-if(vErrors === null){
-vErrors = [err100];
-}
-else {
-vErrors.push(err100);
-}
-errors++;
-}
-if(data23 < 1 || isNaN(data23)){
-const err101 = {instancePath:instancePath+"/scheduler/dynamicPortMax",schemaPath:"#/properties/scheduler/properties/dynamicPortMax/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err101 = {instancePath:instancePath+"/scheduler/dynamicPortMax",schemaPath:"#/properties/scheduler/properties/dynamicPortMax/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err101];
 }
 else {
 vErrors.push(err101);
+}
+errors++;
+}
+if(data23 < 1 || isNaN(data23)){
+const err102 = {instancePath:instancePath+"/scheduler/dynamicPortMax",schemaPath:"#/properties/scheduler/properties/dynamicPortMax/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err102];
+}
+else {
+vErrors.push(err102);
 }
 errors++;
 }
@@ -1803,12 +1817,12 @@ if(dataType28 === "boolean" || data24 === null
 coerced28 = +data24;
 }
 else {
-const err102 = {instancePath:instancePath+"/scheduler/reconcileIntervalMs",schemaPath:"#/properties/scheduler/properties/reconcileIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err103 = {instancePath:instancePath+"/scheduler/reconcileIntervalMs",schemaPath:"#/properties/scheduler/properties/reconcileIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err102];
+vErrors = [err103];
 }
 else {
-vErrors.push(err102);
+vErrors.push(err103);
 }
 errors++;
 }
@@ -1822,12 +1836,12 @@ data17["reconcileIntervalMs"] = coerced28;
 }
 if(typeof data24 == "number"){
 if(data24 < 100 || isNaN(data24)){
-const err103 = {instancePath:instancePath+"/scheduler/reconcileIntervalMs",schemaPath:"#/properties/scheduler/properties/reconcileIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100"};
+const err104 = {instancePath:instancePath+"/scheduler/reconcileIntervalMs",schemaPath:"#/properties/scheduler/properties/reconcileIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100"};
 if(vErrors === null){
-vErrors = [err103];
+vErrors = [err104];
 }
 else {
-vErrors.push(err103);
+vErrors.push(err104);
 }
 errors++;
 }
@@ -1845,12 +1859,12 @@ else if(data25 === null){
 coerced29 = "";
 }
 else {
-const err104 = {instancePath:instancePath+"/scheduler/token",schemaPath:"#/properties/scheduler/properties/token/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err105 = {instancePath:instancePath+"/scheduler/token",schemaPath:"#/properties/scheduler/properties/token/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err104];
+vErrors = [err105];
 }
 else {
-vErrors.push(err104);
+vErrors.push(err105);
 }
 errors++;
 }
@@ -1864,12 +1878,12 @@ data17["token"] = coerced29;
 }
 if(typeof data25 === "string"){
 if(func3(data25) < 16){
-const err105 = {instancePath:instancePath+"/scheduler/token",schemaPath:"#/properties/scheduler/properties/token/minLength",keyword:"minLength",params:{limit: 16},message:"must NOT have fewer than 16 characters"};
+const err106 = {instancePath:instancePath+"/scheduler/token",schemaPath:"#/properties/scheduler/properties/token/minLength",keyword:"minLength",params:{limit: 16},message:"must NOT have fewer than 16 characters"};
 if(vErrors === null){
-vErrors = [err105];
+vErrors = [err106];
 }
 else {
-vErrors.push(err105);
+vErrors.push(err106);
 }
 errors++;
 }
@@ -1885,12 +1899,12 @@ if(dataType30 === "boolean" || data26 === null
 coerced30 = +data26;
 }
 else {
-const err106 = {instancePath:instancePath+"/scheduler/leaderTtlMs",schemaPath:"#/properties/scheduler/properties/leaderTtlMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err107 = {instancePath:instancePath+"/scheduler/leaderTtlMs",schemaPath:"#/properties/scheduler/properties/leaderTtlMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err106];
+vErrors = [err107];
 }
 else {
-vErrors.push(err106);
+vErrors.push(err107);
 }
 errors++;
 }
@@ -1904,12 +1918,12 @@ data17["leaderTtlMs"] = coerced30;
 }
 if(typeof data26 == "number"){
 if(data26 < 50 || isNaN(data26)){
-const err107 = {instancePath:instancePath+"/scheduler/leaderTtlMs",schemaPath:"#/properties/scheduler/properties/leaderTtlMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
+const err108 = {instancePath:instancePath+"/scheduler/leaderTtlMs",schemaPath:"#/properties/scheduler/properties/leaderTtlMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
 if(vErrors === null){
-vErrors = [err107];
+vErrors = [err108];
 }
 else {
-vErrors.push(err107);
+vErrors.push(err108);
 }
 errors++;
 }
@@ -1925,12 +1939,12 @@ else if(data27 === "true" || data27 === 1){
 coerced31 = true;
 }
 else {
-const err108 = {instancePath:instancePath+"/scheduler/register",schemaPath:"#/properties/scheduler/properties/register/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err109 = {instancePath:instancePath+"/scheduler/register",schemaPath:"#/properties/scheduler/properties/register/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
-vErrors = [err108];
+vErrors = [err109];
 }
 else {
-vErrors.push(err108);
+vErrors.push(err109);
 }
 errors++;
 }
@@ -1942,24 +1956,16 @@ data17["register"] = coerced31;
 }
 }
 }
-}
-else {
-const err109 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err109];
-}
-else {
-vErrors.push(err109);
-}
-errors++;
-}
-let data28 = data.client;
+let data28 = data17.autoscale;
 if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
-if(data28.address === undefined){
-data28.address = "http://127.0.0.1:7400";
+if(data28.source === undefined){
+data28.source = "scrape";
 }
-if(data28.address === undefined){
-const err110 = {instancePath:instancePath+"/client",schemaPath:"#/properties/client/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'"};
+if(data28.prometheusUrl === undefined){
+data28.prometheusUrl = "http://127.0.0.1:9090";
+}
+if(data28.source === undefined){
+const err110 = {instancePath:instancePath+"/scheduler/autoscale",schemaPath:"#/properties/scheduler/properties/autoscale/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1968,9 +1974,8 @@ vErrors.push(err110);
 }
 errors++;
 }
-for(const key6 in data28){
-if(!((key6 === "address") || (key6 === "token"))){
-const err111 = {instancePath:instancePath+"/client",schemaPath:"#/properties/client/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+if(data28.prometheusUrl === undefined){
+const err111 = {instancePath:instancePath+"/scheduler/autoscale",schemaPath:"#/properties/scheduler/properties/autoscale/required",keyword:"required",params:{missingProperty: "prometheusUrl"},message:"must have required property '"+"prometheusUrl"+"'"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1979,8 +1984,22 @@ vErrors.push(err111);
 }
 errors++;
 }
+for(const key6 in data28){
+if(!((key6 === "source") || (key6 === "prometheusUrl"))){
+const err112 = {instancePath:instancePath+"/scheduler/autoscale",schemaPath:"#/properties/scheduler/properties/autoscale/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err112];
 }
-let data29 = data28.address;
+else {
+vErrors.push(err112);
+}
+errors++;
+}
+}
+let data29 = data28.source;
+const _errs91 = errors;
+let valid10 = false;
+const _errs92 = errors;
 if(typeof data29 !== "string"){
 let dataType32 = typeof data29;
 let coerced32 = undefined;
@@ -1992,26 +2011,7 @@ else if(data29 === null){
 coerced32 = "";
 }
 else {
-const err112 = {instancePath:instancePath+"/client/address",schemaPath:"#/properties/client/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err112];
-}
-else {
-vErrors.push(err112);
-}
-errors++;
-}
-}
-if(coerced32 !== undefined){
-data29 = coerced32;
-if(data28 !== undefined){
-data28["address"] = coerced32;
-}
-}
-}
-if(typeof data29 === "string"){
-if(!pattern2.test(data29)){
-const err113 = {instancePath:instancePath+"/client/address",schemaPath:"#/properties/client/properties/address/pattern",keyword:"pattern",params:{pattern: "^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$"},message:"must match pattern \""+"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$"+"\""};
+const err113 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -2021,20 +2021,15 @@ vErrors.push(err113);
 errors++;
 }
 }
-if(data28.token !== undefined){
-let data30 = data28.token;
-if(typeof data30 !== "string"){
-let dataType33 = typeof data30;
-let coerced33 = undefined;
-if(!(coerced33 !== undefined)){
-if(dataType33 == "number" || dataType33 == "boolean"){
-coerced33 = "" + data30;
+if(coerced32 !== undefined){
+data29 = coerced32;
+if(data28 !== undefined){
+data28["source"] = coerced32;
 }
-else if(data30 === null){
-coerced33 = "";
 }
-else {
-const err114 = {instancePath:instancePath+"/client/token",schemaPath:"#/properties/client/properties/token/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if("scrape" !== data29){
+const err114 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf/0/const",keyword:"const",params:{allowedValue: "scrape"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -2043,17 +2038,22 @@ vErrors.push(err114);
 }
 errors++;
 }
+var _valid3 = _errs92 === errors;
+valid10 = valid10 || _valid3;
+if(!valid10){
+const _errs94 = errors;
+if(typeof data29 !== "string"){
+let dataType33 = typeof data29;
+let coerced33 = undefined;
+if(!(coerced33 !== undefined)){
+if(dataType33 == "number" || dataType33 == "boolean"){
+coerced33 = "" + data29;
 }
-if(coerced33 !== undefined){
-data30 = coerced33;
-if(data28 !== undefined){
-data28["token"] = coerced33;
+else if(data29 === null){
+coerced33 = "";
 }
-}
-}
-if(typeof data30 === "string"){
-if(func3(data30) < 1){
-const err115 = {instancePath:instancePath+"/client/token",schemaPath:"#/properties/client/properties/token/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err115 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -2063,10 +2063,15 @@ vErrors.push(err115);
 errors++;
 }
 }
+if(coerced33 !== undefined){
+data29 = coerced33;
+if(data28 !== undefined){
+data28["source"] = coerced33;
 }
 }
-else {
-const err116 = {instancePath:instancePath+"/client",schemaPath:"#/properties/client/type",keyword:"type",params:{type: "object"},message:"must be object"};
+}
+if("prometheus" !== data29){
+const err116 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf/1/const",keyword:"const",params:{allowedValue: "prometheus"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -2075,52 +2080,11 @@ vErrors.push(err116);
 }
 errors++;
 }
-let data31 = data.agent;
-if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
-if(data31.driver === undefined){
-data31.driver = "auto";
+var _valid3 = _errs94 === errors;
+valid10 = valid10 || _valid3;
 }
-if(data31.address === undefined){
-data31.address = "127.0.0.1";
-}
-if(data31.cpu === undefined){
-data31.cpu = 0;
-}
-if(data31.memory === undefined){
-data31.memory = 0;
-}
-if(data31.attributes === undefined){
-data31.attributes = {};
-}
-if(data31.hostVolumes === undefined){
-data31.hostVolumes = {};
-}
-if(data31.heartbeatTtlMs === undefined){
-data31.heartbeatTtlMs = 15000;
-}
-if(data31.drainDelayMs === undefined){
-data31.drainDelayMs = 1000;
-}
-if(data31.stopDeadlineMs === undefined){
-data31.stopDeadlineMs = 10000;
-}
-if(data31.resyncIntervalMs === undefined){
-data31.resyncIntervalMs = 30000;
-}
-if(data31.stoppingGraceMs === undefined){
-data31.stoppingGraceMs = 300000;
-}
-if(data31.superviseProxy === undefined){
-data31.superviseProxy = true;
-}
-if(data31.outboundPortBase === undefined){
-data31.outboundPortBase = 15101;
-}
-if(data31.namespace === undefined){
-data31.namespace = "default";
-}
-if(data31.driver === undefined){
-const err117 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "driver"},message:"must have required property '"+"driver"+"'"};
+if(!valid10){
+const err117 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -2129,8 +2093,30 @@ vErrors.push(err117);
 }
 errors++;
 }
-if(data31.address === undefined){
-const err118 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'"};
+else {
+errors = _errs91;
+if(vErrors !== null){
+if(_errs91){
+vErrors.length = _errs91;
+}
+else {
+vErrors = null;
+}
+}
+}
+let data30 = data28.prometheusUrl;
+if(typeof data30 !== "string"){
+let dataType34 = typeof data30;
+let coerced34 = undefined;
+if(!(coerced34 !== undefined)){
+if(dataType34 == "number" || dataType34 == "boolean"){
+coerced34 = "" + data30;
+}
+else if(data30 === null){
+coerced34 = "";
+}
+else {
+const err118 = {instancePath:instancePath+"/scheduler/autoscale/prometheusUrl",schemaPath:"#/properties/scheduler/properties/autoscale/properties/prometheusUrl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -2139,8 +2125,17 @@ vErrors.push(err118);
 }
 errors++;
 }
-if(data31.cpu === undefined){
-const err119 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "cpu"},message:"must have required property '"+"cpu"+"'"};
+}
+if(coerced34 !== undefined){
+data30 = coerced34;
+if(data28 !== undefined){
+data28["prometheusUrl"] = coerced34;
+}
+}
+}
+if(typeof data30 === "string"){
+if(!pattern4.test(data30)){
+const err119 = {instancePath:instancePath+"/scheduler/autoscale/prometheusUrl",schemaPath:"#/properties/scheduler/properties/autoscale/properties/prometheusUrl/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/]+(/[^\\s]*)?$"},message:"must match pattern \""+"^https?://[^\\s/]+(/[^\\s]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -2149,8 +2144,10 @@ vErrors.push(err119);
 }
 errors++;
 }
-if(data31.memory === undefined){
-const err120 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "memory"},message:"must have required property '"+"memory"+"'"};
+}
+}
+else {
+const err120 = {instancePath:instancePath+"/scheduler/autoscale",schemaPath:"#/properties/scheduler/properties/autoscale/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -2159,8 +2156,9 @@ vErrors.push(err120);
 }
 errors++;
 }
-if(data31.attributes === undefined){
-const err121 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "attributes"},message:"must have required property '"+"attributes"+"'"};
+}
+else {
+const err121 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -2169,8 +2167,13 @@ vErrors.push(err121);
 }
 errors++;
 }
-if(data31.hostVolumes === undefined){
-const err122 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "hostVolumes"},message:"must have required property '"+"hostVolumes"+"'"};
+let data31 = data.client;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+if(data31.address === undefined){
+data31.address = "http://127.0.0.1:7400";
+}
+if(data31.address === undefined){
+const err122 = {instancePath:instancePath+"/client",schemaPath:"#/properties/client/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -2179,8 +2182,9 @@ vErrors.push(err122);
 }
 errors++;
 }
-if(data31.heartbeatTtlMs === undefined){
-const err123 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "heartbeatTtlMs"},message:"must have required property '"+"heartbeatTtlMs"+"'"};
+for(const key7 in data31){
+if(!((key7 === "address") || (key7 === "token"))){
+const err123 = {instancePath:instancePath+"/client",schemaPath:"#/properties/client/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -2189,134 +2193,8 @@ vErrors.push(err123);
 }
 errors++;
 }
-if(data31.drainDelayMs === undefined){
-const err124 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "drainDelayMs"},message:"must have required property '"+"drainDelayMs"+"'"};
-if(vErrors === null){
-vErrors = [err124];
 }
-else {
-vErrors.push(err124);
-}
-errors++;
-}
-if(data31.stopDeadlineMs === undefined){
-const err125 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "stopDeadlineMs"},message:"must have required property '"+"stopDeadlineMs"+"'"};
-if(vErrors === null){
-vErrors = [err125];
-}
-else {
-vErrors.push(err125);
-}
-errors++;
-}
-if(data31.resyncIntervalMs === undefined){
-const err126 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "resyncIntervalMs"},message:"must have required property '"+"resyncIntervalMs"+"'"};
-if(vErrors === null){
-vErrors = [err126];
-}
-else {
-vErrors.push(err126);
-}
-errors++;
-}
-if(data31.stoppingGraceMs === undefined){
-const err127 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "stoppingGraceMs"},message:"must have required property '"+"stoppingGraceMs"+"'"};
-if(vErrors === null){
-vErrors = [err127];
-}
-else {
-vErrors.push(err127);
-}
-errors++;
-}
-if(data31.superviseProxy === undefined){
-const err128 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "superviseProxy"},message:"must have required property '"+"superviseProxy"+"'"};
-if(vErrors === null){
-vErrors = [err128];
-}
-else {
-vErrors.push(err128);
-}
-errors++;
-}
-if(data31.outboundPortBase === undefined){
-const err129 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "outboundPortBase"},message:"must have required property '"+"outboundPortBase"+"'"};
-if(vErrors === null){
-vErrors = [err129];
-}
-else {
-vErrors.push(err129);
-}
-errors++;
-}
-if(data31.namespace === undefined){
-const err130 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
-if(vErrors === null){
-vErrors = [err130];
-}
-else {
-vErrors.push(err130);
-}
-errors++;
-}
-for(const key7 in data31){
-if(!(func2.call(schema11.properties.agent.properties, key7))){
-const err131 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err131];
-}
-else {
-vErrors.push(err131);
-}
-errors++;
-}
-}
-let data32 = data31.driver;
-const _errs98 = errors;
-let valid11 = false;
-const _errs99 = errors;
-if(typeof data32 !== "string"){
-let dataType34 = typeof data32;
-let coerced34 = undefined;
-if(!(coerced34 !== undefined)){
-if(dataType34 == "number" || dataType34 == "boolean"){
-coerced34 = "" + data32;
-}
-else if(data32 === null){
-coerced34 = "";
-}
-else {
-const err132 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err132];
-}
-else {
-vErrors.push(err132);
-}
-errors++;
-}
-}
-if(coerced34 !== undefined){
-data32 = coerced34;
-if(data31 !== undefined){
-data31["driver"] = coerced34;
-}
-}
-}
-if("auto" !== data32){
-const err133 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/0/const",keyword:"const",params:{allowedValue: "auto"},message:"must be equal to constant"};
-if(vErrors === null){
-vErrors = [err133];
-}
-else {
-vErrors.push(err133);
-}
-errors++;
-}
-var _valid3 = _errs99 === errors;
-valid11 = valid11 || _valid3;
-if(!valid11){
-const _errs101 = errors;
+let data32 = data31.address;
 if(typeof data32 !== "string"){
 let dataType35 = typeof data32;
 let coerced35 = undefined;
@@ -2328,7 +2206,188 @@ else if(data32 === null){
 coerced35 = "";
 }
 else {
-const err134 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err124 = {instancePath:instancePath+"/client/address",schemaPath:"#/properties/client/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err124];
+}
+else {
+vErrors.push(err124);
+}
+errors++;
+}
+}
+if(coerced35 !== undefined){
+data32 = coerced35;
+if(data31 !== undefined){
+data31["address"] = coerced35;
+}
+}
+}
+if(typeof data32 === "string"){
+if(!pattern2.test(data32)){
+const err125 = {instancePath:instancePath+"/client/address",schemaPath:"#/properties/client/properties/address/pattern",keyword:"pattern",params:{pattern: "^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$"},message:"must match pattern \""+"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$"+"\""};
+if(vErrors === null){
+vErrors = [err125];
+}
+else {
+vErrors.push(err125);
+}
+errors++;
+}
+}
+if(data31.token !== undefined){
+let data33 = data31.token;
+if(typeof data33 !== "string"){
+let dataType36 = typeof data33;
+let coerced36 = undefined;
+if(!(coerced36 !== undefined)){
+if(dataType36 == "number" || dataType36 == "boolean"){
+coerced36 = "" + data33;
+}
+else if(data33 === null){
+coerced36 = "";
+}
+else {
+const err126 = {instancePath:instancePath+"/client/token",schemaPath:"#/properties/client/properties/token/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err126];
+}
+else {
+vErrors.push(err126);
+}
+errors++;
+}
+}
+if(coerced36 !== undefined){
+data33 = coerced36;
+if(data31 !== undefined){
+data31["token"] = coerced36;
+}
+}
+}
+if(typeof data33 === "string"){
+if(func3(data33) < 1){
+const err127 = {instancePath:instancePath+"/client/token",schemaPath:"#/properties/client/properties/token/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err127];
+}
+else {
+vErrors.push(err127);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err128 = {instancePath:instancePath+"/client",schemaPath:"#/properties/client/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err128];
+}
+else {
+vErrors.push(err128);
+}
+errors++;
+}
+let data34 = data.agent;
+if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
+if(data34.driver === undefined){
+data34.driver = "auto";
+}
+if(data34.address === undefined){
+data34.address = "127.0.0.1";
+}
+if(data34.cpu === undefined){
+data34.cpu = 0;
+}
+if(data34.memory === undefined){
+data34.memory = 0;
+}
+if(data34.attributes === undefined){
+data34.attributes = {};
+}
+if(data34.hostVolumes === undefined){
+data34.hostVolumes = {};
+}
+if(data34.heartbeatTtlMs === undefined){
+data34.heartbeatTtlMs = 15000;
+}
+if(data34.drainDelayMs === undefined){
+data34.drainDelayMs = 1000;
+}
+if(data34.stopDeadlineMs === undefined){
+data34.stopDeadlineMs = 10000;
+}
+if(data34.resyncIntervalMs === undefined){
+data34.resyncIntervalMs = 30000;
+}
+if(data34.stoppingGraceMs === undefined){
+data34.stoppingGraceMs = 300000;
+}
+if(data34.superviseProxy === undefined){
+data34.superviseProxy = true;
+}
+if(data34.outboundPortBase === undefined){
+data34.outboundPortBase = 15101;
+}
+if(data34.namespace === undefined){
+data34.namespace = "default";
+}
+if(data34.metrics === undefined){
+data34.metrics = {};
+}
+if(data34.driver === undefined){
+const err129 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "driver"},message:"must have required property '"+"driver"+"'"};
+if(vErrors === null){
+vErrors = [err129];
+}
+else {
+vErrors.push(err129);
+}
+errors++;
+}
+if(data34.address === undefined){
+const err130 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'"};
+if(vErrors === null){
+vErrors = [err130];
+}
+else {
+vErrors.push(err130);
+}
+errors++;
+}
+if(data34.cpu === undefined){
+const err131 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "cpu"},message:"must have required property '"+"cpu"+"'"};
+if(vErrors === null){
+vErrors = [err131];
+}
+else {
+vErrors.push(err131);
+}
+errors++;
+}
+if(data34.memory === undefined){
+const err132 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "memory"},message:"must have required property '"+"memory"+"'"};
+if(vErrors === null){
+vErrors = [err132];
+}
+else {
+vErrors.push(err132);
+}
+errors++;
+}
+if(data34.attributes === undefined){
+const err133 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "attributes"},message:"must have required property '"+"attributes"+"'"};
+if(vErrors === null){
+vErrors = [err133];
+}
+else {
+vErrors.push(err133);
+}
+errors++;
+}
+if(data34.hostVolumes === undefined){
+const err134 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "hostVolumes"},message:"must have required property '"+"hostVolumes"+"'"};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -2337,16 +2396,8 @@ vErrors.push(err134);
 }
 errors++;
 }
-}
-if(coerced35 !== undefined){
-data32 = coerced35;
-if(data31 !== undefined){
-data31["driver"] = coerced35;
-}
-}
-}
-if("docker" !== data32){
-const err135 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/1/const",keyword:"const",params:{allowedValue: "docker"},message:"must be equal to constant"};
+if(data34.heartbeatTtlMs === undefined){
+const err135 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "heartbeatTtlMs"},message:"must have required property '"+"heartbeatTtlMs"+"'"};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -2355,22 +2406,8 @@ vErrors.push(err135);
 }
 errors++;
 }
-var _valid3 = _errs101 === errors;
-valid11 = valid11 || _valid3;
-if(!valid11){
-const _errs103 = errors;
-if(typeof data32 !== "string"){
-let dataType36 = typeof data32;
-let coerced36 = undefined;
-if(!(coerced36 !== undefined)){
-if(dataType36 == "number" || dataType36 == "boolean"){
-coerced36 = "" + data32;
-}
-else if(data32 === null){
-coerced36 = "";
-}
-else {
-const err136 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/2/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data34.drainDelayMs === undefined){
+const err136 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "drainDelayMs"},message:"must have required property '"+"drainDelayMs"+"'"};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -2379,16 +2416,8 @@ vErrors.push(err136);
 }
 errors++;
 }
-}
-if(coerced36 !== undefined){
-data32 = coerced36;
-if(data31 !== undefined){
-data31["driver"] = coerced36;
-}
-}
-}
-if("process" !== data32){
-const err137 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/2/const",keyword:"const",params:{allowedValue: "process"},message:"must be equal to constant"};
+if(data34.stopDeadlineMs === undefined){
+const err137 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "stopDeadlineMs"},message:"must have required property '"+"stopDeadlineMs"+"'"};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -2397,12 +2426,8 @@ vErrors.push(err137);
 }
 errors++;
 }
-var _valid3 = _errs103 === errors;
-valid11 = valid11 || _valid3;
-}
-}
-if(!valid11){
-const err138 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data34.resyncIntervalMs === undefined){
+const err138 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "resyncIntervalMs"},message:"must have required property '"+"resyncIntervalMs"+"'"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -2411,30 +2436,8 @@ vErrors.push(err138);
 }
 errors++;
 }
-else {
-errors = _errs98;
-if(vErrors !== null){
-if(_errs98){
-vErrors.length = _errs98;
-}
-else {
-vErrors = null;
-}
-}
-}
-let data33 = data31.address;
-if(typeof data33 !== "string"){
-let dataType37 = typeof data33;
-let coerced37 = undefined;
-if(!(coerced37 !== undefined)){
-if(dataType37 == "number" || dataType37 == "boolean"){
-coerced37 = "" + data33;
-}
-else if(data33 === null){
-coerced37 = "";
-}
-else {
-const err139 = {instancePath:instancePath+"/agent/address",schemaPath:"#/properties/agent/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data34.stoppingGraceMs === undefined){
+const err139 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "stoppingGraceMs"},message:"must have required property '"+"stoppingGraceMs"+"'"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -2443,17 +2446,8 @@ vErrors.push(err139);
 }
 errors++;
 }
-}
-if(coerced37 !== undefined){
-data33 = coerced37;
-if(data31 !== undefined){
-data31["address"] = coerced37;
-}
-}
-}
-if(typeof data33 === "string"){
-if(func3(data33) < 1){
-const err140 = {instancePath:instancePath+"/agent/address",schemaPath:"#/properties/agent/properties/address/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data34.superviseProxy === undefined){
+const err140 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "superviseProxy"},message:"must have required property '"+"superviseProxy"+"'"};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -2462,18 +2456,8 @@ vErrors.push(err140);
 }
 errors++;
 }
-}
-let data34 = data31.cpu;
-if(!((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34)))){
-let dataType38 = typeof data34;
-let coerced38 = undefined;
-if(!(coerced38 !== undefined)){
-if(dataType38 === "boolean" || data34 === null
-              || (dataType38 === "string" && data34 && data34 == +data34 && !(data34 % 1))){
-coerced38 = +data34;
-}
-else {
-const err141 = {instancePath:instancePath+"/agent/cpu",schemaPath:"#/properties/agent/properties/cpu/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data34.outboundPortBase === undefined){
+const err141 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "outboundPortBase"},message:"must have required property '"+"outboundPortBase"+"'"};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -2482,17 +2466,8 @@ vErrors.push(err141);
 }
 errors++;
 }
-}
-if(coerced38 !== undefined){
-data34 = coerced38;
-if(data31 !== undefined){
-data31["cpu"] = coerced38;
-}
-}
-}
-if(typeof data34 == "number"){
-if(data34 < 0 || isNaN(data34)){
-const err142 = {instancePath:instancePath+"/agent/cpu",schemaPath:"#/properties/agent/properties/cpu/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data34.namespace === undefined){
+const err142 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -2501,18 +2476,8 @@ vErrors.push(err142);
 }
 errors++;
 }
-}
-let data35 = data31.memory;
-if(!((typeof data35 == "number") && (!(data35 % 1) && !isNaN(data35)))){
-let dataType39 = typeof data35;
-let coerced39 = undefined;
-if(!(coerced39 !== undefined)){
-if(dataType39 === "boolean" || data35 === null
-              || (dataType39 === "string" && data35 && data35 == +data35 && !(data35 % 1))){
-coerced39 = +data35;
-}
-else {
-const err143 = {instancePath:instancePath+"/agent/memory",schemaPath:"#/properties/agent/properties/memory/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data34.metrics === undefined){
+const err143 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "metrics"},message:"must have required property '"+"metrics"+"'"};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -2521,17 +2486,9 @@ vErrors.push(err143);
 }
 errors++;
 }
-}
-if(coerced39 !== undefined){
-data35 = coerced39;
-if(data31 !== undefined){
-data31["memory"] = coerced39;
-}
-}
-}
-if(typeof data35 == "number"){
-if(data35 < 0 || isNaN(data35)){
-const err144 = {instancePath:instancePath+"/agent/memory",schemaPath:"#/properties/agent/properties/memory/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key8 in data34){
+if(!(func2.call(schema11.properties.agent.properties, key8))){
+const err144 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -2541,23 +2498,22 @@ vErrors.push(err144);
 errors++;
 }
 }
-let data36 = data31.attributes;
-if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
-for(const key8 in data36){
-if(pattern5.test(key8)){
-let data37 = data36[key8];
-if(typeof data37 !== "string"){
-let dataType40 = typeof data37;
-let coerced40 = undefined;
-if(!(coerced40 !== undefined)){
-if(dataType40 == "number" || dataType40 == "boolean"){
-coerced40 = "" + data37;
+let data35 = data34.driver;
+const _errs109 = errors;
+let valid13 = false;
+const _errs110 = errors;
+if(typeof data35 !== "string"){
+let dataType37 = typeof data35;
+let coerced37 = undefined;
+if(!(coerced37 !== undefined)){
+if(dataType37 == "number" || dataType37 == "boolean"){
+coerced37 = "" + data35;
 }
-else if(data37 === null){
-coerced40 = "";
+else if(data35 === null){
+coerced37 = "";
 }
 else {
-const err145 = {instancePath:instancePath+"/agent/attributes/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/attributes/patternProperties/%5E%5BA-Za-z0-9_.-%5D%7B1%2C63%7D%24/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err145 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -2567,16 +2523,15 @@ vErrors.push(err145);
 errors++;
 }
 }
-if(coerced40 !== undefined){
-data37 = coerced40;
-if(data36 !== undefined){
-data36[key8] = coerced40;
+if(coerced37 !== undefined){
+data35 = coerced37;
+if(data34 !== undefined){
+data34["driver"] = coerced37;
 }
 }
 }
-if(typeof data37 === "string"){
-if(func3(data37) > 255){
-const err146 = {instancePath:instancePath+"/agent/attributes/" + key8.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/attributes/patternProperties/%5E%5BA-Za-z0-9_.-%5D%7B1%2C63%7D%24/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
+if("auto" !== data35){
+const err146 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/0/const",keyword:"const",params:{allowedValue: "auto"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -2585,12 +2540,22 @@ vErrors.push(err146);
 }
 errors++;
 }
+var _valid4 = _errs110 === errors;
+valid13 = valid13 || _valid4;
+if(!valid13){
+const _errs112 = errors;
+if(typeof data35 !== "string"){
+let dataType38 = typeof data35;
+let coerced38 = undefined;
+if(!(coerced38 !== undefined)){
+if(dataType38 == "number" || dataType38 == "boolean"){
+coerced38 = "" + data35;
 }
-}
-}
+else if(data35 === null){
+coerced38 = "";
 }
 else {
-const err147 = {instancePath:instancePath+"/agent/attributes",schemaPath:"#/properties/agent/properties/attributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err147 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -2599,23 +2564,16 @@ vErrors.push(err147);
 }
 errors++;
 }
-let data38 = data31.hostVolumes;
-if(data38 && typeof data38 == "object" && !Array.isArray(data38)){
-for(const key9 in data38){
-if(pattern6.test(key9)){
-let data39 = data38[key9];
-if(typeof data39 !== "string"){
-let dataType41 = typeof data39;
-let coerced41 = undefined;
-if(!(coerced41 !== undefined)){
-if(dataType41 == "number" || dataType41 == "boolean"){
-coerced41 = "" + data39;
 }
-else if(data39 === null){
-coerced41 = "";
+if(coerced38 !== undefined){
+data35 = coerced38;
+if(data34 !== undefined){
+data34["driver"] = coerced38;
 }
-else {
-const err148 = {instancePath:instancePath+"/agent/hostVolumes/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/hostVolumes/patternProperties/%5E%5BA-Za-z0-9%5D%5BA-Za-z0-9_.-%5D%7B0%2C127%7D%24/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+}
+if("docker" !== data35){
+const err148 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/1/const",keyword:"const",params:{allowedValue: "docker"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -2624,17 +2582,22 @@ vErrors.push(err148);
 }
 errors++;
 }
+var _valid4 = _errs112 === errors;
+valid13 = valid13 || _valid4;
+if(!valid13){
+const _errs114 = errors;
+if(typeof data35 !== "string"){
+let dataType39 = typeof data35;
+let coerced39 = undefined;
+if(!(coerced39 !== undefined)){
+if(dataType39 == "number" || dataType39 == "boolean"){
+coerced39 = "" + data35;
 }
-if(coerced41 !== undefined){
-data39 = coerced41;
-if(data38 !== undefined){
-data38[key9] = coerced41;
+else if(data35 === null){
+coerced39 = "";
 }
-}
-}
-if(typeof data39 === "string"){
-if(!pattern7.test(data39)){
-const err149 = {instancePath:instancePath+"/agent/hostVolumes/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/hostVolumes/patternProperties/%5E%5BA-Za-z0-9%5D%5BA-Za-z0-9_.-%5D%7B0%2C127%7D%24/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+else {
+const err149 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/2/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -2644,11 +2607,15 @@ vErrors.push(err149);
 errors++;
 }
 }
+if(coerced39 !== undefined){
+data35 = coerced39;
+if(data34 !== undefined){
+data34["driver"] = coerced39;
 }
 }
 }
-else {
-const err150 = {instancePath:instancePath+"/agent/hostVolumes",schemaPath:"#/properties/agent/properties/hostVolumes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if("process" !== data35){
+const err150 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/2/const",keyword:"const",params:{allowedValue: "process"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -2657,17 +2624,12 @@ vErrors.push(err150);
 }
 errors++;
 }
-let data40 = data31.heartbeatTtlMs;
-if(!((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40)))){
-let dataType42 = typeof data40;
-let coerced42 = undefined;
-if(!(coerced42 !== undefined)){
-if(dataType42 === "boolean" || data40 === null
-              || (dataType42 === "string" && data40 && data40 == +data40 && !(data40 % 1))){
-coerced42 = +data40;
+var _valid4 = _errs114 === errors;
+valid13 = valid13 || _valid4;
 }
-else {
-const err151 = {instancePath:instancePath+"/agent/heartbeatTtlMs",schemaPath:"#/properties/agent/properties/heartbeatTtlMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+if(!valid13){
+const err151 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -2676,17 +2638,30 @@ vErrors.push(err151);
 }
 errors++;
 }
+else {
+errors = _errs109;
+if(vErrors !== null){
+if(_errs109){
+vErrors.length = _errs109;
 }
-if(coerced42 !== undefined){
-data40 = coerced42;
-if(data31 !== undefined){
-data31["heartbeatTtlMs"] = coerced42;
+else {
+vErrors = null;
 }
 }
 }
-if(typeof data40 == "number"){
-if(data40 < 1000 || isNaN(data40)){
-const err152 = {instancePath:instancePath+"/agent/heartbeatTtlMs",schemaPath:"#/properties/agent/properties/heartbeatTtlMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
+let data36 = data34.address;
+if(typeof data36 !== "string"){
+let dataType40 = typeof data36;
+let coerced40 = undefined;
+if(!(coerced40 !== undefined)){
+if(dataType40 == "number" || dataType40 == "boolean"){
+coerced40 = "" + data36;
+}
+else if(data36 === null){
+coerced40 = "";
+}
+else {
+const err152 = {instancePath:instancePath+"/agent/address",schemaPath:"#/properties/agent/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -2696,17 +2671,16 @@ vErrors.push(err152);
 errors++;
 }
 }
-let data41 = data31.drainDelayMs;
-if(!((typeof data41 == "number") && (!(data41 % 1) && !isNaN(data41)))){
-let dataType43 = typeof data41;
-let coerced43 = undefined;
-if(!(coerced43 !== undefined)){
-if(dataType43 === "boolean" || data41 === null
-              || (dataType43 === "string" && data41 && data41 == +data41 && !(data41 % 1))){
-coerced43 = +data41;
+if(coerced40 !== undefined){
+data36 = coerced40;
+if(data34 !== undefined){
+data34["address"] = coerced40;
 }
-else {
-const err153 = {instancePath:instancePath+"/agent/drainDelayMs",schemaPath:"#/properties/agent/properties/drainDelayMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+if(typeof data36 === "string"){
+if(func3(data36) < 1){
+const err153 = {instancePath:instancePath+"/agent/address",schemaPath:"#/properties/agent/properties/address/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -2716,16 +2690,17 @@ vErrors.push(err153);
 errors++;
 }
 }
-if(coerced43 !== undefined){
-data41 = coerced43;
-if(data31 !== undefined){
-data31["drainDelayMs"] = coerced43;
+let data37 = data34.cpu;
+if(!((typeof data37 == "number") && (!(data37 % 1) && !isNaN(data37)))){
+let dataType41 = typeof data37;
+let coerced41 = undefined;
+if(!(coerced41 !== undefined)){
+if(dataType41 === "boolean" || data37 === null
+              || (dataType41 === "string" && data37 && data37 == +data37 && !(data37 % 1))){
+coerced41 = +data37;
 }
-}
-}
-if(typeof data41 == "number"){
-if(data41 < 0 || isNaN(data41)){
-const err154 = {instancePath:instancePath+"/agent/drainDelayMs",schemaPath:"#/properties/agent/properties/drainDelayMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+else {
+const err154 = {instancePath:instancePath+"/agent/cpu",schemaPath:"#/properties/agent/properties/cpu/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -2735,17 +2710,16 @@ vErrors.push(err154);
 errors++;
 }
 }
-let data42 = data31.stopDeadlineMs;
-if(!((typeof data42 == "number") && (!(data42 % 1) && !isNaN(data42)))){
-let dataType44 = typeof data42;
-let coerced44 = undefined;
-if(!(coerced44 !== undefined)){
-if(dataType44 === "boolean" || data42 === null
-              || (dataType44 === "string" && data42 && data42 == +data42 && !(data42 % 1))){
-coerced44 = +data42;
+if(coerced41 !== undefined){
+data37 = coerced41;
+if(data34 !== undefined){
+data34["cpu"] = coerced41;
 }
-else {
-const err155 = {instancePath:instancePath+"/agent/stopDeadlineMs",schemaPath:"#/properties/agent/properties/stopDeadlineMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+if(typeof data37 == "number"){
+if(data37 < 0 || isNaN(data37)){
+const err155 = {instancePath:instancePath+"/agent/cpu",schemaPath:"#/properties/agent/properties/cpu/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -2755,16 +2729,17 @@ vErrors.push(err155);
 errors++;
 }
 }
-if(coerced44 !== undefined){
-data42 = coerced44;
-if(data31 !== undefined){
-data31["stopDeadlineMs"] = coerced44;
+let data38 = data34.memory;
+if(!((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38)))){
+let dataType42 = typeof data38;
+let coerced42 = undefined;
+if(!(coerced42 !== undefined)){
+if(dataType42 === "boolean" || data38 === null
+              || (dataType42 === "string" && data38 && data38 == +data38 && !(data38 % 1))){
+coerced42 = +data38;
 }
-}
-}
-if(typeof data42 == "number"){
-if(data42 < 0 || isNaN(data42)){
-const err156 = {instancePath:instancePath+"/agent/stopDeadlineMs",schemaPath:"#/properties/agent/properties/stopDeadlineMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+else {
+const err156 = {instancePath:instancePath+"/agent/memory",schemaPath:"#/properties/agent/properties/memory/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -2774,17 +2749,16 @@ vErrors.push(err156);
 errors++;
 }
 }
-let data43 = data31.resyncIntervalMs;
-if(!((typeof data43 == "number") && (!(data43 % 1) && !isNaN(data43)))){
-let dataType45 = typeof data43;
-let coerced45 = undefined;
-if(!(coerced45 !== undefined)){
-if(dataType45 === "boolean" || data43 === null
-              || (dataType45 === "string" && data43 && data43 == +data43 && !(data43 % 1))){
-coerced45 = +data43;
+if(coerced42 !== undefined){
+data38 = coerced42;
+if(data34 !== undefined){
+data34["memory"] = coerced42;
 }
-else {
-const err157 = {instancePath:instancePath+"/agent/resyncIntervalMs",schemaPath:"#/properties/agent/properties/resyncIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+if(typeof data38 == "number"){
+if(data38 < 0 || isNaN(data38)){
+const err157 = {instancePath:instancePath+"/agent/memory",schemaPath:"#/properties/agent/properties/memory/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -2794,16 +2768,23 @@ vErrors.push(err157);
 errors++;
 }
 }
-if(coerced45 !== undefined){
-data43 = coerced45;
-if(data31 !== undefined){
-data31["resyncIntervalMs"] = coerced45;
+let data39 = data34.attributes;
+if(data39 && typeof data39 == "object" && !Array.isArray(data39)){
+for(const key9 in data39){
+if(pattern6.test(key9)){
+let data40 = data39[key9];
+if(typeof data40 !== "string"){
+let dataType43 = typeof data40;
+let coerced43 = undefined;
+if(!(coerced43 !== undefined)){
+if(dataType43 == "number" || dataType43 == "boolean"){
+coerced43 = "" + data40;
 }
+else if(data40 === null){
+coerced43 = "";
 }
-}
-if(typeof data43 == "number"){
-if(data43 < 1000 || isNaN(data43)){
-const err158 = {instancePath:instancePath+"/agent/resyncIntervalMs",schemaPath:"#/properties/agent/properties/resyncIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
+else {
+const err158 = {instancePath:instancePath+"/agent/attributes/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/attributes/patternProperties/%5E%5BA-Za-z0-9_.-%5D%7B1%2C63%7D%24/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2813,17 +2794,16 @@ vErrors.push(err158);
 errors++;
 }
 }
-let data44 = data31.stoppingGraceMs;
-if(!((typeof data44 == "number") && (!(data44 % 1) && !isNaN(data44)))){
-let dataType46 = typeof data44;
-let coerced46 = undefined;
-if(!(coerced46 !== undefined)){
-if(dataType46 === "boolean" || data44 === null
-              || (dataType46 === "string" && data44 && data44 == +data44 && !(data44 % 1))){
-coerced46 = +data44;
+if(coerced43 !== undefined){
+data40 = coerced43;
+if(data39 !== undefined){
+data39[key9] = coerced43;
 }
-else {
-const err159 = {instancePath:instancePath+"/agent/stoppingGraceMs",schemaPath:"#/properties/agent/properties/stoppingGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+if(typeof data40 === "string"){
+if(func3(data40) > 255){
+const err159 = {instancePath:instancePath+"/agent/attributes/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/attributes/patternProperties/%5E%5BA-Za-z0-9_.-%5D%7B1%2C63%7D%24/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2833,16 +2813,11 @@ vErrors.push(err159);
 errors++;
 }
 }
-if(coerced46 !== undefined){
-data44 = coerced46;
-if(data31 !== undefined){
-data31["stoppingGraceMs"] = coerced46;
 }
 }
 }
-if(typeof data44 == "number"){
-if(data44 < 0 || isNaN(data44)){
-const err160 = {instancePath:instancePath+"/agent/stoppingGraceMs",schemaPath:"#/properties/agent/properties/stoppingGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+else {
+const err160 = {instancePath:instancePath+"/agent/attributes",schemaPath:"#/properties/agent/properties/attributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2851,19 +2826,23 @@ vErrors.push(err160);
 }
 errors++;
 }
+let data41 = data34.hostVolumes;
+if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
+for(const key10 in data41){
+if(pattern7.test(key10)){
+let data42 = data41[key10];
+if(typeof data42 !== "string"){
+let dataType44 = typeof data42;
+let coerced44 = undefined;
+if(!(coerced44 !== undefined)){
+if(dataType44 == "number" || dataType44 == "boolean"){
+coerced44 = "" + data42;
 }
-let data45 = data31.superviseProxy;
-if(typeof data45 !== "boolean"){
-let coerced47 = undefined;
-if(!(coerced47 !== undefined)){
-if(data45 === "false" || data45 === 0 || data45 === null){
-coerced47 = false;
-}
-else if(data45 === "true" || data45 === 1){
-coerced47 = true;
+else if(data42 === null){
+coerced44 = "";
 }
 else {
-const err161 = {instancePath:instancePath+"/agent/superviseProxy",schemaPath:"#/properties/agent/properties/superviseProxy/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err161 = {instancePath:instancePath+"/agent/hostVolumes/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/hostVolumes/patternProperties/%5E%5BA-Za-z0-9%5D%5BA-Za-z0-9_.-%5D%7B0%2C127%7D%24/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2873,24 +2852,16 @@ vErrors.push(err161);
 errors++;
 }
 }
-if(coerced47 !== undefined){
-data45 = coerced47;
-if(data31 !== undefined){
-data31["superviseProxy"] = coerced47;
+if(coerced44 !== undefined){
+data42 = coerced44;
+if(data41 !== undefined){
+data41[key10] = coerced44;
 }
 }
 }
-let data46 = data31.outboundPortBase;
-if(!((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46)))){
-let dataType48 = typeof data46;
-let coerced48 = undefined;
-if(!(coerced48 !== undefined)){
-if(dataType48 === "boolean" || data46 === null
-              || (dataType48 === "string" && data46 && data46 == +data46 && !(data46 % 1))){
-coerced48 = +data46;
-}
-else {
-const err162 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(typeof data42 === "string"){
+if(!pattern8.test(data42)){
+const err162 = {instancePath:instancePath+"/agent/hostVolumes/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/hostVolumes/patternProperties/%5E%5BA-Za-z0-9%5D%5BA-Za-z0-9_.-%5D%7B0%2C127%7D%24/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2900,16 +2871,11 @@ vErrors.push(err162);
 errors++;
 }
 }
-if(coerced48 !== undefined){
-data46 = coerced48;
-if(data31 !== undefined){
-data31["outboundPortBase"] = coerced48;
 }
 }
 }
-if(typeof data46 == "number"){
-if(data46 > 65535 || isNaN(data46)){
-const err163 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+else {
+const err163 = {instancePath:instancePath+"/agent/hostVolumes",schemaPath:"#/properties/agent/properties/hostVolumes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2918,8 +2884,17 @@ vErrors.push(err163);
 }
 errors++;
 }
-if(data46 < 1 || isNaN(data46)){
-const err164 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+let data43 = data34.heartbeatTtlMs;
+if(!((typeof data43 == "number") && (!(data43 % 1) && !isNaN(data43)))){
+let dataType45 = typeof data43;
+let coerced45 = undefined;
+if(!(coerced45 !== undefined)){
+if(dataType45 === "boolean" || data43 === null
+              || (dataType45 === "string" && data43 && data43 == +data43 && !(data43 % 1))){
+coerced45 = +data43;
+}
+else {
+const err164 = {instancePath:instancePath+"/agent/heartbeatTtlMs",schemaPath:"#/properties/agent/properties/heartbeatTtlMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2929,19 +2904,16 @@ vErrors.push(err164);
 errors++;
 }
 }
-let data47 = data31.namespace;
-if(typeof data47 !== "string"){
-let dataType49 = typeof data47;
-let coerced49 = undefined;
-if(!(coerced49 !== undefined)){
-if(dataType49 == "number" || dataType49 == "boolean"){
-coerced49 = "" + data47;
+if(coerced45 !== undefined){
+data43 = coerced45;
+if(data34 !== undefined){
+data34["heartbeatTtlMs"] = coerced45;
 }
-else if(data47 === null){
-coerced49 = "";
 }
-else {
-const err165 = {instancePath:instancePath+"/agent/namespace",schemaPath:"#/properties/agent/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(typeof data43 == "number"){
+if(data43 < 1000 || isNaN(data43)){
+const err165 = {instancePath:instancePath+"/agent/heartbeatTtlMs",schemaPath:"#/properties/agent/properties/heartbeatTtlMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2951,16 +2923,17 @@ vErrors.push(err165);
 errors++;
 }
 }
-if(coerced49 !== undefined){
-data47 = coerced49;
-if(data31 !== undefined){
-data31["namespace"] = coerced49;
+let data44 = data34.drainDelayMs;
+if(!((typeof data44 == "number") && (!(data44 % 1) && !isNaN(data44)))){
+let dataType46 = typeof data44;
+let coerced46 = undefined;
+if(!(coerced46 !== undefined)){
+if(dataType46 === "boolean" || data44 === null
+              || (dataType46 === "string" && data44 && data44 == +data44 && !(data44 % 1))){
+coerced46 = +data44;
 }
-}
-}
-if(typeof data47 === "string"){
-if(!pattern1.test(data47)){
-const err166 = {instancePath:instancePath+"/agent/namespace",schemaPath:"#/properties/agent/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"+"\""};
+else {
+const err166 = {instancePath:instancePath+"/agent/drainDelayMs",schemaPath:"#/properties/agent/properties/drainDelayMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2970,9 +2943,16 @@ vErrors.push(err166);
 errors++;
 }
 }
+if(coerced46 !== undefined){
+data44 = coerced46;
+if(data34 !== undefined){
+data34["drainDelayMs"] = coerced46;
 }
-else {
-const err167 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/type",keyword:"type",params:{type: "object"},message:"must be object"};
+}
+}
+if(typeof data44 == "number"){
+if(data44 < 0 || isNaN(data44)){
+const err167 = {instancePath:instancePath+"/agent/drainDelayMs",schemaPath:"#/properties/agent/properties/drainDelayMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2981,34 +2961,18 @@ vErrors.push(err167);
 }
 errors++;
 }
-let data48 = data.proxy;
-if(data48 && typeof data48 == "object" && !Array.isArray(data48)){
-if(data48.inbound === undefined){
-data48.inbound = {};
 }
-if(data48.outbound === undefined){
-data48.outbound = {};
+let data45 = data34.stopDeadlineMs;
+if(!((typeof data45 == "number") && (!(data45 % 1) && !isNaN(data45)))){
+let dataType47 = typeof data45;
+let coerced47 = undefined;
+if(!(coerced47 !== undefined)){
+if(dataType47 === "boolean" || data45 === null
+              || (dataType47 === "string" && data45 && data45 == +data45 && !(data45 % 1))){
+coerced47 = +data45;
 }
-if(data48.metrics === undefined){
-data48.metrics = {};
-}
-if(data48.intentions === undefined){
-data48.intentions = {};
-}
-if(data48.algorithm === undefined){
-data48.algorithm = "p2c";
-}
-if(data48.timeouts === undefined){
-data48.timeouts = {};
-}
-if(data48.shutdownGraceMs === undefined){
-data48.shutdownGraceMs = 10000;
-}
-if(data48.reloadIntervalMs === undefined){
-data48.reloadIntervalMs = 1000;
-}
-if(data48.inbound === undefined){
-const err168 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "inbound"},message:"must have required property '"+"inbound"+"'"};
+else {
+const err168 = {instancePath:instancePath+"/agent/stopDeadlineMs",schemaPath:"#/properties/agent/properties/stopDeadlineMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -3017,8 +2981,17 @@ vErrors.push(err168);
 }
 errors++;
 }
-if(data48.outbound === undefined){
-const err169 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "outbound"},message:"must have required property '"+"outbound"+"'"};
+}
+if(coerced47 !== undefined){
+data45 = coerced47;
+if(data34 !== undefined){
+data34["stopDeadlineMs"] = coerced47;
+}
+}
+}
+if(typeof data45 == "number"){
+if(data45 < 0 || isNaN(data45)){
+const err169 = {instancePath:instancePath+"/agent/stopDeadlineMs",schemaPath:"#/properties/agent/properties/stopDeadlineMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -3027,8 +3000,18 @@ vErrors.push(err169);
 }
 errors++;
 }
-if(data48.metrics === undefined){
-const err170 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "metrics"},message:"must have required property '"+"metrics"+"'"};
+}
+let data46 = data34.resyncIntervalMs;
+if(!((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46)))){
+let dataType48 = typeof data46;
+let coerced48 = undefined;
+if(!(coerced48 !== undefined)){
+if(dataType48 === "boolean" || data46 === null
+              || (dataType48 === "string" && data46 && data46 == +data46 && !(data46 % 1))){
+coerced48 = +data46;
+}
+else {
+const err170 = {instancePath:instancePath+"/agent/resyncIntervalMs",schemaPath:"#/properties/agent/properties/resyncIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -3037,8 +3020,17 @@ vErrors.push(err170);
 }
 errors++;
 }
-if(data48.intentions === undefined){
-const err171 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "intentions"},message:"must have required property '"+"intentions"+"'"};
+}
+if(coerced48 !== undefined){
+data46 = coerced48;
+if(data34 !== undefined){
+data34["resyncIntervalMs"] = coerced48;
+}
+}
+}
+if(typeof data46 == "number"){
+if(data46 < 1000 || isNaN(data46)){
+const err171 = {instancePath:instancePath+"/agent/resyncIntervalMs",schemaPath:"#/properties/agent/properties/resyncIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -3047,8 +3039,18 @@ vErrors.push(err171);
 }
 errors++;
 }
-if(data48.algorithm === undefined){
-const err172 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "algorithm"},message:"must have required property '"+"algorithm"+"'"};
+}
+let data47 = data34.stoppingGraceMs;
+if(!((typeof data47 == "number") && (!(data47 % 1) && !isNaN(data47)))){
+let dataType49 = typeof data47;
+let coerced49 = undefined;
+if(!(coerced49 !== undefined)){
+if(dataType49 === "boolean" || data47 === null
+              || (dataType49 === "string" && data47 && data47 == +data47 && !(data47 % 1))){
+coerced49 = +data47;
+}
+else {
+const err172 = {instancePath:instancePath+"/agent/stoppingGraceMs",schemaPath:"#/properties/agent/properties/stoppingGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -3057,8 +3059,17 @@ vErrors.push(err172);
 }
 errors++;
 }
-if(data48.timeouts === undefined){
-const err173 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "timeouts"},message:"must have required property '"+"timeouts"+"'"};
+}
+if(coerced49 !== undefined){
+data47 = coerced49;
+if(data34 !== undefined){
+data34["stoppingGraceMs"] = coerced49;
+}
+}
+}
+if(typeof data47 == "number"){
+if(data47 < 0 || isNaN(data47)){
+const err173 = {instancePath:instancePath+"/agent/stoppingGraceMs",schemaPath:"#/properties/agent/properties/stoppingGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -3067,8 +3078,19 @@ vErrors.push(err173);
 }
 errors++;
 }
-if(data48.shutdownGraceMs === undefined){
-const err174 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "shutdownGraceMs"},message:"must have required property '"+"shutdownGraceMs"+"'"};
+}
+let data48 = data34.superviseProxy;
+if(typeof data48 !== "boolean"){
+let coerced50 = undefined;
+if(!(coerced50 !== undefined)){
+if(data48 === "false" || data48 === 0 || data48 === null){
+coerced50 = false;
+}
+else if(data48 === "true" || data48 === 1){
+coerced50 = true;
+}
+else {
+const err174 = {instancePath:instancePath+"/agent/superviseProxy",schemaPath:"#/properties/agent/properties/superviseProxy/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -3077,8 +3099,25 @@ vErrors.push(err174);
 }
 errors++;
 }
-if(data48.reloadIntervalMs === undefined){
-const err175 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "reloadIntervalMs"},message:"must have required property '"+"reloadIntervalMs"+"'"};
+}
+if(coerced50 !== undefined){
+data48 = coerced50;
+if(data34 !== undefined){
+data34["superviseProxy"] = coerced50;
+}
+}
+}
+let data49 = data34.outboundPortBase;
+if(!((typeof data49 == "number") && (!(data49 % 1) && !isNaN(data49)))){
+let dataType51 = typeof data49;
+let coerced51 = undefined;
+if(!(coerced51 !== undefined)){
+if(dataType51 === "boolean" || data49 === null
+              || (dataType51 === "string" && data49 && data49 == +data49 && !(data49 % 1))){
+coerced51 = +data49;
+}
+else {
+const err175 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -3087,9 +3126,17 @@ vErrors.push(err175);
 }
 errors++;
 }
-for(const key10 in data48){
-if(!((((((((key10 === "inbound") || (key10 === "outbound")) || (key10 === "metrics")) || (key10 === "intentions")) || (key10 === "algorithm")) || (key10 === "timeouts")) || (key10 === "shutdownGraceMs")) || (key10 === "reloadIntervalMs"))){
-const err176 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
+}
+if(coerced51 !== undefined){
+data49 = coerced51;
+if(data34 !== undefined){
+data34["outboundPortBase"] = coerced51;
+}
+}
+}
+if(typeof data49 == "number"){
+if(data49 > 65535 || isNaN(data49)){
+const err176 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -3098,17 +3145,8 @@ vErrors.push(err176);
 }
 errors++;
 }
-}
-let data49 = data48.inbound;
-if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
-if(data49.bind === undefined){
-data49.bind = "127.0.0.1";
-}
-if(data49.port === undefined){
-data49.port = 15443;
-}
-if(data49.bind === undefined){
-const err177 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
+if(data49 < 1 || isNaN(data49)){
+const err177 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -3117,8 +3155,20 @@ vErrors.push(err177);
 }
 errors++;
 }
-if(data49.port === undefined){
-const err178 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
+}
+let data50 = data34.namespace;
+if(typeof data50 !== "string"){
+let dataType52 = typeof data50;
+let coerced52 = undefined;
+if(!(coerced52 !== undefined)){
+if(dataType52 == "number" || dataType52 == "boolean"){
+coerced52 = "" + data50;
+}
+else if(data50 === null){
+coerced52 = "";
+}
+else {
+const err178 = {instancePath:instancePath+"/agent/namespace",schemaPath:"#/properties/agent/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -3127,9 +3177,17 @@ vErrors.push(err178);
 }
 errors++;
 }
-for(const key11 in data49){
-if(!((key11 === "bind") || (key11 === "port"))){
-const err179 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+}
+if(coerced52 !== undefined){
+data50 = coerced52;
+if(data34 !== undefined){
+data34["namespace"] = coerced52;
+}
+}
+}
+if(typeof data50 === "string"){
+if(!pattern1.test(data50)){
+const err179 = {instancePath:instancePath+"/agent/namespace",schemaPath:"#/properties/agent/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -3139,19 +3197,13 @@ vErrors.push(err179);
 errors++;
 }
 }
-let data50 = data49.bind;
-if(typeof data50 !== "string"){
-let dataType50 = typeof data50;
-let coerced50 = undefined;
-if(!(coerced50 !== undefined)){
-if(dataType50 == "number" || dataType50 == "boolean"){
-coerced50 = "" + data50;
+let data51 = data34.metrics;
+if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
+if(data51.port === undefined){
+data51.port = 15091;
 }
-else if(data50 === null){
-coerced50 = "";
-}
-else {
-const err180 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data51.port === undefined){
+const err180 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -3160,17 +3212,9 @@ vErrors.push(err180);
 }
 errors++;
 }
-}
-if(coerced50 !== undefined){
-data50 = coerced50;
-if(data49 !== undefined){
-data49["bind"] = coerced50;
-}
-}
-}
-if(typeof data50 === "string"){
-if(func3(data50) < 1){
-const err181 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key11 in data51){
+if(!((key11 === "bind") || (key11 === "port"))){
+const err181 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -3180,17 +3224,20 @@ vErrors.push(err181);
 errors++;
 }
 }
-let data51 = data49.port;
-if(!((typeof data51 == "number") && (!(data51 % 1) && !isNaN(data51)))){
-let dataType51 = typeof data51;
-let coerced51 = undefined;
-if(!(coerced51 !== undefined)){
-if(dataType51 === "boolean" || data51 === null
-              || (dataType51 === "string" && data51 && data51 == +data51 && !(data51 % 1))){
-coerced51 = +data51;
+if(data51.bind !== undefined){
+let data52 = data51.bind;
+if(typeof data52 !== "string"){
+let dataType53 = typeof data52;
+let coerced53 = undefined;
+if(!(coerced53 !== undefined)){
+if(dataType53 == "number" || dataType53 == "boolean"){
+coerced53 = "" + data52;
+}
+else if(data52 === null){
+coerced53 = "";
 }
 else {
-const err182 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err182 = {instancePath:instancePath+"/agent/metrics/bind",schemaPath:"#/properties/agent/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -3200,16 +3247,16 @@ vErrors.push(err182);
 errors++;
 }
 }
-if(coerced51 !== undefined){
-data51 = coerced51;
-if(data49 !== undefined){
-data49["port"] = coerced51;
+if(coerced53 !== undefined){
+data52 = coerced53;
+if(data51 !== undefined){
+data51["bind"] = coerced53;
 }
 }
 }
-if(typeof data51 == "number"){
-if(data51 > 65535 || isNaN(data51)){
-const err183 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if(typeof data52 === "string"){
+if(func3(data52) < 1){
+const err183 = {instancePath:instancePath+"/agent/metrics/bind",schemaPath:"#/properties/agent/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -3218,8 +3265,19 @@ vErrors.push(err183);
 }
 errors++;
 }
-if(data51 < 1 || isNaN(data51)){
-const err184 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+}
+let data53 = data51.port;
+if(!((typeof data53 == "number") && (!(data53 % 1) && !isNaN(data53)))){
+let dataType54 = typeof data53;
+let coerced54 = undefined;
+if(!(coerced54 !== undefined)){
+if(dataType54 === "boolean" || data53 === null
+              || (dataType54 === "string" && data53 && data53 == +data53 && !(data53 % 1))){
+coerced54 = +data53;
+}
+else {
+const err184 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -3229,9 +3287,16 @@ vErrors.push(err184);
 errors++;
 }
 }
+if(coerced54 !== undefined){
+data53 = coerced54;
+if(data51 !== undefined){
+data51["port"] = coerced54;
 }
-else {
-const err185 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+}
+}
+if(typeof data53 == "number"){
+if(data53 > 65535 || isNaN(data53)){
+const err185 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -3240,13 +3305,8 @@ vErrors.push(err185);
 }
 errors++;
 }
-let data52 = data48.outbound;
-if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
-if(data52.bind === undefined){
-data52.bind = "127.0.0.1";
-}
-if(data52.bind === undefined){
-const err186 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
+if(data53 < 0 || isNaN(data53)){
+const err186 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -3255,9 +3315,10 @@ vErrors.push(err186);
 }
 errors++;
 }
-for(const key12 in data52){
-if(!(key12 === "bind")){
-const err187 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+}
+}
+else {
+const err187 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -3267,19 +3328,8 @@ vErrors.push(err187);
 errors++;
 }
 }
-let data53 = data52.bind;
-if(typeof data53 !== "string"){
-let dataType52 = typeof data53;
-let coerced52 = undefined;
-if(!(coerced52 !== undefined)){
-if(dataType52 == "number" || dataType52 == "boolean"){
-coerced52 = "" + data53;
-}
-else if(data53 === null){
-coerced52 = "";
-}
 else {
-const err188 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err188 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -3288,17 +3338,37 @@ vErrors.push(err188);
 }
 errors++;
 }
+let data54 = data.proxy;
+if(data54 && typeof data54 == "object" && !Array.isArray(data54)){
+if(data54.inbound === undefined){
+data54.inbound = {};
 }
-if(coerced52 !== undefined){
-data53 = coerced52;
-if(data52 !== undefined){
-data52["bind"] = coerced52;
+if(data54.outbound === undefined){
+data54.outbound = {};
 }
+if(data54.metrics === undefined){
+data54.metrics = {};
 }
+if(data54.intentions === undefined){
+data54.intentions = {};
 }
-if(typeof data53 === "string"){
-if(func3(data53) < 1){
-const err189 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data54.algorithm === undefined){
+data54.algorithm = "p2c";
+}
+if(data54.timeouts === undefined){
+data54.timeouts = {};
+}
+if(data54.maxConnections === undefined){
+data54.maxConnections = 10000;
+}
+if(data54.shutdownGraceMs === undefined){
+data54.shutdownGraceMs = 10000;
+}
+if(data54.reloadIntervalMs === undefined){
+data54.reloadIntervalMs = 1000;
+}
+if(data54.inbound === undefined){
+const err189 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "inbound"},message:"must have required property '"+"inbound"+"'"};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -3307,10 +3377,8 @@ vErrors.push(err189);
 }
 errors++;
 }
-}
-}
-else {
-const err190 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data54.outbound === undefined){
+const err190 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "outbound"},message:"must have required property '"+"outbound"+"'"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -3319,16 +3387,8 @@ vErrors.push(err190);
 }
 errors++;
 }
-let data54 = data48.metrics;
-if(data54 && typeof data54 == "object" && !Array.isArray(data54)){
-if(data54.bind === undefined){
-data54.bind = "127.0.0.1";
-}
-if(data54.port === undefined){
-data54.port = 15090;
-}
-if(data54.bind === undefined){
-const err191 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
+if(data54.metrics === undefined){
+const err191 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "metrics"},message:"must have required property '"+"metrics"+"'"};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -3337,8 +3397,8 @@ vErrors.push(err191);
 }
 errors++;
 }
-if(data54.port === undefined){
-const err192 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
+if(data54.intentions === undefined){
+const err192 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "intentions"},message:"must have required property '"+"intentions"+"'"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -3347,9 +3407,8 @@ vErrors.push(err192);
 }
 errors++;
 }
-for(const key13 in data54){
-if(!((key13 === "bind") || (key13 === "port"))){
-const err193 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+if(data54.algorithm === undefined){
+const err193 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "algorithm"},message:"must have required property '"+"algorithm"+"'"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -3358,20 +3417,8 @@ vErrors.push(err193);
 }
 errors++;
 }
-}
-let data55 = data54.bind;
-if(typeof data55 !== "string"){
-let dataType53 = typeof data55;
-let coerced53 = undefined;
-if(!(coerced53 !== undefined)){
-if(dataType53 == "number" || dataType53 == "boolean"){
-coerced53 = "" + data55;
-}
-else if(data55 === null){
-coerced53 = "";
-}
-else {
-const err194 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data54.timeouts === undefined){
+const err194 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "timeouts"},message:"must have required property '"+"timeouts"+"'"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -3380,17 +3427,8 @@ vErrors.push(err194);
 }
 errors++;
 }
-}
-if(coerced53 !== undefined){
-data55 = coerced53;
-if(data54 !== undefined){
-data54["bind"] = coerced53;
-}
-}
-}
-if(typeof data55 === "string"){
-if(func3(data55) < 1){
-const err195 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data54.maxConnections === undefined){
+const err195 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -3399,18 +3437,8 @@ vErrors.push(err195);
 }
 errors++;
 }
-}
-let data56 = data54.port;
-if(!((typeof data56 == "number") && (!(data56 % 1) && !isNaN(data56)))){
-let dataType54 = typeof data56;
-let coerced54 = undefined;
-if(!(coerced54 !== undefined)){
-if(dataType54 === "boolean" || data56 === null
-              || (dataType54 === "string" && data56 && data56 == +data56 && !(data56 % 1))){
-coerced54 = +data56;
-}
-else {
-const err196 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data54.shutdownGraceMs === undefined){
+const err196 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "shutdownGraceMs"},message:"must have required property '"+"shutdownGraceMs"+"'"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -3419,17 +3447,8 @@ vErrors.push(err196);
 }
 errors++;
 }
-}
-if(coerced54 !== undefined){
-data56 = coerced54;
-if(data54 !== undefined){
-data54["port"] = coerced54;
-}
-}
-}
-if(typeof data56 == "number"){
-if(data56 > 65535 || isNaN(data56)){
-const err197 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if(data54.reloadIntervalMs === undefined){
+const err197 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "reloadIntervalMs"},message:"must have required property '"+"reloadIntervalMs"+"'"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -3438,8 +3457,9 @@ vErrors.push(err197);
 }
 errors++;
 }
-if(data56 < 1 || isNaN(data56)){
-const err198 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+for(const key12 in data54){
+if(!(func2.call(schema11.properties.proxy.properties, key12))){
+const err198 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -3449,9 +3469,16 @@ vErrors.push(err198);
 errors++;
 }
 }
+let data55 = data54.inbound;
+if(data55 && typeof data55 == "object" && !Array.isArray(data55)){
+if(data55.bind === undefined){
+data55.bind = "127.0.0.1";
 }
-else {
-const err199 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data55.port === undefined){
+data55.port = 15443;
+}
+if(data55.bind === undefined){
+const err199 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -3460,13 +3487,8 @@ vErrors.push(err199);
 }
 errors++;
 }
-let data57 = data48.intentions;
-if(data57 && typeof data57 == "object" && !Array.isArray(data57)){
-if(data57.defaultAction === undefined){
-data57.defaultAction = "allow";
-}
-if(data57.defaultAction === undefined){
-const err200 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/required",keyword:"required",params:{missingProperty: "defaultAction"},message:"must have required property '"+"defaultAction"+"'"};
+if(data55.port === undefined){
+const err200 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -3475,9 +3497,9 @@ vErrors.push(err200);
 }
 errors++;
 }
-for(const key14 in data57){
-if(!(key14 === "defaultAction")){
-const err201 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+for(const key13 in data55){
+if(!((key13 === "bind") || (key13 === "port"))){
+const err201 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -3487,22 +3509,19 @@ vErrors.push(err201);
 errors++;
 }
 }
-let data58 = data57.defaultAction;
-const _errs161 = errors;
-let valid19 = false;
-const _errs162 = errors;
-if(typeof data58 !== "string"){
-let dataType55 = typeof data58;
+let data56 = data55.bind;
+if(typeof data56 !== "string"){
+let dataType55 = typeof data56;
 let coerced55 = undefined;
 if(!(coerced55 !== undefined)){
 if(dataType55 == "number" || dataType55 == "boolean"){
-coerced55 = "" + data58;
+coerced55 = "" + data56;
 }
-else if(data58 === null){
+else if(data56 === null){
 coerced55 = "";
 }
 else {
-const err202 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err202 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -3513,14 +3532,15 @@ errors++;
 }
 }
 if(coerced55 !== undefined){
-data58 = coerced55;
-if(data57 !== undefined){
-data57["defaultAction"] = coerced55;
+data56 = coerced55;
+if(data55 !== undefined){
+data55["bind"] = coerced55;
 }
 }
 }
-if("allow" !== data58){
-const err203 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/const",keyword:"const",params:{allowedValue: "allow"},message:"must be equal to constant"};
+if(typeof data56 === "string"){
+if(func3(data56) < 1){
+const err203 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -3529,22 +3549,18 @@ vErrors.push(err203);
 }
 errors++;
 }
-var _valid4 = _errs162 === errors;
-valid19 = valid19 || _valid4;
-if(!valid19){
-const _errs164 = errors;
-if(typeof data58 !== "string"){
-let dataType56 = typeof data58;
+}
+let data57 = data55.port;
+if(!((typeof data57 == "number") && (!(data57 % 1) && !isNaN(data57)))){
+let dataType56 = typeof data57;
 let coerced56 = undefined;
 if(!(coerced56 !== undefined)){
-if(dataType56 == "number" || dataType56 == "boolean"){
-coerced56 = "" + data58;
-}
-else if(data58 === null){
-coerced56 = "";
+if(dataType56 === "boolean" || data57 === null
+              || (dataType56 === "string" && data57 && data57 == +data57 && !(data57 % 1))){
+coerced56 = +data57;
 }
 else {
-const err204 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err204 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -3555,14 +3571,15 @@ errors++;
 }
 }
 if(coerced56 !== undefined){
-data58 = coerced56;
-if(data57 !== undefined){
-data57["defaultAction"] = coerced56;
+data57 = coerced56;
+if(data55 !== undefined){
+data55["port"] = coerced56;
 }
 }
 }
-if("deny" !== data58){
-const err205 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/const",keyword:"const",params:{allowedValue: "deny"},message:"must be equal to constant"};
+if(typeof data57 == "number"){
+if(data57 > 65535 || isNaN(data57)){
+const err205 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -3571,11 +3588,8 @@ vErrors.push(err205);
 }
 errors++;
 }
-var _valid4 = _errs164 === errors;
-valid19 = valid19 || _valid4;
-}
-if(!valid19){
-const err206 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data57 < 1 || isNaN(data57)){
+const err206 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -3584,20 +3598,10 @@ vErrors.push(err206);
 }
 errors++;
 }
-else {
-errors = _errs161;
-if(vErrors !== null){
-if(_errs161){
-vErrors.length = _errs161;
-}
-else {
-vErrors = null;
-}
-}
 }
 }
 else {
-const err207 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err207 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -3606,10 +3610,34 @@ vErrors.push(err207);
 }
 errors++;
 }
-let data59 = data48.algorithm;
-const _errs167 = errors;
-let valid20 = false;
-const _errs168 = errors;
+let data58 = data54.outbound;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.bind === undefined){
+data58.bind = "127.0.0.1";
+}
+if(data58.bind === undefined){
+const err208 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
+if(vErrors === null){
+vErrors = [err208];
+}
+else {
+vErrors.push(err208);
+}
+errors++;
+}
+for(const key14 in data58){
+if(!(key14 === "bind")){
+const err209 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err209];
+}
+else {
+vErrors.push(err209);
+}
+errors++;
+}
+}
+let data59 = data58.bind;
 if(typeof data59 !== "string"){
 let dataType57 = typeof data59;
 let coerced57 = undefined;
@@ -3621,49 +3649,7 @@ else if(data59 === null){
 coerced57 = "";
 }
 else {
-const err208 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err208];
-}
-else {
-vErrors.push(err208);
-}
-errors++;
-}
-}
-if(coerced57 !== undefined){
-data59 = coerced57;
-if(data48 !== undefined){
-data48["algorithm"] = coerced57;
-}
-}
-}
-if("p2c" !== data59){
-const err209 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/const",keyword:"const",params:{allowedValue: "p2c"},message:"must be equal to constant"};
-if(vErrors === null){
-vErrors = [err209];
-}
-else {
-vErrors.push(err209);
-}
-errors++;
-}
-var _valid5 = _errs168 === errors;
-valid20 = valid20 || _valid5;
-if(!valid20){
-const _errs170 = errors;
-if(typeof data59 !== "string"){
-let dataType58 = typeof data59;
-let coerced58 = undefined;
-if(!(coerced58 !== undefined)){
-if(dataType58 == "number" || dataType58 == "boolean"){
-coerced58 = "" + data59;
-}
-else if(data59 === null){
-coerced58 = "";
-}
-else {
-const err210 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err210 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -3673,15 +3659,16 @@ vErrors.push(err210);
 errors++;
 }
 }
-if(coerced58 !== undefined){
-data59 = coerced58;
-if(data48 !== undefined){
-data48["algorithm"] = coerced58;
+if(coerced57 !== undefined){
+data59 = coerced57;
+if(data58 !== undefined){
+data58["bind"] = coerced57;
 }
 }
 }
-if("swrr" !== data59){
-const err211 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/const",keyword:"const",params:{allowedValue: "swrr"},message:"must be equal to constant"};
+if(typeof data59 === "string"){
+if(func3(data59) < 1){
+const err211 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -3690,11 +3677,10 @@ vErrors.push(err211);
 }
 errors++;
 }
-var _valid5 = _errs170 === errors;
-valid20 = valid20 || _valid5;
 }
-if(!valid20){
-const err212 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+}
+else {
+const err212 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -3703,27 +3689,16 @@ vErrors.push(err212);
 }
 errors++;
 }
-else {
-errors = _errs167;
-if(vErrors !== null){
-if(_errs167){
-vErrors.length = _errs167;
-}
-else {
-vErrors = null;
-}
-}
-}
-let data60 = data48.timeouts;
+let data60 = data54.metrics;
 if(data60 && typeof data60 == "object" && !Array.isArray(data60)){
-if(data60.requestMs === undefined){
-data60.requestMs = 15000;
+if(data60.bind === undefined){
+data60.bind = "127.0.0.1";
 }
-if(data60.tryMs === undefined){
-data60.tryMs = 0;
+if(data60.port === undefined){
+data60.port = 15090;
 }
-if(data60.requestMs === undefined){
-const err213 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "requestMs"},message:"must have required property '"+"requestMs"+"'"};
+if(data60.bind === undefined){
+const err213 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -3732,8 +3707,8 @@ vErrors.push(err213);
 }
 errors++;
 }
-if(data60.tryMs === undefined){
-const err214 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "tryMs"},message:"must have required property '"+"tryMs"+"'"};
+if(data60.port === undefined){
+const err214 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -3743,8 +3718,8 @@ vErrors.push(err214);
 errors++;
 }
 for(const key15 in data60){
-if(!((key15 === "requestMs") || (key15 === "tryMs"))){
-const err215 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(!((key15 === "bind") || (key15 === "port"))){
+const err215 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -3754,17 +3729,19 @@ vErrors.push(err215);
 errors++;
 }
 }
-let data61 = data60.requestMs;
-if(!((typeof data61 == "number") && (!(data61 % 1) && !isNaN(data61)))){
-let dataType59 = typeof data61;
-let coerced59 = undefined;
-if(!(coerced59 !== undefined)){
-if(dataType59 === "boolean" || data61 === null
-              || (dataType59 === "string" && data61 && data61 == +data61 && !(data61 % 1))){
-coerced59 = +data61;
+let data61 = data60.bind;
+if(typeof data61 !== "string"){
+let dataType58 = typeof data61;
+let coerced58 = undefined;
+if(!(coerced58 !== undefined)){
+if(dataType58 == "number" || dataType58 == "boolean"){
+coerced58 = "" + data61;
+}
+else if(data61 === null){
+coerced58 = "";
 }
 else {
-const err216 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err216 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -3774,16 +3751,16 @@ vErrors.push(err216);
 errors++;
 }
 }
-if(coerced59 !== undefined){
-data61 = coerced59;
+if(coerced58 !== undefined){
+data61 = coerced58;
 if(data60 !== undefined){
-data60["requestMs"] = coerced59;
+data60["bind"] = coerced58;
 }
 }
 }
-if(typeof data61 == "number"){
-if(data61 < 1 || isNaN(data61)){
-const err217 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(typeof data61 === "string"){
+if(func3(data61) < 1){
+const err217 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -3793,17 +3770,17 @@ vErrors.push(err217);
 errors++;
 }
 }
-let data62 = data60.tryMs;
+let data62 = data60.port;
 if(!((typeof data62 == "number") && (!(data62 % 1) && !isNaN(data62)))){
-let dataType60 = typeof data62;
-let coerced60 = undefined;
-if(!(coerced60 !== undefined)){
-if(dataType60 === "boolean" || data62 === null
-              || (dataType60 === "string" && data62 && data62 == +data62 && !(data62 % 1))){
-coerced60 = +data62;
+let dataType59 = typeof data62;
+let coerced59 = undefined;
+if(!(coerced59 !== undefined)){
+if(dataType59 === "boolean" || data62 === null
+              || (dataType59 === "string" && data62 && data62 == +data62 && !(data62 % 1))){
+coerced59 = +data62;
 }
 else {
-const err218 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err218 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -3813,16 +3790,16 @@ vErrors.push(err218);
 errors++;
 }
 }
-if(coerced60 !== undefined){
-data62 = coerced60;
+if(coerced59 !== undefined){
+data62 = coerced59;
 if(data60 !== undefined){
-data60["tryMs"] = coerced60;
+data60["port"] = coerced59;
 }
 }
 }
 if(typeof data62 == "number"){
-if(data62 < 0 || isNaN(data62)){
-const err219 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data62 > 65535 || isNaN(data62)){
+const err219 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -3831,10 +3808,8 @@ vErrors.push(err219);
 }
 errors++;
 }
-}
-}
-else {
-const err220 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data62 < 1 || isNaN(data62)){
+const err220 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -3843,17 +3818,10 @@ vErrors.push(err220);
 }
 errors++;
 }
-let data63 = data48.shutdownGraceMs;
-if(!((typeof data63 == "number") && (!(data63 % 1) && !isNaN(data63)))){
-let dataType61 = typeof data63;
-let coerced61 = undefined;
-if(!(coerced61 !== undefined)){
-if(dataType61 === "boolean" || data63 === null
-              || (dataType61 === "string" && data63 && data63 == +data63 && !(data63 % 1))){
-coerced61 = +data63;
+}
 }
 else {
-const err221 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err221 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -3862,17 +3830,13 @@ vErrors.push(err221);
 }
 errors++;
 }
+let data63 = data54.intentions;
+if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
+if(data63.defaultAction === undefined){
+data63.defaultAction = "allow";
 }
-if(coerced61 !== undefined){
-data63 = coerced61;
-if(data48 !== undefined){
-data48["shutdownGraceMs"] = coerced61;
-}
-}
-}
-if(typeof data63 == "number"){
-if(data63 < 0 || isNaN(data63)){
-const err222 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data63.defaultAction === undefined){
+const err222 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/required",keyword:"required",params:{missingProperty: "defaultAction"},message:"must have required property '"+"defaultAction"+"'"};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -3881,18 +3845,9 @@ vErrors.push(err222);
 }
 errors++;
 }
-}
-let data64 = data48.reloadIntervalMs;
-if(!((typeof data64 == "number") && (!(data64 % 1) && !isNaN(data64)))){
-let dataType62 = typeof data64;
-let coerced62 = undefined;
-if(!(coerced62 !== undefined)){
-if(dataType62 === "boolean" || data64 === null
-              || (dataType62 === "string" && data64 && data64 == +data64 && !(data64 % 1))){
-coerced62 = +data64;
-}
-else {
-const err223 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key16 in data63){
+if(!(key16 === "defaultAction")){
+const err223 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -3902,16 +3857,22 @@ vErrors.push(err223);
 errors++;
 }
 }
-if(coerced62 !== undefined){
-data64 = coerced62;
-if(data48 !== undefined){
-data48["reloadIntervalMs"] = coerced62;
+let data64 = data63.defaultAction;
+const _errs179 = errors;
+let valid22 = false;
+const _errs180 = errors;
+if(typeof data64 !== "string"){
+let dataType60 = typeof data64;
+let coerced60 = undefined;
+if(!(coerced60 !== undefined)){
+if(dataType60 == "number" || dataType60 == "boolean"){
+coerced60 = "" + data64;
 }
+else if(data64 === null){
+coerced60 = "";
 }
-}
-if(typeof data64 == "number"){
-if(data64 < 50 || isNaN(data64)){
-const err224 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
+else {
+const err224 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -3921,9 +3882,15 @@ vErrors.push(err224);
 errors++;
 }
 }
+if(coerced60 !== undefined){
+data64 = coerced60;
+if(data63 !== undefined){
+data63["defaultAction"] = coerced60;
 }
-else {
-const err225 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+}
+}
+if("allow" !== data64){
+const err225 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/const",keyword:"const",params:{allowedValue: "allow"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -3932,14 +3899,508 @@ vErrors.push(err225);
 }
 errors++;
 }
+var _valid5 = _errs180 === errors;
+valid22 = valid22 || _valid5;
+if(!valid22){
+const _errs182 = errors;
+if(typeof data64 !== "string"){
+let dataType61 = typeof data64;
+let coerced61 = undefined;
+if(!(coerced61 !== undefined)){
+if(dataType61 == "number" || dataType61 == "boolean"){
+coerced61 = "" + data64;
+}
+else if(data64 === null){
+coerced61 = "";
 }
 else {
-const err226 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err226 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err226];
 }
 else {
 vErrors.push(err226);
+}
+errors++;
+}
+}
+if(coerced61 !== undefined){
+data64 = coerced61;
+if(data63 !== undefined){
+data63["defaultAction"] = coerced61;
+}
+}
+}
+if("deny" !== data64){
+const err227 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/const",keyword:"const",params:{allowedValue: "deny"},message:"must be equal to constant"};
+if(vErrors === null){
+vErrors = [err227];
+}
+else {
+vErrors.push(err227);
+}
+errors++;
+}
+var _valid5 = _errs182 === errors;
+valid22 = valid22 || _valid5;
+}
+if(!valid22){
+const err228 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err228];
+}
+else {
+vErrors.push(err228);
+}
+errors++;
+}
+else {
+errors = _errs179;
+if(vErrors !== null){
+if(_errs179){
+vErrors.length = _errs179;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+else {
+const err229 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err229];
+}
+else {
+vErrors.push(err229);
+}
+errors++;
+}
+let data65 = data54.algorithm;
+const _errs185 = errors;
+let valid23 = false;
+const _errs186 = errors;
+if(typeof data65 !== "string"){
+let dataType62 = typeof data65;
+let coerced62 = undefined;
+if(!(coerced62 !== undefined)){
+if(dataType62 == "number" || dataType62 == "boolean"){
+coerced62 = "" + data65;
+}
+else if(data65 === null){
+coerced62 = "";
+}
+else {
+const err230 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err230];
+}
+else {
+vErrors.push(err230);
+}
+errors++;
+}
+}
+if(coerced62 !== undefined){
+data65 = coerced62;
+if(data54 !== undefined){
+data54["algorithm"] = coerced62;
+}
+}
+}
+if("p2c" !== data65){
+const err231 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/const",keyword:"const",params:{allowedValue: "p2c"},message:"must be equal to constant"};
+if(vErrors === null){
+vErrors = [err231];
+}
+else {
+vErrors.push(err231);
+}
+errors++;
+}
+var _valid6 = _errs186 === errors;
+valid23 = valid23 || _valid6;
+if(!valid23){
+const _errs188 = errors;
+if(typeof data65 !== "string"){
+let dataType63 = typeof data65;
+let coerced63 = undefined;
+if(!(coerced63 !== undefined)){
+if(dataType63 == "number" || dataType63 == "boolean"){
+coerced63 = "" + data65;
+}
+else if(data65 === null){
+coerced63 = "";
+}
+else {
+const err232 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err232];
+}
+else {
+vErrors.push(err232);
+}
+errors++;
+}
+}
+if(coerced63 !== undefined){
+data65 = coerced63;
+if(data54 !== undefined){
+data54["algorithm"] = coerced63;
+}
+}
+}
+if("swrr" !== data65){
+const err233 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/const",keyword:"const",params:{allowedValue: "swrr"},message:"must be equal to constant"};
+if(vErrors === null){
+vErrors = [err233];
+}
+else {
+vErrors.push(err233);
+}
+errors++;
+}
+var _valid6 = _errs188 === errors;
+valid23 = valid23 || _valid6;
+}
+if(!valid23){
+const err234 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err234];
+}
+else {
+vErrors.push(err234);
+}
+errors++;
+}
+else {
+errors = _errs185;
+if(vErrors !== null){
+if(_errs185){
+vErrors.length = _errs185;
+}
+else {
+vErrors = null;
+}
+}
+}
+let data66 = data54.timeouts;
+if(data66 && typeof data66 == "object" && !Array.isArray(data66)){
+if(data66.requestMs === undefined){
+data66.requestMs = 15000;
+}
+if(data66.tryMs === undefined){
+data66.tryMs = 0;
+}
+if(data66.bodyIdleMs === undefined){
+data66.bodyIdleMs = 10000;
+}
+if(data66.requestMs === undefined){
+const err235 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "requestMs"},message:"must have required property '"+"requestMs"+"'"};
+if(vErrors === null){
+vErrors = [err235];
+}
+else {
+vErrors.push(err235);
+}
+errors++;
+}
+if(data66.tryMs === undefined){
+const err236 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "tryMs"},message:"must have required property '"+"tryMs"+"'"};
+if(vErrors === null){
+vErrors = [err236];
+}
+else {
+vErrors.push(err236);
+}
+errors++;
+}
+if(data66.bodyIdleMs === undefined){
+const err237 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "bodyIdleMs"},message:"must have required property '"+"bodyIdleMs"+"'"};
+if(vErrors === null){
+vErrors = [err237];
+}
+else {
+vErrors.push(err237);
+}
+errors++;
+}
+for(const key17 in data66){
+if(!(((key17 === "requestMs") || (key17 === "tryMs")) || (key17 === "bodyIdleMs"))){
+const err238 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err238];
+}
+else {
+vErrors.push(err238);
+}
+errors++;
+}
+}
+let data67 = data66.requestMs;
+if(!((typeof data67 == "number") && (!(data67 % 1) && !isNaN(data67)))){
+let dataType64 = typeof data67;
+let coerced64 = undefined;
+if(!(coerced64 !== undefined)){
+if(dataType64 === "boolean" || data67 === null
+              || (dataType64 === "string" && data67 && data67 == +data67 && !(data67 % 1))){
+coerced64 = +data67;
+}
+else {
+const err239 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err239];
+}
+else {
+vErrors.push(err239);
+}
+errors++;
+}
+}
+if(coerced64 !== undefined){
+data67 = coerced64;
+if(data66 !== undefined){
+data66["requestMs"] = coerced64;
+}
+}
+}
+if(typeof data67 == "number"){
+if(data67 < 1 || isNaN(data67)){
+const err240 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err240];
+}
+else {
+vErrors.push(err240);
+}
+errors++;
+}
+}
+let data68 = data66.tryMs;
+if(!((typeof data68 == "number") && (!(data68 % 1) && !isNaN(data68)))){
+let dataType65 = typeof data68;
+let coerced65 = undefined;
+if(!(coerced65 !== undefined)){
+if(dataType65 === "boolean" || data68 === null
+              || (dataType65 === "string" && data68 && data68 == +data68 && !(data68 % 1))){
+coerced65 = +data68;
+}
+else {
+const err241 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err241];
+}
+else {
+vErrors.push(err241);
+}
+errors++;
+}
+}
+if(coerced65 !== undefined){
+data68 = coerced65;
+if(data66 !== undefined){
+data66["tryMs"] = coerced65;
+}
+}
+}
+if(typeof data68 == "number"){
+if(data68 < 0 || isNaN(data68)){
+const err242 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err242];
+}
+else {
+vErrors.push(err242);
+}
+errors++;
+}
+}
+let data69 = data66.bodyIdleMs;
+if(!((typeof data69 == "number") && (!(data69 % 1) && !isNaN(data69)))){
+let dataType66 = typeof data69;
+let coerced66 = undefined;
+if(!(coerced66 !== undefined)){
+if(dataType66 === "boolean" || data69 === null
+              || (dataType66 === "string" && data69 && data69 == +data69 && !(data69 % 1))){
+coerced66 = +data69;
+}
+else {
+const err243 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err243];
+}
+else {
+vErrors.push(err243);
+}
+errors++;
+}
+}
+if(coerced66 !== undefined){
+data69 = coerced66;
+if(data66 !== undefined){
+data66["bodyIdleMs"] = coerced66;
+}
+}
+}
+if(typeof data69 == "number"){
+if(data69 < 1 || isNaN(data69)){
+const err244 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err244];
+}
+else {
+vErrors.push(err244);
+}
+errors++;
+}
+}
+}
+else {
+const err245 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err245];
+}
+else {
+vErrors.push(err245);
+}
+errors++;
+}
+let data70 = data54.maxConnections;
+if(!((typeof data70 == "number") && (!(data70 % 1) && !isNaN(data70)))){
+let dataType67 = typeof data70;
+let coerced67 = undefined;
+if(!(coerced67 !== undefined)){
+if(dataType67 === "boolean" || data70 === null
+              || (dataType67 === "string" && data70 && data70 == +data70 && !(data70 % 1))){
+coerced67 = +data70;
+}
+else {
+const err246 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err246];
+}
+else {
+vErrors.push(err246);
+}
+errors++;
+}
+}
+if(coerced67 !== undefined){
+data70 = coerced67;
+if(data54 !== undefined){
+data54["maxConnections"] = coerced67;
+}
+}
+}
+if(typeof data70 == "number"){
+if(data70 < 1 || isNaN(data70)){
+const err247 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err247];
+}
+else {
+vErrors.push(err247);
+}
+errors++;
+}
+}
+let data71 = data54.shutdownGraceMs;
+if(!((typeof data71 == "number") && (!(data71 % 1) && !isNaN(data71)))){
+let dataType68 = typeof data71;
+let coerced68 = undefined;
+if(!(coerced68 !== undefined)){
+if(dataType68 === "boolean" || data71 === null
+              || (dataType68 === "string" && data71 && data71 == +data71 && !(data71 % 1))){
+coerced68 = +data71;
+}
+else {
+const err248 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err248];
+}
+else {
+vErrors.push(err248);
+}
+errors++;
+}
+}
+if(coerced68 !== undefined){
+data71 = coerced68;
+if(data54 !== undefined){
+data54["shutdownGraceMs"] = coerced68;
+}
+}
+}
+if(typeof data71 == "number"){
+if(data71 < 0 || isNaN(data71)){
+const err249 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err249];
+}
+else {
+vErrors.push(err249);
+}
+errors++;
+}
+}
+let data72 = data54.reloadIntervalMs;
+if(!((typeof data72 == "number") && (!(data72 % 1) && !isNaN(data72)))){
+let dataType69 = typeof data72;
+let coerced69 = undefined;
+if(!(coerced69 !== undefined)){
+if(dataType69 === "boolean" || data72 === null
+              || (dataType69 === "string" && data72 && data72 == +data72 && !(data72 % 1))){
+coerced69 = +data72;
+}
+else {
+const err250 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err250];
+}
+else {
+vErrors.push(err250);
+}
+errors++;
+}
+}
+if(coerced69 !== undefined){
+data72 = coerced69;
+if(data54 !== undefined){
+data54["reloadIntervalMs"] = coerced69;
+}
+}
+}
+if(typeof data72 == "number"){
+if(data72 < 50 || isNaN(data72)){
+const err251 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
+if(vErrors === null){
+vErrors = [err251];
+}
+else {
+vErrors.push(err251);
+}
+errors++;
+}
+}
+}
+else {
+const err252 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err252];
+}
+else {
+vErrors.push(err252);
+}
+errors++;
+}
+}
+else {
+const err253 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err253];
+}
+else {
+vErrors.push(err253);
 }
 errors++;
 }
@@ -3970,6 +4431,7 @@ export const CONFIG_ENUMS: Readonly<Record<string, readonly string[]>> = {
   "log.level": ["trace","debug","info","warn","error","fatal","silent"],
   "log.format": ["auto","json","pretty"],
   "scheduler.algorithm": ["binpack","spread"],
+  "scheduler.autoscale.source": ["scrape","prometheus"],
   "agent.driver": ["auto","docker","process"],
   "proxy.intentions.defaultAction": ["allow","deny"],
   "proxy.algorithm": ["p2c","swrr"],

@@ -21,6 +21,9 @@ import { schedulerSigner } from '../../agent/index.js';
 import { NodeHeartbeat } from '../../agent/index.js';
 import { ProxySupervisor } from '../../agent/index.js';
 import { Registrar } from '../../agent/index.js';
+import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR } from '../../base/contracts/host-proxy.js';
+import { agentMetricsRegistry } from './agent-metrics.js';
+import { type MetricsServer, startMetricsServer } from './proxy-metrics-server.js';
 
 /** What the agent needs besides its configuration. */
 export interface HostAgentOptions {
@@ -67,6 +70,8 @@ export class HostAgent {
   readonly node: NodeHeartbeat;
   readonly identities: IdentityManager | undefined;
   readonly proxy: ProxySupervisor | undefined;
+  /** The /metrics listener; undefined when its port could not be had. */
+  readonly metrics: MetricsServer | undefined;
 
   private constructor(parts: Omit<HostAgent, 'close'>) {
     Object.assign(this, parts);
@@ -77,6 +82,7 @@ export class HostAgent {
     this.node = parts.node;
     this.identities = parts.identities;
     this.proxy = parts.proxy;
+    this.metrics = parts.metrics;
   }
 
   /** Starts every part; resolves once registrations are resynced and allocations reconciled. */
@@ -86,8 +92,36 @@ export class HostAgent {
     const host = config.nodeName;
     const driver = opts.driver ?? (await chooseDriver(config, logger));
     const client = createDiscoveryClient(config, { logger });
-    const node = new NodeHeartbeat({ client, host, address: a.address, cpu: a.cpu, memory: a.memory, attributes: a.attributes, hostVolumes: Object.keys(a.hostVolumes), driver: driver.kind, ttlMs: a.heartbeatTtlMs, logger });
-    await node.start();
+    // Listening before the node registers, so the weft-agent registration carries the port. The
+    // parts it reads are created below; a scrape before then sees zeros.
+    const parts: { registrar?: Registrar; runner?: AllocRunner; node?: NodeHeartbeat; proxy?: ProxySupervisor } = {};
+    const metrics = await startAgentMetrics(config, logger, {
+      allocations: () => parts.runner?.snapshot() ?? [],
+      registered: () => parts.registrar?.instances().length ?? 0,
+      heartbeat: () => ({ lastSuccessMs: parts.node?.lastBeatMs, failures: parts.node?.failures ?? 0 }),
+      proxyRestarts: () => parts.proxy?.restarts,
+      identitiesDir: join(config.dataDir, HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR),
+    });
+    const node = new NodeHeartbeat({
+      client,
+      host,
+      address: a.address,
+      cpu: a.cpu,
+      memory: a.memory,
+      attributes: a.attributes,
+      hostVolumes: Object.keys(a.hostVolumes),
+      driver: driver.kind,
+      ttlMs: a.heartbeatTtlMs,
+      logger,
+      metricsPort: metrics?.address.port,
+    });
+    parts.node = node;
+    try {
+      await node.start();
+    } catch (err) {
+      await metrics?.close(); // Consul refused the registration: the agent does not start, nor keep the port
+      throw err;
+    }
 
     const signer = opts.signer === undefined ? chooseSigner(config, logger) : (opts.signer ?? undefined);
     const identities =
@@ -124,6 +158,7 @@ export class HostAgent {
       stoppingGraceMs: a.stoppingGraceMs,
       ...(opts.labelFilter === undefined ? {} : { labelFilter: opts.labelFilter }),
     });
+    parts.registrar = registrar;
     registrar.on('change', () => void syncIdentities());
     await registrar.start();
     await syncIdentities();
@@ -142,6 +177,7 @@ export class HostAgent {
       ...(opts.watchWaitMs === undefined ? {} : { watchWaitMs: opts.watchWaitMs }),
       onServicesChange: () => void syncIdentities(),
     });
+    parts.runner = runner;
     await runner.start();
     allocations = runner;
     await syncIdentities();
@@ -154,10 +190,11 @@ export class HostAgent {
         stateDir: join(config.dataDir, 'agent'),
         logger,
       });
+      parts.proxy = proxy;
       proxy.start();
     }
     logger.info({ host, driver: driver.kind, address: a.address }, 'weft agent running');
-    return new HostAgent({ driver, client, registrar, allocations: runner, node, identities, proxy });
+    return new HostAgent({ driver, client, registrar, allocations: runner, node, identities, proxy, metrics });
   }
 
   /**
@@ -171,7 +208,24 @@ export class HostAgent {
     this.identities?.stop();
     await this.node.stop(opts.deregisterNode === true ? { deregister: true } : {});
     await this.driver.close();
+    await this.metrics?.close();
     this.client.close();
+  }
+}
+
+/**
+ * Starts the agent's /metrics listener on agent.metrics (bind default: agent.address). A port
+ * already taken is a warning, not a failure: the agent's work (the host's workloads) does not
+ * depend on it, and the registration then carries no port (Prometheus shows the target down).
+ */
+async function startAgentMetrics(config: Readonly<Config>, logger: Logger, sources: Parameters<typeof agentMetricsRegistry>[0]): Promise<MetricsServer | undefined> {
+  const m = config.agent.metrics;
+  const bind = m.bind ?? config.agent.address;
+  try {
+    return await startMetricsServer(agentMetricsRegistry(sources), { bind, port: m.port, logger });
+  } catch (err) {
+    logger.warn({ err, bind, port: m.port }, `agent metrics: could not listen on ${bind}:${m.port}; running without /metrics (agent.metrics.port 0 takes any free port)`);
+    return undefined;
   }
 }
 

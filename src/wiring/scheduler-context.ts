@@ -7,6 +7,7 @@ import { type NodeInfo, observeAllocs, observeNodes, type SecretStore } from '..
 import type { DiscoveryClient } from '../../discovery/index.js';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../../base/log.js';
+import type { GroupAutoscaleState } from './scheduler-autoscaler.js';
 import type { ClusterObserver, ClusterSnapshot } from './scheduler-observer.js';
 
 export interface SchedulerContext {
@@ -20,6 +21,8 @@ export interface SchedulerContext {
   leaderAddress(): string | undefined;
   /** The leader loop's nodes (with lost_after memory) when this instance leads. */
   leaderNodes(): readonly NodeInfo[] | undefined;
+  /** The leader's autoscaler view of a group once it has decided on it; undefined on a standby. */
+  autoscaleState?(job: string, group: string): GroupAutoscaleState | undefined;
 }
 
 /** Nodes as the leader sees them, or as a fresh observation on a standby. */

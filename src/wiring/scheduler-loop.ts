@@ -185,6 +185,14 @@ export class ControlLoop {
       this.statuses.set(job, rec);
       this.statusOf.set(job, snap.jobIndexes.get(job)!); // writeStatuses wrote only jobs of this incarnation
     }
+    m.recordCluster({
+      nodes: this.nodes,
+      jobs,
+      allocs: observed.allocs,
+      deployments: [...this.statuses.values()].map((s) => s.deployment).filter((d): d is Deployment => d !== undefined),
+      nowMs,
+      lostAfterMs: config.scheduler.lostAfterMs,
+    });
     for (const op of ops) {
       if (!op.key.startsWith('weft/allocs/')) continue;
       if (op.verb === 'set') this.expectSet.add(op.key);

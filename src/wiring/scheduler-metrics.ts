@@ -5,7 +5,7 @@
  * replica series of its own.
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { AllocInfo, JobState } from '../../scheduler/index.js';
+import { type AllocInfo, type Deployment, type JobState, type NodeInfo, readiness } from '../../scheduler/index.js';
 import { registry } from '../../base/metrics.js';
 
 const replicas = new Gauge({
@@ -86,4 +86,138 @@ export function recordReplicas(jobs: readonly JobState[], allocs: readonly Alloc
 /** Clears the per-job series (on losing leadership: a standby does not speak for the cluster). */
 export function clearReplicas(): void {
   replicas.reset();
+  for (const g of clusterGauges) g.reset();
+  healthSeen.clear();
+}
+
+/** The node readiness states, always all exported (0 when none), so a panel never has gaps. */
+const NODE_STATES = ['ready', 'draining', 'down', 'lost'] as const;
+
+const nodes = new Gauge({
+  name: 'weft_scheduler_nodes',
+  help: 'Nodes (weft-agent hosts) by readiness as the leader sees them: ready, draining, down (heartbeat failing), lost (down for lostAfterMs).',
+  labelNames: ['state'] as const,
+  registers: [registry],
+});
+
+const nodeCpuCapacity = new Gauge({
+  name: 'weft_scheduler_node_cpu_capacity_cores',
+  help: 'CPU a node offers to placement (Meta weft_cpu), in cores.',
+  labelNames: ['node'] as const,
+  registers: [registry],
+});
+
+const nodeCpuAllocated = new Gauge({
+  name: 'weft_scheduler_node_cpu_allocated_cores',
+  help: 'CPU reserved on a node by its pending and running allocations, in cores.',
+  labelNames: ['node'] as const,
+  registers: [registry],
+});
+
+const nodeMemoryCapacity = new Gauge({
+  name: 'weft_scheduler_node_memory_capacity_bytes',
+  help: 'Memory a node offers to placement (Meta weft_memory), in bytes.',
+  labelNames: ['node'] as const,
+  registers: [registry],
+});
+
+const nodeMemoryAllocated = new Gauge({
+  name: 'weft_scheduler_node_memory_allocated_bytes',
+  help: 'Memory reserved on a node by its pending and running allocations, in bytes.',
+  labelNames: ['node'] as const,
+  registers: [registry],
+});
+
+/** The deployment states a job is counted in; `none` before its first deployment, `stopped` for a stopped job. */
+const JOB_STATES = ['running', 'successful', 'failed', 'none', 'stopped'] as const;
+
+const jobsByState = new Gauge({
+  name: 'weft_scheduler_jobs',
+  help: "Jobs by the state of their latest deployment: running, successful, failed, none (no deployment yet) or stopped (the job is stopped).",
+  labelNames: ['state'] as const,
+  registers: [registry],
+});
+
+const healthChanges = new Counter({
+  name: 'weft_scheduler_allocation_health_changes_total',
+  help: 'Running allocations whose health (every check passing) changed, by job, group and the new state (healthy or unhealthy): flapping checks.',
+  labelNames: ['job', 'group', 'to'] as const,
+  registers: [registry],
+});
+
+/** Set each reconciliation; cleared with the replica gauges when leadership is lost. */
+const clusterGauges = [nodes, nodeCpuCapacity, nodeCpuAllocated, nodeMemoryCapacity, nodeMemoryAllocated, jobsByState];
+
+/** Each running allocation's health as last seen (to count changes, not states). */
+const healthSeen = new Map<string, boolean>();
+
+/**
+ * Unix seconds of the last Consul call that succeeded (the leader key read
+ * every second by every instance, leader or standby).
+ */
+export const consulLastSuccess = new Gauge({
+  name: 'weft_scheduler_consul_last_success_timestamp_seconds',
+  help: 'When this scheduler last completed a Consul call (Unix seconds); 0 before the first.',
+  registers: [registry],
+});
+
+const MIB = 1024 * 1024;
+
+/**
+ * Sets the node, job and health series from one reconciliation: node
+ * readiness and capacity, resources reserved by pending and running
+ * allocations, jobs by deployment state, and health changes of running
+ * allocations since the previous reconciliation.
+ */
+export function recordCluster(view: {
+  nodes: readonly NodeInfo[];
+  jobs: readonly JobState[];
+  allocs: readonly AllocInfo[];
+  deployments: readonly Deployment[];
+  nowMs: number;
+  lostAfterMs: number;
+}): void {
+  for (const g of clusterGauges) g.reset();
+  const counts = new Map<string, number>(NODE_STATES.map((s) => [s, 0]));
+  for (const n of view.nodes) {
+    const state = readiness(n, view.nowMs, view.lostAfterMs);
+    counts.set(state, (counts.get(state) ?? 0) + 1);
+    nodeCpuCapacity.set({ node: n.name }, n.capacity.cpu / 1000);
+    nodeMemoryCapacity.set({ node: n.name }, n.capacity.memory * MIB);
+    nodeCpuAllocated.set({ node: n.name }, 0);
+    nodeMemoryAllocated.set({ node: n.name }, 0);
+  }
+  for (const [state, count] of counts) nodes.set({ state }, count);
+  const reserved = new Map<string, { cpu: number; memory: number }>();
+  for (const a of view.allocs) {
+    if (a.status !== 'pending' && a.status !== 'running') continue;
+    const r = reserved.get(a.node) ?? { cpu: 0, memory: 0 };
+    r.cpu += a.resources.cpu;
+    r.memory += a.resources.memory;
+    reserved.set(a.node, r);
+  }
+  for (const [node, r] of reserved) {
+    nodeCpuAllocated.set({ node }, r.cpu / 1000);
+    nodeMemoryAllocated.set({ node }, r.memory * MIB);
+  }
+  const latest = new Map<string, Deployment>();
+  for (const d of view.deployments) {
+    const seen = latest.get(d.job);
+    if (seen === undefined || d.version >= seen.version) latest.set(d.job, d);
+  }
+  const jobCounts = new Map<string, number>(JOB_STATES.map((s) => [s, 0]));
+  for (const job of view.jobs) {
+    const state = job.stopped ? 'stopped' : (latest.get(job.name)?.status ?? 'none');
+    jobCounts.set(state, (jobCounts.get(state) ?? 0) + 1);
+  }
+  for (const [state, count] of jobCounts) jobsByState.set({ state }, count);
+  const current = new Set<string>();
+  for (const a of view.allocs) {
+    if (a.healthy === undefined) continue; // not running: no check state to compare
+    current.add(a.id);
+    const before = healthSeen.get(a.id);
+    if (before !== undefined && before !== a.healthy) healthChanges.inc({ job: a.job, group: a.group, to: a.healthy ? 'healthy' : 'unhealthy' });
+    healthSeen.set(a.id, a.healthy);
+  }
+  for (const id of [...healthSeen.keys()]) if (!current.has(id)) healthSeen.delete(id);
 }

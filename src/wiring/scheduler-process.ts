@@ -7,22 +7,28 @@
  * control loop, and its writes are fenced by the lock, so a deposed leader's
  * late write is refused by Consul. Lock-delay is 0: fencing, not lock-delay,
  * keeps two leaders from both writing, and a standby takes over one session
- * TTL (`scheduler.leaderTtlMs`, 10 s) after the leader dies.
+ * TTL (`scheduler.leaderTtlMs`, 10 s) after the leader dies. The autoscaler
+ * (scheduler-autoscaler.ts) runs beside the control loop, on the leader only,
+ * with a metric source per leadership term (`scheduler.autoscale.source`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createDiscoveryClient, deleteKey, type DiscoveryClient, getJSON, LEADER_KEY, list, putJSON, SessionLock } from '../../discovery/index.js';
-import { loadOrCreateKey, SecretStore } from '../../scheduler/index.js';
+import { loadOrCreateKey, type MetricSource, SecretStore } from '../../scheduler/index.js';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../../base/log.js';
 import { enableProcessMetrics } from '../../base/metrics.js';
-import { SCHEDULER_SERVICE, WEFT_TAG } from '../../base/contracts/meta.js';
+import { SCHEDULER_SERVICE, SERVICE_META, WEFT_TAG } from '../../base/contracts/meta.js';
+import { VERSION } from '../../base/version.js';
+import { PrometheusSource } from './autoscale-prometheus.js';
+import { ScrapeSource } from './autoscale-scrape.js';
 import { buildApi } from './scheduler-api.js';
+import { Autoscaler } from './scheduler-autoscaler.js';
 import type { SchedulerContext } from './scheduler-context.js';
 import { ControlLoop } from './scheduler-loop.js';
-import { leaderGauge } from './scheduler-metrics.js';
+import { consulLastSuccess, leaderGauge } from './scheduler-metrics.js';
 import { ClusterObserver } from './scheduler-observer.js';
 import { clusterHandlers } from './scheduler-routes-cluster.js';
-import { jobHandlers } from './scheduler-routes-jobs.js';
+import { autoscaleHandlers, jobHandlers, registerExtraRoutes } from './scheduler-routes-jobs.js';
 import { loadOrCreateToken } from './scheduler-token.js';
 
 /** A running scheduler. */
@@ -30,11 +36,30 @@ export interface SchedulerProcess {
   /** `host:port` of the API. */
   readonly address: string;
   isLeader(): boolean;
+  /**
+   * A caller's proxy holds a request for `service` at zero: its autoscaled
+   * group decides at once (as a write of `weft/activate/<service>` does).
+   * Returns the number of groups woken; 0 on a standby.
+   */
+  requestActivation(service: string): number;
   close(): Promise<void>;
 }
 
+/** A metric source; closed at the end of the leadership term it was made for when it can be. */
+export type TermMetricSource = MetricSource & { close?: () => Promise<void> };
+
+/** What tests (and embedders) may replace in the autoscaler. */
+export interface AutoscaleOverrides {
+  /** Makes the metric source of a leadership term (default: from scheduler.autoscale). */
+  source?: () => TermMetricSource;
+  /** Wall clock, epoch ms (default Date.now). */
+  now?: () => number;
+  /** The calculator's warm-up (default 30 s). */
+  warmupMs?: number;
+}
+
 /** Starts a scheduler instance; resolves once the API listens. */
-export async function startScheduler(opts: { config: Readonly<Config>; logger: Logger }): Promise<SchedulerProcess> {
+export async function startScheduler(opts: { config: Readonly<Config>; logger: Logger; autoscale?: AutoscaleOverrides }): Promise<SchedulerProcess> {
   const { config, logger } = opts;
   const c = config.scheduler;
   enableProcessMetrics();
@@ -55,6 +80,7 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
   const observer = new ClusterObserver({ client, logger });
   let leading = false;
   let loop: ControlLoop | undefined;
+  let autoscaler: Autoscaler | undefined;
   const address = `${c.bind}:${c.port}`;
   const ctx: SchedulerContext = {
     client,
@@ -66,13 +92,15 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
     isLeader: () => leading,
     leaderAddress: () => leaderAddress,
     leaderNodes: () => (leading ? loop?.nodeInfos : undefined),
+    autoscaleState: (job, group) => (leading ? autoscaler?.state(job, group) : undefined),
   };
   let leaderAddress: string | undefined;
   const api = buildApi({ token: tok.token, logger, handlers: { ...clusterHandlers(ctx), ...jobHandlers(ctx) } });
+  registerExtraRoutes(api, autoscaleHandlers(ctx));
   await api.listen({ host: c.bind, port: c.port });
   logger.info({ address }, 'scheduler API listening');
   const serviceId = `${SCHEDULER_SERVICE}-${config.nodeName}-${c.port}`;
-  if (c.register) await registerService(client, serviceId, c.bind, c.port, logger);
+  if (c.register) await registerService(client, serviceId, config.nodeName, c.bind, c.port, logger);
 
   const stop = new AbortController();
   const lock = new SessionLock(client, { ttlMs: c.leaderTtlMs, lockDelayMs: 0, name: `weft scheduler ${address}`, value: { address }, logger });
@@ -80,6 +108,7 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
     void getJSON<{ address?: string }>(client, LEADER_KEY).then(
       (v) => {
         leaderAddress = v?.value.address;
+        consulLastSuccess.set(Date.now() / 1000); // the read doubles as the Consul reachability probe
       },
       () => {},
     );
@@ -105,10 +134,24 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
       stop.signal.addEventListener('abort', onLost, { once: true });
       loop = new ControlLoop({ client, observer, config, logger, fence: () => lock.fence(), onLockLost: onLost });
       loop.start();
+      const source = opts.autoscale?.source?.() ?? metricSourceFor(config, client, logger);
+      autoscaler = new Autoscaler({
+        client,
+        observer,
+        logger,
+        source,
+        fence: () => lock.fence(),
+        onLockLost: onLost,
+        now: opts.autoscale?.now,
+        warmupMs: opts.autoscale?.warmupMs,
+      });
+      autoscaler.start();
       await lost;
       lock.off('lost', onLost);
-      await loop.stop();
+      await Promise.all([loop.stop(), autoscaler.stop()]);
+      await source.close?.().catch((err: unknown) => logger.warn({ err }, 'closing the metric source failed'));
       loop = undefined;
+      autoscaler = undefined;
       leading = false;
       leaderGauge.set(0);
       if (stop.signal.aborted) return;
@@ -121,6 +164,7 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
   return {
     address,
     isLeader: () => leading,
+    requestActivation: (service) => (leading ? (autoscaler?.requestActivation(service) ?? 0) : 0),
     async close() {
       stop.abort();
       clearInterval(leaderWatch);
@@ -135,7 +179,14 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
   };
 }
 
-async function registerService(client: DiscoveryClient, id: string, bind: string, port: number, logger: Logger): Promise<void> {
+/** The cluster's metric source (`scheduler.autoscale.source`), one per leadership term. */
+function metricSourceFor(config: Readonly<Config>, client: DiscoveryClient, logger: Logger): TermMetricSource {
+  const a = config.scheduler.autoscale;
+  if (a.source === 'prometheus') return new PrometheusSource({ url: a.prometheusUrl });
+  return new ScrapeSource({ client, logger });
+}
+
+async function registerService(client: DiscoveryClient, id: string, host: string, bind: string, port: number, logger: Logger): Promise<void> {
   try {
     await client.call('agent.service.register', (c) =>
       c.agent.service.register({
@@ -144,6 +195,8 @@ async function registerService(client: DiscoveryClient, id: string, bind: string
         address: bind,
         port,
         tags: [WEFT_TAG],
+        // Prometheus relabels these into `host` and `weft_version` (grafana/prometheus*.yml), as for weft-agent and weft-proxy.
+        meta: { [SERVICE_META.host]: host, [SERVICE_META.version]: VERSION },
         check: { http: `http://${bind}:${port}/v1/health`, interval: '10s', timeout: '2s', deregistercriticalserviceafter: '1m' },
       } as never),
     );

@@ -4,9 +4,21 @@
  * names exist) before anything is written; writes are check-and-set on
  * `weft/jobs/<job>` so two submits never interleave. Any scheduler instance
  * serves these: the leader's loop picks the change up from its watch.
+ * Also the autoscaler's view (`GET /v1/jobs/:job/autoscale`, EXTRA_ROUTES):
+ * the leader answers from memory, a standby from the record the leader
+ * stores in `weft/autoscale/<job>/<group>`.
  */
 import { canonicalJSON, compileJob, type Deployment, jobInvalid, type JobSpec, nextVersion, parseJobSpec, reconcile, type SpecError, validateJobSpec } from '../../scheduler/index.js';
+import type { FastifyInstance } from 'fastify';
 import { deleteKey, getJSON, list, putJSON, update } from '../../discovery/index.js';
+import {
+  EXTRA_ROUTE_SCHEMAS,
+  EXTRA_ROUTES,
+  type GroupAutoscaleView,
+  type JobAutoscaleResponse,
+  type RouteSchema,
+  routeOf,
+} from '../../base/contracts/scheduler-api.js';
 import type {
   AllocationView,
   JobStatusResponse,
@@ -18,8 +30,22 @@ import type {
 } from '../../base/contracts/scheduler-api.js';
 import { WeftError } from '../../base/errors.js';
 import { currentAllocs, currentNodes, type SchedulerContext } from './scheduler-context.js';
-import type { Handlers } from './scheduler-api.js';
-import { emptyStatus, type JobRecord, jobKey, pushEvents, type StatusRecord, statusKey, type VersionRecord, VERSIONS_PREFIX, versionKey } from './scheduler-store.js';
+import type { Handler, Handlers } from './scheduler-api.js';
+import { type GroupAutoscaleState, metricPlaceholders } from './scheduler-autoscaler.js';
+import {
+  AUTOSCALE_PREFIX,
+  type AutoscaleRecord,
+  autoscaleKey,
+  emptyStatus,
+  type JobRecord,
+  jobKey,
+  pushEvents,
+  type StatusRecord,
+  statusKey,
+  type VersionRecord,
+  VERSIONS_PREFIX,
+  versionKey,
+} from './scheduler-store.js';
 
 type Change = JobSubmitResponse['change'];
 
@@ -69,6 +95,7 @@ export function jobHandlers(ctx: SchedulerContext): Pick<Handlers, 'listJobs' | 
         await deleteKey(ctx.client, jobKey(job), { cas: current.modifyIndex });
         await deleteKey(ctx.client, `${VERSIONS_PREFIX}${job}/`, { recurse: true });
         await deleteKey(ctx.client, statusKey(job));
+        await deleteKey(ctx.client, `${AUTOSCALE_PREFIX}${job}/`, { recurse: true });
       } else if (!(await putJSON(ctx.client, jobKey(job), { ...current.value, stopped: true }, { cas: current.modifyIndex }))) {
         throw conflict(job);
       }
@@ -167,6 +194,82 @@ export function jobHandlers(ctx: SchedulerContext): Pick<Handlers, 'listJobs' | 
       return submit(ctx, old.value.spec, 'reverted', true);
     },
   };
+}
+
+/** The routes of EXTRA_ROUTES served here: the autoscaler's view of a job. */
+export function autoscaleHandlers(ctx: SchedulerContext): Record<keyof typeof EXTRA_ROUTES, Handler> {
+  return {
+    async jobAutoscale(req) {
+      const { job } = req.params as { job: string };
+      const rec = ctx.observer.snapshot().jobs.get(job) ?? (await mustGetJob(ctx, job));
+      const state = compileJob(rec.spec, rec.version, { stopped: rec.stopped });
+      const groups: GroupAutoscaleView[] = [];
+      let fromMemory = 0;
+      for (const g of state.groups) {
+        const p = g.autoscale;
+        if (p === undefined) continue;
+        let view: GroupAutoscaleState | undefined = ctx.autoscaleState?.(job, g.group);
+        if (view !== undefined) fromMemory++;
+        else {
+          const stored = (await getJSON<AutoscaleRecord>(ctx.client, autoscaleKey(job, g.group)))?.value;
+          view = stored === undefined ? undefined : { last: stored.last, metrics: stored.metrics ?? [], instances: stored.instances, decisions: stored.decisions ?? [] };
+        }
+        const current = rec.stopped ? 0 : g.count;
+        groups.push({
+          group: g.group,
+          ...(p.service === undefined ? {} : { service: p.service }),
+          policy: {
+            min: p.min,
+            max: p.max,
+            intervalMs: p.intervalMs,
+            tolerance: p.tolerance,
+            onError: p.onError,
+            dryRun: p.dryRun,
+            scaleUpWindowMs: p.scaleUp.stabilizationWindowMs,
+            scaleDownWindowMs: p.scaleDown.stabilizationWindowMs,
+            ...(p.idleToZeroMs === undefined ? {} : { idleToZeroMs: p.idleToZeroMs }),
+          },
+          current,
+          desired: view?.last?.to ?? current,
+          ...(view?.instances === undefined ? {} : { instances: view.instances }),
+          // A record of another policy (the metrics changed since) shows the new metrics, unmeasured.
+          metrics: view !== undefined && view.metrics.length === p.metrics.length ? view.metrics : metricPlaceholders(p),
+          ...(view?.last === undefined ? {} : { last: view.last }),
+          decisions: view?.decisions ?? [],
+        });
+      }
+      return { job, live: groups.length > 0 && fromMemory === groups.length, groups } satisfies JobAutoscaleResponse;
+    },
+  };
+}
+
+/**
+ * Registers routes of EXTRA_ROUTES on the API built by buildApi (before it
+ * listens): its hooks (bearer token, error shape, validators) apply to them
+ * as to every other route; agent tokens are refused unless the route allows them.
+ */
+export function registerExtraRoutes(app: FastifyInstance, handlers: Record<keyof typeof EXTRA_ROUTES, Handler>): void {
+  for (const name of Object.keys(handlers) as Array<keyof typeof EXTRA_ROUTES>) {
+    const { method, path } = routeOf(EXTRA_ROUTES[name]);
+    const s: RouteSchema = EXTRA_ROUTE_SCHEMAS[name];
+    const schema: Record<string, unknown> = { response: { [s.status ?? 200]: s.response } };
+    if (s.params !== undefined) schema['params'] = s.params;
+    if (s.querystring !== undefined) schema['querystring'] = s.querystring;
+    if (s.body !== undefined) schema['body'] = s.body;
+    const handler = handlers[name];
+    app.route({
+      method: method as 'GET',
+      url: path,
+      schema,
+      handler: async (req, reply) => {
+        if (req.caller?.kind !== 'operator' && s.agent !== true) {
+          throw new WeftError('WEFT_ERR_API_FORBIDDEN', 'an agent token may not call this route (operator token only)', { key: 'authorization' });
+        }
+        reply.code(s.status ?? 200);
+        return handler(req, req.caller);
+      },
+    });
+  }
 }
 
 /** The body's spec (text or value) -> a checked spec; every secret it names must exist. */

@@ -18,7 +18,8 @@
  */
 import { type DiscoveryClient, type Fence, fencedTxn, getEntry, getJSON, type TxnOp } from '../../discovery/index.js';
 import { isWeftError, WeftError } from '../../base/errors.js';
-import { jobKey, mergeEvents, type StatusRecord, statusKey } from './scheduler-store.js';
+import type { JobEvent } from '../../base/contracts/scheduler-api.js';
+import { emptyStatus, jobKey, mergeEvents, pushEvents, type StatusRecord, statusKey } from './scheduler-store.js';
 import { sleepBackoff } from '../../base/backoff.js';
 
 /** Attempts before a status write gives up (each one lost to an API append in between). */
@@ -64,6 +65,37 @@ export async function writeStatuses(
     }
   }
   throw new WeftError('WEFT_ERR_KV_CAS_CONFLICT', `job status records: lost ${ATTEMPTS} check-and-set attempts to concurrent writers`, { key: 'weft/job-status/', value: ATTEMPTS });
+}
+
+/**
+ * Appends events to a job's ring from the leader outside its reconciliation
+ * (the autoscaler's decisions): the stored record re-read, only its events
+ * changed, written with check-and-set inside the fence, a lost race retried.
+ * Like writeStatuses it writes only while the job is the incarnation the
+ * caller saw (`incarnation`: the job key's CreateIndex), and ignores a record
+ * older than the job document. Returns false when the job is gone; throws
+ * WEFT_ERR_LOCK_LOST when deposed.
+ */
+export async function appendStatusEvents(client: DiscoveryClient, fence: Fence, job: string, incarnation: number | undefined, events: readonly JobEvent[]): Promise<boolean> {
+  if (events.length === 0) return true;
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    const doc = await getEntry(client, jobKey(job));
+    if (doc === undefined || (incarnation !== undefined && doc.createIndex !== incarnation)) return false;
+    const stored = await getJSON<StatusRecord>(client, statusKey(job));
+    const current = stored !== undefined && stored.modifyIndex > doc.createIndex ? { ...emptyStatus(), ...stored.value } : emptyStatus();
+    const next = pushEvents({ ...current, events: current.events ?? [] }, events);
+    try {
+      await fencedTxn(client, fence, [
+        { verb: 'check-index', key: jobKey(job), index: doc.modifyIndex },
+        { verb: 'cas', key: statusKey(job), value: next, index: stored?.modifyIndex ?? 0 },
+      ]);
+      return true;
+    } catch (err) {
+      if (!isWeftError(err, 'WEFT_ERR_KV_CAS_CONFLICT')) throw err;
+      if (attempt < ATTEMPTS) await sleepBackoff(attempt, { baseMs: 20, maxMs: 160, jitter: 'full' });
+    }
+  }
+  throw new WeftError('WEFT_ERR_KV_CAS_CONFLICT', `${statusKey(job)}: lost ${ATTEMPTS} check-and-set attempts to concurrent writers`, { key: statusKey(job), value: ATTEMPTS });
 }
 
 /**

@@ -6,19 +6,24 @@
  *   weft/job-versions/<job>/<version>  VersionRecord: history, for auto-revert and `versions`
  *   weft/job-status/<job>              StatusRecord: deployment, placement failures, event ring (leader only)
  *   weft/drain/<node>                  `{ "drain": true }`: operator drain flags
+ *   weft/autoscale/<job>/<group>       AutoscaleRecord: the autoscaler's history + last view (leader only)
+ *   weft/activate/<service>            any value: a caller's proxy holds a request for a service at zero
+ *                                      (the leader's autoscaler acts on it, then deletes it)
  *
  * User intent (jobs, drain) is written by any scheduler instance with
  * check-and-set; allocation documents and status records only by the leader,
  * each batch in one Consul transaction that starts with `check-session` on
  * `weft/leader`, so a deposed leader's write is refused as a whole.
  */
-import type { Deployment, JobSpec, PlacementFailure } from '../../scheduler/index.js';
-import type { JobEvent } from '../../base/contracts/scheduler-api.js';
+import type { AutoscaleHistory, Deployment, JobSpec, PlacementFailure } from '../../scheduler/index.js';
+import type { AutoscaleDecisionView, AutoscaleMetricView, JobEvent } from '../../base/contracts/scheduler-api.js';
 
 export const JOBS_PREFIX = 'weft/jobs/';
 export const VERSIONS_PREFIX = 'weft/job-versions/';
 export const STATUS_PREFIX = 'weft/job-status/';
 export const DRAIN_PREFIX = 'weft/drain/';
+export const AUTOSCALE_PREFIX = 'weft/autoscale/';
+export const ACTIVATE_PREFIX = 'weft/activate/';
 /** Events kept per job. */
 export const EVENT_RING = 100;
 
@@ -47,7 +52,23 @@ export interface StatusRecord {
   stableVersions: number[];
 }
 
+/**
+ * `weft/autoscale/<job>/<group>`: the calculator's history (scheduler/autoscale/history.ts,
+ * which reads only its own fields) plus what the API shows of the last decisions, so a
+ * standby answers `weft autoscale` and a new leader keeps the windows and cooldowns.
+ */
+export interface AutoscaleRecord extends AutoscaleHistory {
+  /** The newest decision, with the metrics it read and the instances it saw. */
+  last?: AutoscaleDecisionView | undefined;
+  metrics?: AutoscaleMetricView[] | undefined;
+  instances?: { total: number; ready: number } | undefined;
+  /** The last decisions that moved the count, would have (dry run), or failed; oldest first. */
+  decisions?: AutoscaleDecisionView[] | undefined;
+}
+
 export const jobKey = (job: string): string => JOBS_PREFIX + job;
+export const autoscaleKey = (job: string, group: string): string => `${AUTOSCALE_PREFIX}${job}/${group}`;
+export const activateKey = (service: string): string => ACTIVATE_PREFIX + service;
 export const versionKey = (job: string, version: number): string => `${VERSIONS_PREFIX}${job}/${version}`;
 export const statusKey = (job: string): string => STATUS_PREFIX + job;
 export const drainKey = (node: string): string => DRAIN_PREFIX + node;

@@ -1,6 +1,6 @@
 /**
  * The scheduler client commands in one call for src/cli/main.ts:
- * deploy, plan, status, scale (job-commands.ts) and split, allow, deny,
+ * deploy, plan, status, scale, autoscale (job-commands.ts) and split, allow, deny,
  * secret, node (mesh-commands.ts), all over base/contracts/scheduler-api.ts.
  */
 import type { Command } from 'commander';

@@ -1,5 +1,5 @@
 /**
- * `weft deploy`, `weft plan`, `weft status`, `weft scale`: jobs through the
+ * `weft deploy`, `weft plan`, `weft status`, `weft scale`, `weft autoscale`: jobs through the
  * scheduler API. Job files are sent as text; the scheduler parses YAML or JSON
  * and names every problem by its path (WEFT_ERR_JOB_INVALID), so the CLI never
  * holds a second copy of the job rules.
@@ -12,7 +12,7 @@ import { parseDurationArg, parseName, parseScaleArgs } from './args.js';
 import { type ConnectionFlags, clientFor, withConnectionFlags } from './connection.js';
 import { type Output, processOutput } from './output.js';
 import { watchDeployment } from './progress.js';
-import { progressOf, renderJobList, renderJobStatus, renderPlan } from './views.js';
+import { progressOf, renderAutoscale, renderJobList, renderJobStatus, renderPlan } from './views.js';
 
 interface DeployFlags extends ConnectionFlags {
   detach?: boolean;
@@ -20,7 +20,7 @@ interface DeployFlags extends ConnectionFlags {
   interval: string;
 }
 
-/** Adds deploy, plan, status and scale. */
+/** Adds deploy, plan, status, scale and autoscale. */
 export function registerJobCommands(program: Command, io: Output = processOutput): void {
   withConnectionFlags(
     program
@@ -91,6 +91,20 @@ export function registerJobCommands(program: Command, io: Output = processOutput
     const r = await client.call('scaleJob', { params: { job: parseName('job', job) }, body });
     if (opts.json) io.json(r);
     else io.out(`${r.job}.${r.group}: ${r.previous} -> ${r.count} (\`weft status ${r.job}\` follows it)`);
+  });
+
+  registerAutoscaleCommand(program, io);
+}
+
+/** Adds `weft autoscale JOB`: each autoscaled group's live metrics against their targets, and its decisions. */
+export function registerAutoscaleCommand(program: Command, io: Output = processOutput): void {
+  withConnectionFlags(
+    program.command('autoscale <job>').description("show a job's autoscaled groups: the count, each metric's live value against its target, the last decisions"),
+  ).action(async (job: string, opts: ConnectionFlags, cmd: Command) => {
+    const { client } = clientFor(cmd, opts);
+    const r = await client.call('jobAutoscale', { params: { job: parseName('job', job) } });
+    if (opts.json) io.json(r);
+    else io.out(renderAutoscale(r, { color: io.color }));
   });
 }
 

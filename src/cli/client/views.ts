@@ -5,6 +5,9 @@
  * compare exact text.
  */
 import type {
+  AutoscaleDecisionView,
+  AutoscaleMetricView,
+  JobAutoscaleResponse,
   JobListResponse,
   JobStatusResponse,
   NodeListResponse,
@@ -134,6 +137,84 @@ export function renderPlan(p: PlanResponse, o: ViewOptions): string {
   for (const n of p.notes) out.push(`note: ${n}`);
   if (p.place.length === 0 && p.stop.length === 0 && p.failures.length === 0) out.push('nothing to start or stop');
   return out.join('\n');
+}
+
+/**
+ * `weft autoscale JOB`: per autoscaled group, the count, each metric's live
+ * value against its target, the last decision and the recent ones that moved
+ * the count (or would have, or failed).
+ */
+export function renderAutoscale(r: JobAutoscaleResponse, o: ViewOptions, decisionCount = 5): string {
+  if (r.groups.length === 0) return `${r.job}: no group has an autoscale policy`;
+  const out: string[] = [paint(r.live ? `${r.job}: live from the leader` : `${r.job}: as the leader last stored it`, 'dim', o.color)];
+  for (const g of r.groups) {
+    const p = g.policy;
+    const ready = g.instances === undefined ? '' : `; ${g.instances.ready}/${g.instances.total} instances ready`;
+    const mode = p.dryRun ? ', dry run' : '';
+    const move = g.desired === g.current ? `${g.current}` : `${g.current} -> ${g.desired}`;
+    out.push(
+      '',
+      `${g.group}: ${move} (min ${p.min}, max ${p.max}, every ${ms(p.intervalMs)}${mode}${ready})`,
+      renderTable(
+        g.metrics,
+        [
+          { header: 'METRIC', cell: (m) => m.name },
+          { header: 'VALUE', cell: (m) => (m.value === null ? '-' : amount(m, m.value)), align: 'right', tone: (m) => metricTone(m, p.tolerance) },
+          { header: 'TARGET', cell: (m) => `${m.kind === 'latency' || m.kind === 'errors' ? 'max ' : ''}${amount(m, m.target)}`, align: 'right' },
+          { header: 'WANTS', cell: (m) => m.wants ?? '-', align: 'right' },
+          ...(g.metrics.some((m) => m.unavailable !== undefined)
+            ? [{ header: 'NOTE', cell: (m: AutoscaleMetricView) => (m.unavailable === undefined ? '' : `unavailable: ${m.unavailable}`), tone: (m: AutoscaleMetricView) => (m.unavailable === undefined ? undefined : ('red' as const)) }]
+            : []),
+        ],
+        o,
+      ),
+    );
+    if (g.last !== undefined) out.push(`last decision ${age(g.last.at, o.now)}: ${g.last.reason}`);
+    const recent = g.decisions.slice(-decisionCount);
+    if (recent.length > 0) {
+      out.push(paint('recent decisions', 'dim', o.color));
+      for (const d of recent) out.push(`  ${age(d.at, o.now).padEnd(8)}  ${`${d.from} -> ${d.to}`.padEnd(8)}  ${paint(decisionState(d).padEnd(7), decisionTone(d), o.color)}  ${d.reason}`);
+    }
+  }
+  return out.join('\n');
+}
+
+/** A metric's value in its unit: `250 req/s`, `412 ms`, `5%`. */
+function amount(m: AutoscaleMetricView, v: number): string {
+  const n = (x: number): string => String(Math.round(x * 100) / 100);
+  if (m.unit === 'ratio') return `${n(v * 100)}%`;
+  if (m.unit === '') return n(v);
+  return `${n(v)} ${m.unit}`;
+}
+
+/** Over the target or ceiling beyond the tolerance: yellow; under a per-instance target beyond it: dim. */
+function metricTone(m: AutoscaleMetricView, tolerance: number): Tone | undefined {
+  if (m.value === null || m.target <= 0) return undefined;
+  const ratio = m.value / m.target;
+  if (ratio > 1 + tolerance) return 'yellow';
+  if (ratio < 1 - tolerance && m.kind !== 'latency' && m.kind !== 'errors') return 'dim';
+  return undefined;
+}
+
+function decisionState(d: AutoscaleDecisionView): string {
+  if (d.applied) return 'applied';
+  if (d.failed) return 'failed';
+  if (d.dryRun) return 'dry run';
+  return 'held';
+}
+
+function decisionTone(d: AutoscaleDecisionView): Tone | undefined {
+  if (d.failed && !d.applied) return 'red';
+  if (d.applied) return 'green';
+  return 'dim';
+}
+
+/** Milliseconds as a spec writes durations: `500ms`, `1s`, `1m30s`. */
+function ms(v: number): string {
+  if (v < 1000) return `${v}ms`;
+  const s = Math.round(v / 1000);
+  if (s < 60) return `${s}s`;
+  return s % 60 === 0 ? `${s / 60}m` : `${Math.floor(s / 60)}m${s % 60}s`;
 }
 
 /** `weft node ls`. */

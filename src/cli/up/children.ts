@@ -57,10 +57,12 @@ interface Slot {
   gaveUp: boolean;
 }
 
-/** What to run: `argv` after the node executable. */
+/** What to run: `argv` after the node executable (or after `command`, for a piece that is not weft). */
 export interface ChildSpec {
   name: string;
   argv: string[];
+  /** The executable; default: this node. */
+  command?: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
 }
@@ -245,7 +247,7 @@ export class ChildSet {
   }
 
   #spawn(spec: ChildSpec): Running {
-    const proc = spawn(process.execPath, spec.argv, {
+    const proc = spawn(spec.command ?? process.execPath, spec.argv, {
       env: spec.env ?? process.env,
       cwd: spec.cwd,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -14,9 +14,13 @@ import { configFrom } from '../flags.js';
 import { ChildSet } from './children.js';
 import { type UpStep, globalArgs, planUp, proxyMetricsUrl, schedulerUrl, whatNow } from './plan.js';
 import { type Probe, agentDriver, agentProbe, consulProbe, proxyProbe, schedulerProbe } from './probes.js';
+import { DEFAULT_PROMETHEUS_LISTEN, findPrometheus, grafanaDir, preparePrometheus, prometheusFiles, prometheusProbe, prometheusUrl } from './prometheus.js';
+import { WeftError } from '../../../base/errors.js';
 
 interface UpFlags {
   driver?: string;
+  /** true, or the listen address given with it. */
+  prometheus?: boolean | string;
   startTimeout: string;
   stopTimeout: string;
 }
@@ -41,6 +45,7 @@ export function registerUpCommand(program: Command): void {
     .command('up')
     .description('run dev Consul, a scheduler, an agent and a proxy on this machine, for a first run')
     .option('--driver <name>', "the agent's driver: auto|docker|process (default auto: docker when its daemon answers)")
+    .option('--prometheus [host:port]', `also run Prometheus (Debian's package) with grafana/prometheus-http-sd.yml and grafana/rules/, data in <data-dir>/prometheus (default ${DEFAULT_PROMETHEUS_LISTEN})`)
     .option('--start-timeout <duration>', 'how long each piece may take to become healthy', '60s')
     .option('--stop-timeout <duration>', 'at Ctrl-C, how long all pieces together may take to stop before SIGKILL', '20s')
     .action(async (opts: UpFlags, cmd: Command) => {
@@ -53,6 +58,22 @@ export function registerUpCommand(program: Command): void {
       const say = (line: string): void => {
         process.stdout.write(`${line}\n`);
       };
+      // Checked before anything starts: a missing binary should not cost a half-started cluster.
+      const promListen = opts.prometheus === undefined || opts.prometheus === false ? undefined : opts.prometheus === true ? DEFAULT_PROMETHEUS_LISTEN : opts.prometheus;
+      const promBin = promListen === undefined ? undefined : findPrometheus();
+      const grafana = promListen === undefined ? undefined : grafanaDir();
+      if (promListen !== undefined && (promBin === undefined || grafana === undefined)) {
+        const what = promBin === undefined ? 'no `prometheus` on PATH (apt-get install prometheus)' : 'grafana/ (the shipped configuration) is not beside this weft';
+        throw new WeftError('WEFT_ERR_UP_START', `--prometheus: ${what}`, { key: 'piece', value: 'prometheus' });
+      }
+      if (promListen !== undefined && (await prometheusProbe(prometheusUrl(promListen))())) {
+        // Debian's package also runs a prometheus service on 9090: ours would fail to bind, and the probe would pass.
+        const url = prometheusUrl(promListen);
+        throw new WeftError('WEFT_ERR_UP_START', `--prometheus: a Prometheus already answers at ${url}; give ours another address: --prometheus 127.0.0.1:9091`, {
+          key: 'piece',
+          value: 'prometheus',
+        });
+      }
       const steps = planUp(
         config,
         {
@@ -60,7 +81,7 @@ export function registerUpCommand(program: Command): void {
           caExists: caExists(config.dataDir),
           schedulerAnswers: await schedulerProbe(schedulerUrl(config))(),
         },
-        { driver: opts.driver, configFile },
+        { driver: opts.driver, configFile, ...(promBin === undefined ? {} : { prometheus: { command: promBin, args: [] } }) },
       );
       // Children log JSON into a pipe unless told otherwise; a person at a terminal wants pretty lines.
       const childFormat = config.log.format === 'auto' ? (process.stdout.isTTY ? 'pretty' : 'json') : config.log.format;
@@ -71,6 +92,7 @@ export function registerUpCommand(program: Command): void {
         scheduler: schedulerProbe(schedulerUrl(config)),
         agent: agentProbe(config.consul.address, config.nodeName),
         proxy: proxyProbe(proxyMetricsUrl(config)),
+        prometheus: prometheusProbe(prometheusUrl(promListen ?? DEFAULT_PROMETHEUS_LISTEN)),
       };
 
       const bin = weftBin();
@@ -103,8 +125,15 @@ export function registerUpCommand(program: Command): void {
             say(`up        | ${step.name}: skipped, ${step.skip}`);
             continue;
           }
-          say(`up        | starting ${step.name}: weft ${step.args.join(' ')}`);
-          const spec = { name: step.name, argv: [...(step.nodeArgs ?? []), bin, ...globals, ...step.args] };
+          if (step.name === 'prometheus' && promListen !== undefined && grafana !== undefined) {
+            // Written after the scheduler started: its token file exists by now.
+            step.args = preparePrometheus(config, promListen, grafana);
+          }
+          say(`up        | starting ${step.name}: ${step.command === undefined ? `weft ${step.args.join(' ')}` : [step.command, ...step.args].join(' ')}`);
+          const spec =
+            step.command === undefined
+              ? { name: step.name, argv: [...(step.nodeArgs ?? []), bin, ...globals, ...step.args] }
+              : { name: step.name, command: step.command, argv: step.args };
           if (step.kind === 'once') {
             await children.runOnce(spec, startMs);
             say(`up        | ${step.name} is healthy`);
@@ -119,7 +148,8 @@ export function registerUpCommand(program: Command): void {
       }
       if (stopping === undefined) {
         const driver = await agentDriver(config.consul.address, config.nodeName);
-        say(whatNow(config, { driver, startedConsul: steps[0]!.skip === undefined, configFile }));
+        const prometheus = promListen === undefined ? undefined : { url: prometheusUrl(promListen), configFile: prometheusFiles(config).configFile };
+        say(whatNow(config, { driver, startedConsul: steps[0]!.skip === undefined, configFile, prometheus }));
       }
       await new Promise<void>((resolve) => {
         const wait = (): void => {

@@ -10,7 +10,7 @@ import { parseConsulAddress } from '../../../discovery/index.js';
 import { PROXY_NODE_FLAGS } from '../../../base/contracts/host-proxy.js';
 
 /** The pieces, in start order. */
-export type PieceName = 'consul' | 'ca' | 'scheduler' | 'agent' | 'proxy';
+export type PieceName = 'consul' | 'ca' | 'scheduler' | 'agent' | 'proxy' | 'prometheus';
 
 /** One step of the plan. */
 export interface UpStep {
@@ -19,6 +19,8 @@ export interface UpStep {
   args: string[];
   /** Node flags before the script (the proxy's memory flags). */
   nodeArgs?: readonly string[];
+  /** An executable other than weft (Prometheus): `args` are its own, without weft's global flags. */
+  command?: string;
   /** daemon: runs until stopped, awaited until healthy; once: must exit 0. */
   kind: 'daemon' | 'once';
   /** Set when the step is skipped, saying why (shown to the user). */
@@ -38,6 +40,8 @@ export interface UpOptions {
   driver?: string | undefined;
   /** The config file `weft up` was given, passed on to every child. */
   configFile?: string | undefined;
+  /** `--prometheus`: run Prometheus last, with these arguments (prometheus.ts writes its configuration). */
+  prometheus?: { command: string; args: string[] } | undefined;
 }
 
 /** The scheduler API's URL as the CLI reaches it (a wildcard bind is reached on loopback). */
@@ -101,11 +105,15 @@ export function planUp(config: Readonly<Config>, facts: UpFacts, opts: UpOptions
     },
     { name: 'proxy', kind: 'daemon', args: ['proxy'], nodeArgs: PROXY_NODE_FLAGS },
   ];
+  if (opts.prometheus !== undefined) steps.push({ name: 'prometheus', kind: 'daemon', command: opts.prometheus.command, args: opts.prometheus.args });
   return steps;
 }
 
 /** The short "what now" printed once everything is healthy. */
-export function whatNow(config: Readonly<Config>, info: { driver?: string | undefined; startedConsul: boolean; configFile?: string | undefined }): string {
+export function whatNow(
+  config: Readonly<Config>,
+  info: { driver?: string | undefined; startedConsul: boolean; configFile?: string | undefined; prometheus?: { url: string; configFile: string } | undefined },
+): string {
   const api = schedulerUrl(config);
   // The environment the client commands need to find this scheduler and its token file.
   const clientAddr = config.client.address.replace(/\/+$/, '').replace(/^(?!https?:\/\/)/, 'http://');
@@ -124,12 +132,15 @@ export function whatNow(config: Readonly<Config>, info: { driver?: string | unde
     `  scheduler  ${api} (token in ${config.dataDir}/scheduler/token, which the CLI reads on this machine)`,
     `  agent      node ${config.nodeName}, ${info.driver ?? config.agent.driver} driver`,
     `  proxy      inbound mTLS ${config.proxy.inbound.bind}:${config.proxy.inbound.port}, metrics ${proxyMetricsUrl(config)}/metrics`,
+    ...(info.prometheus === undefined ? [] : [`  Prometheus ${info.prometheus.url} (config ${info.prometheus.configFile}, rules grafana/rules/, alerts at ${info.prometheus.url}/alerts)`]),
     '',
     'What now (from this directory, in another terminal):',
     `  ${prefix}./scripts/weft deploy examples/hello.yaml     # two instances of scripts/demo-app.mjs`,
     `  ${prefix}./scripts/weft status hello`,
     `  curl -H 'Host: hello' http://127.0.0.1:${config.agent.outboundPortBase}/   # through the proxy: local services get outbound ports from ${config.agent.outboundPortBase} (${config.dataDir}/proxy/local.json)`,
-    '  Prometheus: grafana/prometheus-http-sd.yml (Debian build) or grafana/prometheus.yml (consul_sd)',
+    info.prometheus === undefined
+      ? '  Prometheus: `weft up --prometheus` runs one here; or grafana/prometheus-http-sd.yml (Debian build) or grafana/prometheus.yml (consul_sd)'
+      : `  curl -s '${info.prometheus.url}/api/v1/query?query=destination_version:weft_proxy_requests:rate1m'   # recorded request rates`,
   ];
   if (info.driver === 'docker') lines.push('  note: examples/hello.yaml uses the process driver; this agent runs docker (start with `weft up --driver process` to run it)');
   lines.push('', 'Ctrl-C stops weft (proxy, agent, scheduler, Consul, in that order); workloads keep running and the next `weft up` adopts them.');
