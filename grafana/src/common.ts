@@ -8,7 +8,9 @@
  * Labels as Prometheus stores them (docs/metrics.md, "In Prometheus"): the
  * proxy's own `instance` label (the instance id) arrives as
  * `exported_instance`, because the scrape's target label `instance` wins;
- * `host` and `node` are the proxy target's labels from the scrape config.
+ * `host` (on proxies, agents and schedulers) and `node` (proxies) are target
+ * labels from the scrape config (grafana/prometheus*.yml), as is
+ * `weft_version` on all three.
  */
 import * as bargauge from '@grafana/grafana-foundation-sdk/bargauge';
 import * as common from '@grafana/grafana-foundation-sdk/common';
@@ -80,9 +82,12 @@ export function versionVariable(): dashboard.QueryVariableBuilder {
   return labelVariable('version', 'Version', 'label_values(weft_proxy_requests_total{destination=~"$service"}, version)', { multi: true });
 }
 
-/** `host`: hosts running a weft proxy (the scrape's `host` label, Meta weft_host). */
+/**
+ * `host`: hosts running a weft proxy or agent (the scrape's `host` label, Meta
+ * weft_host; schedulers carry one too, but they are not what this selects).
+ */
 export function hostVariable(): dashboard.QueryVariableBuilder {
-  return labelVariable('host', 'Host', 'label_values(weft_process_start_time_seconds, host)', { multi: true });
+  return labelVariable('host', 'Host', 'label_values(weft_process_start_time_seconds{job=~"weft-proxy|weft-agent"}, host)', { multi: true });
 }
 
 function target(q: Query, refId: string): prometheus.DataqueryBuilder {

@@ -2,7 +2,8 @@
  * docs/metrics.md's table of metric families, read back as data: what the
  * dashboards may query (test/grafana/dashboards.test.ts) and what the
  * processes must export (test/grafana/metrics-doc.test.ts). Also the labels
- * each family carries once Prometheus has scraped it.
+ * each family carries once Prometheus has scraped it with the shipped scrape
+ * configuration (grafana/prometheus*.yml).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,14 +11,18 @@ import { join } from 'node:path';
 /** docs/metrics.md */
 export const METRICS_DOC = join(import.meta.dirname, '..', '..', 'docs', 'metrics.md');
 
+/** The weft processes that serve `/metrics`. */
+export const PROCESSES = ['proxy', 'agent', 'scheduler'] as const;
+export type Process = (typeof PROCESSES)[number];
+
 /** One row of the table. */
 export interface DocumentedFamily {
   readonly name: string;
   readonly type: 'counter' | 'gauge' | 'histogram' | 'summary';
   /** Label names as the process exports them (without `le` / `quantile`). */
   readonly labels: readonly string[];
-  /** `proxy`, `scheduler`. */
-  readonly processes: readonly string[];
+  /** `proxy`, `agent`, `scheduler`: the processes that serve it. */
+  readonly processes: readonly Process[];
   readonly meaning: string;
 }
 
@@ -33,7 +38,8 @@ export function parseMetricsTable(markdown: string): DocumentedFamily[] {
     if (type !== 'counter' && type !== 'gauge' && type !== 'histogram' && type !== 'summary') throw new Error(`docs/metrics.md: ${m[1]} has an unknown type ${type}`);
     const labels = [...m[3]!.matchAll(/`([a-zA-Z_][a-zA-Z0-9_]*)`/g)].map((l) => l[1]!);
     const processes = m[4]!.split(',').map((p) => p.trim()).filter((p) => p !== '');
-    out.push({ name: m[1]!, type, labels, processes, meaning: m[5]!.trim() });
+    for (const p of processes) if (!(PROCESSES as readonly string[]).includes(p)) throw new Error(`docs/metrics.md: ${m[1]} names an unknown process ${p}`);
+    out.push({ name: m[1]!, type, labels, processes: processes as Process[], meaning: m[5]!.trim() });
   }
   return out;
 }
@@ -43,10 +49,32 @@ export function documentedFamilies(): DocumentedFamily[] {
   return parseMetricsTable(readFileSync(METRICS_DOC, 'utf8'));
 }
 
-/** Target labels every scraped series gets. */
-export const TARGET_LABELS = ['job', 'instance'] as const;
-/** Target labels the proxies' scrape job adds (grafana/prometheus*.yml relabelling). */
-export const PROXY_TARGET_LABELS = ['host', 'node'] as const;
+/**
+ * Target labels every series of a weft process gets: Prometheus' own `job`
+ * and `instance`, and `weft_version` (Meta weft_version), which every weft
+ * job of grafana/prometheus*.yml relabels.
+ */
+export const TARGET_LABELS = ['job', 'instance', 'weft_version'] as const;
+
+/** Each process's scrape job in grafana/prometheus*.yml. */
+export const SCRAPE_JOBS: Readonly<Record<Process, string>> = { proxy: 'weft-proxy', agent: 'weft-agent', scheduler: 'weft-scheduler' };
+
+/**
+ * The target labels each process's scrape job adds beside TARGET_LABELS
+ * (grafana/prometheus*.yml relabelling; test/grafana/dashboards.test.ts holds
+ * the files to these): `host` (Meta weft_host) on all three, `node` (the
+ * Consul node) on proxies.
+ */
+export const PROCESS_TARGET_LABELS: Readonly<Record<Process, readonly string[]>> = {
+  proxy: ['host', 'node'],
+  agent: ['host'],
+  scheduler: ['host'],
+};
+
+/** The target labels a series of `process` carries in Prometheus. */
+export function targetLabelsOf(process: Process): Set<string> {
+  return new Set<string>([...TARGET_LABELS, ...PROCESS_TARGET_LABELS[process]]);
+}
 
 /**
  * The label names a series of `family` has in Prometheus: its own (renamed
@@ -54,7 +82,8 @@ export const PROXY_TARGET_LABELS = ['host', 'node'] as const;
  * false), the target labels, and `le` on histogram buckets.
  */
 export function labelsInPrometheus(family: DocumentedFamily, series: 'bucket' | 'plain' = 'plain'): Set<string> {
-  const target = new Set<string>([...TARGET_LABELS, ...(family.processes.includes('proxy') ? PROXY_TARGET_LABELS : [])]);
+  // A family several processes serve (the process metrics) may carry any of their target labels.
+  const target = new Set<string>(family.processes.flatMap((p) => [...targetLabelsOf(p)]));
   const out = new Set<string>(target);
   for (const label of family.labels) out.add(target.has(label) ? `exported_${label}` : label);
   if (series === 'bucket') out.add('le');

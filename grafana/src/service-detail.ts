@@ -1,15 +1,18 @@
 /**
  * Service detail: one service. Its instances as their own host's proxy sees
  * them (the inbound side: requests, errors and latency where the instance
- * runs), its version split as the callers' proxies applied it, and what the
+ * runs), its version split as the callers' proxies applied it, what the
  * resilience layer did to it (ejections, retries, status codes, in-flight,
- * pooled connections).
+ * pooled connections), and how the autoscaler moves the groups that run it.
  *
- * Autoscaling panels are not here yet: they come with the autoscaler's
- * metrics (grafana/README.md), not as an empty placeholder row.
+ * The autoscaler's series are per weft job and group (`exported_job`, weft's
+ * `job` label renamed by the scrape), and no series ties a service to the job
+ * that runs it: the Autoscaling row has its own variable, `job` (the
+ * autoscaled jobs), rather than guessing that a job is named after its
+ * service.
  */
-import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { datasourceVariable, finish, frame, hostVariable, labelTable, row, serviceVariable, timeSeries, versionVariable } from './common.js';
+import type { Dashboard, QueryVariableBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
+import { datasourceVariable, finish, frame, hostVariable, labelTable, labelVariable, row, serviceVariable, timeSeries, versionVariable } from './common.js';
 
 /** Inbound answers of the service's instances ("none": refused before reaching one, e.g. by an intention). */
 const INBOUND = 'weft_proxy_requests_total{direction="inbound", destination="$service", version=~"$version", host=~"$host", exported_instance!="none"}';
@@ -18,15 +21,25 @@ const INBOUND_BUCKETS = 'weft_proxy_request_duration_seconds_bucket{direction="i
 /** Outbound answers for the service, at every caller's proxy (version "": refused before an instance was chosen). */
 const OUTBOUND = 'weft_proxy_requests_total{direction="outbound", destination="$service", version=~"$version", version!="", host=~"$host"}';
 const RATE = '[$__rate_interval]';
+/** The autoscaled groups of the chosen jobs (only the leading scheduler reports them: max over schedulers is the leader's). */
+const AUTOSCALED = 'exported_job=~"$job"';
+const BY_GROUP = 'max by (exported_job, group)';
+const BY_METRIC = 'max by (exported_job, group, metric)';
+
+/** `job`: weft jobs with an autoscaled group (the leader's weft_autoscaler_* series). */
+function autoscaledJobVariable(): QueryVariableBuilder {
+  return labelVariable('job', 'Autoscaled job', 'label_values(weft_autoscaler_desired_replicas, exported_job)', { multi: true });
+}
 
 /** The Service detail dashboard. */
 export function serviceDetail(): Dashboard {
   return finish(
-    frame('weft-service-detail', 'weft / Service detail', 'One service: its instances, its version split, ejections and retries.')
+    frame('weft-service-detail', 'weft / Service detail', 'One service: its instances, its version split, ejections and retries, and the autoscaling of its job.')
       .withVariable(datasourceVariable())
       .withVariable(serviceVariable({ multi: false }))
       .withVariable(versionVariable())
       .withVariable(hostVariable())
+      .withVariable(autoscaledJobVariable())
 
       .withRow(row('Instances'))
       .withPanel(
@@ -165,6 +178,60 @@ export function serviceDetail(): Dashboard {
           description: 'Keep-alive connections to the service held by the proxies\' pools: outbound (callers to the host proxies) and inbound (host proxies to the instances).',
           queries: [{ expr: 'sum by (direction, state) (weft_proxy_pool_connections{destination="$service", host=~"$host"})', legend: '{{direction}} {{state}}' }],
         }),
+      )
+
+      .withRow(row('Autoscaling'))
+      .withPanel(
+        timeSeries(
+          {
+            title: 'Replicas: desired, current, healthy',
+            description:
+              'Per autoscaled group of the chosen jobs: the count the autoscaler\'s last decision set (desired; in a dry run, would set), the group\'s count when it decided (current), its allocations running with passing checks (healthy, from the leader\'s reconciliation) and autoscale.max.',
+            span: 8,
+            queries: [
+              { expr: `${BY_GROUP} (weft_autoscaler_desired_replicas{${AUTOSCALED}})`, legend: '{{exported_job}}/{{group}} desired' },
+              { expr: `${BY_GROUP} (weft_autoscaler_current_replicas{${AUTOSCALED}})`, legend: '{{exported_job}}/{{group}} current' },
+              {
+                expr: `${BY_GROUP} (weft_scheduler_replicas{state="healthy", ${AUTOSCALED}}) and on (exported_job, group) weft_autoscaler_desired_replicas`,
+                legend: '{{exported_job}}/{{group}} healthy',
+              },
+              { expr: `${BY_GROUP} (weft_autoscaler_max_replicas{${AUTOSCALED}})`, legend: '{{exported_job}}/{{group}} max' },
+            ],
+          },
+          { min: 0 },
+        ),
+      )
+      .withPanel(
+        timeSeries(
+          {
+            title: 'Autoscaling metrics against their targets',
+            description:
+              'Each policy metric as the autoscaler last read it (per instance, averaged over ready instances; ceilings for the whole service) and its target, in base units: requests/s, requests, seconds, a 0..1 error ratio. A gap: the metric was unavailable.',
+            span: 8,
+            queries: [
+              { expr: `${BY_METRIC} (weft_autoscaler_metric_value{${AUTOSCALED}})`, legend: '{{exported_job}}/{{group}} {{metric}}' },
+              { expr: `${BY_METRIC} (weft_autoscaler_metric_target{${AUTOSCALED}})`, legend: '{{exported_job}}/{{group}} {{metric}} target' },
+            ],
+          },
+          { min: 0 },
+        ),
+      )
+      .withPanel(
+        timeSeries(
+          {
+            title: 'Autoscaler decisions by reason',
+            description:
+              'Decisions per interval, by direction and reason: metrics (the metrics decided), held (a stabilization window or cooldown), capped (autoscale.max or a step), activation, idle, min, zero, on-error, failed, no-data, dry-run.',
+            span: 8,
+            queries: [
+              {
+                expr: `sum by (exported_job, group, direction, reason) (increase(weft_autoscaler_decisions_total{${AUTOSCALED}}${RATE}))`,
+                legend: '{{exported_job}}/{{group}} {{direction}} ({{reason}})',
+              },
+            ],
+          },
+          { stacked: true },
+        ),
       ),
   );
 }

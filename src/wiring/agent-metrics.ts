@@ -80,7 +80,7 @@ export function agentMetricsRegistry(sources: AgentMetricSources): Registry {
   });
   new Counter({
     name: 'weft_agent_proxy_restarts_total',
-    help: 'Times the supervised weft proxy was found dead and restarted (absent when the agent supervises no proxy).',
+    help: 'Times the supervised weft proxy was found dead and restarted (0 when the agent supervises no proxy).',
     registers,
     collect() {
       this.reset();

@@ -15,7 +15,7 @@ import { parse as parseYaml } from 'yaml';
 import { DASHBOARDS_DIR, GRAFANA_DIR, staleFiles } from '../../scripts/gen-dashboards.js';
 import { DATASOURCE_VARIABLE } from '../../grafana/src/common.js';
 import { DASHBOARDS } from '../../grafana/src/index.js';
-import { documentedFamilies, familyOfSeries, labelsInPrometheus } from '../../grafana/src/metrics-table.js';
+import { documentedFamilies, familyOfSeries, labelsInPrometheus, PROCESSES, SCRAPE_JOBS, targetLabelsOf } from '../../grafana/src/metrics-table.js';
 import { analyse, BUILTIN_DURATIONS, interpolate, variablesIn } from '../../grafana/src/promql.js';
 
 interface Target {
@@ -57,6 +57,15 @@ const PANEL_TYPES = new Set(['row', 'timeseries', 'stat', 'bargauge', 'table']);
 const files = readdirSync(DASHBOARDS_DIR).filter((f) => f.endsWith('.json'));
 const dashboards = files.map((file) => ({ file, json: JSON.parse(readFileSync(join(DASHBOARDS_DIR, file), 'utf8')) as DashboardJson }));
 const families = documentedFamilies();
+
+interface ScrapeConfig {
+  job_name: string;
+  relabel_configs?: Array<{ target_label?: string; action?: string }>;
+}
+/** The shipped scrape configurations, grafana/prometheus*.yml, by file name. */
+const scrapeFiles = readdirSync(GRAFANA_DIR)
+  .filter((f) => /^prometheus.*\.ya?ml$/.test(f))
+  .map((file) => ({ file, jobs: (parseYaml(readFileSync(join(GRAFANA_DIR, file), 'utf8')) as { scrape_configs?: ScrapeConfig[] }).scrape_configs ?? [] }));
 
 /** Every panel, rows' nested panels included. */
 function panelsOf(d: DashboardJson): PanelJson[] {
@@ -177,11 +186,7 @@ t.test('every variable a dashboard uses is defined, and every one it defines is 
 });
 
 t.test('every query parses as PromQL and names only metrics and labels weft exports', async (t) => {
-  const jobs = new Set<string>();
-  for (const f of readdirSync(GRAFANA_DIR).filter((f) => /^prometheus.*\.ya?ml$/.test(f))) {
-    const config = parseYaml(readFileSync(join(GRAFANA_DIR, f), 'utf8')) as { scrape_configs?: Array<{ job_name: string }> };
-    for (const s of config.scrape_configs ?? []) jobs.add(s.job_name);
-  }
+  const jobs = new Set(scrapeFiles.flatMap((f) => f.jobs.map((j) => j.job_name)));
   let checked = 0;
   for (const { file, json: d } of dashboards) {
     for (const { where, expr, variable } of queriesOf(d)) {
@@ -208,10 +213,31 @@ t.test('every query parses as PromQL and names only metrics and labels weft expo
         for (const l of g.labels) t.ok(available.has(l), `${at}: "${g.clause}" groups by ${l}, a label of ${g.metrics.join(', ')}`);
       }
       for (const m of expr.matchAll(/\bjob="([^"]+)"/g)) t.ok(jobs.has(m[1]!), `${at}: scrape job ${m[1]} is one of grafana/prometheus*.yml`);
+      // A regex over plain alternatives (`job=~"a|b"`): each one a shipped job.
+      for (const m of expr.matchAll(/\bjob=~"([\w|-]+)"/g)) for (const job of m[1]!.split('|')) t.ok(jobs.has(job), `${at}: scrape job ${job} is one of grafana/prometheus*.yml`);
       checked++;
     }
   }
   t.ok(checked >= 60, `${checked} queries checked`);
+});
+
+t.test('the target labels the checks assume are the ones grafana/prometheus*.yml add', async (t) => {
+  t.ok(scrapeFiles.length >= 2, 'prometheus.yml and prometheus-http-sd.yml');
+  for (const { file, jobs } of scrapeFiles) {
+    for (const process of PROCESSES) {
+      const job = jobs.find((j) => j.job_name === SCRAPE_JOBS[process]);
+      if (!t.ok(job, `${file}: a scrape job ${SCRAPE_JOBS[process]} for the ${process}`)) continue;
+      const relabelled = (job!.relabel_configs ?? []).filter((r) => (r.action ?? 'replace') === 'replace' && r.target_label !== undefined && !r.target_label.startsWith('__'));
+      const added = [...new Set(relabelled.map((r) => r.target_label!))].sort();
+      // job and instance are Prometheus' own; the rest come from the relabelling.
+      const expected = [...targetLabelsOf(process)].filter((l) => l !== 'job' && l !== 'instance').sort();
+      t.strictSame(added, expected, `${file}: ${job!.job_name} adds ${expected.join(', ')} (grafana/src/metrics-table.ts)`);
+      t.notOk(
+        (job!.relabel_configs ?? []).some((r) => r.action === 'labelmap'),
+        `${file}: ${job!.job_name} maps no labels wholesale (the checks could not know them)`,
+      );
+    }
+  }
 });
 
 t.test('the checks catch a broken query', async (t) => {
@@ -223,6 +249,10 @@ t.test('the checks catch a broken query', async (t) => {
   const requests = familyOfSeries('weft_proxy_requests_total', families)!;
   t.notOk(labelsInPrometheus(requests.family).has('instance_id'), 'a label the family does not have');
   t.ok(labelsInPrometheus(requests.family).has('exported_instance'), "the family's instance label, renamed by the scrape");
+  const capacity = labelsInPrometheus(familyOfSeries('weft_scheduler_node_cpu_capacity_cores', families)!.family);
+  t.ok(capacity.has('node') && capacity.has('host') && capacity.has('weft_version'), "a scheduler family: its node label kept (no node target label on schedulers), the scheduler's host and weft_version");
+  t.ok(labelsInPrometheus(familyOfSeries('weft_autoscaler_desired_replicas', families)!.family).has('exported_job'), "the autoscaler's job label, renamed by the scrape");
+  t.notOk(labelsInPrometheus(familyOfSeries('weft_agent_tasks_registered', families)!.family).has('node'), 'no node label on agents');
   const facts = analyse('sum by (destination, le) (rate(weft_proxy_request_duration_seconds_bucket{host="a"}[5m])) / ignoring (version) group_left sum(weft_proxy_requests_in_flight)');
   t.strictSame(
     facts.selectors.map((s) => [s.metric, s.labels, s.rated]),
