@@ -94,8 +94,15 @@ t.test('enabled: exit 0 passing, 1 warning, anything else critical, output captu
     ['script', { Script: 'echo via shell; exit 1' }, 'warning', 'via shell\n'],
     ['missing', { Args: ['/nonexistent/check-disk'] }, 'critical', 'fork/exec /nonexistent/check-disk: no such file or directory'],
   ];
-  for (const [id, body] of cases) {
-    const res = await put(c, '/v1/agent/check/register', { ID: id, Name: id, Interval: '100ms', Status: id === 'fail' ? 'passing' : 'critical', ...body });
+  for (const [id, body, status] of cases) {
+    const res = await put(c, '/v1/agent/check/register', {
+      ID: id,
+      Name: id,
+      Interval: '100ms',
+      // Start where the script must move it from, so the status seen is the script's own.
+      Status: status === 'critical' ? 'passing' : 'critical',
+      ...body,
+    });
     t.equal(res.status, 200, `${id} registered: ${res.text}`);
   }
   for (const [id, , status, output] of cases) {
