@@ -8,12 +8,13 @@
 export { ALGORITHMS, DEFAULT_ALGORITHM } from './balance/create.js';
 export { SPLIT_KV_PREFIX, splitKey, validateSplit } from './balance/split.js';
 export { checkParserInternals } from './h1/llhttp.js';
+export { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from './http/server-limits.js';
 export { InboundCache, inboundCachePath } from './inbound/inbound-cache.js';
 export { INTENTIONS_PREFIX, KvIntentions, parseIntentionDocument, parseIntentionKey } from './inbound/intentions.js';
 export type { IntentionEntry } from './inbound/intentions.js';
 export { LocalInstanceTable } from './inbound/local-services.js';
 export { DEFAULT_INBOUND_PORT } from './inbound/options.js';
-export { InboundProxy } from './inbound/server.js';
+export { collectAllGarbage, InboundProxy } from './inbound/server.js';
 export { ProxyMetrics } from './metrics.js';
 export { DEFAULT_OUTBOUND_HOST, DEFAULT_SHUTDOWN_GRACE_MS } from './outbound/options.js';
 export type { OutboundListener } from './outbound/options.js';

@@ -65,6 +65,10 @@ export class ProxyMetrics {
   readonly protocolErrors: Counter<'direction' | 'code'>;
   /** weft_proxy_intention_denials_total{source,destination}: requests refused by intentions. */
   readonly denials: Counter<'source' | 'destination'>;
+  /** weft_proxy_connections_refused_total{listener,reason}: connections closed at accept (reason max_connections); listener is inbound, outbound:<service> or metrics. */
+  readonly connectionsRefused: Counter<'listener' | 'reason'>;
+  /** weft_proxy_client_timeouts_total{direction,phase}: connections closed for a slow client (phase head, body or request; TLS handshakes are in tls_handshake_failures_total). */
+  readonly clientTimeouts: Counter<'direction' | 'phase'>;
 
   private readonly routes = new Map<string, RouteMetrics>();
   /** Latency per direction/source/destination/version: routes to instances of one version share one. */
@@ -168,6 +172,18 @@ export class ProxyMetrics {
       name: 'weft_proxy_intention_denials_total',
       help: 'Requests refused by intentions, by caller and destination service.',
       labelNames: ['source', 'destination'],
+      registers,
+    });
+    this.connectionsRefused = new Counter({
+      name: 'weft_proxy_connections_refused_total',
+      help: 'Connections closed at accept, by listener and reason (max_connections: the listener was full).',
+      labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.clientTimeouts = new Counter({
+      name: 'weft_proxy_client_timeouts_total',
+      help: 'Connections closed with 408 for a slow client: request head (head), a stalled request body (body), the whole request (request).',
+      labelNames: ['direction', 'phase'],
       registers,
     });
   }
@@ -309,4 +325,12 @@ export function tlsFailureReason(err: Error & { code?: string }, authorizationEr
   if (msg.includes('spiffe') || msg.includes('identity') || msg.includes('not authorized')) return 'identity';
   if (code === 'ETIMEDOUT' || msg.includes('timeout') || msg.includes('timed out')) return 'timeout';
   return 'protocol';
+}
+
+/** The phase label of `clientTimeouts` for an h1 timeout code (h1/server.ts), or undefined for other client errors. */
+export function timeoutPhase(code: string): 'head' | 'body' | 'request' | undefined {
+  if (code === 'HPE_HEADERS_TIMEOUT') return 'head';
+  if (code === 'ERR_HTTP_BODY_TIMEOUT') return 'body';
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'request';
+  return undefined;
 }

@@ -150,6 +150,8 @@ class UpstreamConn {
   #release: boolean | undefined;
   /** A response began with no request in flight: what the upstream sends can no longer be matched to requests. */
   #outOfStep = false;
+  /** The upstream answered in a way no pooled request allows (a 101): the exchange gets a reset, the connection closes. */
+  #refused: Error | undefined;
 
   constructor(pool: ConnPool, socket: Socket) {
     this.#pool = pool;
@@ -161,10 +163,16 @@ class UpstreamConn {
       if (this.call === undefined) this.#outOfStep = true;
     };
     onHeadComplete(parser, (_minor, h, _m, _u, status, text, _up, keepAlive) => {
-      if (this.call === undefined) return 0;
+      if (this.call === undefined || this.#refused !== undefined) return 0;
+      if (status === 101) {
+        // A pooled request never asks to upgrade (tunnel.ts does, on a connection of its own): an
+        // unsolicited 101 would hand the client a connection in another protocol. Never relayed.
+        this.#refused = new Error('upstream switched protocols (101) on a request that asked for no upgrade');
+        return 1;
+      }
       const ex = this.call.exchange;
       this.#cork(ex);
-      if (status < 200 && status !== 101) {
+      if (status < 200) {
         ex.onInterim?.(status, text, h);
         return 0;
       }
@@ -175,7 +183,7 @@ class UpstreamConn {
     });
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
       const ex = this.call?.exchange;
-      if (ex === undefined) return;
+      if (ex === undefined || this.#refused !== undefined) return;
       this.#cork(ex);
       if (!ex.onData(chunk)) this.feed.pause();
     };
@@ -212,7 +220,8 @@ class UpstreamConn {
   #afterRead(ret: number | (Error & { code?: string })): void {
     const release = this.#release;
     this.#release = undefined;
-    if (typeof ret !== 'number') this.#broken(ret);
+    if (this.#refused !== undefined) this.#broken(this.#refused);
+    else if (typeof ret !== 'number') this.#broken(ret);
     else if (this.#outOfStep) this.#broken(new Error('upstream sent a response with no request in flight'));
     else if (release !== undefined) this.#pool._release(this, release);
   }

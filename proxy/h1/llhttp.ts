@@ -128,7 +128,7 @@ export function parserInternalsProblems(internals: ParserInternals | undefined):
 
 /** What the parser reported for one probe. */
 interface Seen {
-  heads: Array<{ minor: number; headers: string[]; method: string; url: string; status: number; text: string | undefined; upgrade: boolean; keepAlive: boolean }>;
+  heads: Array<{ major: number; minor: number; headers: string[]; method: string; url: string; status: number; text: string | undefined; upgrade: boolean; keepAlive: boolean }>;
   body: string;
   completes: number;
 }
@@ -139,8 +139,8 @@ function probe(P: ParserClass, methods: readonly string[], problems: string[]): 
     parser.initialize(type, {}, 0, P.kLenientNone);
     const seen: Seen = { heads: [], body: '', completes: 0 };
     // Heads are assembled as the data path assembles them, so the probe checks that code too.
-    assembleHeads(P, parser, (minor, headers, method, url, status, text, upgrade, keepAlive) => {
-      seen.heads.push({ minor, headers, method: methods[method] ?? String(method), url, status, text, upgrade, keepAlive });
+    assembleHeads(P, parser, (minor, headers, method, url, status, text, upgrade, keepAlive, major) => {
+      seen.heads.push({ major, minor, headers, method: methods[method] ?? String(method), url, status, text, upgrade, keepAlive });
       return skipBody ? 1 : 0;
     });
     parser[P.kOnBody] = (chunk: Buffer) => {
@@ -167,9 +167,9 @@ function probe(P: ParserClass, methods: readonly string[], problems: string[]): 
   expect('execute() on a whole request', a.ret, small.length);
   // A request's status and status text are whatever the binding passes (undefined today): not read, not checked.
   expect(
-    'kOnHeadersComplete on a small request (minor version, headers, method, url, upgrade, keep-alive)',
-    a.seen.heads.map((h) => [h.minor, h.headers, h.method, h.url, h.upgrade, h.keepAlive]),
-    [[1, ['Host', 'a', 'Content-Length', '2'], 'POST', '/p?q=1', false, true]],
+    'kOnHeadersComplete on a small request (major and minor version, headers, method, url, upgrade, keep-alive)',
+    a.seen.heads.map((h) => [h.major, h.minor, h.headers, h.method, h.url, h.upgrade, h.keepAlive]),
+    [[1, 1, ['Host', 'a', 'Content-Length', '2'], 'POST', '/p?q=1', false, true]],
   );
   expect('kOnBody / kOnMessageComplete', [a.seen.body, a.seen.completes], ['ok', 1]);
 
@@ -230,7 +230,11 @@ export type OnHeadersComplete = (
   shouldKeepAlive: boolean,
 ) => number | undefined;
 
-/** A complete head: what kOnHeadersComplete gives, with headers and url assembled when they came in pieces. */
+/**
+ * A complete head: what kOnHeadersComplete gives, with headers and url
+ * assembled when they came in pieces. The major version comes last (most
+ * callers read the minor only; the server refuses anything but HTTP/1.x).
+ */
 export type OnHead = (
   versionMinor: number,
   headers: string[],
@@ -240,6 +244,7 @@ export type OnHead = (
   statusMessage: string | undefined,
   upgrade: boolean,
   shouldKeepAlive: boolean,
+  versionMajor: number,
 ) => number;
 
 /**
@@ -260,12 +265,12 @@ function assembleHeads(P: ParserClass, parser: Parser, onHead: OnHead): void {
     pendingHeaders.push(...headers);
     pendingUrl += url;
   };
-  parser[P.kOnHeadersComplete] = ((_maj, minor, headers, method, url, status, text, upgrade, keepAlive) => {
+  parser[P.kOnHeadersComplete] = ((major, minor, headers, method, url, status, text, upgrade, keepAlive) => {
     const h = headers ?? pendingHeaders ?? [];
     const u = url ?? pendingUrl;
     pendingHeaders = undefined;
     pendingUrl = '';
-    return onHead(minor, h, method, u, status, text, upgrade, keepAlive);
+    return onHead(minor, h, method, u, status, text, upgrade, keepAlive, major);
   }) satisfies OnHeadersComplete;
 }
 

@@ -6,14 +6,17 @@
  *
  * A request is an `H1Request`: its head, its body as it arrives, and the
  * methods to answer it. Pipelined requests queue on their connection and
- * are handed to the handler one at a time, so answers keep their order.
+ * are handed to the handler one at a time, so answers keep their order. A
+ * head `requestHeadRefusal` (head.ts) refuses, a parse error or a timeout is
+ * answered in its turn, after the requests read before it, and closes the
+ * connection; it never reaches the handler.
  * Timeouts are checked by one interval per server, not a timer per
  * request, as Node's own server does.
  */
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { HttpLimits } from '../http/server-limits.js';
 import { rawResponse } from '../http/reply.js';
-import { CHUNK_END, chunkHead, CRLF, Framing, framingLine, requestFraming, statusLine } from './head.js';
+import { CHUNK_END, chunkHead, CRLF, Framing, framingLine, type HeadRefusal, requestFraming, requestHeadRefusal, statusLine } from './head.js';
 import { onceDrained } from './drain.js';
 import { type Feed, feed, HTTPParser, METHODS, newParser, onHeadComplete } from './llhttp.js';
 
@@ -197,6 +200,21 @@ export class H1Request {
     this.conn._finished(this, !keep);
   }
 
+  /**
+   * The proxy's refusal of a request it will not route (a bad target, say):
+   * `reply`, but the connection always closes after it, so nothing the
+   * client pipelined behind it is processed (RFC 9112 9.3.2).
+   */
+  refuse(status: number, reason: string): void {
+    if (this.#res !== Res.None) {
+      this.destroy();
+      return;
+    }
+    this.#res = Res.Done;
+    this.conn.socket.write(rawResponse(status, reason));
+    this.conn._finished(this, true);
+  }
+
   /** Cuts the connection (a response that cannot be completed). */
   destroy(): void {
     this.#res = Res.Done;
@@ -213,12 +231,21 @@ export class Connection {
   readonly #queue: H1Request[] = [];
   /** The request whose body the parser is reading. */
   #parsing: H1Request | undefined;
+  /** A request that came into an empty queue during the current read: handed to the handler at the end of it. */
+  #dispatch: H1Request | undefined;
   #upgrade: H1Request | undefined;
   /** performance.now() when the current head began (0: not reading a head). */
   headStartedAt: number;
   /** performance.now() when the connection last went idle. */
   idleSince = 0;
+  /** Body bytes were read since the last check (the body-idle timeout's progress mark). */
+  #bodyRead = false;
+  /** When the unfinished body last made progress, as the checks saw it. */
+  #bodySince = 0;
   #dead = false;
+  /** The answer that ends the connection once the requests before it are answered (`#refuse`). */
+  #last: HeadRefusal | undefined;
+  #lastSent = false;
   /** The connection closes after the answer in progress (drain). */
   closing = false;
   /** Free for the handler (inbound keeps the peer identity here). */
@@ -232,7 +259,7 @@ export class Connection {
     parser[HTTPParser.kOnMessageBegin] = () => {
       this.headStartedAt = performance.now();
     };
-    onHeadComplete(parser, (minor, h, method, u, _s, _t, upgrade, keepAlive) => {
+    onHeadComplete(parser, (minor, h, method, u, _s, _t, upgrade, keepAlive, major) => {
       this.headStartedAt = 0;
       if (this.#dead) {
         // An answer said `connection: close`: what the client sent after it is read and dropped,
@@ -240,18 +267,27 @@ export class Connection {
         this.#parsing = undefined;
         return 0;
       }
-      const req = new H1Request(this, METHODS[method] ?? 'GET', u, h, minor, keepAlive, upgrade);
+      const name = METHODS[method] ?? 'GET';
+      const refusal = requestHeadRefusal(major, minor, name, u, h);
+      if (refusal !== undefined) {
+        // Never queued, so never handed to the handler: answered in its turn, then the connection closes.
+        this.#refuse(refusal);
+        return 0;
+      }
+      const req = new H1Request(this, name, u, h, minor, keepAlive, upgrade);
       if (upgrade) {
         this.#upgrade = req;
         return 0;
       }
       this.#parsing = req;
+      this.#bodySince = req.startedAt;
       this.#queue.push(req);
-      if (this.#queue.length === 1) this.server.handler.onRequest(req);
+      if (this.#queue.length === 1) this.#dispatch = req;
       else if (this.#queue.length > 8) this.feed.pause();
       return 0;
     });
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
+      this.#bodyRead = true;
       this.#parsing?._body(chunk);
     };
     parser[HTTPParser.kOnMessageComplete] = () => {
@@ -266,11 +302,21 @@ export class Connection {
   }
 
   readonly #onExecute = (ret: number | (Error & { code?: string }), chunk: Buffer | undefined): void => {
-    if (this.#dead) return;
-    if (typeof ret !== 'number') {
+    if (this.#last !== undefined) {
+      // A head was refused in this read: nothing after it is parsed (llhttp may also have failed on it).
+      this.#detach();
+      this.headStartedAt = 0;
+    } else if (!this.#dead && typeof ret !== 'number') {
       this.#fail(ret.code ?? 'HPE_INVALID');
-      return;
     }
+    // The first request of this read reaches the handler only now that the whole read is parsed:
+    // one whose body turned out malformed in the same read was dropped by #refuse, never sent on.
+    const first = this.#dispatch;
+    if (first !== undefined) {
+      this.#dispatch = undefined;
+      if (this.#queue[0] === first && !this.socket.destroyed) this.server.handler.onRequest(first);
+    }
+    if (this.#dead || typeof ret !== 'number') return;
     const up = this.#upgrade;
     if (up !== undefined) {
       this.#upgrade = undefined;
@@ -313,20 +359,50 @@ export class Connection {
     return this.#queue[0];
   }
 
-  /** A malformed request (or a timeout): answer it unless a response is on the wire, then close. */
+  /** A malformed request (or a timeout): nothing more is read; answered in its turn (`#refuse`), then close. */
   #fail(code: string): void {
-    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'HPE_HEADERS_TIMEOUT' || code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    this.server.handler.onClientError?.(status, code);
-    this.#dead = true;
     this.#detach();
-    const current = this.#queue[0];
-    for (const req of this.#queue.splice(0)) req._abort();
-    if (current?.headersSent === true) {
-      this.socket.destroy();
-      return;
+    this.headStartedAt = 0;
+    if (this.#last !== undefined) return;
+    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'HPE_HEADERS_TIMEOUT' || code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === BODY_TIMEOUT ? 408 : 400;
+    const reason = `weft: ${status === 431 ? 'request headers too large' : code === BODY_TIMEOUT ? 'request body timeout' : status === 408 ? 'request timeout' : `malformed request (${code})`}`;
+    this.#refuse({ status, code, reason });
+  }
+
+  /**
+   * Ends the connection with `last` (a parse error, a timeout, a refused
+   * head). The requests read whole before it were accepted: they are
+   * answered first, in order, then `last`, then the connection closes
+   * (RFC 9112 9.3.2); nothing after it is processed. The request whose body
+   * was being read cannot be completed: it is dropped, and if it was the one
+   * being answered, `last` answers it now (or the connection is cut, when
+   * its response head is already out).
+   */
+  #refuse(last: HeadRefusal): void {
+    if (this.#last !== undefined) return;
+    this.server.handler.onClientError?.(last.status, last.code);
+    this.#last = last;
+    this.#dead = true;
+    this.headStartedAt = 0;
+    const broken = this.#parsing;
+    this.#parsing = undefined;
+    if (broken !== undefined && broken === this.#queue[this.#queue.length - 1]) {
+      this.#queue.pop();
+      broken._abort();
+      if (this.#queue.length === 0 && broken.headersSent) {
+        this.socket.destroy();
+        return;
+      }
     }
-    const reason = `weft: ${status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : `malformed request (${code})`}`;
-    this.socket.end(rawResponse(status, reason));
+    if (this.#queue.length === 0) this.#answerLast();
+  }
+
+  /** Writes the answer that ends the connection (once), and closes. */
+  #answerLast(): void {
+    const last = this.#last;
+    if (last === undefined || this.#lastSent) return;
+    this.#lastSent = true;
+    this.socket.end(rawResponse(last.status, last.reason));
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
@@ -336,6 +412,18 @@ export class Connection {
     if (this.headStartedAt !== 0 && now - this.headStartedAt > limits.headersTimeoutMs) {
       this.#fail('HPE_HEADERS_TIMEOUT');
       return;
+    }
+    // A body that stopped arriving: what the client does not send is not waited for (time the
+    // proxy itself stopped reading, backpressure or a long pipeline, counts as progress).
+    const body = this.#parsing;
+    if (body !== undefined && !body.complete) {
+      if (this.#bodyRead || this.feed.paused) {
+        this.#bodyRead = false;
+        this.#bodySince = now;
+      } else if (now - this.#bodySince > limits.bodyIdleTimeoutMs) {
+        this.#fail(BODY_TIMEOUT);
+        return;
+      }
     }
     const current = this.#queue[0];
     if (current !== undefined) {
@@ -348,7 +436,9 @@ export class Connection {
   /** @internal an answer ended. */
   _finished(req: H1Request, close: boolean): void {
     if (this.#queue[0] === req) this.#queue.shift();
-    if (close || this.closing || this.#dead) {
+    else if (this.#last !== undefined) return; // the request `#refuse` dropped
+    // Ending with `#last`: the requests before it are still answered, then it.
+    if (close || this.closing || (this.#dead && this.#last === undefined)) {
       this.#dead = true;
       this.socket.end();
       setTimeout(() => this.socket.destroy(), 1000).unref();
@@ -358,6 +448,10 @@ export class Connection {
     if (next !== undefined) {
       if (this.#queue.length <= 8) this.feed.resume();
       this.server.handler.onRequest(next);
+      return;
+    }
+    if (this.#last !== undefined) {
+      this.#answerLast();
       return;
     }
     this.idleSince = performance.now();
@@ -374,6 +468,9 @@ export class Connection {
 }
 
 const noop = (): void => {};
+
+/** The client error code of a stalled request body (408; `timeoutPhase` in metrics.ts says 'body'). */
+const BODY_TIMEOUT = 'ERR_HTTP_BODY_TIMEOUT';
 
 /** A listening HTTP/1.1 server on raw sockets. */
 export class H1Server {
@@ -394,7 +491,7 @@ export class H1Server {
     this.server = server;
     this.handler = handler;
     this.limits = limits;
-    const every = Math.max(10, Math.min(1000, Math.floor(Math.min(limits.headersTimeoutMs, limits.keepAliveTimeoutMs) / 4)));
+    const every = Math.max(10, Math.min(1000, Math.floor(Math.min(limits.headersTimeoutMs, limits.keepAliveTimeoutMs, limits.bodyIdleTimeoutMs) / 4)));
     this.#timer = setInterval(() => {
       const now = performance.now();
       for (const c of this.#connections) c._check(now);

@@ -79,6 +79,14 @@ export class InboundHandler {
       req.reply(NO_CONNECTION.status, NO_CONNECTION.reason);
       return;
     }
+    const bad = targetRefusal(req);
+    if (bad !== undefined) {
+      const refused = this.refusedRoute(conn);
+      const started = refused.start();
+      req.refuse(bad.status, bad.reason);
+      refused.end(started, bad.status);
+      return;
+    }
     const target = this.route(conn, req);
     if (!isInstance(target)) {
       const refused = this.refusedRoute(conn);
@@ -98,7 +106,7 @@ export class InboundHandler {
       rawReplyAndClose(socket, NO_CONNECTION.status, NO_CONNECTION.reason);
       return;
     }
-    const target = this.route(conn, req);
+    const target = targetRefusal(req) ?? this.route(conn, req);
     if (!isInstance(target)) {
       const refused = this.refusedRoute(conn);
       refused.end(refused.start(), target.status);
@@ -254,6 +262,20 @@ class InboundRequest implements Exchange {
     this.#done = true;
     this.#route.end(this.#started, status);
   }
+}
+
+/**
+ * What the inbound refuses before routing (h1/server.ts has already refused
+ * bad versions, Host headers and framing on every listener): the caller is
+ * a peer's outbound, which always sends origin-form (`*` for OPTIONS) and
+ * never CONNECT; anything else would reach the app as a target it never
+ * expects from the mesh (an absolute URI, an authority, a tunnel).
+ */
+function targetRefusal(req: H1Request): Refusal | undefined {
+  if (req.method === 'CONNECT') return { status: 400, reason: 'weft: CONNECT is not served by the inbound listener' };
+  const url = req.url;
+  if (url.charCodeAt(0) === 47 /* / */ || (url === '*' && req.method === 'OPTIONS')) return undefined;
+  return { status: 400, reason: `weft: the inbound listener takes origin-form request targets only (got ${JSON.stringify(url.slice(0, 100))})` };
 }
 
 function isInstance(x: LocalInstance | Refusal): x is LocalInstance {

@@ -33,7 +33,18 @@ export interface InboundOptions {
   limits?: Partial<HttpLimits>;
   /** Time the local app has to answer a WebSocket/Upgrade handshake. Default 10 s. */
   upgradeTimeoutMs?: number;
+  /**
+   * A full garbage collection, run once a flood of connections that
+   * never finished their TLS handshake has ended (at least
+   * `FLOOD_CONNECTIONS` of them, then a quiet second): what they cost is
+   * garbage V8 would otherwise keep until its next full collection. The
+   * process wiring passes `collectAllGarbage` (server.ts); none by default.
+   */
+  collectGarbage?: (() => unknown) | undefined;
 }
+
+/** Unfinished handshakes that make a flood (`InboundOptions.collectGarbage`). */
+export const FLOOD_CONNECTIONS = 1000;
 
 /** Options after defaults and checks. */
 export interface ResolvedInboundOptions {
@@ -46,6 +57,7 @@ export interface ResolvedInboundOptions {
   readonly logger: Logger;
   readonly limits: HttpLimits;
   readonly upgradeTimeoutMs: number;
+  readonly collectGarbage: (() => unknown) | undefined;
 }
 
 /** Applies defaults; WEFT_ERR_CONFIG_INVALID names a bad knob. */
@@ -60,5 +72,6 @@ export function resolveInboundOptions(opts: InboundOptions): ResolvedInboundOpti
     logger: opts.logger ?? silentLogger,
     limits: httpLimits(opts.limits),
     upgradeTimeoutMs: numberOption('proxy.inbound.upgradeTimeoutMs', opts.upgradeTimeoutMs, 10_000, { min: 1, integer: true }),
+    collectGarbage: opts.collectGarbage,
   };
 }

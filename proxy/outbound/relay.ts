@@ -15,7 +15,9 @@
  * instance is chosen, so the request can be retried; larger (or a declared
  * Content-Length above that) stream to the first instance and are never
  * retried. The per-try timeout runs until the response head; the body then
- * streams at the client's pace.
+ * streams at the client's pace. A request counts against its service's
+ * pending limit once its body is complete; a stalled body is cut by the
+ * listener's body-idle timeout (408, h1/server.ts).
  */
 import { ERROR_CODES, type ErrorCode } from '../../base/errors.js';
 import type { CompiledRequestPolicy } from '../http/headers.js';
@@ -24,7 +26,7 @@ import { CHUNK_END, CRLF, chunkHead, Framing, headerValue, requestLines, respons
 import type { H1Request } from '../h1/server.js';
 import type { InFlight, ProxyMetrics, RouteMetrics } from '../metrics.js';
 import { Deadline } from '../resilience/deadline.js';
-import type { PendingLimits } from '../resilience/pending-limit.js';
+import type { Admission, PendingLimits } from '../resilience/pending-limit.js';
 import { type AttemptOutcome, isFailure, type RetryRequest } from '../resilience/retry-policy.js';
 import type { OutboundOptions } from './options.js';
 import type { UpstreamPools, UpstreamTarget } from './pool.js';
@@ -66,14 +68,17 @@ export function forward(ctx: ForwardContext, caller: Caller, req: H1Request): vo
     answer(ctx, req, caller, '', undefined, 'WEFT_ERR_PROXY_TARGET_INVALID', `weft: ${target.error}`);
     return;
   }
-  const admission = ctx.limits.tryAcquire(target.service);
+  // A request whose body is still arriving is admitted uncounted: it holds a slot of the
+  // service's limit only once its body is complete (#bodyEnd), so slow uploaders cannot
+  // fill the limit for every caller (pending-limit.ts).
+  const admission = ctx.limits.tryAcquire(target.service, req.complete);
   if (!admission.ok) {
     answer(ctx, req, caller, target.service, undefined, admission.code, admission.reason);
     return;
   }
   const route = ctx.routes.get(target.service);
   const prefix = `${req.method} ${target.path} HTTP/1.1\r\nhost: ${target.host}\r\n${requestLines(req.headers, ctx.headerPolicy, req.remoteAddress)}`;
-  new OutboundRequest(ctx, caller, req, route, prefix, admission.release).start();
+  new OutboundRequest(ctx, caller, req, route, prefix, admission).start();
 }
 
 /**
@@ -118,7 +123,7 @@ class OutboundRequest {
   readonly #req: H1Request;
   readonly #route: ServiceRoute;
   readonly #prefix: string;
-  readonly #release: () => void;
+  readonly #admission: Admission;
   readonly #inFlight: InFlight | undefined;
   #state: State = State.Body;
   #deadline: Deadline | undefined;
@@ -137,13 +142,13 @@ class OutboundRequest {
   #timer: NodeJS.Timeout | undefined;
   #status = 0;
 
-  constructor(ctx: ForwardContext, caller: Caller, req: H1Request, route: ServiceRoute, prefix: string, release: () => void) {
+  constructor(ctx: ForwardContext, caller: Caller, req: H1Request, route: ServiceRoute, prefix: string, admission: Admission) {
     this.#ctx = ctx;
     this.#caller = caller;
     this.#req = req;
     this.#route = route;
     this.#prefix = prefix;
-    this.#release = release;
+    this.#admission = admission;
     this.#inFlight = ctx.metrics?.inFlightOf('outbound', route.service);
     if (this.#inFlight !== undefined) this.#inFlight.value++;
     req.onAbort = this.#onAbort;
@@ -203,6 +208,7 @@ class OutboundRequest {
   }
 
   #bodyEnd(): void {
+    this.#admission.count();
     if (this.#streamed) {
       const call = this.#call;
       if (call === undefined) return; // #attempt sends the end with the held chunks
@@ -414,7 +420,7 @@ class OutboundRequest {
   #finish(status: number): void {
     if (this.#state === State.Done) return;
     this.#state = State.Done;
-    this.#release();
+    this.#admission.release();
     if (this.#inFlight !== undefined) this.#inFlight.value--;
     routeMetrics(this.#ctx, this.#caller, this.#route.service, this.#endpoint)?.count(this.#req.startedAt, status);
   }
@@ -432,7 +438,10 @@ function chunkedIf(chunked: boolean, chunks: readonly Buffer[]): Buffer {
 function answer(ctx: ForwardContext, req: H1Request, caller: Caller, service: string, endpoint: RouteEndpoint | undefined, code: ErrorCode, reason: string): void {
   const status = ERROR_CODES[code].status;
   if (status >= 500) ctx.options.logger.debug({ code, reason, caller: caller.service, service }, 'outbound answered with an error');
-  req.reply(status, reason);
+  // A target that cannot be routed (https://, CONNECT, no Host, not a service name) is refused and
+  // the connection closed, as a malformed request is; the others keep it.
+  if (code === 'WEFT_ERR_PROXY_TARGET_INVALID') req.refuse(status, reason);
+  else req.reply(status, reason);
   routeMetrics(ctx, caller, service, endpoint)?.count(req.startedAt, status);
 }
 

@@ -7,6 +7,9 @@
  * is loaded and its services subscribed before the first listener accepts,
  * so a proxy restarted while Consul is down routes from the cache at once.
  *
+ * Each listener takes at most `httpLimits.maxConnections` connections; more
+ * are closed at accept and counted (weft_proxy_connections_refused_total).
+ *
  * Shutdown is graceful: stop accepting, close idle app connections, answer
  * what is in flight (with `Connection: close`), and after the grace period
  * cut whatever is left.
@@ -15,7 +18,7 @@ import net, { type Socket } from 'node:net';
 import { H1Server, type H1Request } from '../h1/server.js';
 import { compileRequestPolicy } from '../http/headers.js';
 import { type HttpLimits, httpLimits } from '../http/server-limits.js';
-import type { ProxyMetrics } from '../metrics.js';
+import { type ProxyMetrics, timeoutPhase } from '../metrics.js';
 import type { OutboundTls, RouteSource } from '../ports.js';
 import { PendingLimits } from '../resilience/pending-limit.js';
 import { checkListeners, type OutboundListener, type OutboundOptions, type OutboundOptionsInput, outboundOptions } from './options.js';
@@ -154,6 +157,7 @@ export class OutboundProxy {
     const metrics = deps.metrics;
     const ctx = this.#ctx;
     const logger = this.options.logger;
+    const limits = httpLimits(deps.httpLimits);
     const h1: H1Server = new H1Server(
       net.createServer(),
       {
@@ -171,12 +175,17 @@ export class OutboundProxy {
             socket.destroy();
           });
         },
-        onClientError: (status) => {
+        onClientError: (status, code) => {
           if (status !== 0) metrics?.protocolErrors.inc({ direction: 'outbound', code: String(status) });
+          const phase = timeoutPhase(code);
+          if (phase !== undefined) metrics?.clientTimeouts.inc({ direction: 'outbound', phase });
         },
       },
-      httpLimits(deps.httpLimits),
+      limits,
     );
+    // Beyond the limit Node closes a connection at accept ('drop'), before the parser exists.
+    h1.server.maxConnections = limits.maxConnections;
+    h1.server.on('drop', () => metrics?.connectionsRefused.inc({ listener: `outbound:${listener.service}`, reason: 'max_connections' }));
     h1.server.on('connection', (socket: Socket) => {
       h1.accept(socket);
       metrics?.connections.inc({ direction: 'outbound' });

@@ -5,6 +5,13 @@
  * its 503, rather than piling up memory and latency behind a backend that is
  * not keeping up (Envoy's max_pending_requests circuit breaker plays this part).
  *
+ * A slot is counted from admission, or, for a request admitted uncounted
+ * (`tryAcquire(false)`: its body is still arriving), only from `count()`
+ * (the body is complete). Such a request is refused when the service is full
+ * but takes nothing from the others while its client is sending: a client
+ * that never finishes its bodies costs its own connections (bounded per
+ * listener, closed by the body-idle timeout), not every caller's admission.
+ *
  * No clock is needed: admission depends only on the count.
  */
 import { ERROR_CODES, type ErrorCode } from '../../base/errors.js';
@@ -16,6 +23,8 @@ export const DEFAULT_PENDING_LIMIT = 1024;
 /** A granted slot; release it exactly once when the request ends (extra calls are ignored). */
 export interface Admission {
   readonly ok: true;
+  /** Starts counting a slot admitted uncounted (its body is complete); extra calls, and calls on a counted slot, are ignored. */
+  count(): void;
   release(): void;
 }
 
@@ -39,8 +48,11 @@ export class PendingLimit {
     this.limit = numberOption('proxy.pendingLimit', limit, DEFAULT_PENDING_LIMIT, { min: 1, integer: true });
   }
 
-  /** Admits one request, or says why not. */
-  tryAcquire(): Admission | Refusal {
+  /**
+   * Admits one request, or says why not. `counted: false` admits it without
+   * taking a slot until `count()` (a request whose body is still arriving).
+   */
+  tryAcquire(counted = true): Admission | Refusal {
     if (this.#pending >= this.limit) {
       return {
         ok: false,
@@ -49,15 +61,22 @@ export class PendingLimit {
         reason: `weft: pending request limit ${this.limit} reached for service ${this.service}`,
       };
     }
-    this.#pending++;
+    let holding = counted;
     let released = false;
+    if (holding) this.#pending++;
     return {
       ok: true,
+      count: () => {
+        // Not refused now: the request is already on its way. The count may pass the limit for a moment.
+        if (holding || released) return;
+        holding = true;
+        this.#pending++;
+      },
       release: () => {
         // A double release would let the service exceed its limit later.
         if (released) return;
         released = true;
-        this.#pending--;
+        if (holding) this.#pending--;
       },
     };
   }
@@ -93,8 +112,8 @@ export class PendingLimits {
     return limit;
   }
 
-  /** Admits one request to `service`, or says why not. */
-  tryAcquire(service: string): Admission | Refusal {
-    return this.for(service).tryAcquire();
+  /** Admits one request to `service`, or says why not (`counted`: see `PendingLimit.tryAcquire`). */
+  tryAcquire(service: string, counted = true): Admission | Refusal {
+    return this.for(service).tryAcquire(counted);
   }
 }

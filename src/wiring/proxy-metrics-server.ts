@@ -4,6 +4,8 @@
  * (what the `weft-proxy` Consul check probes; 503 once shutdown began, so
  * Consul and Prometheus see a draining proxy before it disappears). Plain
  * node:http: two routes do not need a framework on the proxy's memory budget.
+ * At most `maxConnections` connections, like the proxy's other listeners;
+ * more are closed at accept and reported to `onDrop`.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,7 +21,10 @@ export interface MetricsServer {
 }
 
 /** Starts the listener on bind:port. */
-export async function startMetricsServer(registry: Registry, opts: { bind: string; port: number; logger: Logger }): Promise<MetricsServer> {
+export async function startMetricsServer(
+  registry: Registry,
+  opts: { bind: string; port: number; logger: Logger; maxConnections?: number | undefined; onDrop?: (() => void) | undefined },
+): Promise<MetricsServer> {
   let draining = false;
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -41,6 +46,9 @@ export async function startMetricsServer(registry: Registry, opts: { bind: strin
   });
   // Scrapers keep connections open; never let one hold shutdown.
   server.keepAliveTimeout = 5_000;
+  if (opts.maxConnections !== undefined) server.maxConnections = opts.maxConnections;
+  const onDrop = opts.onDrop;
+  if (onDrop !== undefined) server.on('drop', () => onDrop());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.bind, () => {

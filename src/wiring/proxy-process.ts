@@ -19,7 +19,7 @@
  */
 import type { Registry } from 'prom-client';
 import { createDiscoveryClient, type DiscoveryClient, type WatchOptions } from '../../discovery/index.js';
-import { checkParserInternals, InboundCache, inboundCachePath, InboundProxy, type OutboundListener, OutboundProxy, ProxyMetrics } from '../../proxy/index.js';
+import { checkParserInternals, collectAllGarbage, InboundCache, inboundCachePath, InboundProxy, type OutboundListener, OutboundProxy, ProxyMetrics } from '../../proxy/index.js';
 import type { Config } from '../config/load.js';
 import type { HostProxyLocal } from '../../base/contracts/host-proxy.js';
 import type { Logger } from '../../base/log.js';
@@ -99,7 +99,13 @@ export class ProxyProcess {
       await proxy.#applyIdentities();
       await proxy.#applyLocal(proxy.#local.current);
       // Last: /healthz answering means both stacks already listen.
-      proxy.#metricsServer = await startMetricsServer(registry, { bind: p.metrics.bind, port: p.metrics.port, logger: o.logger });
+      proxy.#metricsServer = await startMetricsServer(registry, {
+        bind: p.metrics.bind,
+        port: p.metrics.port,
+        logger: o.logger,
+        maxConnections: p.maxConnections,
+        onDrop: () => proxy.metrics.connectionsRefused.inc({ listener: 'metrics', reason: 'max_connections' }),
+      });
       proxy.#registration = new ProxyRegistration(
         proxy.#client,
         { host: proxy.#host, address: p.metrics.bind, port: proxy.#metricsServer.address.port, meshPort: p.inbound.port },
@@ -180,6 +186,8 @@ export class ProxyProcess {
       local: this.#locals.table,
       metrics: this.metrics,
       logger: logger.child({ component: 'inbound' }),
+      limits: this.#listenerLimits(),
+      collectGarbage: collectAllGarbage,
     });
   }
 
@@ -204,8 +212,19 @@ export class ProxyProcess {
         shutdownGraceMs: p.shutdownGraceMs,
         logger: logger.child({ component: 'outbound' }),
       },
-      { source: consulRouteSource(this.#client, this.#o.watch), tls: storeOutboundTls(this.#store, config.ca.trustDomain), metrics: this.metrics },
+      {
+        source: consulRouteSource(this.#client, this.#o.watch),
+        tls: storeOutboundTls(this.#store, config.ca.trustDomain),
+        metrics: this.metrics,
+        httpLimits: this.#listenerLimits(),
+      },
     );
+  }
+
+  /** What the configuration sets of every listener's limits (the rest are proxy/http's defaults). */
+  #listenerLimits(): { maxConnections: number; bodyIdleTimeoutMs: number } {
+    const p = this.#o.config.proxy;
+    return { maxConnections: p.maxConnections, bodyIdleTimeoutMs: p.timeouts.bodyIdleMs };
   }
 
   /**
