@@ -8,9 +8,13 @@ import { TD, attempt, client, makeCa, makeIdentity, startMeshServer } from './fi
 const HOUR = 3600_000;
 const LEAF_TTL = 2 * HOUR;
 
-/** A CA on a clock the test moves: real time plus an offset, so OpenSSL still sees valid dates. */
+/**
+ * A CA on a clock the test moves: the time the test started plus an offset, so
+ * OpenSSL still sees valid dates and no millisecond passes between two reads.
+ */
 function clockedCa(opts: { intermediate?: boolean } = {}) {
-  const clock = { offset: 0, now: () => Date.now() + clock.offset };
+  const start = Date.now();
+  const clock = { offset: 0, now: () => start + clock.offset };
   const ca = makeCa({ leafTtlMs: LEAF_TTL, clock: clock.now, ...opts });
   return { ca, clock };
 }

@@ -79,7 +79,13 @@ t.test('agent and scheduler', async (t) => {
       what,
       250,
     );
-  const ask = async (port: number) => (await (await fetch(`http://127.0.6.2:${port}/`)).json()) as { service: string | null; secretFiles?: Record<string, string | null> };
+  // "running" is the process started, not yet listening: a refused connection means "not yet".
+  const ask = (port: number) =>
+    eventually(
+      async () => (await (await fetch(`http://127.0.6.2:${port}/`)).json()) as { service: string | null; secretFiles?: Record<string, string | null> },
+      10_000,
+      `the demo app on :${port}`,
+    );
   const stateFiles = (): string[] => {
     const dir = join(sim.dataDir, 'agent', 'processes');
     return readdirSync(dir)
