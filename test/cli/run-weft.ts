@@ -3,7 +3,8 @@
  * pipe and not a TTY), asynchronously: the servers these tests talk to live in
  * the test process, and a synchronous spawn would block their event loop.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { eventually } from '../helpers/eventually.js';
 
 const bin = new URL('../../bin/weft.js', import.meta.url).pathname;
 
@@ -37,4 +38,36 @@ export function weft(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: st
     });
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** A `weft up` started by a test: the child, its exit code, and when it said it is up. */
+export interface UpRun {
+  readonly proc: ChildProcess;
+  readonly exited: Promise<number | null>;
+  /** Resolves once it says it is up; rejects with its output if it exits first, or after 120 s. */
+  readonly ready: Promise<void>;
+}
+
+/**
+ * Starts `weft --config <configFile> up --driver process` from the repository
+ * root with no WEFT_* or CONSUL_HTTP_ADDR from the caller, handing everything
+ * it prints to `onOutput`. Returns at once, so a teardown can stop it even
+ * when it never comes up.
+ */
+export function startWeftUp(configFile: string, onOutput: (text: string) => void, output: () => string): UpRun {
+  const proc = spawn(process.execPath, [bin, '--config', configFile, 'up', '--driver', 'process', '--stop-timeout', '15s'], {
+    cwd: new URL('../..', import.meta.url).pathname,
+    env: { ...process.env, WEFT_CONFIG: '', WEFT_DATA_DIR: '', CONSUL_HTTP_ADDR: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout!.on('data', (b: Buffer) => onOutput(b.toString()));
+  proc.stderr!.on('data', (b: Buffer) => onOutput(b.toString()));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const ready = eventually(
+    () => (output().includes('weft is up on this machine') ? true : proc.exitCode !== null ? Promise.reject(new Error(output())) : undefined),
+    120_000,
+    'weft up',
+    200,
+  ).then(() => undefined);
+  return { proc, exited, ready };
 }

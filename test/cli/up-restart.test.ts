@@ -6,15 +6,15 @@
  * other pieces are the same processes as before. SIGTERM then stops
  * everything in reverse order, the restarted proxy first.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
+import { startWeftUp } from './run-weft.js';
 
-const ROOT = join(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'weft-up-restart-'));
 const dataDir = join(dir, 'data');
 const [consulPort, apiPort, inboundPort, metricsPort, outboundPort, dynamicMin] = await Promise.all([
@@ -81,21 +81,10 @@ t.teardown(async () => {
 });
 
 t.test('weft up starts every piece', async (t) => {
-  up = spawn(process.execPath, [join(ROOT, 'bin/weft.js'), '--config', configFile, 'up', '--driver', 'process', '--stop-timeout', '15s'], {
-    cwd: ROOT,
-    env: { ...process.env, WEFT_CONFIG: '', WEFT_DATA_DIR: '', CONSUL_HTTP_ADDR: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  up.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  up.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const proc = up;
-  upExit = new Promise((r) => proc.once('exit', (code) => r(code)));
-  await eventually(
-    () => (out.includes('weft is up on this machine') ? true : proc.exitCode !== null ? Promise.reject(new Error(out)) : undefined),
-    120_000,
-    `weft up\n${out}`,
-    200,
-  );
+  const run = startWeftUp(configFile, (text) => (out += text), () => out);
+  up = run.proc;
+  upExit = run.exited;
+  await run.ready;
   for (const m of out.matchAll(/^up {8}\| (\w+) is healthy \(pid (\d+)\)$/gm)) pids.set(m[1]!, Number(m[2]));
   t.strictSame([...pids.keys()], ['consul', 'scheduler', 'agent', 'proxy'], 'every daemon is named with its pid');
   t.ok(await answers(`http://127.0.0.1:${metricsPort}/healthz`), "the proxy's /healthz answers");

@@ -7,7 +7,7 @@
  * Every port is a free loopback port; every wait is bounded; teardown stops
  * `weft up` and the demo app processes the agent left running (by design).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
-import { weft } from './run-weft.js';
+import { startWeftUp, weft } from './run-weft.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'weft-up-'));
@@ -85,16 +85,10 @@ t.teardown(async () => {
 });
 
 t.test('weft up starts every piece and says what to do next', async (t) => {
-  up = spawn(process.execPath, [join(ROOT, 'bin/weft.js'), '--config', configFile, 'up', '--driver', 'process', '--stop-timeout', '15s'], {
-    cwd: ROOT,
-    env: { ...process.env, WEFT_CONFIG: '', WEFT_DATA_DIR: '', CONSUL_HTTP_ADDR: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  up.stdout!.on('data', (b: Buffer) => (upOut += b.toString()));
-  up.stderr!.on('data', (b: Buffer) => (upOut += b.toString()));
-  const proc = up;
-  upExit = new Promise((r) => proc.once('exit', (code) => r(code)));
-  await eventually(async () => (upOut.includes('weft is up on this machine') ? true : proc.exitCode !== null ? Promise.reject(new Error(upOut)) : undefined), 120_000, `weft up\n${upOut}`, 200);
+  const run = startWeftUp(configFile, (text) => (upOut += text), () => upOut);
+  up = run.proc;
+  upExit = run.exited;
+  await run.ready;
   for (const piece of ['consul', 'ca', 'scheduler', 'agent', 'proxy']) t.match(upOut, `up        | ${piece} is healthy`, piece);
   t.match(upOut, /\nscheduler \| \{.*"msg":"scheduler API listening"/, 'children log lines carry their prefix');
   t.match(upOut, `agent      node up-test, process driver`);
