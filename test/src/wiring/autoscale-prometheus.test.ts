@@ -13,49 +13,23 @@
  * counted once and at most extrapolated to the window's edges.
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { silentLogger } from '../../../base/log.js';
 import { IntentionTable } from '../../../proxy/inbound/intentions.js';
-import type { AutoscaleMetric, AutoscalePolicy, InstanceView, MetricReading } from '../../../scheduler/index.js';
+import type { AutoscaleMetric, AutoscalePolicy, InstanceView } from '../../../scheduler/index.js';
 import { DEFAULT_QUERIES, fillQuery, PrometheusSource } from '../../../src/wiring/autoscale-prometheus.js';
 import { startMetricsServer } from '../../../src/wiring/proxy-metrics-server.js';
 import { eventually } from '../../helpers/eventually.js';
 import { freePort } from '../../helpers/ports.js';
 import { startPrometheus } from '../../helpers/prometheus.js';
 import { call, HOST, instance, makeMesh, startInbound } from '../../proxy/inbound/fixtures.js';
+import { serviceValue, startApp, values } from './autoscale-fixtures.js';
 
 const allowAll = IntentionTable.fromEntries([], { defaultAction: 'allow' });
 const WINDOW_MS = 5000;
 const SCRAPE_MS = 250;
 
-/** A local app: `?ms=N` answers after N ms, `?status=N` with that status, `/hold` waits for release(). */
-async function startApp(t: Test): Promise<{ port: number; held: () => number; release: () => void }> {
-  const holding: ServerResponse[] = [];
-  const server = createServer((req, res) => {
-    req.resume();
-    const url = new URL(req.url ?? '/', 'http://app');
-    if (url.pathname === '/hold') {
-      holding.push(res);
-      return;
-    }
-    setTimeout(() => res.writeHead(Number(url.searchParams.get('status') ?? 200)).end('ok'), Number(url.searchParams.get('ms') ?? 0));
-  });
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    held: () => holding.length,
-    release: () => {
-      for (const res of holding.splice(0)) res.writeHead(200).end('released');
-    },
-  };
-}
 
 /** One host: an inbound proxy for `instances` (weft instance ids) and its metrics server. */
 async function startHost(t: Test, mesh: ReturnType<typeof makeMesh>, node: string, ids: string[]) {
@@ -83,15 +57,7 @@ const view = (id: string): InstanceView => ({ id, ready: true, startedAtMs: 0 })
 const INSTANCES = [view('a1'), view('a2'), view('a3')];
 const TARGET = { job: 'shop', group: 'api', service: 'api' };
 
-function values(r: MetricReading | undefined): Readonly<Record<string, number>> {
-  if (r?.kind !== 'instances') throw new Error(`expected per-instance values, got ${JSON.stringify(r)}`);
-  return r.values;
-}
 
-function serviceValue(r: MetricReading | undefined): number | null {
-  if (r?.kind !== 'service') throw new Error(`expected a service value, got ${JSON.stringify(r)}`);
-  return r.value;
-}
 
 const close = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b));
 

@@ -5,14 +5,12 @@
  * as `weft-proxy` in the dev Consul agent beside the service's instances.
  * Time is injected: every fetch names its `nowMs`, so rates are exact.
  */
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { silentLogger } from '../../../base/log.js';
 import { createDiscoveryClient } from '../../../discovery/index.js';
 import { IntentionTable } from '../../../proxy/inbound/intentions.js';
 import { LATENCY_BUCKETS } from '../../../proxy/metrics.js';
-import type { AutoscaleMetric, AutoscalePolicy, InstanceView, MetricReading } from '../../../scheduler/index.js';
+import type { AutoscaleMetric, AutoscalePolicy, InstanceView } from '../../../scheduler/index.js';
 import type { FetchLike, SourceSnapshot } from '../../../src/wiring/autoscale-source.js';
 import { histogramQuantile, parseProxyMetrics, PROMQL_NEEDS_PROMETHEUS, ScrapeSource } from '../../../src/wiring/autoscale-scrape.js';
 import { type MetricsServer, startMetricsServer } from '../../../src/wiring/proxy-metrics-server.js';
@@ -21,6 +19,7 @@ import { startTestConsul, type TestConsul } from '../../helpers/dev-consul.js';
 import { eventually } from '../../helpers/eventually.js';
 import { freePort } from '../../helpers/ports.js';
 import { call, HOST, instance, makeMesh, startInbound } from '../../proxy/inbound/fixtures.js';
+import { serviceValue, startApp, values } from './autoscale-fixtures.js';
 
 const allowAll = IntentionTable.fromEntries([], { defaultAction: 'allow' });
 const WATCH = { waitMs: 2000, backoffBaseMs: 50, backoffMaxMs: 200 };
@@ -93,32 +92,6 @@ t.test('parseProxyMetrics keeps every label set of the latency histogram (the pa
 
 // ── the rig: hosts with an inbound proxy, its metrics server, and the instances behind it ──
 
-/** A local app: `?ms=N` answers after N ms, `?status=N` with that status, `/hold` waits for release(). */
-async function startApp(t: Test): Promise<{ port: number; held: () => number; release: () => void }> {
-  const holding: ServerResponse[] = [];
-  const server = createServer((req, res) => {
-    req.resume();
-    const url = new URL(req.url ?? '/', 'http://app');
-    if (url.pathname === '/hold') {
-      holding.push(res);
-      return;
-    }
-    const status = Number(url.searchParams.get('status') ?? 200);
-    setTimeout(() => res.writeHead(status, { 'content-type': 'text/plain' }).end('ok'), Number(url.searchParams.get('ms') ?? 0));
-  });
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    held: () => holding.length,
-    release: () => {
-      for (const res of holding.splice(0)) res.writeHead(200).end('released');
-    },
-  };
-}
 
 interface Host {
   node: string;
@@ -195,15 +168,7 @@ const ALL: AutoscaleMetric[] = [
 const view = (id: string): InstanceView => ({ id, ready: true, startedAtMs: 0 });
 const TARGET = { job: 'shop', group: 'api', service: 'api' };
 
-function values(r: MetricReading | undefined): Readonly<Record<string, number>> {
-  if (r?.kind !== 'instances') throw new Error(`expected per-instance values, got ${JSON.stringify(r)}`);
-  return r.values;
-}
 
-function serviceValue(r: MetricReading | undefined): number | null {
-  if (r?.kind !== 'service') throw new Error(`expected a service value, got ${JSON.stringify(r)}`);
-  return r.value;
-}
 
 async function rig(t: Test, opts: { fetch?: FetchLike } = {}) {
   const consul = await startTestConsul(t);
