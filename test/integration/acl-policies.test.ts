@@ -26,9 +26,8 @@ import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
 import { aclCall, loadShippedPolicies } from './acl-tokens.js';
 import { startProxy } from './proxy-hosts.js';
-import { api, startSchedulerChild, TOKEN } from './scheduler-cluster.js';
+import { api, demoJob, startSchedulerChild, TOKEN } from './scheduler-cluster.js';
 
-const DEMO = new URL('../../scripts/demo-app.mjs', import.meta.url).pathname;
 const TD = 'weft.acl-test';
 const MANAGEMENT = '0b5e8f0e-7d1c-4a8e-9b0a-5d0c1a2b3c4d';
 // Other test files run at the same time on other 127.0.0.0/8 addresses.
@@ -99,30 +98,9 @@ t.test('scheduler, agent and proxy, each with its own token under default deny, 
 
   await t.test('a job is deployed end to end', async (t) => {
     t.equal((await api(sched.url, 'PUT', '/v1/secrets/greeting', { value: 'acl-secret-9f2c' })).status, 200, 'the scheduler seals a secret into KV');
-    const spec = {
-      name: 'shop',
-      update: { minHealthyTime: '1s', healthDeadline: '20s' },
-      groups: [
-        {
-          name: 'app',
-          count: 1,
-          tasks: [
-            {
-              name: 'demo',
-              driver: 'process',
-              command: process.execPath,
-              args: [DEMO],
-              port: 0,
-              resources: { cpu: 100, memory: 64 },
-              env: { DRAIN_MS: '200' },
-              labels: { 'weft.service': 'shop' },
-              check: { http: '/health', interval: '1s', timeout: '500ms', failures: 1 },
-              secrets: [{ name: 'greeting', env: 'SERVICE' }],
-            },
-          ],
-        },
-      ],
-    };
+    const spec = demoJob('shop', 'shop', {
+      task: { check: { http: '/health', interval: '1s', timeout: '500ms', failures: 1 }, secrets: [{ name: 'greeting', env: 'SERVICE' }] },
+    });
     const submitted = await api(sched.url, 'POST', '/v1/jobs', { spec });
     t.equal(submitted.status, 200, submitted.text);
     const alloc = await eventually(

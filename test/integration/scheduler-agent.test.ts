@@ -16,43 +16,25 @@ import { saveCa } from '../../certs/store.js';
 import { spiffeIdOf } from '../../certs/verify.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/eventually.js';
-import { api, schedulerDataDir, startSchedulerChild, startSimAgent } from './scheduler-cluster.js';
+import { api, DEMO_APP, demoJob, schedulerDataDir, startSchedulerChild, startSimAgent } from './scheduler-cluster.js';
 
-const DEMO = new URL('../../scripts/demo-app.mjs', import.meta.url).pathname;
+const DEMO = DEMO_APP;
 const TD = 'weft.agent-test';
 const FILE_VALUE = 'file-secret-value-5b1e77c2';
 const ENV_VALUE = 'env-secret-value-0d93aa41';
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 function job(name: string, service: string) {
-  return {
-    name,
-    update: { minHealthyTime: '1s', healthDeadline: '20s' },
-    groups: [
-      {
-        name: 'app',
-        count: 1,
-        restart: { attempts: 5, interval: '10m', delay: '0s', mode: 'fail' },
-        tasks: [
-          {
-            name: 'demo',
-            driver: 'process',
-            command: process.execPath,
-            args: [DEMO],
-            port: 0,
-            resources: { cpu: 100, memory: 64 },
-            env: { DRAIN_MS: '200' },
-            labels: { 'weft.service': service },
-            check: { http: '/health', interval: '1s', timeout: '500ms', failures: 1 },
-            secrets: [
-              { name: 'db-file', file: '/secrets/db' },
-              { name: 'db-env', env: 'SERVICE' },
-            ],
-          },
-        ],
-      },
-    ],
-  };
+  return demoJob(name, service, {
+    group: { restart: { attempts: 5, interval: '10m', delay: '0s', mode: 'fail' } },
+    task: {
+      check: { http: '/health', interval: '1s', timeout: '500ms', failures: 1 },
+      secrets: [
+        { name: 'db-file', file: '/secrets/db' },
+        { name: 'db-env', env: 'SERVICE' },
+      ],
+    },
+  });
 }
 
 interface Status {

@@ -170,3 +170,38 @@ export async function api(url: string, method: string, path: string, body?: unkn
   }
   return { status: res.status, body: parsed, text };
 }
+
+/** The demo app (scripts/demo-app.mjs) that the integration jobs run. */
+export const DEMO_APP = new URL('../../scripts/demo-app.mjs', import.meta.url).pathname;
+
+/**
+ * A job of one group `app` with one process-driver task `demo` running the
+ * demo app as `service`; `more.group` and `more.task` add to (or override)
+ * the group's and the task's fields.
+ */
+export function demoJob(name: string, service: string = name, more: { group?: Record<string, unknown>; task?: Record<string, unknown> } = {}) {
+  return {
+    name,
+    update: { minHealthyTime: '1s', healthDeadline: '20s' },
+    groups: [
+      {
+        name: 'app',
+        count: 1,
+        ...more.group,
+        tasks: [
+          {
+            name: 'demo',
+            driver: 'process',
+            command: process.execPath,
+            args: [DEMO_APP],
+            port: 0,
+            resources: { cpu: 100, memory: 64 },
+            env: { DRAIN_MS: '200' },
+            labels: { 'weft.service': service },
+            ...more.task,
+          },
+        ],
+      },
+    ],
+  };
+}

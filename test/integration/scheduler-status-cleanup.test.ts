@@ -11,33 +11,11 @@ import { createDiscoveryClient } from '../../discovery/client.js';
 import { allocStatusKey } from '../../base/contracts/alloc.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/eventually.js';
-import { api, schedulerDataDir, startSchedulerChild, startSimAgent } from './scheduler-cluster.js';
+import { api, demoJob, schedulerDataDir, startSchedulerChild, startSimAgent } from './scheduler-cluster.js';
 
-const DEMO = new URL('../../scripts/demo-app.mjs', import.meta.url).pathname;
 
 function job(name: string) {
-  return {
-    name,
-    update: { minHealthyTime: '1s', healthDeadline: '20s' },
-    groups: [
-      {
-        name: 'app',
-        count: 1,
-        tasks: [
-          {
-            name: 'demo',
-            driver: 'process',
-            command: process.execPath,
-            args: [DEMO],
-            port: 0,
-            resources: { cpu: 100, memory: 64 },
-            env: { DRAIN_MS: '200' },
-            labels: { 'weft.service': name },
-          },
-        ],
-      },
-    ],
-  };
+  return demoJob(name);
 }
 
 t.test('status records of a lost host', async (t) => {
