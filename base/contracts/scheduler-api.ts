@@ -54,6 +54,7 @@ export const ROUTES = {
   jobStatus: 'GET /v1/jobs/:job/status',
   jobVersions: 'GET /v1/jobs/:job/versions',
   revertJob: 'POST /v1/jobs/:job/revert',
+  jobAutoscale: 'GET /v1/jobs/:job/autoscale',
   listNodes: 'GET /v1/nodes',
   drainNode: 'POST /v1/nodes/:node/drain',
   nodeToken: 'POST /v1/nodes/:node/token',
@@ -517,6 +518,7 @@ export const ROUTE_SCHEMAS = {
   jobStatus: { params: JobParamsSchema, response: JobStatusResponseSchema },
   jobVersions: { params: JobParamsSchema, response: JobVersionsResponseSchema },
   revertJob: { params: JobParamsSchema, body: RevertRequestSchema, response: JobSubmitResponseSchema },
+  jobAutoscale: { params: JobParamsSchema, response: JobAutoscaleResponseSchema },
   listNodes: { response: NodeListResponseSchema },
   drainNode: { params: NodeParamsSchema, body: DrainRequestSchema, response: DrainResponseSchema },
   nodeToken: { params: NodeParamsSchema, response: NodeTokenResponseSchema },
@@ -534,22 +536,6 @@ export const ROUTE_SCHEMAS = {
   signCsr: { body: SignCsrRequestSchema, response: SignCsrResponseSchema, agent: true },
   caRoots: { response: CaRootsResponseSchema, agent: true },
 } as const satisfies Record<keyof typeof ROUTES, RouteSchema>;
-
-/**
- * Routes served beside ROUTES, with the same conventions (bearer token,
- * operator only unless `agent`, one error shape): the autoscaler's view.
- * Kept in their own table because ROUTES' handler table is exhaustive per
- * file (src/wiring/scheduler-routes-*.ts); src/wiring/scheduler-routes-jobs.ts
- * registers these (registerExtraRoutes) and the CLI client knows both tables.
- */
-export const EXTRA_ROUTES = {
-  jobAutoscale: 'GET /v1/jobs/:job/autoscale',
-} as const;
-
-/** Schemas of EXTRA_ROUTES, by key. */
-export const EXTRA_ROUTE_SCHEMAS = {
-  jobAutoscale: { params: JobParamsSchema, response: JobAutoscaleResponseSchema },
-} as const satisfies Record<keyof typeof EXTRA_ROUTES, RouteSchema>;
 
 export type ApiError = Static<typeof ApiErrorSchema>;
 export type HealthResponse = Static<typeof HealthResponseSchema>;

@@ -28,7 +28,7 @@ import { ControlLoop } from './scheduler-loop.js';
 import { consulLastSuccess, leaderGauge } from './scheduler-metrics.js';
 import { ClusterObserver } from './scheduler-observer.js';
 import { clusterHandlers } from './scheduler-routes-cluster.js';
-import { autoscaleHandlers, jobHandlers, registerExtraRoutes } from './scheduler-routes-jobs.js';
+import { autoscaleHandlers, jobHandlers } from './scheduler-routes-jobs.js';
 import { loadOrCreateToken } from './scheduler-token.js';
 
 /** A running scheduler. */
@@ -95,8 +95,7 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
     autoscaleState: (job, group) => (leading ? autoscaler?.state(job, group) : undefined),
   };
   let leaderAddress: string | undefined;
-  const api = buildApi({ token: tok.token, logger, handlers: { ...clusterHandlers(ctx), ...jobHandlers(ctx) } });
-  registerExtraRoutes(api, autoscaleHandlers(ctx));
+  const api = buildApi({ token: tok.token, logger, handlers: { ...clusterHandlers(ctx), ...jobHandlers(ctx), ...autoscaleHandlers(ctx) } });
   await api.listen({ host: c.bind, port: c.port });
   logger.info({ address }, 'scheduler API listening');
   const serviceId = `${SCHEDULER_SERVICE}-${config.nodeName}-${c.port}`;

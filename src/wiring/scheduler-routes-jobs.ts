@@ -4,23 +4,16 @@
  * names exist) before anything is written; writes are check-and-set on
  * `weft/jobs/<job>` so two submits never interleave. Any scheduler instance
  * serves these: the leader's loop picks the change up from its watch.
- * Also the autoscaler's view (`GET /v1/jobs/:job/autoscale`, EXTRA_ROUTES):
+ * Also the autoscaler's view (`GET /v1/jobs/:job/autoscale`):
  * the leader answers from memory, a standby from the record the leader
  * stores in `weft/autoscale/<job>/<group>`.
  */
 import { canonicalJSON, compileJob, type Deployment, jobInvalid, type JobSpec, nextVersion, parseJobSpec, reconcile, type SpecError, validateJobSpec } from '../../scheduler/index.js';
-import type { FastifyInstance } from 'fastify';
 import { deleteKey, getJSON, list, putJSON, update } from '../../discovery/index.js';
-import {
-  EXTRA_ROUTE_SCHEMAS,
-  EXTRA_ROUTES,
-  type GroupAutoscaleView,
-  type JobAutoscaleResponse,
-  type RouteSchema,
-  routeOf,
-} from '../../base/contracts/scheduler-api.js';
 import type {
   AllocationView,
+  GroupAutoscaleView,
+  JobAutoscaleResponse,
   JobStatusResponse,
   JobSubmitResponse,
   JobSummary,
@@ -30,7 +23,7 @@ import type {
 } from '../../base/contracts/scheduler-api.js';
 import { WeftError } from '../../base/errors.js';
 import { currentAllocs, currentNodes, type SchedulerContext } from './scheduler-context.js';
-import type { Handler, Handlers } from './scheduler-api.js';
+import type { Handlers } from './scheduler-api.js';
 import { type GroupAutoscaleState, metricPlaceholders } from './scheduler-autoscaler.js';
 import {
   AUTOSCALE_PREFIX,
@@ -196,8 +189,8 @@ export function jobHandlers(ctx: SchedulerContext): Pick<Handlers, 'listJobs' | 
   };
 }
 
-/** The routes of EXTRA_ROUTES served here: the autoscaler's view of a job. */
-export function autoscaleHandlers(ctx: SchedulerContext): Record<keyof typeof EXTRA_ROUTES, Handler> {
+/** The autoscaler's view of a job (`GET /v1/jobs/:job/autoscale`). */
+export function autoscaleHandlers(ctx: SchedulerContext): Pick<Handlers, 'jobAutoscale'> {
   return {
     async jobAutoscale(req) {
       const { job } = req.params as { job: string };
@@ -241,35 +234,6 @@ export function autoscaleHandlers(ctx: SchedulerContext): Record<keyof typeof EX
       return { job, live: groups.length > 0 && fromMemory === groups.length, groups } satisfies JobAutoscaleResponse;
     },
   };
-}
-
-/**
- * Registers routes of EXTRA_ROUTES on the API built by buildApi (before it
- * listens): its hooks (bearer token, error shape, validators) apply to them
- * as to every other route; agent tokens are refused unless the route allows them.
- */
-export function registerExtraRoutes(app: FastifyInstance, handlers: Record<keyof typeof EXTRA_ROUTES, Handler>): void {
-  for (const name of Object.keys(handlers) as Array<keyof typeof EXTRA_ROUTES>) {
-    const { method, path } = routeOf(EXTRA_ROUTES[name]);
-    const s: RouteSchema = EXTRA_ROUTE_SCHEMAS[name];
-    const schema: Record<string, unknown> = { response: { [s.status ?? 200]: s.response } };
-    if (s.params !== undefined) schema['params'] = s.params;
-    if (s.querystring !== undefined) schema['querystring'] = s.querystring;
-    if (s.body !== undefined) schema['body'] = s.body;
-    const handler = handlers[name];
-    app.route({
-      method: method as 'GET',
-      url: path,
-      schema,
-      handler: async (req, reply) => {
-        if (req.caller?.kind !== 'operator' && s.agent !== true) {
-          throw new WeftError('WEFT_ERR_API_FORBIDDEN', 'an agent token may not call this route (operator token only)', { key: 'authorization' });
-        }
-        reply.code(s.status ?? 200);
-        return handler(req, req.caller);
-      },
-    });
-  }
 }
 
 /** The body's spec (text or value) -> a checked spec; every secret it names must exist. */

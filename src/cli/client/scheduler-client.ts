@@ -15,8 +15,6 @@ import { Value } from '@sinclair/typebox/value';
 import {
   AUTH_HEADER,
   ApiErrorSchema,
-  EXTRA_ROUTE_SCHEMAS,
-  EXTRA_ROUTES,
   ROUTE_SCHEMAS,
   ROUTES,
   bearer,
@@ -25,13 +23,10 @@ import {
 } from '../../../base/contracts/scheduler-api.js';
 import { ERROR_CODES, type ErrorCode, WeftError } from '../../../base/errors.js';
 
-/** Every route of the contract: ROUTES and EXTRA_ROUTES (the autoscaler's view). */
-const ALL_ROUTES = { ...ROUTES, ...EXTRA_ROUTES };
-const ALL_SCHEMAS = { ...ROUTE_SCHEMAS, ...EXTRA_ROUTE_SCHEMAS };
 
 /** A route's name in the contract (`submitJob`, `jobStatus`, `jobAutoscale`, ...). */
-export type RouteName = keyof typeof ALL_ROUTES;
-type Schemas = typeof ALL_SCHEMAS;
+export type RouteName = keyof typeof ROUTES;
+type Schemas = typeof ROUTE_SCHEMAS;
 /** The success body of a route. */
 export type ResponseOf<K extends RouteName> = Static<Schemas[K]['response']>;
 /** The request body of a route (undefined for routes without one). */
@@ -76,8 +71,8 @@ export class SchedulerClient {
 
   /** Calls a route and returns its body, checked against the contract. */
   async call<K extends RouteName>(route: K, req: CallRequest<K> = {}): Promise<ResponseOf<K>> {
-    const { method } = routeOf(ALL_ROUTES[route]);
-    let url = this.address + pathOf(ALL_ROUTES[route], (req.params ?? {}) as Record<string, string>);
+    const { method } = routeOf(ROUTES[route]);
+    let url = this.address + pathOf(ROUTES[route], (req.params ?? {}) as Record<string, string>);
     if (req.query !== undefined) {
       const qs = new URLSearchParams(Object.entries(req.query).map(([k, v]) => [k, String(v)]));
       url += `?${qs}`;
@@ -109,7 +104,7 @@ export class SchedulerClient {
       });
     }
     if (!res.ok) throw this.#apiError(res.status, json, `${method} ${url}`);
-    const schema = ALL_SCHEMAS[route].response as TSchema;
+    const schema = ROUTE_SCHEMAS[route].response as TSchema;
     if (!Value.Check(schema, json)) {
       const first = Value.Errors(schema, json).First();
       throw new WeftError(
