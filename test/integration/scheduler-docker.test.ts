@@ -182,7 +182,11 @@ t.test('scheduler with a Docker host and host volumes', async (t) => {
     t.ok(['p1', 'p2'].includes(home), `placed on ${home}, a process host with volume data`);
     const homeDir = vols[home as 'p1' | 'p2'];
     const marker = join(homeDir, `${first.allocations[0]!.id}-voldemo`);
-    t.ok(existsSync(marker), 'the process found the volume in WEFT_VOLUME_DATA');
+    // "healthy" is the check passing; the process writes its marker on its own time.
+    t.ok(
+      await eventually(() => existsSync(marker), 10_000, 'the volume marker').catch(() => false),
+      'the process found the volume in WEFT_VOLUME_DATA',
+    );
 
     for (const v of ['2', '3']) {
       const r = await submit(spec({ V: v }));
