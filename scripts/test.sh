@@ -23,5 +23,11 @@ summary=$(grep -E '^# \{ total:' .tap/last-run.txt | tail -n 1)
 pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
 fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
 skip=$(sed -nE 's/.*skip: ([0-9]+).*/\1/p' <<<"$summary")
+# CI keeps only the end of the output: name every failed test there, with the
+# first lines of its diagnostic, so a failure can be read without the whole log.
+if [ "${fail:-0}" != "0" ] || [ "$rc" != "0" ]; then
+  echo "== failed tests"
+  grep -n -A 12 -E '^\s*not ok ' .tap/last-run.txt | head -n 200 || true
+fi
 echo "${pass:-0} passed, ${fail:-0} failed, ${skip:-0} skipped"
 exit "$rc"
