@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what weft and its tests need on a fresh Debian machine: npm
 # dependencies from the lockfile, and the Debian packages the suite drives for
-# real (prometheus + promtool, docker.io, busybox-static). Safe to run again: it does only what is missing.
+# real (prometheus + promtool, docker.io, busybox-static, chromium). Safe to run again: it does only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,8 @@ if [ "${1:-}" != "--runtime" ]; then
   # busybox goes into the demo image (scripts/build-test-image.sh) as its shell.
   command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
   command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
+  # The console's tests drive Debian's Chromium through playwright-core (no browser download).
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
