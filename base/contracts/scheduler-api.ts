@@ -413,6 +413,78 @@ export const JobAutoscaleResponseSchema = Type.Object({
   groups: Type.Array(GroupAutoscaleSchema),
 });
 
+// ---------------------------------------------------------------- stats
+
+/**
+ * Golden signals over a window, from the proxies' own metrics (the autoscaler's
+ * scrape source: the answering scheduler scrapes every `weft-proxy` in Consul).
+ * Rates are per second over the window; latencies in milliseconds from the
+ * proxies' histograms (null when no request finished in the window);
+ * `successRate` is the share of answers below 500 (null without requests).
+ */
+export const GoldenSignalsSchema = Type.Object({
+  rps: Type.Number(),
+  successRate: Type.Union([Type.Number(), Type.Null()]),
+  p50Ms: Type.Union([Type.Number(), Type.Null()]),
+  p99Ms: Type.Union([Type.Number(), Type.Null()]),
+});
+
+/** One instance of a service, as its inbound proxy counted it. */
+export const InstanceStatsSchema = Type.Composite([
+  Type.Object({ id: Type.String(), version: Type.String(), host: Type.String(), healthy: Type.Boolean() }),
+  GoldenSignalsSchema,
+]);
+
+/** One version of a service: its traffic, and its share against the split in force. */
+export const VersionStatsSchema = Type.Composite([
+  Type.Object({
+    version: Type.String(),
+    instances: Type.Integer(),
+    /** Share of the service's requests this version answered in the window, 0..1 (null without requests). */
+    share: Type.Union([Type.Number(), Type.Null()]),
+    /** The split's configured weight for this version, 0..1 (null: no split in force). */
+    splitWeight: Type.Union([Type.Number(), Type.Null()]),
+  }),
+  GoldenSignalsSchema,
+]);
+
+/** One destination service, counted at its instances' inbound proxies. */
+export const ServiceStatsSchema = Type.Composite([
+  Type.Object({
+    service: Type.String(),
+    /** Registered instances, and those passing their checks. */
+    instances: Type.Object({ total: Type.Integer(), healthy: Type.Integer() }),
+    versions: Type.Array(VersionStatsSchema),
+    /** Per instance (always filled; `weft stat --instances` shows them). */
+    instanceStats: Type.Array(InstanceStatsSchema),
+  }),
+  GoldenSignalsSchema,
+]);
+
+/** A caller -> destination edge, counted at the caller's outbound proxy; `denied` counts intention refusals. */
+export const EdgeStatsSchema = Type.Composite([
+  Type.Object({ source: Type.String(), destination: Type.String(), deniedPerSecond: Type.Number() }),
+  GoldenSignalsSchema,
+]);
+
+export const StatsQuerySchema = Type.Object(
+  {
+    /** Window over which rates are taken, in seconds (default 30). */
+    window: Type.Optional(Type.Integer({ minimum: 2, maximum: 600 })),
+  },
+  { additionalProperties: false },
+);
+
+export const StatsResponseSchema = Type.Object({
+  /** When the newest scrape was taken (ISO 8601). */
+  at: Type.String(),
+  windowSeconds: Type.Number(),
+  /** Proxies scraped in this answer, and those that did not answer. */
+  proxies: Type.Object({ scraped: Type.Integer(), failed: Type.Integer() }),
+  services: Type.Array(ServiceStatsSchema),
+  edges: Type.Array(EdgeStatsSchema),
+});
+
 // ---------------------------------------------------------------- nodes
 
 export const NodeViewSchema = Type.Object({
@@ -578,3 +650,9 @@ export type AutoscaleMetricView = Static<typeof AutoscaleMetricViewSchema>;
 export type AutoscaleDecisionView = Static<typeof AutoscaleDecisionSchema>;
 export type GroupAutoscaleView = Static<typeof GroupAutoscaleSchema>;
 export type JobAutoscaleResponse = Static<typeof JobAutoscaleResponseSchema>;
+export type GoldenSignals = Static<typeof GoldenSignalsSchema>;
+export type InstanceStats = Static<typeof InstanceStatsSchema>;
+export type VersionStats = Static<typeof VersionStatsSchema>;
+export type ServiceStats = Static<typeof ServiceStatsSchema>;
+export type EdgeStats = Static<typeof EdgeStatsSchema>;
+export type StatsResponse = Static<typeof StatsResponseSchema>;
