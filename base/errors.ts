@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   WEFT_ERR_LOCAL_INSTANCE_MISSING: { status: 503, meaning: 'The inbound proxy has no local instance for the call: x-weft-instance names no local instance of the service, or the service has none on this host.' },
   WEFT_ERR_LOCAL_APP_UNAVAILABLE: { status: 502, meaning: 'The inbound proxy could not get an answer from the local instance (connect error or reset).' },
   WEFT_ERR_NO_INSTANCES: { status: 503, meaning: 'The outbound proxy knows no routable instance of the service (none registered, none healthy, or all drained).' },
+  WEFT_ERR_HOLD_QUEUE_FULL: { status: 503, meaning: 'The service is at zero instances and the outbound proxy already holds its limit of requests waiting for the first one (proxy.activation.maxHeld).' },
+  WEFT_ERR_COLD_START_TIMEOUT: { status: 503, meaning: 'The service is at zero instances and none became healthy within the hold time (proxy.activation.maxWaitMs, or the request deadline if shorter).' },
   WEFT_ERR_UPSTREAM_UNAVAILABLE: { status: 502, meaning: 'The outbound proxy could not get an answer from an instance (connect error or reset), retries included.' },
   WEFT_ERR_UPSTREAM_TIMEOUT: { status: 504, meaning: 'The outbound proxy timed out (overall or per-try timeout) before an instance answered.' },
   WEFT_ERR_PROXY_TARGET_INVALID: { status: 400, meaning: 'A request to the outbound proxy names no routable service (Host header or absolute URI), or uses CONNECT/https.' },

@@ -16,6 +16,8 @@ export { LocalInstanceTable } from './inbound/local-services.js';
 export { DEFAULT_INBOUND_PORT } from './inbound/options.js';
 export { collectAllGarbage, InboundProxy } from './inbound/server.js';
 export { ProxyMetrics } from './metrics.js';
+export { COLD_START_HEADER, DEFAULT_MAX_HELD, DEFAULT_MAX_HOLD_WAIT_MS } from './outbound/activation.js';
+export type { Activator } from './outbound/activation.js';
 export { DEFAULT_OUTBOUND_HOST, DEFAULT_SHUTDOWN_GRACE_MS } from './outbound/options.js';
 export type { OutboundListener } from './outbound/options.js';
 export { OutboundProxy } from './outbound/server.js';

@@ -72,6 +72,13 @@ export interface RouteSource {
    * keeps the last good one when it is invalid.
    */
   watchSplit(service: string, onValue: (splitJson: string | null) => void): Subscription;
+  /**
+   * The services that may be at zero instances (KV `weft/zero/`, written by the
+   * scheduler for autoscale policies with `min: 0`): requests for them are held
+   * while they have no healthy instance (outbound/activation.ts). Optional: a
+   * source without it never holds.
+   */
+  watchActivatable?(onValue: (services: ReadonlySet<string>) => void): Subscription;
 }
 
 // ---------------------------------------------------------------- inbound

@@ -28,7 +28,12 @@ key_prefix "weft/intentions/" {
   policy = "read"
 }
 
-# Not granted yet: activation requests for a service scaled to zero
-# (weft/activate/<service>, read by the scheduler's autoscaler). The proxy does
-# not write them today; when it does, add
-#   key_prefix "weft/activate/" { policy = "write" }
+# Scale to zero (proxy/outbound/activation.ts, src/wiring/proxy-routes.ts):
+# the services whose policy allows zero instances (read), and the activation
+# request a proxy writes when it holds a request for one of them.
+key_prefix "weft/zero/" {
+  policy = "read"
+}
+key_prefix "weft/activate/" {
+  policy = "write"
+}

@@ -25,6 +25,11 @@ key_prefix "weft/autoscale/" {
 key_prefix "weft/activate/" {
   policy = "write"
 }
+# The services whose autoscale policy allows zero instances, kept by the
+# leader for the proxies' hold queues (base/contracts/activation.ts).
+key_prefix "weft/zero/" {
+  policy = "write"
+}
 
 # Node drain flags (PUT /v1/nodes/<node>/drain).
 key_prefix "weft/drain/" {

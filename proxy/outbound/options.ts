@@ -9,6 +9,7 @@ import { type Logger, silentLogger } from '../../base/log.js';
 import { type Algorithm, DEFAULT_ALGORITHM } from '../balance/create.js';
 import { type Clock, type Random, systemClock, systemRandom } from '../../base/clock.js';
 import { numberOption } from '../options.js';
+import { type ActivationOptions, DEFAULT_MAX_HELD, DEFAULT_MAX_HOLD_WAIT_MS } from './activation.js';
 import type { OutlierOptions } from '../resilience/outlier.js';
 import type { RetryBudgetOptions } from '../resilience/retry-budget.js';
 import { type TimeoutPolicy, timeoutPolicy } from '../resilience/deadline.js';
@@ -75,6 +76,8 @@ export interface OutboundOptionsInput {
   readonly plainPoolIdleMs?: number | undefined;
   readonly poolMaxSockets?: number | undefined;
   readonly firstRouteWaitMs?: number | undefined;
+  /** Holding requests for a service at zero (activation.ts): per-service queue bound and wait. */
+  readonly activation?: { maxHeld?: number | undefined; maxWaitMs?: number | undefined } | undefined;
   readonly shutdownGraceMs?: number | undefined;
   readonly now?: Clock | undefined;
   readonly random?: Random | undefined;
@@ -98,6 +101,7 @@ export interface OutboundOptions {
   readonly plainPoolIdleMs: number;
   readonly poolMaxSockets: number;
   readonly firstRouteWaitMs: number;
+  readonly activation: ActivationOptions;
   readonly shutdownGraceMs: number;
   readonly now: Clock;
   readonly random: Random;
@@ -146,6 +150,10 @@ export function outboundOptions(input: OutboundOptionsInput): OutboundOptions {
     plainPoolIdleMs: numberOption('proxy.outbound.plainPoolIdleMs', input.plainPoolIdleMs, DEFAULT_PLAIN_POOL_IDLE_MS, { min: 1 }),
     poolMaxSockets: numberOption('proxy.outbound.poolMaxSockets', input.poolMaxSockets, DEFAULT_POOL_MAX_SOCKETS, { min: 1, integer: true }),
     firstRouteWaitMs: numberOption('proxy.outbound.firstRouteWaitMs', input.firstRouteWaitMs, DEFAULT_FIRST_ROUTE_WAIT_MS, { min: 0 }),
+    activation: Object.freeze({
+      maxHeld: numberOption('proxy.activation.maxHeld', input.activation?.maxHeld, DEFAULT_MAX_HELD, { min: 0, integer: true }),
+      maxWaitMs: numberOption('proxy.activation.maxWaitMs', input.activation?.maxWaitMs, DEFAULT_MAX_HOLD_WAIT_MS, { min: 1 }),
+    }),
     shutdownGraceMs: numberOption('proxy.outbound.shutdownGraceMs', input.shutdownGraceMs, DEFAULT_SHUTDOWN_GRACE_MS, { min: 0 }),
     now: input.now ?? systemClock,
     random: input.random ?? systemRandom,

@@ -31,6 +31,7 @@ import { type AttemptOutcome, isFailure, type RetryRequest } from '../resilience
 import type { OutboundOptions } from './options.js';
 import type { UpstreamPools, UpstreamTarget } from './pool.js';
 import type { RouteEndpoint, RouteTable, ServiceRoute } from './routes.js';
+import { COLD_START_HEADER, type Held } from './activation.js';
 import { resolveTarget } from './target.js';
 
 /** Header naming the instance the destination host proxy must forward to. */
@@ -58,7 +59,7 @@ export function inMesh(endpoint: RouteEndpoint): boolean {
 }
 
 /** Where a request is. */
-const State = { Body: 0, Attempt: 1, Relay: 2, Wait: 3, Done: 4 } as const;
+const State = { Body: 0, Attempt: 1, Relay: 2, Wait: 3, Done: 4, Held: 5 } as const;
 type State = (typeof State)[keyof typeof State];
 
 /** Handles one request end to end. Every failure is an answer. */
@@ -117,7 +118,7 @@ class Attempt implements Exchange {
   }
 }
 
-class OutboundRequest {
+class OutboundRequest implements Held {
   readonly #ctx: ForwardContext;
   readonly #caller: Caller;
   readonly #req: H1Request;
@@ -141,6 +142,8 @@ class OutboundRequest {
   #sentAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #status = 0;
+  /** Held while the service was at zero: the answer says so (x-weft-cold-start). */
+  #coldStart = false;
 
   constructor(ctx: ForwardContext, caller: Caller, req: H1Request, route: ServiceRoute, prefix: string, admission: Admission) {
     this.#ctx = ctx;
@@ -242,6 +245,12 @@ class OutboundRequest {
     }
     const endpoint = route.picker.pick();
     if (endpoint === undefined) {
+      if (this.#mayHold()) {
+        this.#hold();
+        return;
+      }
+      // At zero but not holdable (a streamed body): refused, but the next request should find an instance.
+      if (route.activatable && route.healthyCount === 0) route.held.activate();
       this.#fail('WEFT_ERR_NO_INSTANCES', `weft: no instances of service ${route.service}`);
       return;
     }
@@ -283,6 +292,50 @@ class OutboundRequest {
     if (this.#streamed && !req.complete) this.#sink();
   }
 
+  // ---- activation from zero (activation.ts) ----
+
+  /**
+   * A first attempt for a service the scheduler may hold at zero, with no
+   * healthy instance now, and a body held whole (a streamed one is not kept).
+   */
+  #mayHold(): boolean {
+    const route = this.#route;
+    return route.activatable && route.healthyCount === 0 && this.#retries === 0 && !this.#coldStart && !this.#streamed;
+  }
+
+  #hold(): void {
+    const route = this.#route;
+    const wait = Math.min(this.#ctx.options.activation.maxWaitMs, this.#deadline!.remainingMs());
+    if (wait <= 0) {
+      this.#fail('WEFT_ERR_COLD_START_TIMEOUT', `weft: service ${route.service} is at zero and the request has no time left to wait`);
+      return;
+    }
+    if (!route.held.add(this)) {
+      this.#fail('WEFT_ERR_HOLD_QUEUE_FULL', `weft: service ${route.service} is starting from zero and already has ${route.held.size} requests waiting`);
+      return;
+    }
+    this.#state = State.Held;
+    this.#coldStart = true;
+    this.#timer = setTimeout(this.#onHoldTimeout, wait);
+  }
+
+  /** HoldQueue: an instance is healthy; try again (a fresh pick finds it). */
+  release(): void {
+    if (this.#state !== State.Held) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#state = State.Wait;
+    if (this.#req.aborted) return;
+    this.#attempt();
+  }
+
+  readonly #onHoldTimeout = (): void => {
+    this.#timer = undefined;
+    if (this.#state !== State.Held) return;
+    this.#route.held.remove(this);
+    this.#fail('WEFT_ERR_COLD_START_TIMEOUT', `weft: no instance of service ${this.#route.service} became healthy in time (cold start)`);
+  };
+
   /** Drops the current attempt: whatever its call still delivers goes nowhere. */
   #drop(abort: boolean): void {
     if (this.#attemptOf !== undefined) this.#attemptOf.live = false;
@@ -304,6 +357,7 @@ class OutboundRequest {
   readonly #onAbort = (): void => {
     const state = this.#state;
     if (state === State.Done) return;
+    if (state === State.Held) this.#route.held.remove(this);
     this.#drop(true);
     if (state === State.Attempt && this.#endpoint !== undefined) this.#route.picker.onEnd(this.#endpoint, { latencyMs: this.#ctx.options.now() - this.#sentAt, ok: false });
     this.#finish(this.#status === 0 ? 499 : this.#status);
@@ -327,7 +381,8 @@ class OutboundRequest {
     this.#state = State.Relay;
     this.#status = status;
     const f = responseFraming(headers, status, this.#req.method === 'HEAD');
-    this.#req.writeHead(status, text, responseLines(headers), f.framing, f.length, f.length);
+    const lines = responseLines(headers);
+    this.#req.writeHead(status, text, this.#coldStart ? `${lines}${COLD_START_HEADER}: true\r\n` : lines, f.framing, f.length, f.length);
   }
 
   relayData(chunk: Buffer): boolean {

@@ -16,6 +16,7 @@ import type { RouteInstance, RouteSource, Subscription } from '../ports.js';
 import { OutlierDetector } from '../resilience/outlier.js';
 import { RetryBudget } from '../resilience/retry-budget.js';
 import { RetryPolicy } from '../resilience/retry-policy.js';
+import { type Activator, HoldQueue } from './activation.js';
 import type { OutboundOptions } from './options.js';
 import type { RouteCache } from './route-cache.js';
 
@@ -30,6 +31,11 @@ export class ServiceRoute {
   readonly picker: ServicePicker<RouteEndpoint>;
   readonly outlier: OutlierDetector;
   readonly retry: RetryPolicy;
+  /** Requests waiting for a first healthy instance (activation from zero). */
+  readonly held: HoldQueue;
+  /** The scheduler marked this service as able to reach zero: hold its requests while it has no healthy instance. */
+  activatable = false;
+  #healthy = 0;
   #instances: readonly RouteInstance[] = [];
   #splitText: string | null = null;
   #instancesKnown = false;
@@ -38,9 +44,10 @@ export class ServiceRoute {
   readonly #subs: Subscription[] = [];
   readonly #logger: Logger;
 
-  constructor(service: string, opts: OutboundOptions) {
+  constructor(service: string, opts: OutboundOptions, activator?: Activator) {
     this.service = service;
     this.#logger = opts.logger;
+    this.held = new HoldQueue(service, opts.activation.maxHeld, activator, opts.now);
     this.outlier = new OutlierDetector([], { ...opts.outlier, now: opts.now });
     this.picker = new ServicePicker<RouteEndpoint>([], {
       algorithm: opts.algorithm,
@@ -65,6 +72,11 @@ export class ServiceRoute {
     return this.#instancesKnown && this.#splitKnown;
   }
 
+  /** Instances passing their checks, as last pushed. */
+  get healthyCount(): number {
+    return this.#healthy;
+  }
+
   /** The instances in force (healthy or not), as last pushed. */
   get instances(): readonly RouteInstance[] {
     return this.#instances;
@@ -84,7 +96,10 @@ export class ServiceRoute {
     this.picker.update(endpoints);
     this.outlier.update(endpoints.map((e) => e.id));
     this.#instancesKnown = true;
+    this.#healthy = endpoints.length;
     this.#wakeIfKnown();
+    // The first healthy instance of a service at zero: the held requests go on.
+    if (endpoints.length > 0) this.held.releaseAll();
   }
 
   /** Applies a split document; an invalid one is logged and the last good one kept. */
@@ -135,16 +150,24 @@ export class RouteTable {
   readonly #source: RouteSource;
   readonly #options: OutboundOptions;
   readonly #cache: RouteCache | undefined;
+  readonly #activator: Activator | undefined;
+  #activatable: ReadonlySet<string> = new Set();
+  #activatableSub: Subscription | undefined;
   #closed = false;
 
-  constructor(source: RouteSource, options: OutboundOptions, cache?: RouteCache) {
+  constructor(source: RouteSource, options: OutboundOptions, cache?: RouteCache, activator?: Activator) {
     this.#source = source;
     this.#options = options;
     this.#cache = cache;
+    this.#activator = activator;
   }
 
-  /** Loads the disk cache and subscribes every service in it. Call once before serving. */
+  /** Loads the disk cache and subscribes every service in it, and the activatable set. Call once before serving. */
   async start(): Promise<void> {
+    this.#activatableSub = this.#source.watchActivatable?.((services) => {
+      this.#activatable = services;
+      for (const route of this.#routes.values()) route.activatable = services.has(route.service);
+    });
     if (this.#cache === undefined) return;
     const cached = await this.#cache.load();
     for (const service of cached.keys()) this.get(service);
@@ -154,7 +177,8 @@ export class RouteTable {
   get(service: string): ServiceRoute {
     let route = this.#routes.get(service);
     if (route !== undefined) return route;
-    route = new ServiceRoute(service, this.#options);
+    route = new ServiceRoute(service, this.#options, this.#activator);
+    route.activatable = this.#activatable.has(service);
     this.#routes.set(service, route);
     const cached = this.#cache?.get(service);
     if (cached !== undefined) {
@@ -173,6 +197,7 @@ export class RouteTable {
   /** Closes every subscription and writes the cache a last time. */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.#activatableSub?.close();
     await Promise.all([...this.#routes.values()].map((r) => r.close()));
     await this.#cache?.flush();
   }

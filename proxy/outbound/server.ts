@@ -21,6 +21,7 @@ import { type HttpLimits, httpLimits } from '../http/server-limits.js';
 import { type ProxyMetrics, timeoutPhase } from '../metrics.js';
 import type { OutboundTls, RouteSource } from '../ports.js';
 import { PendingLimits } from '../resilience/pending-limit.js';
+import type { Activator } from './activation.js';
 import { checkListeners, type OutboundListener, type OutboundOptions, type OutboundOptionsInput, outboundOptions } from './options.js';
 import { type PoolStats, UpstreamPools } from './pool.js';
 import { type Caller, type ForwardContext, forward, HEADER_INSTANCE } from './relay.js';
@@ -32,6 +33,8 @@ import { forwardUpgrade } from './upgrade.js';
 export interface OutboundDeps {
   readonly source: RouteSource;
   readonly tls: OutboundTls;
+  /** Told at once when a request is held for a service at zero (activation.ts); none: requests are held without telling anyone. */
+  readonly activator?: Activator | undefined;
   /** The proxy's metrics; none in tests that do not look. */
   readonly metrics?: ProxyMetrics | undefined;
   /** Listener limits (header size and timeouts); proxy/http defaults otherwise. */
@@ -62,7 +65,7 @@ export class OutboundProxy {
     this.options = options;
     this.#deps = deps;
     const cache = options.dataDir === undefined ? undefined : new RouteCache(routeCachePath(options.dataDir), { logger: options.logger });
-    this.routes = new RouteTable(deps.source, options, cache);
+    this.routes = new RouteTable(deps.source, options, cache, deps.activator);
     this.pools = new UpstreamPools(deps.tls, { idleMs: options.poolIdleMs, plainIdleMs: options.plainPoolIdleMs, maxSockets: options.poolMaxSockets });
     this.#ctx = {
       options,

@@ -21,6 +21,8 @@ import {
   DEFAULT_BODY_IDLE_TIMEOUT_MS,
   DEFAULT_INBOUND_PORT,
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_HELD,
+  DEFAULT_MAX_HOLD_WAIT_MS,
   DEFAULT_OUTBOUND_HOST,
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_GRACE_MS,
@@ -209,6 +211,18 @@ export const ConfigSchema = Type.Object(
             tryMs: Type.Integer({ minimum: 0, default: 0 }),
             /** Every listener: a request body with no bytes for this long while unfinished is answered 408 and closed. */
             bodyIdleMs: Type.Integer({ minimum: 1, default: DEFAULT_BODY_IDLE_TIMEOUT_MS }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        /**
+         * Scale to zero: requests for a service whose autoscale policy allows 0 instances are held
+         * while it has none healthy (proxy/outbound/activation.ts). Per service: at most `maxHeld`
+         * requests, each for at most `maxWaitMs` (or its deadline); beyond, 503.
+         */
+        activation: Type.Object(
+          {
+            maxHeld: Type.Integer({ minimum: 0, default: DEFAULT_MAX_HELD }),
+            maxWaitMs: Type.Integer({ minimum: 1, default: DEFAULT_MAX_HOLD_WAIT_MS }),
           },
           { default: {}, additionalProperties: false },
         ),

@@ -12,7 +12,7 @@ import { defaultNodeName } from './node-name.js';
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"type":"object","required":["dataDir","datacenter","nodeName","log","consul","devConsul","ca","scheduler","client","agent","proxy"],"properties":{"dataDir":{"minLength":1,"default":".weft","type":"string"},"datacenter":{"pattern":"^[A-Za-z0-9_-]+$","default":"dc1","type":"string"},"nodeName":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"<defaultNodeName()>","type":"string"},"log":{"default":{},"additionalProperties":false,"type":"object","required":["level","format"],"properties":{"level":{"default":"info","anyOf":[{"const":"trace","type":"string"},{"const":"debug","type":"string"},{"const":"info","type":"string"},{"const":"warn","type":"string"},{"const":"error","type":"string"},{"const":"fatal","type":"string"},{"const":"silent","type":"string"}]},"format":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"json","type":"string"},{"const":"pretty","type":"string"}]}}},"consul":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"127.0.0.1:8500","type":"string"},"token":{"minLength":1,"type":"string"}}},"devConsul":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":8500}}},"ca":{"default":{},"additionalProperties":false,"type":"object","required":["trustDomain","leafTtlHours","csrMaxPerSecond","intermediate"],"properties":{"trustDomain":{"pattern":"^[a-z0-9][a-z0-9._-]{0,252}$","default":"weft.local","type":"string"},"leafTtlHours":{"exclusiveMinimum":0,"maximum":8760,"default":72,"type":"number"},"csrMaxPerSecond":{"minimum":0,"default":50,"type":"number"},"intermediate":{"default":false,"type":"boolean"}}},"scheduler":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port","algorithm","lostAfterMs","dynamicPortMin","dynamicPortMax","reconcileIntervalMs","leaderTtlMs","register","autoscale"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":7400},"algorithm":{"default":"binpack","anyOf":[{"const":"binpack","type":"string"},{"const":"spread","type":"string"}]},"lostAfterMs":{"minimum":1000,"default":30000,"type":"integer"},"dynamicPortMin":{"minimum":1,"maximum":65535,"type":"integer","default":20000},"dynamicPortMax":{"minimum":1,"maximum":65535,"type":"integer","default":32000},"reconcileIntervalMs":{"minimum":100,"default":10000,"type":"integer"},"token":{"minLength":16,"type":"string"},"leaderTtlMs":{"minimum":50,"default":10000,"type":"integer"},"register":{"default":true,"type":"boolean"},"autoscale":{"default":{},"additionalProperties":false,"type":"object","required":["source","prometheusUrl"],"properties":{"source":{"default":"scrape","anyOf":[{"const":"scrape","type":"string"},{"const":"prometheus","type":"string"}]},"prometheusUrl":{"pattern":"^https?://[^\\s/]+(/[^\\s]*)?$","default":"http://127.0.0.1:9090","type":"string"}}}}},"client":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"http://127.0.0.1:7400","type":"string"},"token":{"minLength":1,"type":"string"}}},"agent":{"default":{},"additionalProperties":false,"type":"object","required":["driver","address","cpu","memory","attributes","hostVolumes","heartbeatTtlMs","drainDelayMs","stopDeadlineMs","resyncIntervalMs","stoppingGraceMs","superviseProxy","outboundPortBase","namespace","metrics"],"properties":{"driver":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"docker","type":"string"},{"const":"process","type":"string"}]},"address":{"minLength":1,"default":"127.0.0.1","type":"string"},"cpu":{"minimum":0,"default":0,"type":"integer"},"memory":{"minimum":0,"default":0,"type":"integer"},"attributes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9_.-]{1,63}$":{"maxLength":255,"type":"string"}}},"hostVolumes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$":{"pattern":"^/","type":"string"}}},"heartbeatTtlMs":{"minimum":1000,"default":15000,"type":"integer"},"drainDelayMs":{"minimum":0,"default":1000,"type":"integer"},"stopDeadlineMs":{"minimum":0,"default":10000,"type":"integer"},"resyncIntervalMs":{"minimum":1000,"default":30000,"type":"integer"},"stoppingGraceMs":{"minimum":0,"default":300000,"type":"integer"},"superviseProxy":{"default":true,"type":"boolean"},"outboundPortBase":{"minimum":1,"maximum":65535,"type":"integer","default":15101},"namespace":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"default","type":"string"},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["port"],"properties":{"bind":{"minLength":1,"type":"string"},"port":{"minimum":0,"maximum":65535,"default":15091,"type":"integer"}}}}},"proxy":{"default":{},"additionalProperties":false,"type":"object","required":["inbound","outbound","metrics","intentions","algorithm","timeouts","maxConnections","shutdownGraceMs","reloadIntervalMs"],"properties":{"inbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15443}}},"outbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"}}},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15090}}},"intentions":{"default":{},"additionalProperties":false,"type":"object","required":["defaultAction"],"properties":{"defaultAction":{"default":"allow","anyOf":[{"const":"allow","type":"string"},{"const":"deny","type":"string"}]}}},"algorithm":{"default":"p2c","anyOf":[{"const":"p2c","type":"string"},{"const":"swrr","type":"string"}]},"timeouts":{"default":{},"additionalProperties":false,"type":"object","required":["requestMs","tryMs","bodyIdleMs"],"properties":{"requestMs":{"minimum":1,"default":15000,"type":"integer"},"tryMs":{"minimum":0,"default":0,"type":"integer"},"bodyIdleMs":{"minimum":1,"default":10000,"type":"integer"}}},"maxConnections":{"minimum":1,"default":10000,"type":"integer"},"shutdownGraceMs":{"minimum":0,"default":10000,"type":"integer"},"reloadIntervalMs":{"minimum":50,"default":1000,"type":"integer"}}}}};
+const schema11 = {"additionalProperties":false,"type":"object","required":["dataDir","datacenter","nodeName","log","consul","devConsul","ca","scheduler","client","agent","proxy"],"properties":{"dataDir":{"minLength":1,"default":".weft","type":"string"},"datacenter":{"pattern":"^[A-Za-z0-9_-]+$","default":"dc1","type":"string"},"nodeName":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"<defaultNodeName()>","type":"string"},"log":{"default":{},"additionalProperties":false,"type":"object","required":["level","format"],"properties":{"level":{"default":"info","anyOf":[{"const":"trace","type":"string"},{"const":"debug","type":"string"},{"const":"info","type":"string"},{"const":"warn","type":"string"},{"const":"error","type":"string"},{"const":"fatal","type":"string"},{"const":"silent","type":"string"}]},"format":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"json","type":"string"},{"const":"pretty","type":"string"}]}}},"consul":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"127.0.0.1:8500","type":"string"},"token":{"minLength":1,"type":"string"}}},"devConsul":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":8500}}},"ca":{"default":{},"additionalProperties":false,"type":"object","required":["trustDomain","leafTtlHours","csrMaxPerSecond","intermediate"],"properties":{"trustDomain":{"pattern":"^[a-z0-9][a-z0-9._-]{0,252}$","default":"weft.local","type":"string"},"leafTtlHours":{"exclusiveMinimum":0,"maximum":8760,"default":72,"type":"number"},"csrMaxPerSecond":{"minimum":0,"default":50,"type":"number"},"intermediate":{"default":false,"type":"boolean"}}},"scheduler":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port","algorithm","lostAfterMs","dynamicPortMin","dynamicPortMax","reconcileIntervalMs","leaderTtlMs","register","autoscale"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":7400},"algorithm":{"default":"binpack","anyOf":[{"const":"binpack","type":"string"},{"const":"spread","type":"string"}]},"lostAfterMs":{"minimum":1000,"default":30000,"type":"integer"},"dynamicPortMin":{"minimum":1,"maximum":65535,"type":"integer","default":20000},"dynamicPortMax":{"minimum":1,"maximum":65535,"type":"integer","default":32000},"reconcileIntervalMs":{"minimum":100,"default":10000,"type":"integer"},"token":{"minLength":16,"type":"string"},"leaderTtlMs":{"minimum":50,"default":10000,"type":"integer"},"register":{"default":true,"type":"boolean"},"autoscale":{"default":{},"additionalProperties":false,"type":"object","required":["source","prometheusUrl"],"properties":{"source":{"default":"scrape","anyOf":[{"const":"scrape","type":"string"},{"const":"prometheus","type":"string"}]},"prometheusUrl":{"pattern":"^https?://[^\\s/]+(/[^\\s]*)?$","default":"http://127.0.0.1:9090","type":"string"}}}}},"client":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"http://127.0.0.1:7400","type":"string"},"token":{"minLength":1,"type":"string"}}},"agent":{"default":{},"additionalProperties":false,"type":"object","required":["driver","address","cpu","memory","attributes","hostVolumes","heartbeatTtlMs","drainDelayMs","stopDeadlineMs","resyncIntervalMs","stoppingGraceMs","superviseProxy","outboundPortBase","namespace","metrics"],"properties":{"driver":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"docker","type":"string"},{"const":"process","type":"string"}]},"address":{"minLength":1,"default":"127.0.0.1","type":"string"},"cpu":{"minimum":0,"default":0,"type":"integer"},"memory":{"minimum":0,"default":0,"type":"integer"},"attributes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9_.-]{1,63}$":{"maxLength":255,"type":"string"}}},"hostVolumes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$":{"pattern":"^/","type":"string"}}},"heartbeatTtlMs":{"minimum":1000,"default":15000,"type":"integer"},"drainDelayMs":{"minimum":0,"default":1000,"type":"integer"},"stopDeadlineMs":{"minimum":0,"default":10000,"type":"integer"},"resyncIntervalMs":{"minimum":1000,"default":30000,"type":"integer"},"stoppingGraceMs":{"minimum":0,"default":300000,"type":"integer"},"superviseProxy":{"default":true,"type":"boolean"},"outboundPortBase":{"minimum":1,"maximum":65535,"type":"integer","default":15101},"namespace":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"default","type":"string"},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["port"],"properties":{"bind":{"minLength":1,"type":"string"},"port":{"minimum":0,"maximum":65535,"default":15091,"type":"integer"}}}}},"proxy":{"default":{},"additionalProperties":false,"type":"object","required":["inbound","outbound","metrics","intentions","algorithm","timeouts","activation","maxConnections","shutdownGraceMs","reloadIntervalMs"],"properties":{"inbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15443}}},"outbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"}}},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15090}}},"intentions":{"default":{},"additionalProperties":false,"type":"object","required":["defaultAction"],"properties":{"defaultAction":{"default":"allow","anyOf":[{"const":"allow","type":"string"},{"const":"deny","type":"string"}]}}},"algorithm":{"default":"p2c","anyOf":[{"const":"p2c","type":"string"},{"const":"swrr","type":"string"}]},"timeouts":{"default":{},"additionalProperties":false,"type":"object","required":["requestMs","tryMs","bodyIdleMs"],"properties":{"requestMs":{"minimum":1,"default":15000,"type":"integer"},"tryMs":{"minimum":0,"default":0,"type":"integer"},"bodyIdleMs":{"minimum":1,"default":10000,"type":"integer"}}},"activation":{"default":{},"additionalProperties":false,"type":"object","required":["maxHeld","maxWaitMs"],"properties":{"maxHeld":{"minimum":0,"default":100,"type":"integer"},"maxWaitMs":{"minimum":1,"default":30000,"type":"integer"}}},"maxConnections":{"minimum":1,"default":10000,"type":"integer"},"shutdownGraceMs":{"minimum":0,"default":10000,"type":"integer"},"reloadIntervalMs":{"minimum":50,"default":1000,"type":"integer"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ucs2length;
 const pattern0 = new RegExp("^[A-Za-z0-9_-]+$", "u");
@@ -3358,6 +3358,9 @@ data54.algorithm = "p2c";
 if(data54.timeouts === undefined){
 data54.timeouts = {};
 }
+if(data54.activation === undefined){
+data54.activation = {};
+}
 if(data54.maxConnections === undefined){
 data54.maxConnections = 10000;
 }
@@ -3427,8 +3430,8 @@ vErrors.push(err194);
 }
 errors++;
 }
-if(data54.maxConnections === undefined){
-const err195 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+if(data54.activation === undefined){
+const err195 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "activation"},message:"must have required property '"+"activation"+"'"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -3437,8 +3440,8 @@ vErrors.push(err195);
 }
 errors++;
 }
-if(data54.shutdownGraceMs === undefined){
-const err196 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "shutdownGraceMs"},message:"must have required property '"+"shutdownGraceMs"+"'"};
+if(data54.maxConnections === undefined){
+const err196 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -3447,8 +3450,8 @@ vErrors.push(err196);
 }
 errors++;
 }
-if(data54.reloadIntervalMs === undefined){
-const err197 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "reloadIntervalMs"},message:"must have required property '"+"reloadIntervalMs"+"'"};
+if(data54.shutdownGraceMs === undefined){
+const err197 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "shutdownGraceMs"},message:"must have required property '"+"shutdownGraceMs"+"'"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -3457,14 +3460,24 @@ vErrors.push(err197);
 }
 errors++;
 }
-for(const key12 in data54){
-if(!(func2.call(schema11.properties.proxy.properties, key12))){
-const err198 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+if(data54.reloadIntervalMs === undefined){
+const err198 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "reloadIntervalMs"},message:"must have required property '"+"reloadIntervalMs"+"'"};
 if(vErrors === null){
 vErrors = [err198];
 }
 else {
 vErrors.push(err198);
+}
+errors++;
+}
+for(const key12 in data54){
+if(!(func2.call(schema11.properties.proxy.properties, key12))){
+const err199 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err199];
+}
+else {
+vErrors.push(err199);
 }
 errors++;
 }
@@ -3478,17 +3491,7 @@ if(data55.port === undefined){
 data55.port = 15443;
 }
 if(data55.bind === undefined){
-const err199 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
-if(vErrors === null){
-vErrors = [err199];
-}
-else {
-vErrors.push(err199);
-}
-errors++;
-}
-if(data55.port === undefined){
-const err200 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
+const err200 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -3497,14 +3500,24 @@ vErrors.push(err200);
 }
 errors++;
 }
-for(const key13 in data55){
-if(!((key13 === "bind") || (key13 === "port"))){
-const err201 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+if(data55.port === undefined){
+const err201 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
 if(vErrors === null){
 vErrors = [err201];
 }
 else {
 vErrors.push(err201);
+}
+errors++;
+}
+for(const key13 in data55){
+if(!((key13 === "bind") || (key13 === "port"))){
+const err202 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err202];
+}
+else {
+vErrors.push(err202);
 }
 errors++;
 }
@@ -3521,12 +3534,12 @@ else if(data56 === null){
 coerced55 = "";
 }
 else {
-const err202 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err203 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err202];
+vErrors = [err203];
 }
 else {
-vErrors.push(err202);
+vErrors.push(err203);
 }
 errors++;
 }
@@ -3540,12 +3553,12 @@ data55["bind"] = coerced55;
 }
 if(typeof data56 === "string"){
 if(func3(data56) < 1){
-const err203 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err204 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
-vErrors = [err203];
+vErrors = [err204];
 }
 else {
-vErrors.push(err203);
+vErrors.push(err204);
 }
 errors++;
 }
@@ -3560,12 +3573,12 @@ if(dataType56 === "boolean" || data57 === null
 coerced56 = +data57;
 }
 else {
-const err204 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err205 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err204];
+vErrors = [err205];
 }
 else {
-vErrors.push(err204);
+vErrors.push(err205);
 }
 errors++;
 }
@@ -3579,17 +3592,7 @@ data55["port"] = coerced56;
 }
 if(typeof data57 == "number"){
 if(data57 > 65535 || isNaN(data57)){
-const err205 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
-if(vErrors === null){
-vErrors = [err205];
-}
-else {
-vErrors.push(err205);
-}
-errors++;
-}
-if(data57 < 1 || isNaN(data57)){
-const err206 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err206 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -3598,15 +3601,25 @@ vErrors.push(err206);
 }
 errors++;
 }
-}
-}
-else {
-const err207 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data57 < 1 || isNaN(data57)){
+const err207 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err207];
 }
 else {
 vErrors.push(err207);
+}
+errors++;
+}
+}
+}
+else {
+const err208 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err208];
+}
+else {
+vErrors.push(err208);
 }
 errors++;
 }
@@ -3616,23 +3629,23 @@ if(data58.bind === undefined){
 data58.bind = "127.0.0.1";
 }
 if(data58.bind === undefined){
-const err208 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
-if(vErrors === null){
-vErrors = [err208];
-}
-else {
-vErrors.push(err208);
-}
-errors++;
-}
-for(const key14 in data58){
-if(!(key14 === "bind")){
-const err209 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+const err209 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
 if(vErrors === null){
 vErrors = [err209];
 }
 else {
 vErrors.push(err209);
+}
+errors++;
+}
+for(const key14 in data58){
+if(!(key14 === "bind")){
+const err210 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err210];
+}
+else {
+vErrors.push(err210);
 }
 errors++;
 }
@@ -3649,12 +3662,12 @@ else if(data59 === null){
 coerced57 = "";
 }
 else {
-const err210 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err211 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err210];
+vErrors = [err211];
 }
 else {
-vErrors.push(err210);
+vErrors.push(err211);
 }
 errors++;
 }
@@ -3668,24 +3681,24 @@ data58["bind"] = coerced57;
 }
 if(typeof data59 === "string"){
 if(func3(data59) < 1){
-const err211 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err212 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
-vErrors = [err211];
+vErrors = [err212];
 }
 else {
-vErrors.push(err211);
+vErrors.push(err212);
 }
 errors++;
 }
 }
 }
 else {
-const err212 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err213 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
-vErrors = [err212];
+vErrors = [err213];
 }
 else {
-vErrors.push(err212);
+vErrors.push(err213);
 }
 errors++;
 }
@@ -3698,17 +3711,7 @@ if(data60.port === undefined){
 data60.port = 15090;
 }
 if(data60.bind === undefined){
-const err213 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
-if(vErrors === null){
-vErrors = [err213];
-}
-else {
-vErrors.push(err213);
-}
-errors++;
-}
-if(data60.port === undefined){
-const err214 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
+const err214 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -3717,14 +3720,24 @@ vErrors.push(err214);
 }
 errors++;
 }
-for(const key15 in data60){
-if(!((key15 === "bind") || (key15 === "port"))){
-const err215 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(data60.port === undefined){
+const err215 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
 if(vErrors === null){
 vErrors = [err215];
 }
 else {
 vErrors.push(err215);
+}
+errors++;
+}
+for(const key15 in data60){
+if(!((key15 === "bind") || (key15 === "port"))){
+const err216 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err216];
+}
+else {
+vErrors.push(err216);
 }
 errors++;
 }
@@ -3741,12 +3754,12 @@ else if(data61 === null){
 coerced58 = "";
 }
 else {
-const err216 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err217 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err216];
+vErrors = [err217];
 }
 else {
-vErrors.push(err216);
+vErrors.push(err217);
 }
 errors++;
 }
@@ -3760,12 +3773,12 @@ data60["bind"] = coerced58;
 }
 if(typeof data61 === "string"){
 if(func3(data61) < 1){
-const err217 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err218 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
-vErrors = [err217];
+vErrors = [err218];
 }
 else {
-vErrors.push(err217);
+vErrors.push(err218);
 }
 errors++;
 }
@@ -3780,12 +3793,12 @@ if(dataType59 === "boolean" || data62 === null
 coerced59 = +data62;
 }
 else {
-const err218 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err219 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err218];
+vErrors = [err219];
 }
 else {
-vErrors.push(err218);
+vErrors.push(err219);
 }
 errors++;
 }
@@ -3799,17 +3812,7 @@ data60["port"] = coerced59;
 }
 if(typeof data62 == "number"){
 if(data62 > 65535 || isNaN(data62)){
-const err219 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
-if(vErrors === null){
-vErrors = [err219];
-}
-else {
-vErrors.push(err219);
-}
-errors++;
-}
-if(data62 < 1 || isNaN(data62)){
-const err220 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err220 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -3818,15 +3821,25 @@ vErrors.push(err220);
 }
 errors++;
 }
-}
-}
-else {
-const err221 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data62 < 1 || isNaN(data62)){
+const err221 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err221];
 }
 else {
 vErrors.push(err221);
+}
+errors++;
+}
+}
+}
+else {
+const err222 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err222];
+}
+else {
+vErrors.push(err222);
 }
 errors++;
 }
@@ -3836,23 +3849,23 @@ if(data63.defaultAction === undefined){
 data63.defaultAction = "allow";
 }
 if(data63.defaultAction === undefined){
-const err222 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/required",keyword:"required",params:{missingProperty: "defaultAction"},message:"must have required property '"+"defaultAction"+"'"};
-if(vErrors === null){
-vErrors = [err222];
-}
-else {
-vErrors.push(err222);
-}
-errors++;
-}
-for(const key16 in data63){
-if(!(key16 === "defaultAction")){
-const err223 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+const err223 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/required",keyword:"required",params:{missingProperty: "defaultAction"},message:"must have required property '"+"defaultAction"+"'"};
 if(vErrors === null){
 vErrors = [err223];
 }
 else {
 vErrors.push(err223);
+}
+errors++;
+}
+for(const key16 in data63){
+if(!(key16 === "defaultAction")){
+const err224 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err224];
+}
+else {
+vErrors.push(err224);
 }
 errors++;
 }
@@ -3872,12 +3885,12 @@ else if(data64 === null){
 coerced60 = "";
 }
 else {
-const err224 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err225 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err224];
+vErrors = [err225];
 }
 else {
-vErrors.push(err224);
+vErrors.push(err225);
 }
 errors++;
 }
@@ -3890,12 +3903,12 @@ data63["defaultAction"] = coerced60;
 }
 }
 if("allow" !== data64){
-const err225 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/const",keyword:"const",params:{allowedValue: "allow"},message:"must be equal to constant"};
+const err226 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/const",keyword:"const",params:{allowedValue: "allow"},message:"must be equal to constant"};
 if(vErrors === null){
-vErrors = [err225];
+vErrors = [err226];
 }
 else {
-vErrors.push(err225);
+vErrors.push(err226);
 }
 errors++;
 }
@@ -3914,12 +3927,12 @@ else if(data64 === null){
 coerced61 = "";
 }
 else {
-const err226 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err227 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err226];
+vErrors = [err227];
 }
 else {
-vErrors.push(err226);
+vErrors.push(err227);
 }
 errors++;
 }
@@ -3932,12 +3945,12 @@ data63["defaultAction"] = coerced61;
 }
 }
 if("deny" !== data64){
-const err227 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/const",keyword:"const",params:{allowedValue: "deny"},message:"must be equal to constant"};
+const err228 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/const",keyword:"const",params:{allowedValue: "deny"},message:"must be equal to constant"};
 if(vErrors === null){
-vErrors = [err227];
+vErrors = [err228];
 }
 else {
-vErrors.push(err227);
+vErrors.push(err228);
 }
 errors++;
 }
@@ -3945,12 +3958,12 @@ var _valid5 = _errs182 === errors;
 valid22 = valid22 || _valid5;
 }
 if(!valid22){
-const err228 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+const err229 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
-vErrors = [err228];
+vErrors = [err229];
 }
 else {
-vErrors.push(err228);
+vErrors.push(err229);
 }
 errors++;
 }
@@ -3967,12 +3980,12 @@ vErrors = null;
 }
 }
 else {
-const err229 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err230 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
-vErrors = [err229];
+vErrors = [err230];
 }
 else {
-vErrors.push(err229);
+vErrors.push(err230);
 }
 errors++;
 }
@@ -3991,12 +4004,12 @@ else if(data65 === null){
 coerced62 = "";
 }
 else {
-const err230 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err231 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err230];
+vErrors = [err231];
 }
 else {
-vErrors.push(err230);
+vErrors.push(err231);
 }
 errors++;
 }
@@ -4009,12 +4022,12 @@ data54["algorithm"] = coerced62;
 }
 }
 if("p2c" !== data65){
-const err231 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/const",keyword:"const",params:{allowedValue: "p2c"},message:"must be equal to constant"};
+const err232 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/const",keyword:"const",params:{allowedValue: "p2c"},message:"must be equal to constant"};
 if(vErrors === null){
-vErrors = [err231];
+vErrors = [err232];
 }
 else {
-vErrors.push(err231);
+vErrors.push(err232);
 }
 errors++;
 }
@@ -4033,12 +4046,12 @@ else if(data65 === null){
 coerced63 = "";
 }
 else {
-const err232 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err233 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err232];
+vErrors = [err233];
 }
 else {
-vErrors.push(err232);
+vErrors.push(err233);
 }
 errors++;
 }
@@ -4051,12 +4064,12 @@ data54["algorithm"] = coerced63;
 }
 }
 if("swrr" !== data65){
-const err233 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/const",keyword:"const",params:{allowedValue: "swrr"},message:"must be equal to constant"};
+const err234 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/const",keyword:"const",params:{allowedValue: "swrr"},message:"must be equal to constant"};
 if(vErrors === null){
-vErrors = [err233];
+vErrors = [err234];
 }
 else {
-vErrors.push(err233);
+vErrors.push(err234);
 }
 errors++;
 }
@@ -4064,12 +4077,12 @@ var _valid6 = _errs188 === errors;
 valid23 = valid23 || _valid6;
 }
 if(!valid23){
-const err234 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+const err235 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
-vErrors = [err234];
+vErrors = [err235];
 }
 else {
-vErrors.push(err234);
+vErrors.push(err235);
 }
 errors++;
 }
@@ -4096,17 +4109,7 @@ if(data66.bodyIdleMs === undefined){
 data66.bodyIdleMs = 10000;
 }
 if(data66.requestMs === undefined){
-const err235 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "requestMs"},message:"must have required property '"+"requestMs"+"'"};
-if(vErrors === null){
-vErrors = [err235];
-}
-else {
-vErrors.push(err235);
-}
-errors++;
-}
-if(data66.tryMs === undefined){
-const err236 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "tryMs"},message:"must have required property '"+"tryMs"+"'"};
+const err236 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "requestMs"},message:"must have required property '"+"requestMs"+"'"};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -4115,8 +4118,8 @@ vErrors.push(err236);
 }
 errors++;
 }
-if(data66.bodyIdleMs === undefined){
-const err237 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "bodyIdleMs"},message:"must have required property '"+"bodyIdleMs"+"'"};
+if(data66.tryMs === undefined){
+const err237 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "tryMs"},message:"must have required property '"+"tryMs"+"'"};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -4125,14 +4128,24 @@ vErrors.push(err237);
 }
 errors++;
 }
-for(const key17 in data66){
-if(!(((key17 === "requestMs") || (key17 === "tryMs")) || (key17 === "bodyIdleMs"))){
-const err238 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+if(data66.bodyIdleMs === undefined){
+const err238 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "bodyIdleMs"},message:"must have required property '"+"bodyIdleMs"+"'"};
 if(vErrors === null){
 vErrors = [err238];
 }
 else {
 vErrors.push(err238);
+}
+errors++;
+}
+for(const key17 in data66){
+if(!(((key17 === "requestMs") || (key17 === "tryMs")) || (key17 === "bodyIdleMs"))){
+const err239 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err239];
+}
+else {
+vErrors.push(err239);
 }
 errors++;
 }
@@ -4147,12 +4160,12 @@ if(dataType64 === "boolean" || data67 === null
 coerced64 = +data67;
 }
 else {
-const err239 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err240 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err239];
+vErrors = [err240];
 }
 else {
-vErrors.push(err239);
+vErrors.push(err240);
 }
 errors++;
 }
@@ -4166,12 +4179,12 @@ data66["requestMs"] = coerced64;
 }
 if(typeof data67 == "number"){
 if(data67 < 1 || isNaN(data67)){
-const err240 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err241 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
-vErrors = [err240];
+vErrors = [err241];
 }
 else {
-vErrors.push(err240);
+vErrors.push(err241);
 }
 errors++;
 }
@@ -4186,12 +4199,12 @@ if(dataType65 === "boolean" || data68 === null
 coerced65 = +data68;
 }
 else {
-const err241 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err242 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err241];
+vErrors = [err242];
 }
 else {
-vErrors.push(err241);
+vErrors.push(err242);
 }
 errors++;
 }
@@ -4205,12 +4218,12 @@ data66["tryMs"] = coerced65;
 }
 if(typeof data68 == "number"){
 if(data68 < 0 || isNaN(data68)){
-const err242 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err243 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
-vErrors = [err242];
+vErrors = [err243];
 }
 else {
-vErrors.push(err242);
+vErrors.push(err243);
 }
 errors++;
 }
@@ -4225,12 +4238,12 @@ if(dataType66 === "boolean" || data69 === null
 coerced66 = +data69;
 }
 else {
-const err243 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err244 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err243];
+vErrors = [err244];
 }
 else {
-vErrors.push(err243);
+vErrors.push(err244);
 }
 errors++;
 }
@@ -4244,19 +4257,7 @@ data66["bodyIdleMs"] = coerced66;
 }
 if(typeof data69 == "number"){
 if(data69 < 1 || isNaN(data69)){
-const err244 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
-if(vErrors === null){
-vErrors = [err244];
-}
-else {
-vErrors.push(err244);
-}
-errors++;
-}
-}
-}
-else {
-const err245 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err245 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -4265,17 +4266,10 @@ vErrors.push(err245);
 }
 errors++;
 }
-let data70 = data54.maxConnections;
-if(!((typeof data70 == "number") && (!(data70 % 1) && !isNaN(data70)))){
-let dataType67 = typeof data70;
-let coerced67 = undefined;
-if(!(coerced67 !== undefined)){
-if(dataType67 === "boolean" || data70 === null
-              || (dataType67 === "string" && data70 && data70 == +data70 && !(data70 % 1))){
-coerced67 = +data70;
+}
 }
 else {
-const err246 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err246 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -4284,17 +4278,16 @@ vErrors.push(err246);
 }
 errors++;
 }
+let data70 = data54.activation;
+if(data70 && typeof data70 == "object" && !Array.isArray(data70)){
+if(data70.maxHeld === undefined){
+data70.maxHeld = 100;
 }
-if(coerced67 !== undefined){
-data70 = coerced67;
-if(data54 !== undefined){
-data54["maxConnections"] = coerced67;
+if(data70.maxWaitMs === undefined){
+data70.maxWaitMs = 30000;
 }
-}
-}
-if(typeof data70 == "number"){
-if(data70 < 1 || isNaN(data70)){
-const err247 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data70.maxHeld === undefined){
+const err247 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxHeld"},message:"must have required property '"+"maxHeld"+"'"};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -4303,18 +4296,8 @@ vErrors.push(err247);
 }
 errors++;
 }
-}
-let data71 = data54.shutdownGraceMs;
-if(!((typeof data71 == "number") && (!(data71 % 1) && !isNaN(data71)))){
-let dataType68 = typeof data71;
-let coerced68 = undefined;
-if(!(coerced68 !== undefined)){
-if(dataType68 === "boolean" || data71 === null
-              || (dataType68 === "string" && data71 && data71 == +data71 && !(data71 % 1))){
-coerced68 = +data71;
-}
-else {
-const err248 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data70.maxWaitMs === undefined){
+const err248 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxWaitMs"},message:"must have required property '"+"maxWaitMs"+"'"};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -4323,17 +4306,9 @@ vErrors.push(err248);
 }
 errors++;
 }
-}
-if(coerced68 !== undefined){
-data71 = coerced68;
-if(data54 !== undefined){
-data54["shutdownGraceMs"] = coerced68;
-}
-}
-}
-if(typeof data71 == "number"){
-if(data71 < 0 || isNaN(data71)){
-const err249 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key18 in data70){
+if(!((key18 === "maxHeld") || (key18 === "maxWaitMs"))){
+const err249 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -4343,17 +4318,17 @@ vErrors.push(err249);
 errors++;
 }
 }
-let data72 = data54.reloadIntervalMs;
-if(!((typeof data72 == "number") && (!(data72 % 1) && !isNaN(data72)))){
-let dataType69 = typeof data72;
-let coerced69 = undefined;
-if(!(coerced69 !== undefined)){
-if(dataType69 === "boolean" || data72 === null
-              || (dataType69 === "string" && data72 && data72 == +data72 && !(data72 % 1))){
-coerced69 = +data72;
+let data71 = data70.maxHeld;
+if(!((typeof data71 == "number") && (!(data71 % 1) && !isNaN(data71)))){
+let dataType67 = typeof data71;
+let coerced67 = undefined;
+if(!(coerced67 !== undefined)){
+if(dataType67 === "boolean" || data71 === null
+              || (dataType67 === "string" && data71 && data71 == +data71 && !(data71 % 1))){
+coerced67 = +data71;
 }
 else {
-const err250 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err250 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -4363,16 +4338,16 @@ vErrors.push(err250);
 errors++;
 }
 }
-if(coerced69 !== undefined){
-data72 = coerced69;
-if(data54 !== undefined){
-data54["reloadIntervalMs"] = coerced69;
+if(coerced67 !== undefined){
+data71 = coerced67;
+if(data70 !== undefined){
+data70["maxHeld"] = coerced67;
 }
 }
 }
-if(typeof data72 == "number"){
-if(data72 < 50 || isNaN(data72)){
-const err251 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
+if(typeof data71 == "number"){
+if(data71 < 0 || isNaN(data71)){
+const err251 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -4382,9 +4357,17 @@ vErrors.push(err251);
 errors++;
 }
 }
+let data72 = data70.maxWaitMs;
+if(!((typeof data72 == "number") && (!(data72 % 1) && !isNaN(data72)))){
+let dataType68 = typeof data72;
+let coerced68 = undefined;
+if(!(coerced68 !== undefined)){
+if(dataType68 === "boolean" || data72 === null
+              || (dataType68 === "string" && data72 && data72 == +data72 && !(data72 % 1))){
+coerced68 = +data72;
 }
 else {
-const err252 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err252 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -4394,13 +4377,172 @@ vErrors.push(err252);
 errors++;
 }
 }
-else {
-const err253 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(coerced68 !== undefined){
+data72 = coerced68;
+if(data70 !== undefined){
+data70["maxWaitMs"] = coerced68;
+}
+}
+}
+if(typeof data72 == "number"){
+if(data72 < 1 || isNaN(data72)){
+const err253 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err253];
 }
 else {
 vErrors.push(err253);
+}
+errors++;
+}
+}
+}
+else {
+const err254 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err254];
+}
+else {
+vErrors.push(err254);
+}
+errors++;
+}
+let data73 = data54.maxConnections;
+if(!((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73)))){
+let dataType69 = typeof data73;
+let coerced69 = undefined;
+if(!(coerced69 !== undefined)){
+if(dataType69 === "boolean" || data73 === null
+              || (dataType69 === "string" && data73 && data73 == +data73 && !(data73 % 1))){
+coerced69 = +data73;
+}
+else {
+const err255 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err255];
+}
+else {
+vErrors.push(err255);
+}
+errors++;
+}
+}
+if(coerced69 !== undefined){
+data73 = coerced69;
+if(data54 !== undefined){
+data54["maxConnections"] = coerced69;
+}
+}
+}
+if(typeof data73 == "number"){
+if(data73 < 1 || isNaN(data73)){
+const err256 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err256];
+}
+else {
+vErrors.push(err256);
+}
+errors++;
+}
+}
+let data74 = data54.shutdownGraceMs;
+if(!((typeof data74 == "number") && (!(data74 % 1) && !isNaN(data74)))){
+let dataType70 = typeof data74;
+let coerced70 = undefined;
+if(!(coerced70 !== undefined)){
+if(dataType70 === "boolean" || data74 === null
+              || (dataType70 === "string" && data74 && data74 == +data74 && !(data74 % 1))){
+coerced70 = +data74;
+}
+else {
+const err257 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err257];
+}
+else {
+vErrors.push(err257);
+}
+errors++;
+}
+}
+if(coerced70 !== undefined){
+data74 = coerced70;
+if(data54 !== undefined){
+data54["shutdownGraceMs"] = coerced70;
+}
+}
+}
+if(typeof data74 == "number"){
+if(data74 < 0 || isNaN(data74)){
+const err258 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err258];
+}
+else {
+vErrors.push(err258);
+}
+errors++;
+}
+}
+let data75 = data54.reloadIntervalMs;
+if(!((typeof data75 == "number") && (!(data75 % 1) && !isNaN(data75)))){
+let dataType71 = typeof data75;
+let coerced71 = undefined;
+if(!(coerced71 !== undefined)){
+if(dataType71 === "boolean" || data75 === null
+              || (dataType71 === "string" && data75 && data75 == +data75 && !(data75 % 1))){
+coerced71 = +data75;
+}
+else {
+const err259 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err259];
+}
+else {
+vErrors.push(err259);
+}
+errors++;
+}
+}
+if(coerced71 !== undefined){
+data75 = coerced71;
+if(data54 !== undefined){
+data54["reloadIntervalMs"] = coerced71;
+}
+}
+}
+if(typeof data75 == "number"){
+if(data75 < 50 || isNaN(data75)){
+const err260 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
+if(vErrors === null){
+vErrors = [err260];
+}
+else {
+vErrors.push(err260);
+}
+errors++;
+}
+}
+}
+else {
+const err261 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err261];
+}
+else {
+vErrors.push(err261);
+}
+errors++;
+}
+}
+else {
+const err262 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err262];
+}
+else {
+vErrors.push(err262);
 }
 errors++;
 }

@@ -30,7 +30,7 @@ import { LocalConfigFile, localConfigPath } from './proxy-local-config.js';
 import { ConsulLocalServices } from './proxy-local-services.js';
 import { type MetricsServer, startMetricsServer } from './proxy-metrics-server.js';
 import { ProxyRegistration } from './proxy-registration.js';
-import { consulRouteSource } from './proxy-routes.js';
+import { consulActivator, consulRouteSource } from './proxy-routes.js';
 import { type ReloadableInboundTls, storeInboundTls, storeOutboundTls } from './proxy-tls.js';
 
 /** What the process needs besides its configuration. */
@@ -210,10 +210,12 @@ export class ProxyProcess {
         algorithm: p.algorithm,
         timeouts: { requestTimeoutMs: p.timeouts.requestMs, tryTimeoutMs: p.timeouts.tryMs === 0 ? undefined : p.timeouts.tryMs },
         shutdownGraceMs: p.shutdownGraceMs,
+        activation: p.activation,
         logger: logger.child({ component: 'outbound' }),
       },
       {
         source: consulRouteSource(this.#client, this.#o.watch),
+        activator: consulActivator(this.#client, this.#host, logger.child({ component: 'activation' })),
         tls: storeOutboundTls(this.#store, config.ca.trustDomain),
         metrics: this.metrics,
         httpLimits: this.#listenerLimits(),

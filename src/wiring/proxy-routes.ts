@@ -6,8 +6,10 @@
  * parked query. A failed read changes nothing (discovery/watch.ts), so the
  * proxy keeps routing from what it last knew through a Consul outage.
  */
-import { type DiscoveryClient, type Instance, watchKey, type WatchOptions, watchService } from '../../discovery/index.js';
-import type { RouteInstance, RouteSource, Subscription } from '../../proxy/index.js';
+import { ACTIVATE_PREFIX, activateKey, ZERO_PREFIX } from '../../base/contracts/activation.js';
+import type { Logger } from '../../base/log.js';
+import { type DiscoveryClient, type Instance, putJSON, watchKey, watchKeyPrefix, type WatchOptions, watchService } from '../../discovery/index.js';
+import type { Activator, RouteInstance, RouteSource, Subscription } from '../../proxy/index.js';
 
 /** KV folder of traffic splits (ARCHITECTURE.md, "Consul KV under weft/"). */
 export const SPLITS_PREFIX = 'weft/splits/';
@@ -29,6 +31,29 @@ export function consulRouteSource(client: DiscoveryClient, opts: WatchOptions = 
       const watch = watchKey(client, `${SPLITS_PREFIX}${service}`, opts);
       watch.on('change', (entry) => onValue(entry?.value ?? null));
       return { close: () => watch.close() };
+    },
+    watchActivatable(onValue): Subscription {
+      // One watch per proxy: the few services whose policy allows zero.
+      const watch = watchKeyPrefix(client, ZERO_PREFIX, opts);
+      watch.on('change', (entries) => onValue(new Set(entries.map((e) => e.key.slice(ZERO_PREFIX.length)).filter((s) => s.length > 0 && !s.includes('/')))));
+      return { close: () => watch.close() };
+    },
+  };
+}
+
+/**
+ * The proxy's Activator: a held request writes `weft/activate/<service>` at once
+ * (the leader's autoscaler watches the prefix and decides within its blocking
+ * query's round trip). A failed write is logged; the hold queue pushes again
+ * while requests wait.
+ */
+export function consulActivator(client: DiscoveryClient, host: string, logger: Logger, now: () => number = Date.now): Activator {
+  return {
+    activate(service: string): void {
+      putJSON(client, activateKey(service), { host, at: new Date(now()).toISOString() }).then(
+        () => logger.info({ service, key: activateKey(service) }, 'request held for a service at zero: activation requested'),
+        (err: unknown) => logger.warn({ err, service, prefix: ACTIVATE_PREFIX }, 'activation request not written (retried while requests wait)'),
+      );
     },
   };
 }

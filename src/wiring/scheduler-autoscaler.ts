@@ -36,7 +36,7 @@ import { LABEL } from '../../base/contracts/labels.js';
 import type { AutoscaleDecisionView, AutoscaleMetricView, JobEvent } from '../../base/contracts/scheduler-api.js';
 import { isWeftError, WeftError } from '../../base/errors.js';
 import type { Logger } from '../../base/log.js';
-import { type DiscoveryClient, type Fence, fencedTxn, getJSON, type KvEntry, watchKeyPrefix } from '../../discovery/index.js';
+import { type DiscoveryClient, type Fence, fencedTxn, getJSON, type KvEntry, listEntries, type TxnOp, watchKeyPrefix } from '../../discovery/index.js';
 import {
   type AutoscaleHistory,
   type AutoscaleMetric,
@@ -59,6 +59,7 @@ import { clearAutoscaleGauges, forgetGroup, recordDecision } from './scheduler-a
 import type { ClusterObserver, ClusterSnapshot } from './scheduler-observer.js';
 import { appendStatusEvents } from './scheduler-status.js';
 import { ACTIVATE_PREFIX, type AutoscaleRecord, autoscaleKey, type JobRecord, jobKey } from './scheduler-store.js';
+import { ZERO_PREFIX, zeroKey } from '../../base/contracts/activation.js';
 
 /** Where the autoscaler reads metrics, per cluster (`scheduler.autoscale.source`). */
 export const AUTOSCALE_SOURCES = ['scrape', 'prometheus'] as const;
@@ -145,6 +146,9 @@ export class Autoscaler {
   private readonly unknownServices = new Set<string>();
   private syncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** `weft/zero/` as last written (undefined: not read yet): service -> its group. */
+  private zeroWritten: Map<string, string> | undefined;
+  private zeroWrite: Promise<void> = Promise.resolve();
   private readonly onChange = (): void => {
     if (this.syncTimer !== undefined || this.stopped) return;
     this.syncTimer = setTimeout(() => {
@@ -174,6 +178,7 @@ export class Autoscaler {
     clearTimeout(this.syncTimer);
     for (const r of this.runners.values()) clearTimeout(r.timer);
     await this.activations?.close();
+    await this.zeroWrite;
     await Promise.all([...this.runners.values()].map((r) => r.current));
     this.runners.clear();
     clearAutoscaleGauges();
@@ -252,6 +257,39 @@ export class Autoscaler {
     }
     for (const [id, r] of this.runners) if (!wanted.has(id)) this.drop(r);
     for (const job of this.compiled.keys()) if (!snap.jobs.has(job)) this.compiled.delete(job);
+    this.syncZero();
+  }
+
+  /**
+   * Keeps `weft/zero/<service>` = the services of groups whose policy allows 0
+   * (base/contracts/activation.ts): the proxies hold those services' requests
+   * while they have no healthy instance. Fenced; one write at a time.
+   */
+  private syncZero(): void {
+    const wanted = new Map<string, string>(); // service -> {"job","group"}
+    for (const r of this.runners.values()) {
+      if (r.policy.min === 0 && r.policy.service !== undefined) wanted.set(r.policy.service, JSON.stringify({ job: r.job, group: r.group }));
+    }
+    this.zeroWrite = this.zeroWrite.then(async () => {
+      if (this.stopped) return;
+      try {
+        if (this.zeroWritten === undefined) {
+          const entries = await listEntries(this.opts.client, ZERO_PREFIX);
+          this.zeroWritten = new Map(entries.map((e) => [e.key.slice(ZERO_PREFIX.length), e.value ?? '']));
+        }
+        const written = this.zeroWritten;
+        const ops: TxnOp[] = [];
+        for (const [service, value] of wanted) if (written.get(service) !== value) ops.push({ verb: 'set', key: zeroKey(service), value: JSON.parse(value) });
+        for (const service of written.keys()) if (!wanted.has(service)) ops.push({ verb: 'delete', key: zeroKey(service) });
+        if (ops.length === 0) return;
+        await fencedTxn(this.opts.client, this.opts.fence(), ops);
+        this.zeroWritten = wanted;
+      } catch (err) {
+        this.zeroWritten = undefined; // read again next time
+        if (isWeftError(err, 'WEFT_ERR_LOCK_LOST')) this.opts.onLockLost(err);
+        else this.opts.logger.warn({ err, prefix: ZERO_PREFIX }, 'could not write the services that may be at zero (retried at the next change)');
+      }
+    });
   }
 
   private compile(job: string, rec: JobRecord): JobState {

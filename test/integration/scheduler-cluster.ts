@@ -101,6 +101,8 @@ export interface SimAgentOptions {
    * and let it choose its signer and secret source itself: CSRs go to the scheduler.
    */
   asConfigured?: boolean;
+  /** The host proxy's inbound port the agent registers its instances with (Meta weft_mesh_port). */
+  meshPort?: number;
 }
 
 /** Creates and starts a host agent `host` at `address`, fetching secrets from `schedulerUrl`. */
@@ -122,6 +124,7 @@ export async function startSimAgent(t: Teardown, consul: TestConsul, host: strin
       'agent.drainDelayMs': 50,
       'agent.stopDeadlineMs': 2000,
       'agent.superviseProxy': false,
+      ...(opts.meshPort === undefined ? {} : { 'proxy.inbound.port': opts.meshPort }),
       ...volumes,
       ...(opts.asConfigured === true ? { 'client.address': schedulerUrls(), 'client.token': agentToken(TOKEN, host) } : {}),
     },

@@ -83,6 +83,21 @@ export class FakeRouteSource implements RouteSource {
     onValue(this.#splits.get(service) ?? null);
     return subscribe(this.#splitSubs, service, onValue);
   }
+
+  #activatable: ReadonlySet<string> = new Set();
+  readonly #activatableSubs = new Set<(v: ReadonlySet<string>) => void>();
+
+  /** Pushes the services that may be at zero (what the `weft/zero/` watch delivers). */
+  setActivatable(...services: string[]): void {
+    this.#activatable = new Set(services);
+    for (const fn of this.#activatableSubs) fn(this.#activatable);
+  }
+
+  watchActivatable(onValue: (v: ReadonlySet<string>) => void): Subscription {
+    onValue(this.#activatable);
+    this.#activatableSubs.add(onValue);
+    return { close: () => void this.#activatableSubs.delete(onValue) };
+  }
 }
 
 function subscribe<V>(map: Map<string, Set<(v: V) => void>>, service: string, fn: (v: V) => void): Subscription {
