@@ -103,6 +103,8 @@ export interface SimAgentOptions {
   asConfigured?: boolean;
   /** The host proxy's inbound port the agent registers its instances with (Meta weft_mesh_port). */
   meshPort?: number;
+  /** agent.drainDelayMs (50 by default here: most tests do not route through proxies). */
+  drainDelayMs?: number;
 }
 
 /** Creates and starts a host agent `host` at `address`, fetching secrets from `schedulerUrl`. */
@@ -121,7 +123,7 @@ export async function startSimAgent(t: Teardown, consul: TestConsul, host: strin
       'agent.cpu': 4000,
       'agent.memory': 4096,
       'agent.heartbeatTtlMs': 1000,
-      'agent.drainDelayMs': 50,
+      'agent.drainDelayMs': opts.drainDelayMs ?? 50,
       'agent.stopDeadlineMs': 2000,
       'agent.superviseProxy': false,
       ...(opts.meshPort === undefined ? {} : { 'proxy.inbound.port': opts.meshPort }),
