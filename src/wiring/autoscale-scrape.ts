@@ -23,12 +23,10 @@
  * from an unmeasured one.
  *
  * Time comes in as `nowMs` (the samples' timestamps); the HTTP fetch is an
- * option. The exposition is parsed by parse-prometheus-text-format.
+ * option. Finding, fetching and parsing are proxy-scrape.ts's, shared with
+ * the stats API (mesh-stats.ts).
  */
-import { createRequire } from 'node:module';
-import type { BlockingWatch, DiscoveryClient, Instance, WatchOptions } from '../../discovery/index.js';
-import { watchService } from '../../discovery/index.js';
-import { PROXY_SERVICE } from '../../base/contracts/meta.js';
+import type { DiscoveryClient, Instance, WatchOptions } from '../../discovery/index.js';
 import { type Logger, silentLogger } from '../../base/log.js';
 import type { AutoscaleMetric, AutoscalePolicy, InstanceView, MetricReading, MetricSource, ScaleTarget, Traffic } from '../../scheduler/index.js';
 import {
@@ -47,6 +45,9 @@ import {
   shareByHost,
   unavailable,
 } from './autoscale-source.js';
+import { fetchMetrics, histogramQuantile, increases, MeshWatches, metricsUrl, parseFamilies } from './proxy-scrape.js';
+
+export { histogramQuantile };
 
 /** What the scrape source answers for a `promql` metric. */
 export const PROMQL_NEEDS_PROMETHEUS = 'promql needs source prometheus';
@@ -104,30 +105,10 @@ interface Round {
   outcomes: Array<{ target: Target; sample: ProxySample | undefined; error: string | undefined }>;
 }
 
-interface ServiceWatch {
-  watch: BlockingWatch<Instance[]>;
-  ready: Promise<void>;
-  lastUsedMs: number;
-}
-
-type ParseFn = (text: string) => Array<{ name: string; metrics: Array<{ value?: string; labels?: Record<string, string> }> }>;
-const parseText = createRequire(import.meta.url)('parse-prometheus-text-format') as ParseFn;
-
-/**
- * Parses a /metrics answer into the inbound figures the autoscaler reads.
- *
- * parse-prometheus-text-format folds a labelled histogram into one bucket
- * map (the last label set's) and drops its _sum/_count (upstream issues #8,
- * #13), so the comment lines (# HELP, # TYPE) are left out before parsing:
- * every line then stays the plain sample it is (name, labels, value), which
- * is also how Prometheus stores it.
- */
+/** Parses a /metrics answer into the inbound figures the autoscaler reads (proxy-scrape.ts parseFamilies). */
 export function parseProxyMetrics(text: string, atMs: number): ProxySample {
-  const lines = text.split('\n').filter((line) => !line.trimStart().startsWith('#'));
-  // The parser writes out a family when the next line starts another: end with an empty line.
-  lines.push('');
   const sample: ProxySample = { atMs, startTime: undefined, requests: new Map(), buckets: new Map(), inFlight: new Map() };
-  for (const family of parseText(lines.join('\n'))) {
+  for (const family of parseFamilies(text)) {
     switch (family.name) {
       case PROXY_METRICS.processStart:
         sample.startTime = parseSampleValue(family.metrics[0]?.value ?? '');
@@ -176,91 +157,30 @@ function getOrCreate<K, V>(map: Map<string, Map<K, V>>, key: string): Map<K, V> 
   return inner;
 }
 
-/**
- * The q-quantile of a histogram given as cumulative counts per upper bound
- * (+Inf included), as Prometheus' histogram_quantile computes it: the bucket
- * where the rank falls, then linear interpolation within it (from 0 for the
- * first bucket); a rank in the +Inf bucket answers the highest finite bound.
- * null when the histogram holds no observation or has no +Inf bucket.
- */
-export function histogramQuantile(q: number, cumulative: ReadonlyMap<number, number>): number | null {
-  const bounds = [...cumulative.keys()].sort((a, b) => a - b);
-  if (bounds.length < 2 || bounds[bounds.length - 1] !== Number.POSITIVE_INFINITY) return null;
-  // Counts must not fall with the bound; a scrape taken mid-update may break that, so even it out.
-  const counts: number[] = [];
-  for (const b of bounds) counts.push(Math.max(cumulative.get(b)!, counts[counts.length - 1] ?? 0));
-  const total = counts[counts.length - 1]!;
-  if (!(total > 0)) return null;
-  if (q <= 0) return bounds[0]! <= 0 ? bounds[0]! : 0;
-  if (q >= 1) return bounds[bounds.length - 2]!;
-  const rank = q * total;
-  const i = counts.findIndex((c) => c >= rank);
-  if (i === bounds.length - 1) return bounds[bounds.length - 2]!;
-  const upper = bounds[i]!;
-  if (i === 0 && upper <= 0) return upper;
-  const lower = i === 0 ? 0 : bounds[i - 1]!;
-  const below = i === 0 ? 0 : counts[i - 1]!;
-  const inBucket = counts[i]! - below;
-  if (inBucket <= 0) return upper;
-  return lower + (upper - lower) * ((rank - below) / inBucket);
-}
-
-/**
- * Sums a counter family's increases over consecutive samples, by Prometheus'
- * rules without extrapolation: a value below the one before, or a changed
- * process start time, is a reset, and the new value is the increase since.
- * `whole`: the family resets as one (a histogram: one bucket going down
- * means every count restarted).
- */
-function increases<K>(samples: readonly ProxySample[], pick: (s: ProxySample) => ReadonlyMap<K, number> | undefined, whole: boolean): Map<K, number> {
-  const out = new Map<K, number>();
-  for (let i = 1; i < samples.length; i++) {
-    const prev = samples[i - 1]!;
-    const cur = samples[i]!;
-    const before = pick(prev);
-    const after = pick(cur);
-    if (after === undefined) continue;
-    const restarted = prev.startTime !== undefined && cur.startTime !== undefined && prev.startTime !== cur.startTime;
-    const wholeReset = restarted || (whole && before !== undefined && [...after].some(([k, v]) => v < (before.get(k) ?? 0)));
-    for (const [k, v] of after) {
-      const old = before?.get(k) ?? 0;
-      const inc = wholeReset || v < old ? v : v - old;
-      out.set(k, (out.get(k) ?? 0) + inc);
-    }
-  }
-  return out;
-}
-
 /** The scrape source: construct once per leader, `close()` when leadership ends. */
 export class ScrapeSource implements MetricSource {
-  readonly #client: DiscoveryClient;
   readonly #fetch: FetchLike;
   readonly #timeoutMs: number;
   readonly #maxBytes: number;
   readonly #path: string;
-  readonly #discoveryTimeoutMs: number;
   readonly #reuseWithinMs: number;
   readonly #idleWatchMs: number;
-  readonly #watchOptions: WatchOptions;
   readonly #logger: Logger;
   readonly #targets = new Map<string, Target>();
-  readonly #services = new Map<string, ServiceWatch>();
-  #proxies: { watch: BlockingWatch<Instance[]>; ready: Promise<void> } | undefined;
+  readonly #watches: MeshWatches;
   #round: Round | undefined;
   /** The longest policy interval asked for: samples are kept for twice that. */
   #longestIntervalMs = 0;
   #closed = false;
 
   constructor(opts: ScrapeSourceOptions) {
-    this.#client = opts.client;
     this.#fetch = opts.fetch ?? ((url, init) => globalThis.fetch(url, init));
     this.#timeoutMs = opts.timeoutMs ?? 2_000;
     this.#maxBytes = opts.maxBytes ?? 16 * 1024 * 1024;
     this.#path = opts.path ?? '/metrics';
-    this.#discoveryTimeoutMs = opts.discoveryTimeoutMs ?? 5_000;
     this.#reuseWithinMs = opts.reuseWithinMs ?? 250;
     this.#idleWatchMs = opts.idleWatchMs ?? 600_000;
-    this.#watchOptions = opts.watch ?? {};
+    this.#watches = new MeshWatches({ client: opts.client, discoveryTimeoutMs: opts.discoveryTimeoutMs, watch: opts.watch });
     this.#logger = opts.logger ?? silentLogger;
   }
 
@@ -268,8 +188,8 @@ export class ScrapeSource implements MetricSource {
     if (this.#closed) throw new Error('the scrape source is closed');
     this.#longestIntervalMs = Math.max(this.#longestIntervalMs, policy.intervalMs);
     const service = target.service;
-    const [round, placement] = await Promise.all([this.#roundAt(nowMs, policy.intervalMs), service === undefined ? undefined : this.#placement(service, nowMs)]);
-    this.#closeIdleWatches(nowMs);
+    const [round, placement] = await Promise.all([this.#roundAt(nowMs, policy.intervalMs), service === undefined ? undefined : this.#watches.registrations(service, nowMs)]);
+    this.#watches.closeIdle(nowMs, this.#idleWatchMs);
     const problems = this.#problems(round);
     if (service === undefined) {
       const readings = policy.metrics.map((m) => unavailable(m.kind === 'promql' ? PROMQL_NEEDS_PROMETHEUS : NO_SERVICE));
@@ -283,10 +203,7 @@ export class ScrapeSource implements MetricSource {
   /** Stops the Consul watches; the source cannot be used after. */
   async close(): Promise<void> {
     this.#closed = true;
-    const watches = [...this.#services.values()].map((s) => s.watch.close());
-    if (this.#proxies !== undefined) watches.push(this.#proxies.watch.close());
-    this.#services.clear();
-    await Promise.all(watches);
+    await this.#watches.close();
   }
 
   // ── rounds ────────────────────────────────────────────────────────────
@@ -305,7 +222,7 @@ export class ScrapeSource implements MetricSource {
   async #scrapeAll(round: Round, timeoutMs: number): Promise<void> {
     let proxies: Instance[];
     try {
-      proxies = await this.#proxyList();
+      proxies = await this.#watches.proxies();
     } catch (err) {
       round.discoveryError = `no weft-proxy list from Consul: ${errorText(err)}`;
       return;
@@ -313,7 +230,7 @@ export class ScrapeSource implements MetricSource {
     const seen = new Set<string>();
     for (const p of proxies) {
       seen.add(p.id);
-      const url = `http://${p.address.includes(':') ? `[${p.address}]` : p.address}:${p.port}${this.#path}`;
+      const url = metricsUrl(p, this.#path);
       const known = this.#targets.get(p.id);
       // A proxy that moved (new address, port or host) starts a new history.
       if (known === undefined || known.url !== url || known.host !== p.host) this.#targets.set(p.id, { id: p.id, host: p.host, url, samples: [], failing: false });
@@ -324,18 +241,7 @@ export class ScrapeSource implements MetricSource {
 
   async #scrape(target: Target, atMs: number, timeoutMs: number): Promise<Round['outcomes'][number]> {
     try {
-      const res = await this.#fetch(target.url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'text/plain;version=0.0.4' } });
-      if (!res.ok) {
-        await res.body?.cancel();
-        throw new Error(`HTTP ${res.status}`);
-      }
-      const declared = Number(res.headers.get('content-length') ?? Number.NaN);
-      if (declared > this.#maxBytes) {
-        await res.body?.cancel();
-        throw new Error(`answer of ${declared} bytes is over the ${this.#maxBytes}-byte limit`);
-      }
-      const text = await res.text();
-      if (text.length > this.#maxBytes) throw new Error(`answer of ${text.length} bytes is over the ${this.#maxBytes}-byte limit`);
+      const text = await fetchMetrics(this.#fetch, target.url, timeoutMs, this.#maxBytes);
       const sample = parseProxyMetrics(text, atMs);
       const keepFrom = atMs - 2 * this.#longestIntervalMs - timeoutMs;
       // Sorted by time even if an earlier round's scrape ends after a later one's.
@@ -344,7 +250,7 @@ export class ScrapeSource implements MetricSource {
       target.failing = false;
       return { target, sample, error: undefined };
     } catch (err) {
-      const why = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError') ? `no answer within ${timeoutMs} ms` : errorText(err);
+      const why = errorText(err);
       if (!target.failing) this.#logger.warn({ proxy: target.id, url: target.url, err: why }, 'autoscaler: proxy metrics scrape failed: its instances are missing');
       target.failing = true;
       return { target, sample: undefined, error: why };
@@ -356,51 +262,6 @@ export class ScrapeSource implements MetricSource {
     if (round.discoveryError !== undefined) out.push(round.discoveryError);
     for (const o of round.outcomes) if (o.error !== undefined) out.push(`${o.target.host} (${o.target.url}): ${o.error}`);
     return out;
-  }
-
-  // ── Consul ────────────────────────────────────────────────────────────
-
-  async #proxyList(): Promise<Instance[]> {
-    if (this.#proxies === undefined) {
-      const watch = watchService(this.#client, PROXY_SERVICE, { ...this.#watchOptions, passingOnly: false });
-      this.#proxies = { watch, ready: this.#firstAnswer(watch) };
-    }
-    await this.#proxies.ready;
-    const list = this.#proxies.watch.current();
-    if (list === undefined) throw this.#proxies.watch.lastError ?? new Error(`Consul did not answer within ${this.#discoveryTimeoutMs} ms`);
-    return list;
-  }
-
-  /** The registrations of `service` (where each instance runs); undefined while Consul has not answered. */
-  async #placement(service: string, nowMs: number): Promise<Instance[] | undefined> {
-    let entry = this.#services.get(service);
-    if (entry === undefined) {
-      const watch = watchService(this.#client, service, { ...this.#watchOptions, passingOnly: false });
-      entry = { watch, ready: this.#firstAnswer(watch), lastUsedMs: nowMs };
-      this.#services.set(service, entry);
-    }
-    entry.lastUsedMs = Math.max(entry.lastUsedMs, nowMs);
-    await entry.ready;
-    return entry.watch.current();
-  }
-
-  /** Resolves at the watch's first value, or after the discovery timeout (never rejects). */
-  #firstAnswer(watch: BlockingWatch<Instance[]>): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.#discoveryTimeoutMs);
-      timer.unref();
-    });
-    const done = (): void => clearTimeout(timer);
-    return Promise.race([watch.ready().then(() => undefined), timeout]).then(done, done);
-  }
-
-  #closeIdleWatches(nowMs: number): void {
-    for (const [service, entry] of this.#services) {
-      if (nowMs - entry.lastUsedMs < this.#idleWatchMs) continue;
-      this.#services.delete(service);
-      void entry.watch.close();
-    }
   }
 
   // ── figures ───────────────────────────────────────────────────────────

@@ -23,6 +23,15 @@ declare module 'fastify' {
   interface FastifyRequest {
     caller?: Caller;
   }
+  interface FastifyContextConfig {
+    /** The route answers without a token (decided by the route matched, never by the URL's text). */
+    public?: boolean;
+  }
+}
+
+/** Routes outside the contract, registered with `config: { public: true }` (the console's page: scheduler-console.ts). */
+export interface PublicRoutes {
+  register(app: FastifyInstance): void;
 }
 
 /** Largest request body: job specs may carry files. */
@@ -37,7 +46,7 @@ const MAX_ECHO = 200;
 const MAX_LINE = 1000;
 
 /** Builds the server (not listening). */
-export function buildApi(opts: { token: string; logger: Logger; handlers: Handlers }): FastifyInstance {
+export function buildApi(opts: { token: string; logger: Logger; handlers: Handlers; publicRoutes?: PublicRoutes }): FastifyInstance {
   const app = Fastify({
     // fastify's logger would print request bodies' neighbours; weft logs what matters itself.
     logger: false,
@@ -62,6 +71,7 @@ export function buildApi(opts: { token: string; logger: Logger; handlers: Handle
 
   app.addHook('onRequest', async (req) => {
     if (req.url === '/v1/health' || req.url.startsWith('/v1/health?')) return;
+    if (req.routeOptions.config?.public === true) return;
     const header = req.headers.authorization;
     const presented = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
     const caller = authenticate(opts.token, presented);
@@ -94,6 +104,8 @@ export function buildApi(opts: { token: string; logger: Logger; handlers: Handle
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });
+
+  opts.publicRoutes?.register(app);
 
   for (const name of Object.keys(opts.handlers) as Array<keyof Handlers>) {
     const { method, path } = routeOf(ROUTES[name]);

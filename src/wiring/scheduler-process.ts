@@ -21,6 +21,8 @@ import { SCHEDULER_SERVICE, SERVICE_META, WEFT_TAG } from '../../base/contracts/
 import { VERSION } from '../../base/version.js';
 import { PrometheusSource } from './autoscale-prometheus.js';
 import { ScrapeSource } from './autoscale-scrape.js';
+import { MeshStats, statsHandlers } from './mesh-stats.js';
+import { consoleRoutes } from './scheduler-console.js';
 import { buildApi } from './scheduler-api.js';
 import { Autoscaler } from './scheduler-autoscaler.js';
 import type { SchedulerContext } from './scheduler-context.js';
@@ -95,7 +97,14 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
     autoscaleState: (job, group) => (leading ? autoscaler?.state(job, group) : undefined),
   };
   let leaderAddress: string | undefined;
-  const api = buildApi({ token: tok.token, logger, handlers: { ...clusterHandlers(ctx), ...jobHandlers(ctx), ...autoscaleHandlers(ctx) } });
+  // Scrapes the proxies only while someone asks (the console, `weft stat`).
+  const meshStats = new MeshStats({ client, logger });
+  const api = buildApi({
+    token: tok.token,
+    logger,
+    handlers: { ...clusterHandlers(ctx), ...jobHandlers(ctx), ...autoscaleHandlers(ctx), ...statsHandlers(meshStats) },
+    publicRoutes: consoleRoutes({ logger }), // the web console at /ui
+  });
   await api.listen({ host: c.bind, port: c.port });
   logger.info({ address }, 'scheduler API listening');
   const serviceId = `${SCHEDULER_SERVICE}-${config.nodeName}-${c.port}`;
@@ -171,6 +180,7 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
       await lock.close();
       if (c.register) await client.call('agent.service.deregister', (cl) => cl.agent.service.deregister(serviceId)).catch(() => {});
       await api.close();
+      await meshStats.close();
       await observer.close();
       client.close();
       logger.info('scheduler stopped');

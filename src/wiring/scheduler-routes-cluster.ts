@@ -25,7 +25,7 @@ import { drainKey } from './scheduler-store.js';
 import { agentToken } from './scheduler-token.js';
 import { LABEL } from '../../base/contracts/labels.js';
 
-type ClusterHandlers = Omit<Handlers, 'listJobs' | 'submitJob' | 'planJob' | 'getJob' | 'stopJob' | 'scaleJob' | 'jobStatus' | 'jobVersions' | 'revertJob' | 'jobAutoscale'>;
+type ClusterHandlers = Omit<Handlers, 'listJobs' | 'submitJob' | 'planJob' | 'getJob' | 'stopJob' | 'scaleJob' | 'jobStatus' | 'jobVersions' | 'revertJob' | 'jobAutoscale' | 'stats'>;
 
 /** The cluster route handlers. */
 export function clusterHandlers(ctx: SchedulerContext): ClusterHandlers {
