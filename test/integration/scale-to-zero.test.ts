@@ -10,7 +10,9 @@
  * With no traffic, `idleToZero` takes backend to 0; the next request is held
  * by h2's proxy, which writes `weft/activate/backend`; the leader raises the
  * group to 1 at once and the request is answered by the new instance, with
- * `x-weft-cold-start: true`.
+ * `x-weft-cold-start: true`. A scale-down under load loses no request. A
+ * load step moves the count to what the calculator predicts, steady load
+ * keeps it there, and removing the load brings it back down after the window.
  */
 import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -27,10 +29,12 @@ import { freePort } from '../helpers/ports.js';
 import { makeHost, startProxy, writeLocal } from './proxy-hosts.js';
 import { api, demoJob, startSimAgent, TOKEN } from './scheduler-cluster.js';
 
+// Three scenarios with real processes, each waiting on the autoscaler and the agent: more than tap's default.
+t.setTimeout(300_000);
 const ca = makeCa();
 const consul = await startTestConsul(t);
 const h2 = await makeHost(t, ca, 'h2', '127.0.9.2', ['frontend']);
-const h3 = await makeHost(t, ca, 'h3', '127.0.9.3', ['backend', 'steady']);
+const h3 = await makeHost(t, ca, 'h3', '127.0.9.3', ['backend', 'steady', 'stepper']);
 const outboundPort = await freePort('127.0.9.2');
 await writeLocal(h2, [{ service: 'frontend', outboundPort }]);
 await startProxy(t, h2, consul.address);
@@ -80,7 +84,7 @@ function call(path = '/', opts: { service?: string; method?: string; agent?: htt
 const count = async (): Promise<number> => ((await api(url, 'GET', '/v1/jobs/backend')).body as { spec: { groups: Array<{ count?: number }> } }).spec.groups[0]!.count ?? 1;
 const logTail = (): string =>
   lines
-    .slice(-15)
+    .slice(-40)
     .map((l) => String(l['msg']))
     .join('\n');
 
@@ -193,4 +197,117 @@ t.test('scale-down under load: no request fails (the stopping instance leaves ro
   t.ok(sent < MAX, `the scale-down finished within the load (${sent} requests)`);
   t.strictSame(failures, [], `every one of ${sent} requests succeeded across the scale-down`);
   t.equal(new Set(after).size, 1, 'the requests after it were all served by the remaining instance');
+});
+
+/**
+ * An open-loop load through h2's proxy: `rate` requests/s, each sent on its
+ * schedule whatever the answers do (at most 200 in flight, beyond which a
+ * send is counted as failed). Bounded: stops after `maxMs` or `stop()`.
+ */
+function openLoad(service: string, maxMs: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 200 });
+  const stats = { sent: 0, ok: 0, failed: [] as string[] };
+  let rate = 0;
+  let inFlight = 0;
+  let stopped = false;
+  const started = Date.now();
+  let next = Date.now();
+  const done = (async () => {
+    while (!stopped && Date.now() - started < maxMs) {
+      if (rate === 0) {
+        await new Promise((r) => setTimeout(r, 50));
+        next = Date.now();
+        continue;
+      }
+      const wait = next - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      // A stalled loop (a busy machine) does not catch up with a burst: the rate never goes above `rate`.
+      next = Math.max(next, Date.now() - 50) + 1000 / rate;
+      const i = stats.sent++;
+      if (inFlight >= 200) {
+        stats.failed.push(`${i}: over 200 in flight`);
+        continue;
+      }
+      inFlight++;
+      call(`/load-${i}`, { service, agent })
+        .then((r) => (r.status === 200 ? stats.ok++ : stats.failed.push(`${i}: ${r.status} ${String(r.headers['x-weft-reason'] ?? '')}`)))
+        .catch((err: Error) => stats.failed.push(`${i}: ${err.message}`))
+        .finally(() => inFlight--);
+    }
+    await eventually(async () => (inFlight === 0 ? true : undefined), 30_000, 'the load to finish');
+    agent.destroy();
+  })();
+  return {
+    stats,
+    setRate(r: number) {
+      rate = r;
+      next = Date.now();
+    },
+    async stop() {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
+t.test('a load step scales to the predicted count, steady load holds it, no load brings it back down', async (t) => {
+  // Target 20 requests/s per instance. 50/s on one instance is 2.5 times the target: ceil(2.5) = 3.
+  // At 3 instances, 50/s is 16.7 each (0.83 of the target): the count that keeps it under is
+  // ceil(50 / 20) = 3, so steady load holds 3. Reading noise of +-10% keeps both answers.
+  const job = demoJob('stepper', 'stepper', {
+    group: {
+      count: 1,
+      autoscale: { min: 1, max: 4, metrics: [{ rps: 20 }], interval: '1s', scaleDown: { stabilizationWindow: '3s' } },
+    },
+    task: { check: { http: '/health', interval: '1s', timeout: '1s' }, env: { DRAIN_MS: '2000', SERVICE: 'stepper' } },
+  });
+  const submitted = await api(url, 'POST', '/v1/jobs', { spec: job });
+  t.equal(submitted.status, 200, `job accepted ${submitted.text}`);
+  await eventually(async () => ((await call('/', { service: 'stepper' })).status === 200 ? true : undefined), 40_000, 'stepper to answer', 250);
+  const stepperCount = async (): Promise<number> => ((await api(url, 'GET', '/v1/jobs/stepper')).body as { spec: { groups: Array<{ count?: number }> } }).spec.groups[0]!.count ?? 1;
+  const decisions = async () => ((await api(url, 'GET', '/v1/jobs/stepper/autoscale')).body as { groups: Array<{ decisions?: Array<{ from: number; to: number; reason: string }> }> }).groups[0]?.decisions ?? [];
+
+  const load = openLoad('stepper', 120_000);
+  t.teardown(() => load.stop());
+  load.setRate(50);
+  let highest = 1;
+  const lastReason = async (): Promise<string> => {
+    const g = ((await api(url, 'GET', '/v1/jobs/stepper/autoscale')).body as { groups: Array<{ last?: { reason: string } }> }).groups[0];
+    return `${g?.last?.reason ?? 'no decision'}; load ${JSON.stringify({ sent: load.stats.sent, ok: load.stats.ok, failed: load.stats.failed.length })}`;
+  };
+  await eventually(
+    async () => {
+      const c = await stepperCount();
+      highest = Math.max(highest, c);
+      return c === 3 ? true : undefined;
+    },
+    40_000,
+    'stepper at 3 under 50 requests/s',
+    250,
+  ).catch(async (err: Error) => {
+    throw new Error(`${err.message}; last decision: ${await lastReason()}\n${logTail()}`);
+  });
+  t.pass('50 requests/s against a target of 20 per instance: 1 -> 3');
+
+  // Steady: the count stays where it is for 8 s of the same load (8 decisions at 1 s).
+  const before = (await decisions()).length;
+  const seen = new Set<number>();
+  const until = Date.now() + 8000;
+  while (Date.now() < until) {
+    const c = await stepperCount();
+    seen.add(c);
+    highest = Math.max(highest, c);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  t.strictSame([...seen], [3], 'steady load: the count holds at 3');
+  t.equal((await decisions()).length, before, 'no decision moved the count during steady load');
+  t.equal(highest, 3, 'never above the predicted count');
+
+  await load.stop();
+  t.strictSame(load.stats.failed, [], `no request failed (${load.stats.ok} answered)`);
+  await eventually(async () => ((await stepperCount()) === 1 ? true : undefined), 40_000, `stepper back to 1 with no load\n${logTail()}`, 250);
+  // No reversal: every move up comes before every move down (1 -> 2 -> 3 is allowed: a first reading may span the step).
+  const moves = (await decisions()).filter((d) => d.to !== d.from);
+  const directions = moves.map((d) => (d.to > d.from ? 'up' : 'down')).join(' ');
+  t.match(directions, /^(up ?)+(down ?)+$/, `up, then down, never back: ${moves.map((d) => `${d.from}->${d.to}`).join(', ')}`);
 });
