@@ -64,7 +64,8 @@ log: { format: json, level: warn }
 const childEnv = { ...process.env, WEFT_CONFIG: configFile, WEFT_DATA_DIR: '', CONSUL_HTTP_ADDR: '' };
 
 let out = '';
-const up: ChildProcess = spawn(process.execPath, [join(ROOT, 'bin/weft.js'), 'up', '--driver', 'process'], {
+// One simulated host (weft up's default is two), so hello and its outbound port are on host 1's proxy.
+const up: ChildProcess = spawn(process.execPath, [join(ROOT, 'bin/weft.js'), 'up', '--driver', 'process', '--hosts', '127.0.0.2', '--no-demo'], {
   cwd: ROOT,
   env: childEnv,
   stdio: ['ignore', 'pipe', 'pipe'],
@@ -82,7 +83,7 @@ function weft(args: string[]): string {
 
 /** The proxy's current pid, from weft up's "proxy is healthy (again) (pid N" lines. */
 function proxyPid(): number {
-  const all = [...out.matchAll(/^up {8}\| proxy is healthy (?:again )?\(pid (\d+)/gm)];
+  const all = [...out.matchAll(/^up {8}\| proxy-1 is healthy (?:again )?\(pid (\d+)/gm)];
   return Number(all[all.length - 1]![1]);
 }
 
@@ -140,7 +141,7 @@ async function crashUnderLoad(): Promise<Crash> {
   await Promise.all(pending);
   agent.destroy();
   const failures = records.filter((r) => !r.ok);
-  const saw = await eventually(() => /proxy is healthy again \(pid \d+, ([\d.]+s) after it died\)/.exec(out.slice(outBefore)), 30_000, 'the proxy healthy again').catch(() => undefined);
+  const saw = await eventually(() => /proxy-1 is healthy again \(pid \d+, ([\d.]+s) after it died\)/.exec(out.slice(outBefore)), 30_000, 'the proxy healthy again').catch(() => undefined);
   const upSaw = saw?.[1] ?? '?';
   return {
     servingAgainMs: servingAgainAt - killedAt,
@@ -161,7 +162,7 @@ async function stopEverything(): Promise<void> {
   await Promise.race([upExit, new Promise((r) => setTimeout(r, 30_000).unref())]);
   if (up.exitCode === null) up.kill('SIGKILL');
   // The agent leaves workloads running by design: stop the demo apps it started.
-  const procDir = join(dataDir, 'agent', 'processes');
+  const procDir = join(dataDir, 'hosts', 'bench-crash-1', 'agent', 'processes');
   try {
     for (const f of readdirSync(procDir).filter((n) => n.endsWith('.json'))) {
       const rec = JSON.parse(readFileSync(join(procDir, f), 'utf8')) as { pid?: number };

@@ -22,6 +22,7 @@ interface AgentFlags {
   leave?: boolean;
   addr?: string;
   token?: string;
+  onlyLabel?: string;
 }
 
 /** Adds the agent subcommand to the program. */
@@ -39,6 +40,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--token <token>', "this host's agent token (weft node token HOST); prefer $WEFT_TOKEN (a flag shows in ps)")
     .option('--no-proxy', 'do not start and supervise weft proxy')
     .option('--leave', 'on shutdown, also deregister this host (weft-agent) from Consul')
+    .option('--only-label <key=value>', 'register only containers with this label (hosts sharing one Docker daemon, as under weft up)')
     .action(async (opts: AgentFlags, cmd: Command) => {
       const extra: Record<string, [unknown, string]> = {
         'agent.driver': [opts.driver, '--driver'],
@@ -62,7 +64,7 @@ export function registerAgentCommand(program: Command): void {
       const config = configFrom(cmd, extra);
       const logger = createLogger({ level: config.log.level, format: config.log.format, name: 'agent' });
       const { HostAgent } = await import('../wiring/agent-process.js');
-      const agent = await HostAgent.start({ config, logger });
+      const agent = await HostAgent.start({ config, logger, ...(opts.onlyLabel === undefined ? {} : { labelFilter: opts.onlyLabel }) });
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {
           logger.info({ signal }, 'stopping the agent; workloads and the proxy keep running');

@@ -18,13 +18,15 @@ import { registerProxyCommand } from './proxy.js';
 
 /** Builds the program with every command. Exported so tests drive the real CLI in-process. */
 export async function buildProgram(): Promise<Command> {
-  const [agent, ca, client, devConsul, scheduler, up] = await Promise.all([
+  const [agent, ca, client, devConsul, scheduler, up, stat, logs] = await Promise.all([
     import('./agent.js'),
     import('./ca.js'),
     import('./client/index.js'),
     import('./dev-consul.js'),
     import('./scheduler.js'),
     import('./up/index.js'),
+    import('./stat.js'),
+    import('./logs.js'),
   ]);
   const program = baseProgram();
   devConsul.registerDevConsulCommand(program);
@@ -34,6 +36,8 @@ export async function buildProgram(): Promise<Command> {
   scheduler.registerSchedulerCommand(program);
   client.registerSchedulerClientCommands(program);
   up.registerUpCommand(program);
+  stat.registerStatCommands(program);
+  logs.registerLogsCommand(program);
   return program;
 }
 

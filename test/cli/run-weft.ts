@@ -4,6 +4,7 @@
  * the test process, and a synchronous spawn would block their event loop.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { eventually } from '../helpers/eventually.js';
 
 const bin = new URL('../../bin/weft.js', import.meta.url).pathname;
@@ -44,18 +45,18 @@ export function weft(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: st
 export interface UpRun {
   readonly proc: ChildProcess;
   readonly exited: Promise<number | null>;
-  /** Resolves once it says it is up; rejects with its output if it exits first, or after 120 s. */
+  /** Resolves once it says it is up; rejects with its output if it exits first, or after 180 s. */
   readonly ready: Promise<void>;
 }
 
 /**
- * Starts `weft --config <configFile> up --driver process` from the repository
- * root with no WEFT_* or CONSUL_HTTP_ADDR from the caller, handing everything
- * it prints to `onOutput`. Returns at once, so a teardown can stop it even
- * when it never comes up.
+ * Starts `weft --config <configFile> up --driver process ...args` from the
+ * repository root with no WEFT_* or CONSUL_HTTP_ADDR from the caller, handing
+ * everything it prints to `onOutput`. Returns at once, so a teardown can stop
+ * it even when it never comes up.
  */
-export function startWeftUp(configFile: string, onOutput: (text: string) => void, output: () => string): UpRun {
-  const proc = spawn(process.execPath, [bin, '--config', configFile, 'up', '--driver', 'process', '--stop-timeout', '15s'], {
+export function startWeftUp(configFile: string, onOutput: (text: string) => void, output: () => string, args: string[] = []): UpRun {
+  const proc = spawn(process.execPath, [bin, '--config', configFile, 'up', '--driver', 'process', '--stop-timeout', '15s', ...args], {
     cwd: new URL('../..', import.meta.url).pathname,
     env: { ...process.env, WEFT_CONFIG: '', WEFT_DATA_DIR: '', CONSUL_HTTP_ADDR: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -65,9 +66,32 @@ export function startWeftUp(configFile: string, onOutput: (text: string) => void
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const ready = eventually(
     () => (output().includes('weft is up on this machine') ? true : proc.exitCode !== null ? Promise.reject(new Error(output())) : undefined),
-    120_000,
+    180_000,
     'weft up',
     200,
   ).then(() => undefined);
   return { proc, exited, ready };
+}
+
+/**
+ * A base for `agent.outboundPortBase` under `weft up`: host N's local services
+ * get ports from base + (N-1) x 100, so the first `span` ports of each of
+ * `hosts` ranges must be free. Picked below the kernel's ephemeral range
+ * (32768+, where freePort's ports and client connections live) and below the
+ * scheduler's default dynamic range (20000-32000), then checked by binding.
+ */
+export async function freeOutboundBase(hosts = 2, span = 8): Promise<number> {
+  const canBind = (port: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 12_000 + Math.floor(Math.random() * 70) * 100 + 1;
+    let ok = true;
+    for (let h = 0; h < hosts && ok; h++) for (let i = 0; i < span && ok; i++) ok = await canBind(base + h * 100 + i);
+    if (ok) return base;
+  }
+  throw new Error('no free outbound port range between 12000 and 19000');
 }

@@ -1,48 +1,44 @@
 /**
- * `weft up` keeps its pieces running: the real binary starts every piece
- * (dev Consul, ca init, scheduler, agent with the process driver, proxy) on
- * free loopback ports; the proxy is killed with SIGKILL; `weft up` says so,
- * restarts it at once, the new proxy serves its metrics port again, and the
- * other pieces are the same processes as before. SIGTERM then stops
- * everything in reverse order, the restarted proxy first.
+ * `weft up --detach`, supervision and `weft down`, with the real binary:
+ * `weft up --detach` returns once every piece (dev Consul, ca init,
+ * scheduler, two hosts' agents with the process driver and proxies) is
+ * healthy, leaving weft up in the background; proxy-1 is killed with SIGKILL;
+ * the background weft up says so in its log, restarts it at once, the new
+ * proxy serves again, and the other pieces are the same processes as before.
+ * `weft down` then stops everything in reverse order, the restarted proxy
+ * first, and nothing is left. Hosts on 127.0.22.2 and 127.0.22.3 (other test
+ * files use other addresses).
  */
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
-import { startWeftUp } from './run-weft.js';
+import { freeOutboundBase, weft } from './run-weft.js';
 
+t.setTimeout(360_000);
+const HOSTS = ['127.0.22.2', '127.0.22.3'];
 const dir = mkdtempSync(join(tmpdir(), 'weft-up-restart-'));
 const dataDir = join(dir, 'data');
-const [consulPort, apiPort, inboundPort, metricsPort, outboundPort, dynamicMin] = await Promise.all([
-  freePort(),
-  freePort(),
-  freePort(),
-  freePort(),
-  freePort(),
-  freePort(),
-]);
+const [consulPort, apiPort, inboundPort, metricsPort, agentMetricsPort] = await Promise.all(Array.from({ length: 5 }, () => freePort()));
+const outboundPort = await freeOutboundBase();
 const configFile = join(dir, 'config.yaml');
 writeFileSync(
   configFile,
   `dataDir: ${dataDir}
 nodeName: up-restart
 consul: { address: "127.0.0.1:${consulPort}" }
-scheduler: { port: ${apiPort}, dynamicPortMin: ${dynamicMin}, dynamicPortMax: ${dynamicMin + 10} }
+scheduler: { port: ${apiPort} }
 client: { address: "http://127.0.0.1:${apiPort}" }
 proxy: { inbound: { port: ${inboundPort} }, metrics: { port: ${metricsPort} } }
-agent: { outboundPortBase: ${outboundPort}, heartbeatTtlMs: 3000 }
-log: { format: json }
+agent: { outboundPortBase: ${outboundPort}, heartbeatTtlMs: 3000, metrics: { port: ${agentMetricsPort} } }
 `,
 );
-
-let up: ChildProcess | undefined;
-let out = '';
-let upExit: Promise<number | null> = Promise.resolve(null);
-const pids = new Map<string, number>();
+const env = { WEFT_CONFIG: configFile };
+const ROOT = join(import.meta.dirname, '../..');
+const proxy1 = `http://${HOSTS[0]}:${metricsPort}`;
+const pieces = new Map<string, number>();
 
 function alive(pid: number | undefined): boolean {
   if (pid === undefined) return false;
@@ -64,13 +60,41 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-t.teardown(async () => {
-  if (up !== undefined && up.exitCode === null && up.signalCode === null) {
-    up.kill('SIGTERM');
-    await Promise.race([upExit, new Promise((r) => setTimeout(r, 20_000).unref())]);
-    if (up.exitCode === null) up.kill('SIGKILL');
+function backgroundPid(): number | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(dataDir, 'up.json'), 'utf8')) as { pid: number }).pid;
+  } catch {
+    return undefined;
   }
-  for (const pid of [...pids.values(), ...[...out.matchAll(/proxy is healthy again \(pid (\d+)/g)].map((m) => Number(m[1]))]) {
+}
+
+/** weft up's own log, as `weft logs up --raw` would print it: its messages. */
+function upLog(): string {
+  try {
+    return readFileSync(join(dataDir, 'logs', 'up.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => (JSON.parse(l) as { msg: string }).msg)
+      .join('\n');
+  } catch {
+    return '';
+  }
+}
+
+// If tap ends this process early (a timeout), the teardown below may not run: the background weft up
+// would run on, so it is told to stop (it stops its pieces itself).
+process.once('exit', () => {
+  const bg = backgroundPid();
+  if (alive(bg)) process.kill(bg!, 'SIGTERM');
+});
+
+t.teardown(async () => {
+  const bg = backgroundPid();
+  if (alive(bg)) {
+    process.kill(bg!, 'SIGTERM');
+    await eventually(() => !alive(bg), 60_000, 'the background weft up to stop').catch(() => process.kill(bg!, 'SIGKILL'));
+  }
+  for (const pid of pieces.values()) {
     try {
       process.kill(-pid, 'SIGKILL');
     } catch {
@@ -80,50 +104,54 @@ t.teardown(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-t.test('weft up starts every piece', async (t) => {
-  const run = startWeftUp(configFile, (text) => (out += text), () => out);
-  up = run.proc;
-  upExit = run.exited;
-  await run.ready;
-  for (const m of out.matchAll(/^up {8}\| (\w+) is healthy \(pid (\d+)\)$/gm)) pids.set(m[1]!, Number(m[2]));
-  t.strictSame([...pids.keys()], ['consul', 'scheduler', 'agent', 'proxy'], 'every daemon is named with its pid');
-  t.ok(await answers(`http://127.0.0.1:${metricsPort}/healthz`), "the proxy's /healthz answers");
+t.test('weft up --detach returns once everything is up, and leaves it running in the background', async (t) => {
+  const r = await weft(['--config', configFile, 'up', '--detach', '--driver', 'process', '--no-demo', '--hosts', HOSTS.join(','), '--start-timeout', '120s', '--stop-timeout', '15s'], {
+    env,
+    cwd: ROOT,
+    timeoutMs: 300_000,
+  });
+  t.equal(r.code, 0, r.stdout + r.stderr);
+  for (const m of r.stdout.matchAll(/^up {8}\| ([\w-]+) is healthy \(pid (\d+)/gm)) pieces.set(m[1]!, Number(m[2]));
+  t.strictSame([...pieces.keys()].sort(), ['agent-1', 'agent-2', 'consul', 'proxy-1', 'proxy-2', 'scheduler'], r.stdout);
+  t.match(r.stdout, /^up {8}\| weft is up on this machine:$/m, 'its progress was shown');
+  const bg = backgroundPid();
+  t.match(r.stdout, new RegExp(`\\nweft up runs in the background \\(pid ${bg}\\): \`weft top\` shows the traffic, \`weft logs up -f\` its lines, \`weft down\` stops it\\n$`));
+  t.ok(alive(bg), 'weft up runs on in the background');
+  t.ok(await answers(`${proxy1}/healthz`), "proxy-1's /healthz answers");
+  const top = await weft(['top', '--iterations', '1'], { env });
+  t.equal(top.code, 0, top.stderr);
+  t.match(top.stdout, /^weft top · \d\d:\d\d:\d\d UTC · over the last \d+s from 2 proxies/, 'weft top reads the mesh it runs');
 });
-
-/** The pid of each piece's current process, from weft up's lines ("agent is healthy (again) (pid N"). */
-function currentPids(): Map<string, number> {
-  const now = new Map<string, number>();
-  for (const m of out.matchAll(/^up {8}\| (\w+) is healthy (?:again )?\(pid (\d+)/gm)) now.set(m[1]!, Number(m[2]));
-  return now;
-}
 
 t.test('a proxy killed with SIGKILL is restarted at once and serves again; nothing else is touched', async (t) => {
-  const before = currentPids();
-  const old = before.get('proxy')!;
+  const old = pieces.get('proxy-1')!;
   process.kill(old, 'SIGKILL');
-  await eventually(() => out.includes(`up        | proxy (pid ${old}) was killed by SIGKILL: restarting it now`), 10_000, `the crash line\n${out}`);
-  const again = await eventually(() => /^up {8}\| proxy is healthy again \(pid (\d+), [\d.]+s after it died\)$/m.exec(out), 60_000, `the proxy healthy again\n${out}`, 200);
+  await eventually(() => upLog().includes(`proxy-1 (pid ${old}) was killed by SIGKILL: restarting it now`), 20_000, `the crash line\n${upLog()}`);
+  const again = await eventually(() => /^proxy-1 is healthy again \(pid (\d+), [\d.]+s after it died\)$/m.exec(upLog()), 90_000, `proxy-1 healthy again\n${upLog()}`, 200);
   const fresh = Number(again[1]);
   t.not(fresh, old, 'a new proxy process');
-  t.ok(alive(fresh));
   t.notOk(alive(old));
-  t.ok(await answers(`http://127.0.0.1:${metricsPort}/healthz`), 'its /healthz answers (both stacks listen)');
-  t.ok(await answers(`http://127.0.0.1:${metricsPort}/metrics`), 'its metrics are served again');
-  for (const piece of ['consul', 'scheduler', 'agent']) t.ok(alive(before.get(piece)), `${piece}: the same process still runs`);
-  t.ok(await answers(`http://127.0.0.1:${apiPort}/v1/health`), 'the scheduler answers');
-  t.notMatch(out, /up {8}\| stopping /, 'weft up stopped nothing');
-  t.equal(up!.exitCode, null, 'weft up runs on');
-  pids.set('proxy', fresh);
-  for (const [piece, pid] of currentPids()) pids.set(piece, pid);
+  t.ok(await answers(`${proxy1}/metrics`), 'its metrics are served again');
+  for (const piece of ['consul', 'scheduler', 'agent-1', 'agent-2', 'proxy-2']) t.ok(alive(pieces.get(piece)), `${piece}: the same process still runs`);
+  t.notMatch(upLog(), /^stopping /m, 'weft up stopped nothing');
+  pieces.set('proxy-1', fresh);
+  const logs = await weft(['logs', 'up', '-n', '50'], { env });
+  t.match(logs.stdout, new RegExp(`\\] INFO \\(up\\): proxy-1 \\(pid ${old}\\) was killed by SIGKILL: restarting it now\\n`), '`weft logs up` shows it, pretty');
 });
 
-t.test('SIGTERM stops every piece in reverse order, the restarted proxy first', async (t) => {
-  up!.kill('SIGTERM');
-  const code = await Promise.race([upExit, new Promise<'late'>((r) => setTimeout(() => r('late'), 30_000).unref())]);
-  t.equal(code, 0, out.slice(-2000));
-  const order = ['proxy', 'agent', 'scheduler', 'consul'].map((p) => out.indexOf(`up        | stopping ${p}`));
-  t.ok(order.every((i) => i > 0), 'each piece was stopped');
-  t.strictSame([...order].sort((a, b) => a - b), order, 'proxy, agent, scheduler, consul');
-  t.notOk(alive(pids.get('proxy')), 'the restarted proxy is gone');
-  t.match(out, /up {8}\| stopped\n/);
+t.test('weft down stops everything in reverse order, the restarted proxy first; nothing is left', async (t) => {
+  const bg = backgroundPid()!;
+  const r = await weft(['down'], { env, timeoutMs: 120_000 });
+  t.equal(r.code, 0, r.stdout + r.stderr);
+  t.match(r.stdout, new RegExp(`^stopping weft up \\(pid ${bg}, in the background\\)\\n`));
+  const order = ['proxy-2', 'proxy-1', 'agent-2', 'agent-1', 'scheduler', 'consul'].map((p) => r.stdout.indexOf(`up        | stopping ${p}\n`));
+  t.ok(order.every((i) => i > 0), `each piece was stopped: ${order}\n${r.stdout}`);
+  t.strictSame([...order].sort((a, b) => a - b), order, 'proxies, agents, scheduler, consul');
+  t.match(r.stdout, /up {8}\| stopped\nweft up stopped \([\d.]+s\)\n$/);
+  t.notOk(alive(bg), 'the background weft up is gone');
+  t.strictSame([...pieces].filter(([, pid]) => alive(pid)), [], 'no piece runs, the restarted proxy included');
+  t.notOk(existsSync(join(dataDir, 'up.json')), 'its record is removed');
+  const again = await weft(['down'], { env });
+  t.equal(again.code, 0);
+  t.equal(again.stdout, `weft up is not running with data directory ${dataDir}: nothing to stop\n`);
 });

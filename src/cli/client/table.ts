@@ -35,9 +35,9 @@ export function paint(text: string, tone: Tone | undefined, on: boolean): string
  * Returns the lines without a trailing newline; an empty table is just the header
  * (callers print "no jobs" themselves when that reads better).
  */
-export function renderTable<Row>(rows: readonly Row[], columns: ReadonlyArray<Column<Row>>, opts: { color?: boolean } = {}): string {
+export function renderTable<Row>(rows: readonly Row[], columns: ReadonlyArray<Column<Row>>, opts: { color?: boolean; empty?: string } = {}): string {
   const color = opts.color === true;
-  const cells = rows.map((row) => columns.map((c) => text(c.cell(row))));
+  const cells = rows.map((row) => columns.map((c) => text(c.cell(row), opts.empty)));
   const widths = columns.map((c, i) => Math.max(width(c.header), ...cells.map((r) => width(r[i]!))));
   const line = (values: readonly string[], tones: ReadonlyArray<Tone | undefined>): string =>
     values
@@ -63,8 +63,8 @@ export function renderFields(fields: ReadonlyArray<readonly [label: string, valu
   return shown.map(([k, v]) => `${`${k}:`.padEnd(w)}  ${String(v)}`).join('\n');
 }
 
-function text(v: string | number | boolean | undefined | null): string {
-  if (v === undefined || v === null || v === '') return '-';
+function text(v: string | number | boolean | undefined | null, empty = '-'): string {
+  if (v === undefined || v === null || v === '') return empty;
   // Cells are one line: a multi-line message would break the columns.
   return String(v).replace(/\s*\n\s*/g, ' ');
 }

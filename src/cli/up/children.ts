@@ -1,6 +1,6 @@
 /**
  * `weft up`'s child processes: each piece is `weft <subcommand>` in its own
- * process with its output prefixed (`scheduler | ...`), started in order,
+ * process with its output sent to its log file (or prefixed, `scheduler | ...`), started in order,
  * awaited until healthy, supervised, and stopped in reverse order with a
  * deadline.
  *
@@ -77,6 +77,11 @@ export interface ChildSetOptions {
   timers?: Timers;
   /** How long a restarted piece may take to be healthy before a warning. */
   restartHealthyWithinMs?: number;
+  /**
+   * Where a child's own output lines go (weft up: its log file); default: to
+   * `write`, prefixed with the child's name. Supervision lines always go to `write`.
+   */
+  childOutput?: (name: string, line: string) => void;
 }
 
 /** Starts, watches, restarts and stops `weft up`'s children. */
@@ -89,6 +94,7 @@ export class ChildSet {
   readonly #random: Random;
   readonly #timers: Timers;
   readonly #healthyWithinMs: number;
+  readonly #childOutput: ((name: string, line: string) => void) | undefined;
   #stopping = false;
   #onGiveUp: ((name: string) => void) | undefined;
   readonly #exitHook = (): void => {
@@ -104,6 +110,7 @@ export class ChildSet {
     this.#random = opts.random ?? systemRandom;
     this.#timers = opts.timers ?? systemTimers;
     this.#healthyWithinMs = opts.restartHealthyWithinMs ?? 60_000;
+    this.#childOutput = opts.childOutput;
     process.on('exit', this.#exitHook);
   }
 
@@ -274,7 +281,8 @@ export class ChildSet {
       createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
         c.tail.push(line);
         if (c.tail.length > TAIL_LINES) c.tail.shift();
-        this.#write(`${this.#prefix(spec.name)}${line}`);
+        if (this.#childOutput !== undefined) this.#childOutput(spec.name, line);
+        else this.#write(`${this.#prefix(spec.name)}${line}`);
       });
     }
     return c;
