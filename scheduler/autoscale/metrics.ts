@@ -9,7 +9,10 @@
  *   no unready or missing instance      -> ceil(ratio * ready)
  *   else, counted against the change: a missing instance at the target when
  *   scaling down and at 0 when scaling up, an unready one at 0 when scaling up
- *   (left out when scaling down); the ratio recomputed over them; within
+ *   and left out when scaling down, a healthy one in its warm-up (it serves
+ *   its share, but a cold value may be inflated) at min(value, target) when
+ *   scaling up and max(value, target) when scaling down; the ratio
+ *   recomputed over them; within
  *   tolerance, or on the other side of 1 than before -> the current count;
  *   else ceil(new ratio * counted), unless that moves against the ratio.
  * Ceilings (latency, errors): value / max above 1 + tolerance ->
@@ -107,13 +110,21 @@ function perInstance(name: string, target: number, values: Readonly<Record<strin
   let ready = 0;
   let unready = 0;
   let missing = 0;
+  // Healthy instances in their warm-up serve their share, but a cold one's value may be inflated:
+  // each counts at its value bounded by the target against the direction of change.
+  let warming = 0;
+  let warmingUp = 0;
+  let warmingDown = 0;
   for (const inst of ctx.instances) {
     const value = Object.hasOwn(values, inst.id) ? values[inst.id] : undefined;
     const usable = value !== undefined && Number.isFinite(value) && value >= 0;
     if (!inst.ready) unready++;
     else if (!usable) missing++;
-    else if (ctx.nowMs - inst.startedAtMs < ctx.warmupMs) unready++;
-    else {
+    else if (ctx.nowMs - inst.startedAtMs < ctx.warmupMs) {
+      warming++;
+      warmingUp += Math.min(value, target);
+      warmingDown += Math.max(value, target);
+    } else {
       readySum += value;
       ready++;
     }
@@ -128,9 +139,11 @@ function perInstance(name: string, target: number, values: Readonly<Record<strin
   const within = (r: number): boolean => Math.abs(1 - r) <= tolerance;
   const side = (r: number): string =>
     within(r) ? `within target ${fmt(target)} (±${pct(tolerance)} tolerance)` : r > 1 ? `over target ${fmt(target)} (+${pct(tolerance)} tolerance)` : `under target ${fmt(target)} (-${pct(tolerance)} tolerance)`;
-  const scaleUpWithUnready = unready > 0 && ratio > 1;
-  if (!scaleUpWithUnready && missing === 0) {
-    const unreadyNote = unready > 0 ? ` (${unready} unready left out)` : '';
+  const scaleUpWithUnready = unready + warming > 0 && ratio > 1;
+  // A count sized from the older instances alone would drop the warming ones' traffic: they count too.
+  const scaleDownWithWarming = warming > 0 && ratio < 1 && !within(ratio);
+  if (!scaleUpWithUnready && !scaleDownWithWarming && missing === 0) {
+    const unreadyNote = unready + warming > 0 ? ` (${unready + warming} unready left out)` : '';
     if (within(ratio)) return { name, wants: current, summary: `${seen} ${side(ratio)}${unreadyNote}` };
     return { name, wants: ceilCount(ratio * ready), summary: `${seen} ${side(ratio)}${unreadyNote}` };
   }
@@ -145,10 +158,17 @@ function perInstance(name: string, target: number, values: Readonly<Record<strin
     notes.push(`${missing} missing counted at ${ratio < 1 ? 'the target' : '0'}`);
   }
   if (scaleUpWithUnready) {
-    counted += unready;
-    notes.push(`${unready} unready counted at 0`);
-  } else if (unready > 0) {
-    notes.push(`${unready} unready left out`);
+    counted += unready + warming;
+    sum += warmingUp;
+    if (unready > 0) notes.push(`${unready} unready counted at 0`);
+    if (warming > 0) notes.push(`${warming} in warm-up counted at their value or the target, the lower`);
+  } else {
+    if (warming > 0) {
+      sum += ratio < 1 ? warmingDown : 0;
+      counted += ratio < 1 ? warming : 0;
+      notes.push(ratio < 1 ? `${warming} in warm-up counted at their value or the target, the higher` : `${warming} unready left out`);
+    }
+    if (unready > 0) notes.push(`${unready} unready left out`);
   }
   const newRatio = sum / counted / target;
   const rebalanced = `${seen} ${side(ratio)}; ${notes.join(', ')}: ${fmt(sum / counted)}/instance`;

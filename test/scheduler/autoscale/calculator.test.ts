@@ -107,14 +107,44 @@ t.test('unready instance is left out of a scale-down', async (t) => {
   t.match(d.reason, /1 unready left out/);
 });
 
-t.test('new instance in its warm-up counts as unready', async (t) => {
+t.test('new instance in its warm-up counts at most at the target on a scale-up', async (t) => {
   // inflight target 10. Two old instances at 20 (ratio 2) and one started 10 s ago
-  // at 60 (cold). The new one counts at 0: 40 over 3 = 13.3/instance, 1.33 x 3 = 4.
-  // Averaging its 60 in would say 100/3 = 33.3/instance -> 10.
+  // at 60 (cold). The new one counts at the target, not its inflated 60: 50 over 3
+  // = 16.7/instance, 1.67 x 3 = 5. Averaging its 60 in would say 100/3 = 33.3/instance -> 10.
   const p = policy({ metrics: [{ kind: 'inflight', target: 10 }] });
   const inst = [...instances(2), ...instances(1, { startedAtMs: NOW - 10 * S }, 2)];
-  t.equal(decide(input(p, 3, inst, [each([20, 20, 60])])).desired, 4);
+  const d = decide(input(p, 3, inst, [each([20, 20, 60])]));
+  t.equal(d.desired, 5);
+  t.match(d.reason, /1 in warm-up counted at their value or the target, the lower: 16.67\/instance/);
   t.equal(decide(input(p, 3, inst, [each([20, 20, 60])], { warmupMs: 5 * S })).desired, 10, 'past a shorter warm-up it counts');
+});
+
+t.test('a new instance serving under the target counts with what it serves on a scale-up: the group catches up at once', async (t) => {
+  // rps target 100, 500 requests/s: 2 -> 4 a moment ago. The old instance answers 200
+  // and the three new ones (5 s old, healthy) 100 each. Counted at 0 they would make
+  // 200 / 4 = 50/instance, the other side of the target: stuck at 4 until the warm-up
+  // ends. Counted at what they serve (at most the target): 500 / 4 = 125/instance,
+  // 1.25 x 4 = 5.
+  const inst = [...instances(1), ...instances(3, { startedAtMs: NOW - 5 * S }, 1)];
+  const d = decide(input(policy(), 4, inst, [each([200, 100, 100, 100])]));
+  t.equal(d.desired, 5);
+  t.match(d.reason, /3 in warm-up counted at their value or the target, the lower: 125\/instance wants 5: 4 -> 5/);
+});
+
+t.test('healthy instances in their warm-up count on a scale-down: no flap right after a scale-up', async (t) => {
+  // Just scaled 1 -> 5 for 500 rps: the old instance answers 70, the four new ones (10 s old,
+  // healthy) 107.5 each. Sized from the old one alone, 0.7 x 1 instance would be 1: back to 1
+  // under unchanged load (bench/autoscale saw it). Counted at the higher of their value and
+  // the target, the new ones make (70 + 4 x 107.5) / 5 = 100/instance: within tolerance, keep 5.
+  const inst = [...instances(1), ...instances(4, { startedAtMs: NOW - 10 * S }, 1)];
+  const d = decide(input(policy(), 5, inst, [each([70, 107.5, 107.5, 107.5, 107.5])]));
+  t.equal(d.desired, 5);
+  t.match(d.reason, /4 in warm-up counted at their value or the target, the higher: 100\/instance, within tolerance/);
+  // The load really gone (10 each): the new ones count at the target 100, (10 + 400) / 5 = 82,
+  // 0.82 x 5 = 4.1 -> 5: the scale-down waits for the warm-up; past it all five say 10 -> 1.
+  const quiet = [each([10, 10, 10, 10, 10])];
+  t.equal(decide(input(policy(), 5, inst, quiet)).desired, 5, 'held while the new ones warm up');
+  t.equal(decide(input(policy(), 5, inst, quiet, { warmupMs: 5 * S })).desired, 1, 'past the warm-up, down to 1');
 });
 
 t.test('missing samples dampen scale-down', async (t) => {
