@@ -29,9 +29,26 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm dependencies, exactly as locked. Reinstall when the lockfile changed.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+# Running weft (--runtime) needs only the runtime ones: a first `weft up` on a
+# fresh clone installs those alone (about half the time of the whole set); the
+# test command needs the dev ones too and installs everything over them.
+want=full
+[ "${1:-}" = "--runtime" ] && want=runtime
+have=none
+if [ -f node_modules/.package-lock.json ] && [ ! package-lock.json -nt node_modules/.package-lock.json ]; then
+  have=full
+  [ -f node_modules/.weft-runtime-only ] && have=runtime
+fi
+if [ "$have" = none ] || { [ "$want" = full ] && [ "$have" = runtime ]; }; then
+  if [ "$want" = runtime ]; then
+    echo "setup: npm ci --omit=dev (what weft needs to run)"
+    npm ci --omit=dev --no-audit --no-fund --loglevel=error
+    touch node_modules/.weft-runtime-only
+  else
+    echo "setup: npm ci"
+    npm ci --no-audit --no-fund --loglevel=error
+    rm -f node_modules/.weft-runtime-only
+  fi
 fi
 
 # The CLI bundle bin/weft.js runs (dist/, git-ignored): rebuilt when any source
