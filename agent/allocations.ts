@@ -8,18 +8,21 @@
  *     not wanted, task           ─▶ drain + stop + remove      status key deleted
  *   task dies (not stopped by us) ─▶ restart-policy.ts: restart after a delay, or failed
  *
- * State goes to weft/alloc-status/<host>/<alloc> on every transition; a record
- * whose document is gone (one this agent refused to run, or one left by a
- * crash) is deleted, with check-and-set, at the next reconcile. Work on
- * one allocation is serialised; reconciles never overlap. Secrets are fetched
+ * State goes to weft/alloc-status/<host>/<alloc> on every transition, the
+ * reports of a moment batched into one transaction (status-reporter.ts); a
+ * record whose document is gone (one this agent refused to run, or one left
+ * by a crash) is deleted, with check-and-set, at the next reconcile. Each
+ * reconcile reads the host's records once (restart budgets, stale records),
+ * not once per allocation. Work on one allocation is serialised; reconciles
+ * never overlap. Secrets are fetched
  * at every start and restart (alloc-secrets.ts), never kept in a driver's
  * state, and their files go with the allocation.
  */
-import { type BlockingWatch, deleteKey, type DiscoveryClient, getJSON, type KvEntry, listEntries, putJSON, watchKeyPrefix } from '../discovery/index.js';
+import { type BlockingWatch, deleteKey, type DiscoveryClient, type KvEntry, listEntries, watchKeyPrefix } from '../discovery/index.js';
 import { ALLOC_STATUS_PREFIX, ALLOCS_PREFIX, type Allocation, type AllocState, type AllocStatus, allocStatusKey } from '../base/contracts/alloc.js';
 import { LABEL } from '../base/contracts/labels.js';
 import { isSegment } from '../base/contracts/names.js';
-import { isWeftError } from '../base/errors.js';
+import { isWeftError, type WeftError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import { AllocSecrets } from './alloc-secrets.js';
 import { parseAllocation, specHash, taskName, taskSpec } from './alloc-spec.js';
@@ -27,6 +30,7 @@ import { AGENT_LABELS, type Driver, type DriverEvent, runTask, type TaskInfo } f
 import { decodeTask, type Registrar } from './registrar.js';
 import { decideRestart } from './restart-policy.js';
 import type { SecretSource } from './scheduler-secrets.js';
+import { StatusReporter } from './status-reporter.js';
 
 export interface AllocRunnerOptions {
   driver: Driver;
@@ -49,6 +53,15 @@ export interface AllocRunnerOptions {
   onServicesChange?: (() => void) | undefined;
 }
 
+/** One allocation document as parsed: the allocation (with its hash and service), or the error that refused it. */
+interface ParsedDoc {
+  modifyIndex: number;
+  alloc?: Allocation;
+  hash?: string;
+  service?: string | undefined;
+  error?: WeftError;
+}
+
 interface Tracked {
   alloc: Allocation;
   hash: string;
@@ -60,7 +73,12 @@ interface Tracked {
   failed: boolean;
   /** The state last reported for it. */
   state?: AllocState | undefined;
+  /** The last report made (a failed one is made again while it is still the last). */
+  lastReport?: Omit<AllocStatus, 'id' | 'updatedAt'> | undefined;
 }
+
+/** After a status report Consul did not take (the reporter's own retries spent), it is made again this much later. */
+const REPORT_AGAIN_MS = 30_000;
 
 /** The allocation runner of one host. */
 export class AllocRunner {
@@ -74,10 +92,14 @@ export class AllocRunner {
   private readonly secrets: AllocSecrets;
   /** The services this host's allocation documents name, as of the last reconcile. */
   private docServices: string[] = [];
+  /** This host's documents as last parsed, by key, with the ModifyIndex they were parsed at. */
+  private readonly docs = new Map<string, ParsedDoc>();
+  private readonly reporter: StatusReporter;
 
   constructor(opts: AllocRunnerOptions) {
     this.opts = { stopDeadlineMs: 10_000, ...opts };
     this.secrets = new AllocSecrets({ root: opts.secretsDir, host: opts.host, source: opts.secrets });
+    this.reporter = new StatusReporter(opts.client);
   }
 
   /** Adopts this host's tasks, then follows the allocations prefix. Resolves after the first reconcile. */
@@ -102,6 +124,7 @@ export class AllocRunner {
     this.watch?.close();
     for (const t of this.tracked.values()) if (t.timer !== undefined) clearTimeout(t.timer);
     await this.reconciling;
+    await this.reporter.flush();
   }
 
   /**
@@ -118,20 +141,48 @@ export class AllocRunner {
   }
 
   private async reconcile(entries: KvEntry[]): Promise<void> {
-    const wanted = new Map<string, Allocation>();
-    for (const e of entries) {
-      if (e.key.endsWith('/')) continue;
+    // This host's status records, read once: restart budgets of allocations new to this runner, and stale records.
+    const statusPrefix = `${ALLOC_STATUS_PREFIX}${this.opts.host}/`;
+    let records: KvEntry[] | undefined;
+    try {
+      records = await listEntries(this.opts.client, statusPrefix);
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'could not read this host\'s allocation status records; restart budgets start over, stale records wait for the next reconcile');
+    }
+    const previous = new Map<string, AllocStatus>();
+    for (const e of records ?? []) {
       try {
-        const alloc = parseAllocation(e.key, e.value);
-        wanted.set(alloc.id, alloc);
-      } catch (err) {
-        if (!isWeftError(err)) throw err;
-        const id = e.key.slice(e.key.lastIndexOf('/') + 1);
-        this.opts.logger.warn({ code: err.code, key: err.key, value: err.value }, `allocation ${id} skipped: ${err.message}`);
-        if (isSegment(id) && !this.tracked.has(id)) await this.report(id, { state: 'failed', restarts: 0, message: err.message });
+        previous.set(e.key.slice(statusPrefix.length), JSON.parse(e.value ?? '') as AllocStatus);
+      } catch {
+        // not JSON: no budget to carry over
       }
     }
-    const services = [...new Set([...wanted.values()].flatMap((a) => serviceOf(a) ?? []))].sort();
+    const wanted = new Map<string, Allocation>();
+    const hashes = new Map<string, string>();
+    const serviceNames = new Set<string>();
+    const seen = new Set<string>();
+    for (const e of entries) {
+      if (e.key.endsWith('/')) continue;
+      seen.add(e.key);
+      // Parsed once per ModifyIndex: a document that did not change is not decoded, validated or hashed again.
+      let doc = this.docs.get(e.key);
+      if (doc === undefined || doc.modifyIndex !== e.modifyIndex) {
+        doc = this.parse(e);
+        this.docs.set(e.key, doc);
+        if (doc.error !== undefined) {
+          const err = doc.error;
+          const id = e.key.slice(e.key.lastIndexOf('/') + 1);
+          this.opts.logger.warn({ code: err.code, key: err.key, value: err.value }, `allocation ${id} skipped: ${err.message}`);
+          if (isSegment(id) && !this.tracked.has(id)) await this.report(id, { state: 'failed', restarts: 0, message: err.message });
+        }
+      }
+      if (doc.alloc === undefined) continue;
+      wanted.set(doc.alloc.id, doc.alloc);
+      hashes.set(doc.alloc.id, doc.hash!);
+      if (doc.service !== undefined) serviceNames.add(doc.service);
+    }
+    for (const key of this.docs.keys()) if (!seen.has(key)) this.docs.delete(key);
+    const services = [...serviceNames].sort();
     if (services.join(',') !== this.docServices.join(',')) {
       this.docServices = services;
       this.opts.onServicesChange?.();
@@ -143,28 +194,28 @@ export class AllocRunner {
       if (id !== undefined) byAlloc.set(id, task);
     }
     const work: Array<Promise<void>> = [];
-    for (const [id, alloc] of wanted) work.push(this.serial(id, () => this.ensure(alloc, byAlloc.get(id))));
+    for (const [id, alloc] of wanted) work.push(this.serial(id, () => this.ensure(alloc, hashes.get(id)!, byAlloc.get(id), previous.get(id))));
     for (const [id, task] of byAlloc) if (!wanted.has(id)) work.push(this.serial(id, () => this.retire(id, task)));
     for (const id of this.tracked.keys()) if (!wanted.has(id) && !byAlloc.has(id)) work.push(this.serial(id, () => this.retire(id, undefined)));
     await Promise.all(work);
     // Secret files of allocations that stopped while no agent watched (retire removes the others).
     this.secrets.sweep(new Set([...wanted.keys(), ...byAlloc.keys()]));
     const prefix = `${ALLOCS_PREFIX}${this.opts.host}/`;
-    await this.sweepStatuses(new Set(entries.map((e) => e.key.slice(prefix.length))));
+    if (records !== undefined) await this.sweepStatuses(records, new Set(entries.map((e) => e.key.slice(prefix.length))));
   }
 
   /**
-   * Deletes this host's status records whose allocation document is gone
-   * (`documents`: the ids of every document, valid or not): a document this
-   * agent refused leaves no task, so retire never deletes its record; a crash
-   * between a stop and the delete leaves one too. Check-and-set on the index
-   * read, so a record rewritten meanwhile is kept. Ids still tracked are left
-   * to retire.
+   * Deletes this host's status records (`records`, as read at the start of
+   * the reconcile) whose allocation document is gone (`documents`: the ids of
+   * every document, valid or not): a document this agent refused leaves no
+   * task, so retire never deletes its record; a crash between a stop and the
+   * delete leaves one too. Check-and-set on the index read, so a record
+   * rewritten meanwhile is kept. Ids still tracked are left to retire.
    */
-  private async sweepStatuses(documents: ReadonlySet<string>): Promise<void> {
+  private async sweepStatuses(records: readonly KvEntry[], documents: ReadonlySet<string>): Promise<void> {
     const prefix = `${ALLOC_STATUS_PREFIX}${this.opts.host}/`;
     try {
-      for (const e of await listEntries(this.opts.client, prefix)) {
+      for (const e of records) {
         const id = e.key.slice(prefix.length);
         if (id === '' || id.includes('/') || documents.has(id) || this.tracked.has(id)) continue;
         if (await deleteKey(this.opts.client, e.key, { cas: e.modifyIndex })) this.opts.logger.info({ alloc: id }, 'removed the status record of an allocation whose document is gone');
@@ -174,17 +225,26 @@ export class AllocRunner {
     }
   }
 
-  private async ensure(alloc: Allocation, task: TaskInfo | undefined): Promise<void> {
-    const hash = specHash(alloc);
+  /** Decodes one document: the allocation, its spec hash and the service it registers, or why it is refused. */
+  private parse(e: KvEntry): ParsedDoc {
+    try {
+      const alloc = parseAllocation(e.key, e.value);
+      return { modifyIndex: e.modifyIndex, alloc, hash: specHash(alloc), service: serviceOf(alloc) };
+    } catch (err) {
+      if (!isWeftError(err)) throw err;
+      return { modifyIndex: e.modifyIndex, error: err };
+    }
+  }
+
+  private async ensure(alloc: Allocation, hash: string, task: TaskInfo | undefined, previous: AllocStatus | undefined): Promise<void> {
     let t = this.tracked.get(alloc.id);
     if (t !== undefined && t.hash === hash) {
       t.alloc = alloc; // restart policy may have changed
       return;
     }
     if (t === undefined) {
-      const previous = await getJSON<AllocStatus>(this.opts.client, allocStatusKey(this.opts.host, alloc.id)).catch(() => undefined);
-      const history = previous?.value.recentRestarts ?? [];
-      t = { alloc, hash, taskId: undefined, restarts: previous?.value.restarts ?? 0, history, timer: undefined, stopping: false, failed: false };
+      const history = previous?.recentRestarts ?? [];
+      t = { alloc, hash, taskId: undefined, restarts: previous?.restarts ?? 0, history, timer: undefined, stopping: false, failed: false };
       this.tracked.set(alloc.id, t);
     }
     if (task !== undefined && task.labels[AGENT_LABELS.specHash] === hash) {
@@ -237,7 +297,7 @@ export class AllocRunner {
     if (task !== undefined) await this.stopTask(t, task);
     this.tracked.delete(id);
     this.secrets.remove(id);
-    await deleteKey(this.opts.client, allocStatusKey(this.opts.host, id));
+    await this.reporter.delete(allocStatusKey(this.opts.host, id));
     this.opts.logger.info({ alloc: id }, 'allocation stopped and removed');
   }
 
@@ -302,10 +362,19 @@ export class AllocRunner {
     const now = Date.now();
     const recent = t === undefined ? [] : t.history.filter((at) => at > now - t.alloc.restart.interval);
     const doc: AllocStatus = { id, ...status, ...(recent.length === 0 ? {} : { recentRestarts: recent }), updatedAt: new Date(now).toISOString() };
+    if (t !== undefined) t.lastReport = status;
     try {
-      await putJSON(this.opts.client, allocStatusKey(this.opts.host, id), doc);
+      await this.reporter.set(allocStatusKey(this.opts.host, id), doc);
     } catch (err) {
-      this.opts.logger.warn({ err, alloc: id }, 'could not report allocation status');
+      this.opts.logger.warn({ err, alloc: id }, `could not report allocation status; trying again in ${REPORT_AGAIN_MS / 1000} s`);
+      // The scheduler would otherwise wait for a state this task is long in: say it again later,
+      // unless a newer report was made meanwhile or the allocation is gone (bounded by its life).
+      if (t === undefined) return;
+      const timer = setTimeout(() => {
+        if (this.closed || this.tracked.get(id) !== t || t.lastReport !== status) return;
+        void this.serial(id, () => this.report(id, status));
+      }, REPORT_AGAIN_MS);
+      timer.unref();
     }
   }
 

@@ -56,6 +56,9 @@ export interface QueryResult<T> {
   readonly value: T;
 }
 
+/** What a query waits on: commits to whole tables, or a subscription of its own (a KV prefix: Store.watchKv). */
+export type WakeSource = readonly Table[] | ((wake: () => void) => () => void);
+
 /**
  * Runs `run` and, while its result is not fresh (index <= minIndex by
  * default), waits for a commit to one of `tables` and runs it again, until
@@ -63,7 +66,7 @@ export interface QueryResult<T> {
  */
 export async function blockingQuery<T>(
   store: Store,
-  tables: readonly Table[],
+  tables: WakeSource,
   params: BlockingParams,
   run: () => QueryResult<T>,
   opts: { signal?: AbortSignal; isFresh?: (r: QueryResult<T>) => boolean } = {},
@@ -81,7 +84,26 @@ export async function blockingQuery<T>(
   return result;
 }
 
-function nextChange(store: Store, tables: readonly Table[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
+/**
+ * Waits, while `index()` is not past `params.minIndex`, for a wake from
+ * `source`, until the jittered wait ends, the store closes, or `signal`
+ * aborts; returns the index. The answer itself is built once, afterwards:
+ * a query woken by a change that left its index alone costs one index read.
+ */
+export async function blockUntilFresh(store: Store, source: WakeSource, params: BlockingParams, index: () => number, signal?: AbortSignal): Promise<number> {
+  let idx = index();
+  if (params.minIndex === 0 || idx > params.minIndex) return idx;
+  const deadline = Date.now() + withJitter(params.waitMs);
+  while (idx <= params.minIndex && !store.isClosed && signal?.aborted !== true) {
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) break;
+    await nextChange(store, source, remaining, signal);
+    idx = index();
+  }
+  return idx;
+}
+
+function nextChange(store: Store, source: WakeSource, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);
@@ -90,7 +112,7 @@ function nextChange(store: Store, tables: readonly Table[], timeoutMs: number, s
       resolve();
     };
     const timer = setTimeout(done, timeoutMs);
-    const unwatch = store.watch(tables, done);
+    const unwatch = typeof source === 'function' ? source(done) : store.watch(source, done);
     signal?.addEventListener('abort', done, { once: true });
   });
 }

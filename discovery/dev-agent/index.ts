@@ -37,7 +37,7 @@ export interface DevConsulOptions {
   checkDeregisterIntervalMin?: number;
   /** How often critical services are considered for reaping (Consul: 30 s). */
   checkReapInterval?: number;
-  /** How long writes are batched before the state file is rewritten (default 100 ms). */
+  /** How long writes are batched before they are appended to the state log (default 100 ms). */
   persistDebounceMs?: number;
   /** How long KV tombstones are kept at least (they are reaped within twice this; default 15 min). */
   tombstoneTtl?: number;
@@ -97,7 +97,7 @@ export interface DevConsul {
   readonly port: number;
   /** The state store, for tests and in-process users that want to look inside. */
   readonly store: Store;
-  /** Writes pending state to disk now. */
+  /** Appends pending changes to the state log now. */
   flush(): Promise<void>;
   /** Stops checks and timers, persists state, closes the listener. */
   close(): Promise<void>;
@@ -106,6 +106,9 @@ export interface DevConsul {
   /** Settles once the agent has stopped, with why: `weft dev-consul` exits when it does. */
   readonly stopped: Promise<DevConsulStop>;
 }
+
+/** The accept queue asked for; Linux caps it at net.core.somaxconn, as for Consul's Go listener. */
+const LISTEN_BACKLOG = 65_535;
 
 /** Consul's defaults for the timing knobs (all in milliseconds). */
 export const DEV_CONSUL_DEFAULTS = {
@@ -123,7 +126,8 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
   const o = { ...DEV_CONSUL_DEFAULTS, ...definedOnly(opts) };
   checkNodeMeta(opts.nodeMeta);
   const store = new Store();
-  const { nodeId } = loadState(opts.dataDir, store);
+  const loaded = loadState(opts.dataDir, store);
+  const { nodeId } = loaded;
   // Where this process reaches its own listener; the catalog's address unless one is given.
   const dialAddress = opts.bind === '0.0.0.0' || opts.bind === '::' || opts.bind === '' ? '127.0.0.1' : opts.bind;
   const advertiseAddress = opts.advertise ?? dialAddress;
@@ -143,7 +147,7 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
     logger,
   );
   const sessions = new SessionManager(store, { ttlMinMs: o.sessionTtlMin }, opts.nodeName, logger);
-  const persister = new Persister(opts.dataDir, store, nodeId, o.persistDebounceMs, logger);
+  const persister = new Persister(opts.dataDir, store, nodeId, o.persistDebounceMs, logger, loaded);
   agent.ensureLocalNode();
   const acl = new AclSystem(store, opts.acl ?? { enabled: false }, opts.datacenter, opts.dataDir, logger);
   await acl.init();
@@ -153,7 +157,7 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
       applyDefinitions(agent, opts.dataDir, opts.definitions, logger);
     } catch (err) {
       agent.close();
-      await persister.flush();
+      await persister.close();
       throw err;
     }
   }
@@ -202,13 +206,16 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
   };
   prometheusSdRoute(app, selfClient);
   try {
-    await app.listen({ host: opts.bind, port: opts.port });
+    // A thousand agents reconnecting at once overflow Node's default accept queue (511): the SYNs
+    // dropped are retried by the kernel after 1, 3, 7 s, which shows up as heartbeats seconds late.
+    // Consul (Go) listens with the system's somaxconn; so does this (the kernel caps the request).
+    await app.listen({ host: opts.bind, port: opts.port, backlog: LISTEN_BACKLOG });
   } catch (err) {
     stopReaper();
     stopGraveyard();
     agent.close();
     sessions.close();
-    await persister.flush();
+    await persister.close();
     throw err;
   }
   const addr = app.server.address();
@@ -229,7 +236,7 @@ export async function startDevConsul(opts: DevConsulOptions): Promise<DevConsul>
       store.close(); // parked blocking queries answer now instead of holding close()
       for (const c of selfClients.values()) c.close();
       await app.close();
-      await persister.flush();
+      await persister.close();
       stop(why);
     })();
     return closing;

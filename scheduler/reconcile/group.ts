@@ -112,37 +112,55 @@ function trimExcess(d: GroupDemand, live: AllocInfo[], held: AllocInfo[], out: G
     if (a.fingerprint !== d.fingerprint) return a.healthy === true ? 3 : 2;
     return a.healthy === true ? 5 : 4;
   };
+  // Dropped allocations leave `live` and `held` in one pass afterwards (a scale-down drops thousands).
+  const dropped = new Set<AllocInfo>();
   const drop = (a: AllocInfo, reason: StopReason): void => {
     out.stops.push({ alloc: a, reason });
-    const from = held.includes(a) ? held : live;
-    from.splice(from.indexOf(a), 1);
+    dropped.add(a);
+  };
+  const compact = (): void => {
+    for (const list of [live, held]) {
+      let kept = 0;
+      for (const a of list) if (!dropped.has(a)) list[kept++] = a;
+      list.length = kept;
+    }
   };
   const byKey = new Map<string, AllocInfo[]>();
   for (const a of [...live, ...held]) {
     const key = `${a.index}/${a.fingerprint === d.fingerprint ? 'current' : 'old'}`;
-    byKey.set(key, [...(byKey.get(key) ?? []), a]);
+    const same = byKey.get(key);
+    if (same === undefined) byKey.set(key, [a]);
+    else same.push(a);
   }
   for (const same of byKey.values()) {
     if (same.length < 2) continue;
     same.sort((a, b) => cost(b) - cost(a) || a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : 1));
     for (const a of same.slice(1)) drop(a, 'duplicate');
   }
+  compact();
   const slots = slotsOf(live, held, out.wants);
   let excess = slots.size - d.count;
   if (excess <= 0) return;
   const slotCost = (allocs: AllocInfo[]): number => (allocs.length === 0 ? -1 : Math.max(...allocs.map(cost)));
   const order = [...slots].sort(([ia, a], [ib, b]) => slotCost(a) - slotCost(b) || ib - ia);
+  const emptied = new Set<number>();
   for (const [index, allocs] of order) {
     if (excess-- <= 0) break;
-    out.wants = out.wants.filter((w) => w.index !== index);
+    emptied.add(index);
     for (const a of allocs) drop(a, 'scale-down');
   }
+  out.wants = out.wants.filter((w) => !emptied.has(w.index));
+  compact();
 }
 
 /** Occupied slots: index -> the allocations in it (wanted-only slots map to []). */
 function slotsOf(live: readonly AllocInfo[], held: readonly AllocInfo[], wants: readonly Want[]): Map<number, AllocInfo[]> {
   const slots = new Map<number, AllocInfo[]>();
-  for (const a of [...live, ...held]) slots.set(a.index, [...(slots.get(a.index) ?? []), a]);
+  for (const a of [...live, ...held]) {
+    const slot = slots.get(a.index);
+    if (slot === undefined) slots.set(a.index, [a]);
+    else slot.push(a);
+  }
   for (const w of wants) if (!slots.has(w.index)) slots.set(w.index, []);
   return slots;
 }
@@ -165,10 +183,11 @@ function rollOut(d: GroupDemand, live: AllocInfo[], out: GroupDecision, input: G
   const current = live.filter((a) => a.fingerprint === d.fingerprint);
   const outdated = live.filter((a) => a.fingerprint !== d.fingerprint);
   const healthy = current.filter((a) => isHealthy(a, d, nowMs));
+  const isHealthyNow = new Set(healthy);
   out.healthyCurrent = healthy.length;
   out.outdated = outdated.length;
   for (const a of current) {
-    if (a.status === 'running' && a.healthy === true && !healthy.includes(a)) out.followUps.push((a.healthySinceMs ?? nowMs) + d.update.minHealthyTimeMs);
+    if (a.status === 'running' && a.healthy === true && !isHealthyNow.has(a)) out.followUps.push((a.healthySinceMs ?? nowMs) + d.update.minHealthyTimeMs);
   }
   // New allocations not yet healthy are in flight; lost/failed replacements do not count against the batch.
   let budget = d.update.parallelism - (current.length - healthy.length) - out.wants.filter((w) => w.reason === 'migrate' || w.reason === 'update').length;

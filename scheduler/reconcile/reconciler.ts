@@ -67,7 +67,9 @@ export function reconcile(input: ReconcileInput, opts: ReconcileOptions = {}): P
   const byGroup = new Map<string, AllocInfo[]>();
   for (const a of input.allocs) {
     const key = groupKey(a.job, a.group);
-    byGroup.set(key, [...(byGroup.get(key) ?? []), a]);
+    const group = byGroup.get(key);
+    if (group === undefined) byGroup.set(key, [a]);
+    else group.push(a);
   }
   const jobs = [...input.jobs].sort((a, b) => priorityOf(b) - priorityOf(a) || (a.name < b.name ? -1 : 1));
   const work: GroupWork[] = [];
@@ -89,8 +91,8 @@ export function reconcile(input: ReconcileInput, opts: ReconcileOptions = {}): P
         deploymentFailed: deployment.status === 'failed',
       });
       decisions.push(decision);
-      plan.stop.push(...decision.stops);
-      followUps.push(...decision.followUps);
+      for (const stop of decision.stops) plan.stop.push(stop); // not push(...): a scale-down stops thousands
+      for (const at of decision.followUps) followUps.push(at);
       if (!job.stopped) work.push({ job, demand, decision, allocs });
     }
     if (!job.stopped) settleDeployment(job, deployment, isNew, decisions, plan);
@@ -103,7 +105,7 @@ export function reconcile(input: ReconcileInput, opts: ReconcileOptions = {}): P
 
   place(input, opts, readinessOf, work, plan, newId);
   const due = followUps.filter((t) => t > input.nowMs);
-  if (due.length > 0) plan.followUpAtMs = Math.min(...due);
+  if (due.length > 0) plan.followUpAtMs = due.reduce((a, b) => Math.min(a, b));
   return plan;
 }
 

@@ -74,7 +74,9 @@ export function observeAllocs(tasks: readonly ObservedTask[], healthySince: Read
   const byInstance = new Map<string, ObservedTask[]>();
   for (const t of tasks) {
     const instance = t.doc.placement?.instance ?? t.doc.id; // a hand-written document is its own instance
-    byInstance.set(instance, [...(byInstance.get(instance) ?? []), t]);
+    const group = byInstance.get(instance);
+    if (group === undefined) byInstance.set(instance, [t]);
+    else group.push(t);
   }
   const allocs: AllocInfo[] = [];
   const memory = new Map<string, number>();

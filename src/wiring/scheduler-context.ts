@@ -31,7 +31,24 @@ export function currentNodes(ctx: SchedulerContext, snap: ClusterSnapshot, nowMs
   return observeNodes(snap.agents, known ?? [], snap.drained, nowMs);
 }
 
-/** The core's allocations of a snapshot (healthy-since unknown: counted from now). */
+/** Allocations per observed task list: every API call between two changes shares one translation. */
+const allocsOf = new WeakMap<ClusterSnapshot['tasks'], ReturnType<typeof observeAllocs>['allocs']>();
+
+/** The leader loop's translation of a snapshot's tasks (with its healthy-since memory): the API reuses it. */
+export function rememberAllocs(tasks: ClusterSnapshot['tasks'], allocs: ReturnType<typeof observeAllocs>['allocs']): void {
+  allocsOf.set(tasks, allocs);
+}
+
+/**
+ * The core's allocations of a snapshot (healthy-since unknown: counted from
+ * the first call after a change). Computed once per observed change: the
+ * snapshot's task list is shared until the observer sees something new.
+ */
 export function currentAllocs(snap: ClusterSnapshot, nowMs: number): ReturnType<typeof observeAllocs>['allocs'] {
-  return observeAllocs(snap.tasks, new Map(), nowMs).allocs;
+  let allocs = allocsOf.get(snap.tasks);
+  if (allocs === undefined) {
+    allocs = observeAllocs(snap.tasks, new Map(), nowMs).allocs;
+    allocsOf.set(snap.tasks, allocs);
+  }
+  return allocs;
 }

@@ -9,17 +9,24 @@
  * check-and-set): no agent is left to do it. After a write
  * it waits until the allocation watch shows its own writes before planning
  * again (bounded), so a stale view never places the same slot twice.
+ *
+ * At a thousand hosts: writes go out in key order as fenced transactions, 8
+ * in flight (scheduler-store.ts pipelinedTxn); a cycle yields to waiting I/O
+ * between its phases, and a cycle followed by more changes pauses as long as
+ * it ran (at most 0.5 s), so the API answers during a big reconcile.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/load.js';
 import { compileJob, type Deployment, type JobSpec, type NodeInfo, observeAllocs, observeNodes, readiness, reconcile } from '../../scheduler/index.js';
 import { type DiscoveryClient, type Fence, fencedTxn, getJSON, type TxnOp } from '../../discovery/index.js';
 import { isWeftError } from '../../base/errors.js';
 import type { Logger } from '../../base/log.js';
 import * as m from './scheduler-metrics.js';
+import { rememberAllocs } from './scheduler-context.js';
 import type { ClusterObserver } from './scheduler-observer.js';
 import { planOps } from './scheduler-plan-ops.js';
 import { observeStatus, writeStatuses } from './scheduler-status.js';
-import { type JobRecord, jobKey, STATUS_PREFIX, type StatusRecord, type VersionRecord, versionKey } from './scheduler-store.js';
+import { type JobRecord, jobKey, pipelinedTxn, STATUS_PREFIX, type StatusRecord, type VersionRecord, versionKey } from './scheduler-store.js';
 
 export interface LoopOptions {
   client: DiscoveryClient;
@@ -32,10 +39,21 @@ export interface LoopOptions {
   onLockLost: (err: unknown) => void;
 }
 
-/** How long the loop waits for its own writes to show in the watch before it re-plans anyway. */
+/** How long the loop waits for its own writes to show in the watch before it re-plans anyway (at least). */
 const SETTLE_TIMEOUT_MS = 5_000;
 /** Orphaned status records deleted per cycle at most (the deletes wake the next cycle, which goes on). */
 const ORPHAN_SWEEP_MAX = 256;
+/** The longest pause between two cycles (a pause lasts as long as the cycle before it). */
+const MAX_PAUSE_MS = 500;
+
+/** Lets I/O callbacks waiting now (API requests, watch answers) run before going on. */
+function yieldToIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function byKey(a: TxnOp, b: TxnOp): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
 
 /** The reconcile loop of a leader. Create on acquiring the lock; stop() on losing it. */
 export class ControlLoop {
@@ -95,7 +113,11 @@ export class ControlLoop {
       try {
         while (this.dirty && !this.stopped) {
           this.dirty = false;
+          const started = performance.now();
           await this.cycle();
+          // Changes that arrived meanwhile make one more cycle, after a pause as long as this one
+          // (bounded): a busy cluster gets at most half of the process, the API the rest.
+          if (this.dirty && !this.stopped) await sleep(Math.min(performance.now() - started, MAX_PAUSE_MS));
         }
       } finally {
         this.running = false;
@@ -105,9 +127,10 @@ export class ControlLoop {
 
   private settled(): boolean {
     if (this.expectSet.size === 0 && this.expectGone.size === 0) return true;
-    const keys = this.opts.observer.allocKeys();
-    const ok = [...this.expectSet].every((k) => keys.has(k)) && [...this.expectGone].every((k) => !keys.has(k));
-    if (ok || Date.now() - this.expectSince > SETTLE_TIMEOUT_MS) {
+    const o = this.opts.observer;
+    const ok = [...this.expectSet].every((k) => o.hasAlloc(k)) && [...this.expectGone].every((k) => !o.hasAlloc(k));
+    // The bound grows with the pacing of the allocation reads (1 s apart at 20,000 documents).
+    if (ok || Date.now() - this.expectSince > Math.max(SETTLE_TIMEOUT_MS, 10 * o.allocReadPaceMs())) {
       if (!ok) this.opts.logger.warn('allocation watch did not show our writes in time; planning anyway');
       this.expectSet.clear();
       this.expectGone.clear();
@@ -146,8 +169,11 @@ export class ControlLoop {
       this.statusOf.set(job, created);
     }
     this.nodes = observeNodes(snap.agents, this.nodes, snap.drained, nowMs);
+    await yieldToIo(); // each phase of a big cycle lets waiting API requests in
+    if (this.stopped) return;
     const observed = observeAllocs(snap.tasks, this.healthySince, nowMs);
     this.healthySince = observed.healthySince;
+    rememberAllocs(snap.tasks, observed.allocs); // the API's status answers share it until the next change
     const specs = new Map<string, JobSpec>();
     const jobs = [...snap.jobs].map(([name, rec]) => {
       specs.set(name, rec.spec);
@@ -161,13 +187,19 @@ export class ControlLoop {
     );
     m.placementLatency.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     m.recordReplicas(jobs, observed.allocs);
+    await yieldToIo();
+    if (this.stopped) return;
     const built = planOps(plan, { specs, tasks: snap.tasks, statuses: this.statuses, nowMs });
     // Status records go last, merged with what the API appended meanwhile (scheduler-status.ts).
-    const ops: TxnOp[] = built.ops.filter((op) => !op.key.startsWith(STATUS_PREFIX));
+    // In key order: one host's documents land in one transaction, so its agent wakes once for
+    // them rather than once per document (spread placement visits every host in turn).
+    const ops: TxnOp[] = built.ops.filter((op) => !op.key.startsWith(STATUS_PREFIX)).sort(byKey);
     for (const r of plan.reverts) ops.push(...(await this.revertOps(r.job, r.toVersion, snap.jobs.get(r.job), built.statuses.get(r.job) ?? this.statuses.get(r.job), built.statuses, nowMs)));
     let written: Map<string, StatusRecord>;
+    let writeStarted = process.hrtime.bigint();
     try {
-      if (ops.length > 0) await fencedTxn(this.opts.client, this.opts.fence(), ops);
+      writeStarted = process.hrtime.bigint();
+      if (ops.length > 0) await pipelinedTxn(this.opts.client, this.opts.fence(), ops);
       written = await writeStatuses(this.opts.client, this.opts.fence(), built.statuses, snap.jobIndexes);
     } catch (err) {
       if (isWeftError(err, 'WEFT_ERR_LOCK_LOST')) {
@@ -203,7 +235,11 @@ export class ControlLoop {
     for (const s of plan.stop) m.stopsTotal.inc({ reason: s.reason });
     for (const f of plan.failures) m.placementFailuresTotal.inc(f.missing);
     if (built.placed + built.stopped > 0 || plan.reverts.length > 0) {
-      logger.info({ placed: built.placed, stopped: built.stopped, reverts: plan.reverts, failures: plan.failures.map((f) => `${f.job}.${f.group}: ${f.message}`) }, 'plan applied');
+      const ms = (from: bigint): number => Math.round(Number(process.hrtime.bigint() - from) / 1e6);
+      logger.info(
+        { placed: built.placed, stopped: built.stopped, reverts: plan.reverts, failures: plan.failures.map((f) => `${f.job}.${f.group}: ${f.message}`), cycleMs: ms(started), writeMs: ms(writeStarted) },
+        'plan applied',
+      );
     }
     m.reconcilesTotal.inc({ result: 'ok' });
     m.reconcileDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -221,6 +257,8 @@ export class ControlLoop {
   private async sweepOrphanStatuses(nowMs: number): Promise<void> {
     const nodes = new Map(this.nodes.map((n) => [n.name, n]));
     const lost = (host: string): boolean => readiness(nodes.get(host), nowMs, this.opts.config.scheduler.lostAfterMs) === 'lost';
+    // Records of hosts no agent ever announced count as lost too, so the scan runs whenever there are
+    // status records at all; it is one pass over the parsed view, without parsing.
     const orphans = this.opts.observer.orphanStatuses().filter((o) => lost(o.host)).slice(0, ORPHAN_SWEEP_MAX);
     for (const o of orphans) {
       if (this.stopped) return;

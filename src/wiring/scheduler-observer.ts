@@ -5,12 +5,23 @@
  * register. `snapshot()` joins the last good values into what
  * scheduler/state/observe.ts translates; `change` fires on any new value so the
  * control loop reconciles at once instead of at its next tick.
+ *
+ * The two big prefixes (an allocation document and a status record per
+ * allocation) are kept as parsed views keyed by key and ModifyIndex: an
+ * answer's entries whose ModifyIndex is unchanged are skipped, so only what
+ * changed is decoded, parsed and validated (Consul still sends the whole
+ * prefix, as a real cluster does). Their watches carry the view's version, not
+ * the entries, so telling "changed" from "same" costs nothing either.
+ * `snapshot()` is computed once per change and shared by the loop and the API.
  */
 import { EventEmitter } from 'node:events';
 import { AllocationSchema, type Allocation, type AllocStatus, AllocStatusSchema, ALLOCS_PREFIX, ALLOC_STATUS_PREFIX } from '../../base/contracts/alloc.js';
 import type { AgentEntry, ObservedTask } from '../../scheduler/index.js';
+import type { GetItem } from 'consul/lib/kv.js';
 import { BlockingWatch, type DiscoveryClient, type Instance, type KvEntry, serviceId, watchKeyPrefix, watchService } from '../../discovery/index.js';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
+import { sleep, systemTimers } from '../../base/clock.js';
 import type { Logger } from '../../base/log.js';
 import { DRAIN_PREFIX, JOBS_PREFIX, type JobRecord, STATUS_PREFIX, type StatusRecord } from './scheduler-store.js';
 import { AGENT_SERVICE } from '../../base/contracts/meta.js';
@@ -35,15 +46,57 @@ export interface ObserverOptions {
   waitMs?: number;
 }
 
+/** One allocation document as last parsed: undefined `doc` when it does not match the contract. */
+interface AllocView {
+  modifyIndex: number;
+  host: string;
+  doc: Allocation | undefined;
+  /** The fetch that last saw it (entries not seen by the newest fetch are gone). */
+  seen: number;
+}
+
+/** One status record as last parsed: undefined `doc` when invalid. */
+interface StatusView {
+  modifyIndex: number;
+  doc: AllocStatus | undefined;
+  seen: number;
+}
+
+/**
+ * Pacing of the big prefixes' reads: after an answer of N entries the next
+ * read waits until N x this (ms) has passed. Consul answers a recursive read
+ * with the whole prefix, so reading it costs both sides work in proportion
+ * to N; spacing the reads in proportion to N keeps that cost per second
+ * constant (and the total linear in the size of a deploy) at the price of
+ * seeing changes up to N x this later (0.5 s at 10,000 allocations).
+ */
+export const PACE_MS_PER_ENTRY = 0.05;
+
+/** The contracts' checks, compiled once: thousands of documents are checked during a deploy. */
+const checkAllocation = TypeCompiler.Compile(AllocationSchema);
+const checkStatus = TypeCompiler.Compile(AllocStatusSchema);
+
+/** A recursive KV read whose values stay Buffers (decoded to text only for entries that changed). */
+type RawItem = Omit<GetItem, 'Value'> & { Value: Buffer | string | null };
+
 /** Keeps the scheduler's view of Consul current. */
 export class ClusterObserver extends EventEmitter<{ change: [] }> {
   private readonly client: DiscoveryClient;
   private readonly logger: Logger;
   private readonly waitMs: number;
   private readonly agents: BlockingWatch<AgentEntry[]>;
-  private readonly kv: Record<'jobs' | 'allocs' | 'status' | 'drain' | 'jobStatus', BlockingWatch<KvEntry[]>>;
+  private readonly kv: Record<'jobs' | 'drain' | 'jobStatus', BlockingWatch<KvEntry[]>>;
+  /** The parsed views' watches: their value is the view's version. */
+  private readonly views: Record<'allocs' | 'status', BlockingWatch<number>>;
+  private readonly allocView = new Map<string, AllocView>();
+  private readonly statusView = new Map<string, StatusView>();
+  /** Allocation documents per service name (the service health watches follow it). */
+  private readonly serviceUse = new Map<string, number>();
+  private fetches = 0;
   private readonly services = new Map<string, BlockingWatch<Instance[]>>();
   private readonly warned = new Set<string>();
+  /** The snapshot of the current values; dropped on any change. */
+  private memo: ClusterSnapshot | undefined;
 
   constructor(opts: ObserverOptions) {
     super();
@@ -61,28 +114,41 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
     );
     this.kv = {
       jobs: watchKeyPrefix(this.client, JOBS_PREFIX, wopts),
-      allocs: watchKeyPrefix(this.client, ALLOCS_PREFIX, wopts),
-      status: watchKeyPrefix(this.client, ALLOC_STATUS_PREFIX, wopts),
       drain: watchKeyPrefix(this.client, DRAIN_PREFIX, wopts),
       jobStatus: watchKeyPrefix(this.client, STATUS_PREFIX, wopts),
     };
-    const fire = (): void => {
-      this.emit('change');
+    this.views = {
+      allocs: this.viewWatch(ALLOCS_PREFIX, (items, fetch) => this.applyAllocs(items, fetch)),
+      status: this.viewWatch(ALLOC_STATUS_PREFIX, (items, fetch) => this.applyStatuses(items, fetch)),
     };
-    this.agents.on('change', fire);
-    for (const w of Object.values(this.kv)) w.on('change', fire);
-    this.kv.allocs.on('change', () => this.syncServiceWatches());
+    this.agents.on('change', this.fire);
+    for (const w of Object.values(this.kv)) w.on('change', this.fire);
+    for (const w of Object.values(this.views)) w.on('change', this.fire);
   }
+
+  private readonly fire = (): void => {
+    this.memo = undefined;
+    this.emit('change');
+  };
 
   /** Resolves once every watch has a first value. */
   async ready(): Promise<void> {
-    await Promise.all([this.agents.ready(), ...Object.values(this.kv).map((w) => w.ready())]);
+    await Promise.all([this.agents.ready(), ...Object.values(this.kv).map((w) => w.ready()), ...Object.values(this.views).map((w) => w.ready())]);
     this.syncServiceWatches();
     await Promise.all([...this.services.values()].map((w) => w.ready()));
   }
 
-  /** The joined last good values. */
+  /**
+   * The joined last good values, computed once per change (the loop and every
+   * API call share it). `jobs` is the caller's own copy: the loop overlays the
+   * versions it wrote.
+   */
   snapshot(): ClusterSnapshot {
+    this.memo ??= this.compute();
+    return { ...this.memo, jobs: new Map(this.memo.jobs) };
+  }
+
+  private compute(): ClusterSnapshot {
     const jobs = new Map<string, JobRecord>();
     const jobIndexes = new Map<string, number>();
     for (const e of this.kv.jobs.current() ?? []) {
@@ -102,29 +168,30 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
     }
     const drained = new Set<string>();
     for (const e of this.kv.drain.current() ?? []) if (this.decode<{ drain?: boolean }>(e)?.drain === true) drained.add(e.key.slice(DRAIN_PREFIX.length));
-    const statusOf = new Map<string, AllocStatus>();
-    for (const e of this.kv.status.current() ?? []) {
-      const doc = this.decode<AllocStatus>(e);
-      if (doc !== undefined && Value.Check(AllocStatusSchema, doc)) statusOf.set(e.key.slice(ALLOC_STATUS_PREFIX.length), doc);
-    }
     const health = new Map<string, boolean>();
     for (const w of this.services.values()) for (const i of w.current() ?? []) health.set(i.id, i.healthy);
     const tasks: ObservedTask[] = [];
-    for (const { host, doc } of this.allocDocs()) {
+    for (const [key, { host, doc }] of this.allocView) {
+      if (doc === undefined) continue;
       const service = doc.labels[LABEL.service];
       tasks.push({
         host,
         doc,
-        status: statusOf.get(`${host}/${doc.id}`),
+        status: this.statusView.get(ALLOC_STATUS_PREFIX + key.slice(ALLOCS_PREFIX.length))?.doc,
         checksPassing: service === undefined ? undefined : health.get(serviceId(host, doc.id)),
       });
     }
     return { agents: this.agents.current() ?? [], jobs, jobIndexes, statuses, statusIndexes, tasks, drained };
   }
 
-  /** Keys of the allocation documents the watch shows now (the loop waits until its own writes show). */
-  allocKeys(): Set<string> {
-    return new Set((this.kv.allocs.current() ?? []).map((e) => e.key));
+  /** The least time between two reads of the allocation documents now (PACE_MS_PER_ENTRY per document). */
+  allocReadPaceMs(): number {
+    return this.allocView.size * PACE_MS_PER_ENTRY;
+  }
+
+  /** Whether the allocation watch shows a document at `key` now (the loop waits until its own writes show). */
+  hasAlloc(key: string): boolean {
+    return this.allocView.has(key);
   }
 
   /**
@@ -133,55 +200,140 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
    * they were read at: what a stop or a refused document left behind.
    */
   orphanStatuses(): Array<{ host: string; alloc: string; key: string; modifyIndex: number }> {
-    const documents = new Set((this.kv.allocs.current() ?? []).map((e) => e.key.slice(ALLOCS_PREFIX.length)));
     const out: Array<{ host: string; alloc: string; key: string; modifyIndex: number }> = [];
-    for (const e of this.kv.status.current() ?? []) {
-      const rest = e.key.slice(ALLOC_STATUS_PREFIX.length);
+    for (const [key, v] of this.statusView) {
+      const rest = key.slice(ALLOC_STATUS_PREFIX.length);
       const slash = rest.indexOf('/');
-      if (slash <= 0 || slash === rest.length - 1 || documents.has(rest)) continue;
-      out.push({ host: rest.slice(0, slash), alloc: rest.slice(slash + 1), key: e.key, modifyIndex: e.modifyIndex });
+      if (slash <= 0 || slash === rest.length - 1 || this.allocView.has(ALLOCS_PREFIX + rest)) continue;
+      out.push({ host: rest.slice(0, slash), alloc: rest.slice(slash + 1), key, modifyIndex: v.modifyIndex });
     }
     return out;
   }
 
   /** Stops every watch. */
   async close(): Promise<void> {
-    await Promise.all([this.agents.close(), ...Object.values(this.kv).map((w) => w.close()), ...[...this.services.values()].map((w) => w.close())]);
+    await Promise.all([
+      this.agents.close(),
+      ...Object.values(this.kv).map((w) => w.close()),
+      ...Object.values(this.views).map((w) => w.close()),
+      ...[...this.services.values()].map((w) => w.close()),
+    ]);
   }
 
-  private allocDocs(): Array<{ host: string; doc: Allocation }> {
-    const out: Array<{ host: string; doc: Allocation }> = [];
-    for (const e of this.kv.allocs.current() ?? []) {
-      const rest = e.key.slice(ALLOCS_PREFIX.length);
-      const slash = rest.indexOf('/');
-      if (slash <= 0) continue;
-      const doc = this.decode<Allocation>(e);
-      if (doc === undefined || !Value.Check(AllocationSchema, Value.Default(AllocationSchema, structuredClone(doc)))) {
-        this.warnOnce(e.key, 'allocation document does not match the contract; ignored');
+  /**
+   * A blocking watch on `prefix` whose answers go through `apply` (which
+   * updates a parsed view and says whether it changed); its value is the
+   * view's version, so an unchanged answer is recognised without comparing entries.
+   */
+  private viewWatch(prefix: string, apply: (items: readonly RawItem[], fetch: number) => boolean): BlockingWatch<number> {
+    let version = 0;
+    let pacedUntil = 0;
+    return new BlockingWatch<number>(
+      `kv ${prefix}`,
+      async (index, waitMs, signal) => {
+        const wait = pacedUntil - performance.now();
+        if (wait > 0) await sleep(wait, systemTimers, signal);
+        signal.throwIfAborted();
+        // buffer: values stay Buffers; only changed entries are turned into text and parsed.
+        const r = await this.client.query<RawItem[]>('kv.get', (c, extras) => c.kv.get({ key: prefix, recurse: true, buffer: true, ...extras } as never), { index, waitMs, signal });
+        const items = r.body ?? [];
+        if (apply(items, ++this.fetches)) version++;
+        pacedUntil = performance.now() + items.length * PACE_MS_PER_ENTRY;
+        return { value: version, index: r.index };
+      },
+      { logger: this.logger, waitMs: this.waitMs },
+    );
+  }
+
+  private applyAllocs(items: readonly RawItem[], fetch: number): boolean {
+    let changed = false;
+    for (const item of items) {
+      const key = item.Key;
+      const cur = this.allocView.get(key);
+      if (cur !== undefined && cur.modifyIndex === item.ModifyIndex) {
+        cur.seen = fetch;
         continue;
       }
-      out.push({ host: rest.slice(0, slash), doc: Value.Default(AllocationSchema, structuredClone(doc)) as Allocation });
+      const rest = key.slice(ALLOCS_PREFIX.length);
+      const slash = rest.indexOf('/');
+      if (slash <= 0) continue;
+      const doc = this.parseAlloc(key, item.Value);
+      if (cur?.doc !== undefined) this.useService(cur.doc, -1);
+      if (doc !== undefined) this.useService(doc, 1);
+      this.allocView.set(key, { modifyIndex: item.ModifyIndex, host: rest.slice(0, slash), doc, seen: fetch });
+      changed = true;
     }
-    return out;
+    for (const [key, v] of this.allocView) {
+      if (v.seen === fetch) continue;
+      if (v.doc !== undefined) this.useService(v.doc, -1);
+      this.allocView.delete(key);
+      changed = true;
+    }
+    if (changed) this.syncServiceWatches();
+    return changed;
+  }
+
+  private applyStatuses(items: readonly RawItem[], fetch: number): boolean {
+    let changed = false;
+    for (const item of items) {
+      const cur = this.statusView.get(item.Key);
+      if (cur !== undefined && cur.modifyIndex === item.ModifyIndex) {
+        cur.seen = fetch;
+        continue;
+      }
+      const doc = this.parse<AllocStatus>(item.Key, item.Value);
+      this.statusView.set(item.Key, { modifyIndex: item.ModifyIndex, doc: doc !== undefined && checkStatus.Check(doc) ? doc : undefined, seen: fetch });
+      changed = true;
+    }
+    for (const [key, v] of this.statusView) {
+      if (v.seen === fetch) continue;
+      this.statusView.delete(key);
+      changed = true;
+    }
+    return changed;
+  }
+
+  private parseAlloc(key: string, value: RawItem['Value']): Allocation | undefined {
+    const raw = this.parse<Allocation>(key, value);
+    if (raw === undefined) return undefined;
+    // The scheduler's own documents pass the compiled check as they are; others get their defaults first.
+    const doc = checkAllocation.Check(raw) ? raw : (Value.Default(AllocationSchema, raw) as Allocation);
+    if (!checkAllocation.Check(doc)) {
+      this.warnOnce(key, 'allocation document does not match the contract; ignored');
+      return undefined;
+    }
+    return doc;
+  }
+
+  private useService(doc: Allocation, delta: number): void {
+    const s = doc.labels[LABEL.service];
+    if (s === undefined) return;
+    const n = (this.serviceUse.get(s) ?? 0) + delta;
+    if (n <= 0) this.serviceUse.delete(s);
+    else this.serviceUse.set(s, n);
   }
 
   /** One health watch per service the allocations register; watches of services no longer used are closed. */
   private syncServiceWatches(): void {
-    const wanted = new Set<string>();
-    for (const { doc } of this.allocDocs()) {
-      const s = doc.labels[LABEL.service];
-      if (s !== undefined) wanted.add(s);
-    }
-    for (const s of wanted) {
+    for (const s of this.serviceUse.keys()) {
       if (this.services.has(s)) continue;
       const w = watchService(this.client, s, { passingOnly: false, logger: this.logger, waitMs: this.waitMs });
-      w.on('change', () => this.emit('change'));
+      w.on('change', this.fire);
       this.services.set(s, w);
     }
     for (const [s, w] of this.services) {
-      if (wanted.has(s)) continue;
+      if (this.serviceUse.has(s)) continue;
       this.services.delete(s);
       void w.close();
+    }
+  }
+
+  private parse<T>(key: string, value: RawItem['Value']): T | undefined {
+    try {
+      return JSON.parse(value === null ? '' : value.toString()) as T;
+    } catch {
+      this.warnOnce(key, 'not JSON; ignored');
+      return undefined;
     }
   }
 

@@ -29,7 +29,9 @@ export function planOps(plan: Plan, ctx: { specs: ReadonlyMap<string, JobSpec>; 
   const events = new Map<string, JobEvent[]>();
   const at = new Date(ctx.nowMs).toISOString();
   const event = (job: string, e: Omit<JobEvent, 'at'>): void => {
-    events.set(job, [...(events.get(job) ?? []), { at, ...e }]);
+    const list = events.get(job);
+    if (list === undefined) events.set(job, [{ at, ...e }]);
+    else list.push({ at, ...e });
   };
   let placed = 0;
   for (const p of plan.place) {
@@ -46,8 +48,18 @@ export function planOps(plan: Plan, ctx: { specs: ReadonlyMap<string, JobSpec>; 
     });
   }
   let stopped = 0;
+  // The task documents of each instance, found once (a scale-down stops thousands).
+  const byInstance = new Map<string, ObservedTask[]>();
+  if (plan.stop.length > 0) {
+    for (const t of ctx.tasks) {
+      const id = `${t.host}\u0000${t.doc.placement?.instance ?? t.doc.id}`;
+      const list = byInstance.get(id);
+      if (list === undefined) byInstance.set(id, [t]);
+      else list.push(t);
+    }
+  }
   for (const s of plan.stop) {
-    const docs = ctx.tasks.filter((t) => t.host === s.alloc.node && (t.doc.placement?.instance ?? t.doc.id) === s.alloc.id);
+    const docs = byInstance.get(`${s.alloc.node}\u0000${s.alloc.id}`) ?? [];
     for (const t of docs) ops.push({ verb: 'delete', key: allocKey(t.host, t.doc.id) }, { verb: 'delete', key: allocStatusKey(t.host, t.doc.id) });
     stopped++;
     event(s.alloc.job, { type: 'stopped-alloc', message: `${s.alloc.group}[${s.alloc.index}] on ${s.alloc.node} stopped (${s.reason})`, alloc: s.alloc.id, node: s.alloc.node });

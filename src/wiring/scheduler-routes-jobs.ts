@@ -124,6 +124,15 @@ export function jobHandlers(ctx: SchedulerContext): Pick<Handlers, 'listJobs' | 
       const rec = snap.jobs.get(job) ?? (await mustGetJob(ctx, job));
       const status = snap.statuses.get(job) ?? emptyStatus();
       const allocs = currentAllocs(snap, Date.now()).filter((a) => a.job === job);
+      // Task documents by instance, found once (a job of 10,000 allocations is not 10,000 scans).
+      const tasksOf = new Map<string, typeof snap.tasks>();
+      for (const t of snap.tasks) {
+        if (t.doc.job !== job) continue;
+        const id = `${t.host}\u0000${t.doc.placement?.instance ?? t.doc.id}`;
+        const list = tasksOf.get(id);
+        if (list === undefined) tasksOf.set(id, [t]);
+        else list.push(t);
+      }
       const views: AllocationView[] = allocs.map((a) => ({
         id: a.id,
         group: a.group,
@@ -134,9 +143,7 @@ export function jobHandlers(ctx: SchedulerContext): Pick<Handlers, 'listJobs' | 
         ...(a.healthy === undefined ? {} : { healthy: a.healthy }),
         ports: [...a.ports],
         createdAt: new Date(a.createdAtMs).toISOString(),
-        tasks: snap.tasks
-          .filter((t) => t.host === a.node && (t.doc.placement?.instance ?? t.doc.id) === a.id)
-          .map((t) => ({
+        tasks: (tasksOf.get(`${a.node}\u0000${a.id}`) ?? []).map((t) => ({
             id: t.doc.id,
             task: t.doc.task,
             state: t.status?.state ?? 'pending',

@@ -7,8 +7,7 @@
  *   weft/job-status/<job>              StatusRecord: deployment, placement failures, event ring (leader only)
  *   weft/drain/<node>                  `{ "drain": true }`: operator drain flags
  *   weft/autoscale/<job>/<group>       AutoscaleRecord: the autoscaler's history + last view (leader only)
- *   weft/activate/<service>            any value: a caller's proxy holds a request for a service at zero
- *                                      (the leader's autoscaler acts on it, then deletes it)
+ *   weft/activate/<service>, weft/zero/<service>: scale to zero (base/contracts/activation.ts)
  *
  * User intent (jobs, drain) is written by any scheduler instance with
  * check-and-set; allocation documents and status records only by the leader,
@@ -16,6 +15,7 @@
  * `weft/leader`, so a deposed leader's write is refused as a whole.
  */
 import type { AutoscaleHistory, Deployment, JobSpec, PlacementFailure } from '../../scheduler/index.js';
+import { type DiscoveryClient, type Fence, fencedTxn, type TxnOp } from '../../discovery/index.js';
 import type { AutoscaleDecisionView, AutoscaleMetricView, JobEvent } from '../../base/contracts/scheduler-api.js';
 
 export const JOBS_PREFIX = 'weft/jobs/';
@@ -23,7 +23,7 @@ export const VERSIONS_PREFIX = 'weft/job-versions/';
 export const STATUS_PREFIX = 'weft/job-status/';
 export const DRAIN_PREFIX = 'weft/drain/';
 export const AUTOSCALE_PREFIX = 'weft/autoscale/';
-export const ACTIVATE_PREFIX = 'weft/activate/';
+export { ACTIVATE_PREFIX, activateKey, ZERO_PREFIX, zeroKey } from '../../base/contracts/activation.js';
 /** Events kept per job. */
 export const EVENT_RING = 100;
 
@@ -68,7 +68,6 @@ export interface AutoscaleRecord extends AutoscaleHistory {
 
 export const jobKey = (job: string): string => JOBS_PREFIX + job;
 export const autoscaleKey = (job: string, group: string): string => `${AUTOSCALE_PREFIX}${job}/${group}`;
-export const activateKey = (service: string): string => ACTIVATE_PREFIX + service;
 export const versionKey = (job: string, version: number): string => `${VERSIONS_PREFIX}${job}/${version}`;
 export const statusKey = (job: string): string => STATUS_PREFIX + job;
 export const drainKey = (node: string): string => DRAIN_PREFIX + node;
@@ -103,3 +102,35 @@ function eventKey(e: JobEvent): string {
   return JSON.stringify([e.at, e.type, e.message, e.alloc ?? null, e.node ?? null, e.version ?? null]);
 }
 
+/** Operations per fenced transaction: Consul's 64 less the session check. */
+export const TXN_BATCH = 63;
+/** Fenced transactions in flight at once when a plan is written. */
+export const TXN_IN_FLIGHT = 8;
+
+/**
+ * Writes `ops` as fenced transactions of TXN_BATCH, up to `inFlight` at once:
+ * each still starts with the session check (discovery's fencedTxn), so a
+ * deposed leader's batches are all refused, and the round trips overlap
+ * instead of adding up. The operations of one plan touch distinct keys, so
+ * their batches commute. After the first failure no new batch starts; the
+ * ones in flight finish, and the first error is thrown (WEFT_ERR_LOCK_LOST
+ * before any other, so the caller steps down).
+ */
+export async function pipelinedTxn(client: DiscoveryClient, fence: Fence, ops: readonly TxnOp[], inFlight = TXN_IN_FLIGHT): Promise<void> {
+  const batches: TxnOp[][] = [];
+  for (let i = 0; i < ops.length; i += TXN_BATCH) batches.push(ops.slice(i, i + TXN_BATCH));
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async (): Promise<void> => {
+    while (errors.length === 0 && next < batches.length) {
+      const batch = batches[next++]!;
+      try {
+        await fencedTxn(client, fence, batch);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, batches.length) }, worker));
+  if (errors.length > 0) throw errors.find((e) => (e as { code?: string }).code === 'WEFT_ERR_LOCK_LOST') ?? errors[0];
+}

@@ -27,6 +27,8 @@ interface Running {
   stopped: boolean;
   /** Stops an in-flight script (its process group is killed). */
   abort: AbortController | undefined;
+  /** Bumped each time a TTL clock (re)starts: an expiry of an older clock is void. */
+  ttlArmed: number;
 }
 
 /** Consul's cap for script output: 4 KiB, lowered (never raised) by the check's OutputMaxSize. */
@@ -49,7 +51,7 @@ export class CheckRunner {
     this.stop(check.checkId);
     const d = check.definition;
     if (d.kind === 'none' && d.script === undefined) return;
-    const r: Running = { check, successes: 0, failures: 0, stopped: false, abort: undefined };
+    const r: Running = { check, successes: 0, failures: 0, stopped: false, abort: undefined, ttlArmed: 0 };
     this.running.set(check.checkId, r);
     if (d.kind === 'ttl') this.armTtl(r);
     else r.timer = setTimeout(() => void this.probe(r), Math.floor(this.random() * d.intervalMs!));
@@ -83,8 +85,14 @@ export class CheckRunner {
 
   private armTtl(r: Running): void {
     clearTimeout(r.timer);
+    const armed = ++r.ttlArmed;
     r.timer = setTimeout(() => {
-      if (!r.stopped) this.sink.ttlExpired(r.check.checkId);
+      // Timers run before the poll phase reads sockets: when the loop has been busy, an update that
+      // already arrived is still unread. Expiry waits one turn (setImmediate runs after the poll
+      // phase), so such an update restarts the clock instead of the check flapping to critical.
+      setImmediate(() => {
+        if (!r.stopped && r.ttlArmed === armed) this.sink.ttlExpired(r.check.checkId);
+      });
     }, r.check.definition.ttlMs!);
   }
 

@@ -8,7 +8,7 @@ import type { Logger } from '../../../base/log.js';
 import { aclIdentity } from '../acl/gate.js';
 import type { AclSystem } from '../acl/system.js';
 import type { LocalAgent } from '../agent.js';
-import { blockingQuery, parseBlockingParams, type QueryResult } from '../blocking.js';
+import { blockingQuery, blockUntilFresh, parseBlockingParams, type QueryResult, type WakeSource } from '../blocking.js';
 import { badRequest } from '../http-error.js';
 import type { SessionManager } from '../sessions.js';
 import type { Store } from '../state/store.js';
@@ -107,10 +107,10 @@ export function sendEmpty(reply: FastifyReply): FastifyReply {
  * `filtered`: ACLs removed something the token may not read (Consul's
  * X-Consul-Results-Filtered-By-ACLs header).
  */
-export type Answer = { json: unknown; filtered?: boolean } | { status: number; filtered?: boolean } | { raw: Buffer };
+export type Answer = { json: unknown; filtered?: boolean } | { jsonText: string; filtered?: boolean } | { status: number; filtered?: boolean } | { raw: Buffer };
 
 /** An answer whose JSON is already serialised, shared by every request that asks the same thing. */
-type CachedAnswer = Exclude<Answer, { json: unknown }> | { body: Buffer; filtered?: boolean };
+type CachedAnswer = Exclude<Answer, { json: unknown } | { jsonText: string }> | { body: Buffer; filtered?: boolean };
 
 /** Per store: answers computed at `version`, by request key. */
 const answerCache = new WeakMap<Store, { version: number; answers: Map<string, QueryResult<CachedAnswer>> }>();
@@ -146,12 +146,63 @@ function cached(store: Store, key: string, run: () => QueryResult<Answer>): () =
     const hit = entry.answers.get(key);
     if (hit !== undefined) return hit;
     const result = run();
-    const r = result.value;
-    const value: CachedAnswer = 'json' in r ? { body: Buffer.from(JSON.stringify(r.json)), ...(r.filtered === true ? { filtered: true } : {}) } : r;
-    const out = { index: result.index, value };
+    const out = { index: result.index, value: toCached(result.value) };
     entry.answers.set(key, out);
     return out;
   };
+}
+
+/** Per store: the last answer per request key, with the index it was computed at (KV answers). */
+const indexedCache = new WeakMap<Store, Map<string, QueryResult<CachedAnswer>>>();
+/** Request keys remembered per store; past this the cache starts over (clients choose the keys). */
+const INDEXED_CACHE_MAX = 16_384;
+
+function toCached(r: Answer): CachedAnswer {
+  const filtered = 'filtered' in r && r.filtered === true ? { filtered: true } : {};
+  if ('json' in r) return { body: Buffer.from(JSON.stringify(r.json)), ...filtered };
+  if ('jsonText' in r) return { body: Buffer.from(r.jsonText), ...filtered };
+  return r;
+}
+
+/**
+ * A blocking query whose answer is fully determined by its index (KV: a key's
+ * or a prefix's highest ModifyIndex): it parks on `source` (the prefix's
+ * watchers, not every KV write), reads only `index()` when woken, builds the
+ * answer once it is fresh, and shares that answer, serialised, with every
+ * request asking the same thing at the same index, across writes elsewhere.
+ */
+export async function sendBlockingIndexed(
+  ctx: RouteContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  source: WakeSource,
+  index: () => number,
+  answer: () => Answer,
+): Promise<FastifyReply> {
+  const query = queryOf(req);
+  const blocking = parseBlockingParams(query);
+  const abort = new AbortController();
+  const onClose = (): void => abort.abort();
+  reply.raw.once('close', onClose);
+  try {
+    const idx = await blockUntilFresh(ctx.store, source, blocking, index, abort.signal);
+    let cache = indexedCache.get(ctx.store);
+    if (cache === undefined) {
+      cache = new Map();
+      indexedCache.set(ctx.store, cache);
+    }
+    // ACL changes alter what a token may read without moving any KV index.
+    const key = `${answerKey(ctx, req)}\u0000${ctx.store.tableIndex['acl-tokens']}.${ctx.store.tableIndex['acl-policies']}`;
+    let hit = cache.get(key);
+    if (hit === undefined || hit.index !== idx) {
+      hit = { index: idx, value: toCached(answer()) };
+      if (cache.size >= INDEXED_CACHE_MAX) cache.clear();
+      cache.set(key, hit);
+    }
+    return sendAnswer(reply, query, hit);
+  } finally {
+    reply.raw.off('close', onClose);
+  }
 }
 
 /**
@@ -173,21 +224,24 @@ export async function sendBlocking(
   reply.raw.once('close', onClose);
   try {
     const result = await blockingQuery(ctx.store, tables, blocking, cached(ctx.store, answerKey(ctx, req), run), { signal: abort.signal });
-    setQueryMeta(reply, result.index, query);
-    const answer = result.value;
-    if ('filtered' in answer && answer.filtered === true) reply.header('X-Consul-Results-Filtered-By-ACLs', 'true');
-    if ('body' in answer) return reply.code(200).header('Content-Type', 'application/json').send(answer.body);
-    if ('json' in answer) return sendJson(reply, answer.json);
-    if ('raw' in answer) {
-      return reply
-        .code(200)
-        .header('Content-Type', 'text/plain')
-        .header('X-Content-Type-Options', 'nosniff')
-        .header('Content-Security-Policy', 'sandbox')
-        .send(answer.raw);
-    }
-    return reply.code(answer.status).send();
+    return sendAnswer(reply, query, result);
   } finally {
     reply.raw.off('close', onClose);
   }
+}
+
+function sendAnswer(reply: FastifyReply, query: Query, result: QueryResult<CachedAnswer>): FastifyReply {
+  setQueryMeta(reply, result.index, query);
+  const answer = result.value;
+  if ('filtered' in answer && answer.filtered === true) reply.header('X-Consul-Results-Filtered-By-ACLs', 'true');
+  if ('body' in answer) return reply.code(200).header('Content-Type', 'application/json').send(answer.body);
+  if ('raw' in answer) {
+    return reply
+      .code(200)
+      .header('Content-Type', 'text/plain')
+      .header('X-Content-Type-Options', 'nosniff')
+      .header('Content-Security-Policy', 'sandbox')
+      .send(answer.raw);
+  }
+  return reply.code(answer.status).send();
 }

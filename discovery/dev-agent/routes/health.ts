@@ -99,7 +99,7 @@ export function serviceIndex(store: Store, name: string): number {
 }
 
 function checksOfInstance(store: Store, s: ServiceRecord): CheckRecord[] {
-  return store.checksOfNode(s.node).filter((c) => c.serviceId === '' || c.serviceId === s.id);
+  return store.checksOfInstance(s.node, s.id);
 }
 
 function pathParam(req: FastifyRequest, name: string): string {

@@ -22,8 +22,8 @@ import {
   kvUnlock,
   type KvWrite,
 } from '../state/kv.js';
-import { kvJson } from '../state/views.js';
-import { type Answer, has, param, type Query, queryOf, type RouteContext, sendBlocking, sendJson } from './common.js';
+import { kvJson, kvJsonText } from '../state/views.js';
+import { type Answer, has, param, type Query, queryOf, type RouteContext, sendBlockingIndexed, sendJson } from './common.js';
 
 /** Consul's kv_max_value_size default. */
 export const KV_MAX_VALUE_SIZE = 512 * 1024;
@@ -39,30 +39,29 @@ export function kvRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const a = authzOf(ctx, req);
     const readable = a.isManagement ? undefined : (k: string): boolean => a.allows('key', 'read', k);
     const hidden = (): boolean => readable !== undefined && kvList(store, key).some((e) => !readable(e.key));
+    // A query parks on its own key range: writes elsewhere neither wake nor re-evaluate it.
+    const range = (wake: () => void): (() => void) => store.watchKv(key, wake);
     if (has(query, 'keys')) {
       const separator = param(query, 'separator') ?? param(query, 'seperator') ?? ''; // Consul accepts its old misspelling
-      return sendBlocking(ctx, req, reply, ['kvs'], () => {
+      return sendBlockingIndexed(ctx, req, reply, range, () => kvPrefixIndex(store, key), () => {
         const keys = kvKeys(store, key, separator, readable);
         const filtered = hidden();
-        const value: Answer = keys.length === 0 && key !== '' ? { status: 404, filtered } : { json: keys, filtered };
-        return { index: kvPrefixIndex(store, key), value };
+        return keys.length === 0 && key !== '' ? { status: 404, filtered } : { json: keys, filtered };
       });
     }
     if (has(query, 'recurse')) {
-      return sendBlocking(ctx, req, reply, ['kvs'], () => {
+      return sendBlockingIndexed(ctx, req, reply, range, () => kvPrefixIndex(store, key), () => {
         const entries = kvList(store, key, readable);
         const filtered = hidden();
-        const value: Answer = entries.length === 0 ? { status: 404, filtered } : { json: entries.map((e) => kvJson(e)), filtered };
-        return { index: kvPrefixIndex(store, key), value };
+        return entries.length === 0 ? { status: 404, filtered } : { jsonText: `[${entries.map(kvJsonText).join(',')}]`, filtered };
       });
     }
     if (key === '') throw badRequest('Missing key name');
     const raw = has(query, 'raw');
-    return sendBlocking(ctx, req, reply, ['kvs'], () => {
+    return sendBlockingIndexed(ctx, req, reply, range, () => kvKeyIndex(store, key), (): Answer => {
       const e = kvGet(store, key);
-      let value: Answer = { status: 404 };
-      if (e !== undefined) value = raw ? { raw: e.value ?? Buffer.alloc(0) } : { json: [kvJson(e)] };
-      return { index: kvKeyIndex(store, key), value };
+      if (e === undefined) return { status: 404 };
+      return raw ? { raw: e.value ?? Buffer.alloc(0) } : { json: [kvJson(e)] };
     });
   });
 

@@ -24,8 +24,11 @@ export function kvGet(store: Store, key: string): KvEntry | undefined {
 /** Entries under `prefix`, in key order; with `readable`, only the keys it accepts (ACL filtering). */
 export function kvList(store: Store, prefix: string, readable?: (key: string) => boolean): KvEntry[] {
   const out: KvEntry[] = [];
-  for (const e of store.kv.values()) if (e.key.startsWith(prefix) && (readable === undefined || readable(e.key))) out.push(e);
-  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const key of store.kvIndex.range(prefix)) {
+    const e = store.kv.get(key);
+    if (e !== undefined && (readable === undefined || readable(key))) out.push(e);
+  }
+  return out;
 }
 
 /**
@@ -59,9 +62,13 @@ export function kvKeyIndex(store: Store, key: string): number {
  */
 export function kvPrefixIndex(store: Store, prefix: string): number {
   if (prefix === '') return store.maxIndex('kvs');
-  let max = 0;
-  for (const e of store.kv.values()) if (e.key.startsWith(prefix) && e.modifyIndex > max) max = e.modifyIndex;
-  for (const [k, idx] of store.tombstones) if (k.startsWith(prefix) && idx > max) max = idx;
+  // Cached per prefix and advanced by every commit (kv-index.ts): a parked agent's re-query costs no scan.
+  let max = store.kvIndex.prefixMax(prefix, () => {
+    let m = 0;
+    for (const key of store.kvIndex.range(prefix)) m = Math.max(m, store.kv.get(key)?.modifyIndex ?? 0);
+    for (const [k, idx] of store.tombstones) if (k.startsWith(prefix) && idx > m) m = idx;
+    return m;
+  });
   if (max > 0) max = Math.max(max, store.tombstoneFloor);
   return max > 0 ? max : store.maxIndex('kvs');
 }

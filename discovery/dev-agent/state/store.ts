@@ -8,6 +8,7 @@
  * synchronously: a woken blocking query re-runs in the same tick, which is why
  * it answers within milliseconds of the change.
  */
+import { KvIndex, PrefixMap } from './kv-index.js';
 import {
   type AclPolicyRecord,
   type AclTokenRecord,
@@ -45,11 +46,35 @@ export class Rollback extends Error {
   }
 }
 
+/**
+ * What one commit (or quiet change) touched, for persistence: the rows by
+ * table and key, and the service names whose index moved.
+ */
+export interface StoreChange {
+  readonly tables: ReadonlySet<Table>;
+  /** `table\u0000key` of every row written or deleted. */
+  readonly rows: ReadonlySet<string>;
+  readonly services: ReadonlySet<string>;
+  /** A change that keeps the index (check output, tombstone reaps): saved with the next snapshot only. */
+  readonly quiet: boolean;
+}
+
+/** The `StoreChange.rows` entry of a row. */
+export function rowId(table: Table, key: string): string {
+  return `${table}\u0000${key}`;
+}
+
 /** One write: the index it commits at, and the mutations to undo if it fails. */
 export class WriteTx {
   /** The index every record written by this transaction carries. */
   readonly index: number;
   readonly changed = new Set<Table>();
+  /** Rows written or deleted (rowId), for persistence. */
+  readonly rows = new Set<string>();
+  /** KV keys written or deleted: parked queries on their prefixes wake. */
+  readonly kvKeys = new Set<string>();
+  /** Service names whose index this write moved. */
+  readonly services = new Set<string>();
   private readonly undo: Array<() => void> = [];
 
   constructor(
@@ -68,8 +93,20 @@ export class WriteTx {
     if (row === undefined) map.delete(key);
     else map.set(key, row);
     this.changed.add(table);
+    this.rows.add(rowId(table, key));
 
-    if (table === 'kvs') this.tombstone(key, row === undefined);
+    if (table === 'kvs') {
+      this.kvKeys.add(key);
+      this.tombstone(key, row === undefined);
+      const idx = this.store.kvIndex;
+      if (before === undefined) {
+        idx.insert(key);
+        this.undo.push(() => idx.remove(key));
+      } else if (row === undefined) {
+        idx.remove(key);
+        this.undo.push(() => idx.insert(key));
+      }
+    }
     if (table === 'services') {
       for (const s of [before, row] as Array<ServiceRecord | undefined>) if (s) this.touchService(s.name);
     }
@@ -81,6 +118,7 @@ export class WriteTx {
     const before = this.store.serviceIndex.get(name);
     this.undo.push(() => (before === undefined ? this.store.serviceIndex.delete(name) : this.store.serviceIndex.set(name, before)));
     this.store.serviceIndex.set(name, this.index);
+    this.services.add(name);
   }
 
   /** Records an extra undo step (for state outside the tables, e.g. lock delays). */
@@ -143,9 +181,15 @@ export class Store {
   /** Key -> time (ms epoch) before which it cannot be locked again; not persisted, as in Consul. */
   readonly lockDelays = new Map<string, number>();
   checkTrigger?: CheckTrigger;
+  /** Sorted KV keys and per-prefix indexes (kv-index.ts). */
+  readonly kvIndex = new KvIndex();
 
   private readonly watchers = new Map<Table, Set<() => void>>();
-  private readonly commitListeners: Array<(tables: ReadonlySet<Table>) => void> = [];
+  /** Checks by node and service ID, as of `version` (checksOfInstance). */
+  private checkIndex: { version: number; byInstance: Map<string, CheckRecord[]> } | undefined;
+  /** Parked KV queries by the prefix (or key) they read. */
+  private readonly kvWatchers = new PrefixMap<Set<() => void>>();
+  private readonly commitListeners: Array<(change: StoreChange) => void> = [];
   private closed = false;
 
   /** The map behind a table. */
@@ -178,16 +222,28 @@ export class Store {
     if (tx.changed.size > 0) {
       this.index = tx.index;
       for (const t of tx.changed) this.tableIndex[t] = tx.index;
-      this.notify(tx.changed);
+      if (tx.kvKeys.size > 0) this.kvIndex.committed(tx.index, tx.kvKeys);
+      this.notify({ tables: tx.changed, rows: tx.rows, services: tx.services, quiet: false }, tx.kvKeys);
     }
     return result;
   }
 
-  /** Replaces a row without a new index: for check output changes, which Consul does not sync at once either. */
+  /**
+   * Replaces a row without a new index: for check output changes, which Consul
+   * does not sync at once either. Nothing wakes, and persistence saves it with
+   * the next snapshot, not at once: a TTL heartbeat whose note changes every
+   * time costs no disk write.
+   */
   putQuietly<T extends Table>(table: T, key: string, row: Row<T>): void {
     this.table(table).set(key, row);
     this.version++;
-    for (const l of this.commitListeners) l(new Set());
+    const change: StoreChange = { tables: new Set(), rows: new Set([rowId(table, key)]), services: new Set(), quiet: true };
+    for (const l of this.commitListeners) l(change);
+  }
+
+  /** Rebuilds derived indexes after state was loaded into the maps directly (persistence). */
+  loaded(): void {
+    this.kvIndex.reset(this.kv.keys());
   }
 
   /** Max of the given tables' indexes, at least 1 (Consul never answers index 0). */
@@ -209,8 +265,28 @@ export class Store {
     };
   }
 
-  /** Calls `cb` after every commit (persistence schedules a save). */
-  onCommit(cb: (tables: ReadonlySet<Table>) => void): void {
+  /**
+   * Calls `cb` after a commit that set or deleted a KV key starting with
+   * `prefix` (a single key's query passes the key: a longer key sharing it
+   * wakes it too, harmlessly), and on close. Returns the unsubscribe function.
+   */
+  watchKv(prefix: string, cb: () => void): () => void {
+    let set = this.kvWatchers.get(prefix);
+    if (set === undefined) {
+      set = new Set();
+      this.kvWatchers.set(prefix, set);
+    }
+    set.add(cb);
+    return () => {
+      const s = this.kvWatchers.get(prefix);
+      if (s === undefined) return;
+      s.delete(cb);
+      if (s.size === 0) this.kvWatchers.delete(prefix);
+    };
+  }
+
+  /** Calls `cb` after every commit and quiet change (persistence logs or schedules a save). */
+  onCommit(cb: (change: StoreChange) => void): void {
     this.commitListeners.push(cb);
   }
 
@@ -221,15 +297,19 @@ export class Store {
    */
   reapTombstones(uptoIndex: number): number {
     let dropped = 0;
+    const reaped: string[] = [];
     for (const [key, idx] of this.tombstones) {
       if (idx > uptoIndex) continue;
+      reaped.push(key);
       this.tombstones.delete(key);
       this.tombstoneFloor = Math.max(this.tombstoneFloor, idx);
       dropped++;
     }
     if (dropped > 0) {
       this.version++;
-      for (const l of this.commitListeners) l(new Set());
+      this.kvIndex.invalidate();
+      const change: StoreChange = { tables: new Set(), rows: new Set(reaped.map((k) => rowId('kvs', k))), services: new Set(), quiet: true };
+      for (const l of this.commitListeners) l(change);
     }
     return dropped;
   }
@@ -237,7 +317,7 @@ export class Store {
   /** Wakes every watcher once, so pending blocking queries answer before shutdown. */
   close(): void {
     this.closed = true;
-    this.notify(new Set(TABLES));
+    this.notify({ tables: new Set(TABLES), rows: new Set(), services: new Set(), quiet: true }, undefined, true);
   }
 
   /** True once `close()` ran; blocking queries stop waiting. */
@@ -248,6 +328,28 @@ export class Store {
   /** Services on a node, by ID. */
   servicesOfNode(node: string): ServiceRecord[] {
     return [...this.services.values()].filter((s) => s.node === node);
+  }
+
+  /**
+   * The checks of one service instance: its own and its node's, sorted by
+   * check ID. For reads (routes), not inside a write: it comes from an index
+   * rebuilt once per store version, so a health answer of a thousand
+   * instances on one node costs one pass over the checks, not one per instance.
+   */
+  checksOfInstance(node: string, serviceId: string): CheckRecord[] {
+    if (this.checkIndex?.version !== this.version) {
+      const byInstance = new Map<string, CheckRecord[]>();
+      for (const c of this.checks.values()) {
+        const k = `${c.node}\u0000${c.serviceId}`;
+        const list = byInstance.get(k);
+        if (list === undefined) byInstance.set(k, [c]);
+        else list.push(c);
+      }
+      this.checkIndex = { version: this.version, byInstance };
+    }
+    const own = this.checkIndex.byInstance.get(`${node}\u0000${serviceId}`) ?? [];
+    const nodeLevel = serviceId === '' ? [] : (this.checkIndex.byInstance.get(`${node}\u0000`) ?? []);
+    return [...nodeLevel, ...own].sort(byCheckId);
   }
 
   /** Checks on a node, sorted by check ID (Consul's memdb order). */
@@ -265,12 +367,19 @@ export class Store {
     return this.checks.get(nodeKey(node, id));
   }
 
-  private notify(tables: ReadonlySet<Table>): void {
+  private notify(change: StoreChange, kvKeys: ReadonlySet<string> | undefined, everyone = false): void {
     this.version++;
     const due = new Set<() => void>();
-    for (const t of tables) for (const cb of this.watchers.get(t) ?? []) due.add(cb);
+    for (const t of change.tables) for (const cb of this.watchers.get(t) ?? []) due.add(cb);
+    if (everyone) {
+      for (const set of this.kvWatchers.values()) for (const cb of set) due.add(cb);
+    } else if (kvKeys !== undefined && this.kvWatchers.size > 0) {
+      for (const k of kvKeys) this.kvWatchers.forEachPrefixOf(k, (set) => {
+        for (const cb of set) due.add(cb);
+      });
+    }
     for (const cb of due) cb();
-    for (const l of this.commitListeners) l(tables);
+    if (!everyone) for (const l of this.commitListeners) l(change);
   }
 }
 

@@ -16,6 +16,23 @@ export function kvJson(e: KvEntry, withValue = true): Record<string, unknown> {
   return out;
 }
 
+/** Each entry's kvJson as JSON text: entries are immutable (a write replaces the record), so it never goes stale. */
+const kvText = new WeakMap<KvEntry, string>();
+
+/**
+ * An entry's kvJson, serialised, made once per entry: a recursive answer of
+ * ten thousand entries is then a join of cached texts, not ten thousand
+ * objects, base64 encodings and a serialisation, each time one entry changes.
+ */
+export function kvJsonText(e: KvEntry): string {
+  let text = kvText.get(e);
+  if (text === undefined) {
+    text = JSON.stringify(kvJson(e));
+    kvText.set(e, text);
+  }
+  return text;
+}
+
 /** A catalog node. */
 export function nodeJson(n: NodeRecord): Record<string, unknown> {
   return {

@@ -206,9 +206,11 @@ t.test('initial management token, persistence across a restart, the bootstrap re
   const token = await policyToken(c.address, ROOT, 'kv-writer', 'key_prefix "" { policy = "write" }');
   t.equal((await aclCall(c.address, 'PUT', '/v1/kv/k', { body: 'v', token })).status, 200);
   await c.agent.flush();
-  const state = join(c.dataDir, 'state.json');
-  t.ok((await readFile(state, 'utf8')).includes(token), 'the state file holds the SecretIDs');
-  t.equal((await stat(state)).mode & 0o777, 0o600, 'so only its owner may read it');
+  // The snapshot and the change log after it (discovery/dev-agent/README.md, persistence).
+  const files = ['state.json', 'state.log'].map((f) => join(c.dataDir, f));
+  const texts = await Promise.all(files.map((f) => readFile(f, 'utf8')));
+  t.ok(texts.join('').includes(token), 'the state files hold the SecretIDs');
+  for (const f of files) t.equal((await stat(f)).mode & 0o777, 0o600, `so only its owner may read ${f}`);
 
   const c2 = await c.restart();
   t.equal((await aclCall(c2.address, 'GET', '/v1/kv/k?raw', { token })).text, 'v', 'tokens and policies survive a restart');

@@ -1,12 +1,16 @@
-/** State in the data directory: restarts keep KV, registrations, sessions and a monotonic index. */
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+/**
+ * State in the data directory: restarts keep KV, registrations, sessions and a
+ * monotonic index; a snapshot plus an append-only log, safe against a crash
+ * in the middle of an append; heartbeats write nothing.
+ */
+import { appendFile, copyFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // The `consul` client's typings demand fields Consul does not (a check `timeout`, lower-case txn
 // ops), so option objects it would reject at compile time are passed `as never`.
 import t from 'tap';
 import { startDevConsul } from '../../../discovery/dev-agent/index.js';
-import { STATE_FILE } from '../../../discovery/dev-agent/state/persistence.js';
+import { LOG_FILE, STATE_FILE } from '../../../discovery/dev-agent/state/persistence.js';
 import { isWeftError } from '../../../base/errors.js';
 import { eventually } from '../../helpers/eventually.js';
 import { startTestConsul, withMeta } from '../../helpers/dev-consul.js';
@@ -102,4 +106,136 @@ t.test('a data directory that cannot be created is a coded error', async (t) => 
   await t.rejects(startDevConsul({ bind: '127.0.0.1', port: 0, dataDir: join(blocker, 'sub'), nodeName: 'n', datacenter: 'dc1' }), {
     code: 'WEFT_ERR_DEV_CONSUL_DATA_DIR',
   });
+});
+
+/** The files of a data directory as a crash would leave them: copied while the agent runs, no clean stop. */
+async function crashCopy(t: { teardown(fn: () => unknown): void }, from: string): Promise<string> {
+  const to = await mkdtemp(join(tmpdir(), 'weft-dev-consul-crash-'));
+  t.teardown(() => rm(to, { recursive: true, force: true }));
+  for (const f of await readdir(from)) await copyFile(join(from, f), join(to, f));
+  return to;
+}
+
+t.test('writes are appended to a log after the snapshot; a crash loses nothing flushed and a torn last record is ignored', async (t) => {
+  const c = await startTestConsul(t);
+  await c.consul.kv.set('a', '1');
+  await c.agent.flush(); // the first save of an empty directory is a snapshot
+  await c.consul.kv.set('b', '2');
+  await c.consul.kv.set('a', '1b');
+  await c.consul.kv.del('gone-before-snapshot');
+  await c.agent.flush();
+  await c.consul.kv.set('c', '3');
+  await c.agent.flush();
+  const log = (await readFile(join(c.dataDir, LOG_FILE), 'utf8')).split('\n');
+  t.match(JSON.parse(log[0]!), { weftDevConsulLog: 1, generation: 1 }, 'the log continues the first snapshot');
+  t.match(log.at(-2), /"c"/, 'the last flush is its last line');
+  const snap = JSON.parse(await readFile(join(c.dataDir, STATE_FILE), 'utf8')) as { kv: Array<{ key: string }> };
+  t.notOk(
+    snap.kv.some((e) => e.key === 'b' || e.key === 'c'),
+    'the snapshot was not rewritten for later writes',
+  );
+
+  // A crash in the middle of an append: half a record at the end of the log.
+  const dir = await crashCopy(t, c.dataDir);
+  const torn = `${JSON.stringify({ i: 999, ti: {}, tf: 0, ab: 0, tb: [], si: [], r: [['kvs', 'torn', { key: 'torn' }]] })}`.slice(0, 40);
+  await appendFile(join(dir, LOG_FILE), torn);
+  const indexBefore = c.agent.store.index;
+  const d = await startTestConsul(t, { dataDir: dir });
+  t.equal((await d.consul.kv.get('a'))?.Value, '1b');
+  t.equal((await d.consul.kv.get('b'))?.Value, '2');
+  t.equal((await d.consul.kv.get('c'))?.Value, '3');
+  t.equal(await d.consul.kv.get('torn'), undefined, 'the torn record is ignored');
+  t.ok(d.agent.store.index > indexBefore, 'the index is past every one handed out before the crash');
+  // The next append starts after the cut, and the log loads again.
+  await d.consul.kv.set('d', '4');
+  await d.agent.flush();
+  t.notOk((await readFile(join(dir, LOG_FILE), 'utf8')).includes(torn), 'the torn bytes were cut off before appending');
+  const again = await crashCopy(t, dir);
+  const e = await startTestConsul(t, { dataDir: again });
+  t.strictSame(
+    ((await e.consul.kv.get({ key: '', recurse: true })) as Array<{ Key: string; Value: string }>).map((x) => [x.Key, x.Value]),
+    [
+      ['a', '1b'],
+      ['b', '2'],
+      ['c', '3'],
+      ['d', '4'],
+    ],
+  );
+});
+
+t.test('a bad record before the last one is a coded error naming the log', async (t) => {
+  const c = await startTestConsul(t);
+  await c.consul.kv.set('a', '1');
+  await c.agent.flush();
+  await c.consul.kv.set('b', '2');
+  await c.agent.flush();
+  const dir = await crashCopy(t, c.dataDir);
+  const file = join(dir, LOG_FILE);
+  const lines = (await readFile(file, 'utf8')).split('\n');
+  await writeFile(file, [lines[0], '{"i": not json', ...lines.slice(1)].join('\n'));
+  await t.rejects(startDevConsul({ bind: '127.0.0.1', port: 0, dataDir: dir, nodeName: 'n', datacenter: 'dc1' }), { code: 'WEFT_ERR_DEV_CONSUL_DATA_DIR', value: file, message: /line 2/ });
+});
+
+t.test('TTL heartbeats that only change the note write nothing to disk', async (t) => {
+  const c = await startTestConsul(t);
+  await c.consul.agent.service.register({ name: 'weft-agent', id: 'weft-agent-h1', check: { ttl: '30s', status: 'passing' } } as never);
+  await c.agent.flush();
+  await c.consul.kv.set('x', 'y'); // a log exists
+  await c.agent.flush();
+  const sizes = async (): Promise<number[]> => Promise.all([STATE_FILE, LOG_FILE].map(async (f) => (await stat(join(c.dataDir, f))).size));
+  const before = await sizes();
+  for (let i = 0; i < 20; i++) await c.consul.agent.check.pass({ id: 'service:weft-agent-h1', note: `alive ${i}` });
+  await c.agent.flush();
+  t.strictSame(await sizes(), before, 'neither file grew');
+  t.match(((await c.consul.agent.checks()) as Record<string, { Output: string }>)['service:weft-agent-h1'], { Output: 'alive 19' }, 'the note is applied');
+  // A clean stop saves the note with the snapshot.
+  await c.agent.close();
+  const snap = JSON.parse(await readFile(join(c.dataDir, STATE_FILE), 'utf8')) as { checks: Array<{ checkId: string; output: string }> };
+  t.equal(snap.checks.find((x) => x.checkId === 'service:weft-agent-h1')?.output, 'alive 19');
+});
+
+t.test('the log is folded into a new snapshot once it is as large as the snapshot', async (t) => {
+  const c = await startTestConsul(t);
+  await c.consul.kv.set('small', 'x');
+  await c.agent.flush();
+  const big = 'v'.repeat(400 * 1024);
+  for (const k of ['b1', 'b2', 'b3']) {
+    await c.consul.kv.set(k, big);
+    await c.agent.flush();
+  }
+  const snap = JSON.parse(await readFile(join(c.dataDir, STATE_FILE), 'utf8')) as { generation: number; kv: Array<{ key: string }> };
+  // 2 x 400 KiB (base64: 1.07 MB) pass the 1 MiB floor: folded after b2; b3 goes to the new log.
+  t.strictSame(snap.kv.map((e) => e.key).sort(), ['b1', 'b2', 'small'], 'the snapshot holds what the log held');
+  const log = (await readFile(join(c.dataDir, LOG_FILE), 'utf8')).split('\n');
+  t.strictSame(JSON.parse(log[0]!), { weftDevConsulLog: 1, generation: snap.generation }, 'a new log continues the new snapshot');
+  t.equal(log.length, 3, 'and holds only what came after it (a header, b3, the end of the last line)');
+  const d = await startTestConsul(t, { dataDir: await crashCopy(t, c.dataDir) });
+  t.equal(((await d.consul.kv.get('b3')) as { Value: string }).Value.length, big.length);
+});
+
+t.test('a state.json written before the log existed (format 1) still loads', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-dev-consul-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const tables = { kvs: 7, nodes: 1, services: 1, checks: 1, sessions: 0, 'acl-tokens': 0, 'acl-policies': 0 };
+  await writeFile(
+    join(dir, STATE_FILE),
+    JSON.stringify({
+      format: 1,
+      nodeId: 'old-node-id',
+      index: 7,
+      tableIndex: tables,
+      serviceIndex: [],
+      tombstoneFloor: 0,
+      kv: [{ key: 'weft/jobs/old', flags: 0, value: Buffer.from('kept').toString('base64'), lockIndex: 0, createIndex: 7, modifyIndex: 7 }],
+      tombstones: [],
+      nodes: [],
+      services: [],
+      checks: [],
+      sessions: [],
+    }),
+  );
+  const c = await startTestConsul(t, { dataDir: dir });
+  t.match(await c.consul.kv.get('weft/jobs/old'), { Value: 'kept', ModifyIndex: 7 });
+  await c.agent.close();
+  t.match(JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')), { format: 2, nodeId: 'old-node-id' }, 'saved again in the current format');
 });
