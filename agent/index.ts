@@ -17,3 +17,4 @@ export { Registrar } from './registrar.js';
 export { apiSecretSource } from './scheduler-secrets.js';
 export type { SecretSource } from './scheduler-secrets.js';
 export { schedulerSigner } from './scheduler-signer.js';
+export { localKeySetPath, proxyKeySetPath, SigningKeys } from './signing-keys.js';

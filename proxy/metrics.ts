@@ -69,6 +69,8 @@ export class ProxyMetrics {
   readonly connectionsRefused: Counter<'listener' | 'reason'>;
   /** weft_proxy_client_timeouts_total{direction,phase}: connections closed for a slow client (phase head, body or request; TLS handshakes are in tls_handshake_failures_total). */
   readonly clientTimeouts: Counter<'direction' | 'phase'>;
+  /** weft_proxy_signed_state_refused_total{kind,reason}: intentions and splits in KV refused for their signature (base/signing.ts reasons). */
+  readonly signedStateRefused: Counter<'kind' | 'reason'>;
 
   private readonly routes = new Map<string, RouteMetrics>();
   /** Latency per direction/source/destination/version: routes to instances of one version share one. */
@@ -184,6 +186,12 @@ export class ProxyMetrics {
       name: 'weft_proxy_client_timeouts_total',
       help: 'Connections closed with 408 for a slow client: request head (head), a stalled request body (body), the whole request (request).',
       labelNames: ['direction', 'phase'],
+      registers,
+    });
+    this.signedStateRefused = new Counter({
+      name: 'weft_proxy_signed_state_refused_total',
+      help: 'Intentions and splits refused because the scheduler did not sign them for their key (kind intention or split; reason unsigned, malformed, unknown-key, retired-key, bad-signature, rollback).',
+      labelNames: ['kind', 'reason'],
       registers,
     });
   }

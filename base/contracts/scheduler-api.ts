@@ -11,7 +11,8 @@
  *   (base/env.ts ENV_WEFT_TOKEN) or `<dataDir>/scheduler/token`.
  * - Two kinds of token: the operator token (every route), and per-host agent tokens
  *   (`POST /v1/nodes/:node/token`), which may only call the agent routes (CSR signing for the
- *   services allocated to that host, and the secrets of that host's allocations).
+ *   services allocated to that host, the secrets of that host's allocations, the CA roots and the
+ *   signing keys).
  * - Every error answers with ApiErrorSchema (WeftError.toJSON): `{ code, message, key?, value? }`
  *   and the HTTP status of the code in base/errors.ts. Request validation errors are 400
  *   WEFT_ERR_API_REQUEST_INVALID naming the field in `key`; a bad job spec is 400
@@ -72,6 +73,8 @@ export const ROUTES = {
   allocSecrets: 'GET /v1/allocations/:host/:alloc/secrets',
   signCsr: 'POST /v1/ca/sign',
   caRoots: 'GET /v1/ca/roots',
+  signingKeys: 'GET /v1/signing/keys',
+  rotateSigningKey: 'POST /v1/signing/rotate',
 } as const;
 
 /** Splits `'GET /v1/jobs/:job'` into method and path. */
@@ -564,6 +567,43 @@ export const SignCsrResponseSchema = Type.Object({
 });
 export const CaRootsResponseSchema = Type.Object({ trustDomain: Type.String(), bundlePem: Type.String() });
 
+// ---------------------------------------------------------------- signed desired state
+
+/** One public key of the scheduler's (base/signing.ts PublicSigningKey). */
+export const PublicSigningKeySchema = Type.Object({
+  /** First 16 hex digits of SHA-256 over the raw public key. */
+  kid: Type.String(),
+  /** Raw 32-byte Ed25519 public key, base64url. */
+  publicKey: Type.String(),
+  createdAt: Time,
+  /** When it starts signing (published before, so every host knows it by then); absent: at creation. */
+  signsFrom: Type.Optional(Time),
+  /** From then on the key verifies nothing; absent while it is the newest. */
+  retireAt: Type.Optional(Time),
+});
+/** Agent route: the keys agents and proxies verify allocations, intentions and splits with. */
+export const SigningKeysResponseSchema = Type.Object({ keys: Type.Array(PublicSigningKeySchema) });
+export const RotateSigningKeyRequestSchema = Type.Object(
+  {
+    /** How long the new key is published before it signs (default scheduler.signing.publishSeconds): agents fetch it meanwhile. */
+    publishSeconds: Type.Optional(Type.Number({ minimum: 0, maximum: 86_400 })),
+    /** How long the key signing until then keeps verifying after that (default scheduler.signing.overlapHours); both 0 retire it at once. */
+    overlapHours: Type.Optional(Type.Number({ minimum: 0, maximum: 8760 })),
+  },
+  { additionalProperties: false },
+);
+export const RotateSigningKeyResponseSchema = Type.Object({
+  /** The new signing key. */
+  kid: Type.String(),
+  /** When it starts signing. */
+  signsFrom: Time,
+  /** The keys it replaces, with their retire times. */
+  retiring: Type.Array(Type.Object({ kid: Type.String(), retireAt: Time })),
+  keys: Type.Array(PublicSigningKeySchema),
+  /** Intentions and splits re-signed with the new key now (0 while it is not signing yet: the leader's sweep does it then, and the allocations). */
+  resigned: Type.Integer(),
+});
+
 // ---------------------------------------------------------------- route table
 
 /** What fastify gets per route: params/query/body schemas and the 2xx response. */
@@ -609,6 +649,8 @@ export const ROUTE_SCHEMAS = {
   allocSecrets: { params: AllocParamsSchema, response: AllocSecretsResponseSchema, agent: true },
   signCsr: { body: SignCsrRequestSchema, response: SignCsrResponseSchema, agent: true },
   caRoots: { response: CaRootsResponseSchema, agent: true },
+  signingKeys: { response: SigningKeysResponseSchema, agent: true },
+  rotateSigningKey: { body: RotateSigningKeyRequestSchema, response: RotateSigningKeyResponseSchema },
 } as const satisfies Record<keyof typeof ROUTES, RouteSchema>;
 
 export type ApiError = Static<typeof ApiErrorSchema>;
@@ -648,6 +690,9 @@ export type AllocSecretsResponse = Static<typeof AllocSecretsResponseSchema>;
 export type SignCsrRequest = Static<typeof SignCsrRequestSchema>;
 export type SignCsrResponse = Static<typeof SignCsrResponseSchema>;
 export type CaRootsResponse = Static<typeof CaRootsResponseSchema>;
+export type SigningKeysResponse = Static<typeof SigningKeysResponseSchema>;
+export type RotateSigningKeyRequest = Static<typeof RotateSigningKeyRequestSchema>;
+export type RotateSigningKeyResponse = Static<typeof RotateSigningKeyResponseSchema>;
 export type AutoscaleMetricView = Static<typeof AutoscaleMetricViewSchema>;
 export type AutoscaleDecisionView = Static<typeof AutoscaleDecisionSchema>;
 export type GroupAutoscaleView = Static<typeof GroupAutoscaleSchema>;

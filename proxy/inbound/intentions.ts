@@ -10,7 +10,9 @@
  * Fail closed: a document that does not validate denies its pair (with a
  * reason saying so) rather than vanishing, because a vanished deny under a
  * default of allow would open the door. A key that names no pair
- * (`weft/intentions/a`) cannot deny anything and is only reported.
+ * (`weft/intentions/a`) cannot deny anything and is only reported. An entry
+ * whose signature the wiring refused (`refused`, src/wiring/proxy-signed-state.ts)
+ * denies its pair the same way.
  *
  * Decisions are precomputed objects in nested Maps: a request costs at most
  * four Map lookups and allocates nothing.
@@ -35,6 +37,8 @@ export interface IntentionDocument {
 export interface IntentionEntry {
   readonly key: string;
   readonly value: string | null;
+  /** Set when the value was refused before parsing (not signed by the scheduler): why. The pair is denied. */
+  readonly refused?: string;
 }
 
 // Consul's name rule, which is also the SPIFFE ID's service segment: intentions name what certificates name.
@@ -114,6 +118,7 @@ export class IntentionTable implements IntentionSource {
       }
       let decision: IntentionDecision;
       try {
+        if (entry.refused !== undefined) throw new WeftError('WEFT_ERR_SIGNED_STATE', `${entry.key}: ${entry.refused}`, { key: entry.key });
         const doc = parseIntentionDocument(entry.key, entry.value);
         decision = Object.freeze({
           action: doc.action,
@@ -121,7 +126,8 @@ export class IntentionTable implements IntentionSource {
         });
       } catch (err) {
         errors.push(err as WeftError);
-        decision = Object.freeze({ action: 'deny', reason: `weft: ${DENIED}: intention ${entry.key} is invalid, so it denies until fixed` });
+        const why = entry.refused === undefined ? 'is invalid' : 'is not signed by the scheduler';
+        decision = Object.freeze({ action: 'deny', reason: `weft: ${DENIED}: intention ${entry.key} ${why}, so it denies until fixed` });
       }
       let sources = byDestination.get(pair.destination);
       if (sources === undefined) {

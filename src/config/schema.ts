@@ -29,6 +29,7 @@ import {
 } from '../../proxy/index.js';
 import { DEFAULT_DYNAMIC_PORTS, DEFAULT_LOST_AFTER_MS } from '../../scheduler/index.js';
 import { AUTOSCALE_SOURCES, DEFAULT_AUTOSCALE_SOURCE, DEFAULT_PROMETHEUS_URL } from '../wiring/scheduler-autoscaler.js';
+import { DEFAULT_SIGNING_OVERLAP_HOURS, DEFAULT_SIGNING_PUBLISH_SECONDS } from '../wiring/scheduler-signing.js';
 import { defaultNodeName } from './node-name.js';
 
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
@@ -104,6 +105,16 @@ export const ConfigSchema = Type.Object(
         leaderTtlMs: Type.Integer({ minimum: 50, default: 10_000 }),
         /** Register `weft-scheduler` in Consul (with an HTTP check of /v1/health). */
         register: Type.Boolean({ default: true }),
+        /** Signed desired state (docs/security.md): the keys in <dataDir>/scheduler/signing/. */
+        signing: Type.Object(
+          {
+            /** After a rotation (POST /v1/signing/rotate) the new key is published this long before it signs (agents fetch it meanwhile). */
+            publishSeconds: Type.Number({ minimum: 0, maximum: 86_400, default: DEFAULT_SIGNING_PUBLISH_SECONDS }),
+            /** ... and the previous key keeps verifying this long after that; the leader re-signs every document meanwhile. */
+            overlapHours: Type.Number({ minimum: 0, maximum: 8760, default: DEFAULT_SIGNING_OVERLAP_HOURS }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
         /** The autoscaler (docs/autoscaling.md): where the leader reads the metrics of autoscaled groups. */
         autoscale: Type.Object(
           {
@@ -158,6 +169,8 @@ export const ConfigSchema = Type.Object(
         superviseProxy: Type.Boolean({ default: true }),
         /** First 127.0.0.1 port handed to local services for their outbound calls (local.json). */
         outboundPortBase: { ...Port, default: 15101 },
+        /** How often the agent fetches the scheduler's signing keys and hands them to its proxy (docs/security.md). */
+        signingKeysRefreshMs: Type.Integer({ minimum: 1000, default: 60_000 }),
         /** SPIFFE namespace of local services' identities. */
         namespace: Type.String({ pattern: CONSUL_NAME_PATTERN, default: DEFAULT_NAMESPACE }),
         /**

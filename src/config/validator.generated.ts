@@ -12,7 +12,7 @@ import { defaultNodeName } from './node-name.js';
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"type":"object","required":["dataDir","datacenter","nodeName","log","consul","devConsul","ca","scheduler","client","agent","proxy"],"properties":{"dataDir":{"minLength":1,"default":".weft","type":"string"},"datacenter":{"pattern":"^[A-Za-z0-9_-]+$","default":"dc1","type":"string"},"nodeName":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"<defaultNodeName()>","type":"string"},"log":{"default":{},"additionalProperties":false,"type":"object","required":["level","format"],"properties":{"level":{"default":"info","anyOf":[{"const":"trace","type":"string"},{"const":"debug","type":"string"},{"const":"info","type":"string"},{"const":"warn","type":"string"},{"const":"error","type":"string"},{"const":"fatal","type":"string"},{"const":"silent","type":"string"}]},"format":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"json","type":"string"},{"const":"pretty","type":"string"}]}}},"consul":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"127.0.0.1:8500","type":"string"},"token":{"minLength":1,"type":"string"}}},"devConsul":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":8500}}},"ca":{"default":{},"additionalProperties":false,"type":"object","required":["trustDomain","leafTtlHours","csrMaxPerSecond","intermediate"],"properties":{"trustDomain":{"pattern":"^[a-z0-9][a-z0-9._-]{0,252}$","default":"weft.local","type":"string"},"leafTtlHours":{"exclusiveMinimum":0,"maximum":8760,"default":72,"type":"number"},"csrMaxPerSecond":{"minimum":0,"default":50,"type":"number"},"intermediate":{"default":false,"type":"boolean"}}},"scheduler":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port","algorithm","lostAfterMs","dynamicPortMin","dynamicPortMax","reconcileIntervalMs","leaderTtlMs","register","autoscale"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":7400},"algorithm":{"default":"binpack","anyOf":[{"const":"binpack","type":"string"},{"const":"spread","type":"string"}]},"lostAfterMs":{"minimum":1000,"default":30000,"type":"integer"},"dynamicPortMin":{"minimum":1,"maximum":65535,"type":"integer","default":20000},"dynamicPortMax":{"minimum":1,"maximum":65535,"type":"integer","default":32000},"reconcileIntervalMs":{"minimum":100,"default":10000,"type":"integer"},"token":{"minLength":16,"type":"string"},"leaderTtlMs":{"minimum":50,"default":10000,"type":"integer"},"register":{"default":true,"type":"boolean"},"autoscale":{"default":{},"additionalProperties":false,"type":"object","required":["source","prometheusUrl"],"properties":{"source":{"default":"scrape","anyOf":[{"const":"scrape","type":"string"},{"const":"prometheus","type":"string"}]},"prometheusUrl":{"pattern":"^https?://[^\\s/]+(/[^\\s]*)?$","default":"http://127.0.0.1:9090","type":"string"}}}}},"client":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"http://127.0.0.1:7400","type":"string"},"token":{"minLength":1,"type":"string"}}},"agent":{"default":{},"additionalProperties":false,"type":"object","required":["driver","address","cpu","memory","attributes","hostVolumes","heartbeatTtlMs","drainDelayMs","stopDeadlineMs","resyncIntervalMs","stoppingGraceMs","superviseProxy","outboundPortBase","namespace","metrics"],"properties":{"driver":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"docker","type":"string"},{"const":"process","type":"string"}]},"address":{"minLength":1,"default":"127.0.0.1","type":"string"},"cpu":{"minimum":0,"default":0,"type":"integer"},"memory":{"minimum":0,"default":0,"type":"integer"},"attributes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9_.-]{1,63}$":{"maxLength":255,"type":"string"}}},"hostVolumes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$":{"pattern":"^/","type":"string"}}},"heartbeatTtlMs":{"minimum":1000,"default":15000,"type":"integer"},"drainDelayMs":{"minimum":0,"default":1000,"type":"integer"},"stopDeadlineMs":{"minimum":0,"default":10000,"type":"integer"},"resyncIntervalMs":{"minimum":1000,"default":30000,"type":"integer"},"stoppingGraceMs":{"minimum":0,"default":300000,"type":"integer"},"superviseProxy":{"default":true,"type":"boolean"},"outboundPortBase":{"minimum":1,"maximum":65535,"type":"integer","default":15101},"namespace":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"default","type":"string"},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["port"],"properties":{"bind":{"minLength":1,"type":"string"},"port":{"minimum":0,"maximum":65535,"default":15091,"type":"integer"}}}}},"proxy":{"default":{},"additionalProperties":false,"type":"object","required":["inbound","outbound","metrics","intentions","algorithm","timeouts","activation","maxConnections","shutdownGraceMs","reloadIntervalMs"],"properties":{"inbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15443}}},"outbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"}}},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15090}}},"intentions":{"default":{},"additionalProperties":false,"type":"object","required":["defaultAction"],"properties":{"defaultAction":{"default":"allow","anyOf":[{"const":"allow","type":"string"},{"const":"deny","type":"string"}]}}},"algorithm":{"default":"p2c","anyOf":[{"const":"p2c","type":"string"},{"const":"swrr","type":"string"}]},"timeouts":{"default":{},"additionalProperties":false,"type":"object","required":["requestMs","tryMs","bodyIdleMs"],"properties":{"requestMs":{"minimum":1,"default":15000,"type":"integer"},"tryMs":{"minimum":0,"default":0,"type":"integer"},"bodyIdleMs":{"minimum":1,"default":10000,"type":"integer"}}},"activation":{"default":{},"additionalProperties":false,"type":"object","required":["maxHeld","maxWaitMs"],"properties":{"maxHeld":{"minimum":0,"default":100,"type":"integer"},"maxWaitMs":{"minimum":1,"default":30000,"type":"integer"}}},"maxConnections":{"minimum":1,"default":10000,"type":"integer"},"shutdownGraceMs":{"minimum":0,"default":10000,"type":"integer"},"reloadIntervalMs":{"minimum":50,"default":1000,"type":"integer"}}}}};
+const schema11 = {"additionalProperties":false,"type":"object","required":["dataDir","datacenter","nodeName","log","consul","devConsul","ca","scheduler","client","agent","proxy"],"properties":{"dataDir":{"minLength":1,"default":".weft","type":"string"},"datacenter":{"pattern":"^[A-Za-z0-9_-]+$","default":"dc1","type":"string"},"nodeName":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"<defaultNodeName()>","type":"string"},"log":{"default":{},"additionalProperties":false,"type":"object","required":["level","format"],"properties":{"level":{"default":"info","anyOf":[{"const":"trace","type":"string"},{"const":"debug","type":"string"},{"const":"info","type":"string"},{"const":"warn","type":"string"},{"const":"error","type":"string"},{"const":"fatal","type":"string"},{"const":"silent","type":"string"}]},"format":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"json","type":"string"},{"const":"pretty","type":"string"}]}}},"consul":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"127.0.0.1:8500","type":"string"},"token":{"minLength":1,"type":"string"}}},"devConsul":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":8500}}},"ca":{"default":{},"additionalProperties":false,"type":"object","required":["trustDomain","leafTtlHours","csrMaxPerSecond","intermediate"],"properties":{"trustDomain":{"pattern":"^[a-z0-9][a-z0-9._-]{0,252}$","default":"weft.local","type":"string"},"leafTtlHours":{"exclusiveMinimum":0,"maximum":8760,"default":72,"type":"number"},"csrMaxPerSecond":{"minimum":0,"default":50,"type":"number"},"intermediate":{"default":false,"type":"boolean"}}},"scheduler":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port","algorithm","lostAfterMs","dynamicPortMin","dynamicPortMax","reconcileIntervalMs","leaderTtlMs","register","signing","autoscale"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":7400},"algorithm":{"default":"binpack","anyOf":[{"const":"binpack","type":"string"},{"const":"spread","type":"string"}]},"lostAfterMs":{"minimum":1000,"default":30000,"type":"integer"},"dynamicPortMin":{"minimum":1,"maximum":65535,"type":"integer","default":20000},"dynamicPortMax":{"minimum":1,"maximum":65535,"type":"integer","default":32000},"reconcileIntervalMs":{"minimum":100,"default":10000,"type":"integer"},"token":{"minLength":16,"type":"string"},"leaderTtlMs":{"minimum":50,"default":10000,"type":"integer"},"register":{"default":true,"type":"boolean"},"signing":{"default":{},"additionalProperties":false,"type":"object","required":["publishSeconds","overlapHours"],"properties":{"publishSeconds":{"minimum":0,"maximum":86400,"default":120,"type":"number"},"overlapHours":{"minimum":0,"maximum":8760,"default":24,"type":"number"}}},"autoscale":{"default":{},"additionalProperties":false,"type":"object","required":["source","prometheusUrl"],"properties":{"source":{"default":"scrape","anyOf":[{"const":"scrape","type":"string"},{"const":"prometheus","type":"string"}]},"prometheusUrl":{"pattern":"^https?://[^\\s/]+(/[^\\s]*)?$","default":"http://127.0.0.1:9090","type":"string"}}}}},"client":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"http://127.0.0.1:7400","type":"string"},"token":{"minLength":1,"type":"string"}}},"agent":{"default":{},"additionalProperties":false,"type":"object","required":["driver","address","cpu","memory","attributes","hostVolumes","heartbeatTtlMs","drainDelayMs","stopDeadlineMs","resyncIntervalMs","stoppingGraceMs","superviseProxy","outboundPortBase","signingKeysRefreshMs","namespace","metrics"],"properties":{"driver":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"docker","type":"string"},{"const":"process","type":"string"}]},"address":{"minLength":1,"default":"127.0.0.1","type":"string"},"cpu":{"minimum":0,"default":0,"type":"integer"},"memory":{"minimum":0,"default":0,"type":"integer"},"attributes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9_.-]{1,63}$":{"maxLength":255,"type":"string"}}},"hostVolumes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$":{"pattern":"^/","type":"string"}}},"heartbeatTtlMs":{"minimum":1000,"default":15000,"type":"integer"},"drainDelayMs":{"minimum":0,"default":1000,"type":"integer"},"stopDeadlineMs":{"minimum":0,"default":10000,"type":"integer"},"resyncIntervalMs":{"minimum":1000,"default":30000,"type":"integer"},"stoppingGraceMs":{"minimum":0,"default":300000,"type":"integer"},"superviseProxy":{"default":true,"type":"boolean"},"outboundPortBase":{"minimum":1,"maximum":65535,"type":"integer","default":15101},"signingKeysRefreshMs":{"minimum":1000,"default":60000,"type":"integer"},"namespace":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"default","type":"string"},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["port"],"properties":{"bind":{"minLength":1,"type":"string"},"port":{"minimum":0,"maximum":65535,"default":15091,"type":"integer"}}}}},"proxy":{"default":{},"additionalProperties":false,"type":"object","required":["inbound","outbound","metrics","intentions","algorithm","timeouts","activation","maxConnections","shutdownGraceMs","reloadIntervalMs"],"properties":{"inbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15443}}},"outbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"}}},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15090}}},"intentions":{"default":{},"additionalProperties":false,"type":"object","required":["defaultAction"],"properties":{"defaultAction":{"default":"allow","anyOf":[{"const":"allow","type":"string"},{"const":"deny","type":"string"}]}}},"algorithm":{"default":"p2c","anyOf":[{"const":"p2c","type":"string"},{"const":"swrr","type":"string"}]},"timeouts":{"default":{},"additionalProperties":false,"type":"object","required":["requestMs","tryMs","bodyIdleMs"],"properties":{"requestMs":{"minimum":1,"default":15000,"type":"integer"},"tryMs":{"minimum":0,"default":0,"type":"integer"},"bodyIdleMs":{"minimum":1,"default":10000,"type":"integer"}}},"activation":{"default":{},"additionalProperties":false,"type":"object","required":["maxHeld","maxWaitMs"],"properties":{"maxHeld":{"minimum":0,"default":100,"type":"integer"},"maxWaitMs":{"minimum":1,"default":30000,"type":"integer"}}},"maxConnections":{"minimum":1,"default":10000,"type":"integer"},"shutdownGraceMs":{"minimum":0,"default":10000,"type":"integer"},"reloadIntervalMs":{"minimum":50,"default":1000,"type":"integer"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ucs2length;
 const pattern0 = new RegExp("^[A-Za-z0-9_-]+$", "u");
@@ -1357,6 +1357,9 @@ data17.leaderTtlMs = 10000;
 if(data17.register === undefined){
 data17.register = true;
 }
+if(data17.signing === undefined){
+data17.signing = {};
+}
 if(data17.autoscale === undefined){
 data17.autoscale = {};
 }
@@ -1450,8 +1453,8 @@ vErrors.push(err82);
 }
 errors++;
 }
-if(data17.autoscale === undefined){
-const err83 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/required",keyword:"required",params:{missingProperty: "autoscale"},message:"must have required property '"+"autoscale"+"'"};
+if(data17.signing === undefined){
+const err83 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/required",keyword:"required",params:{missingProperty: "signing"},message:"must have required property '"+"signing"+"'"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1460,14 +1463,24 @@ vErrors.push(err83);
 }
 errors++;
 }
-for(const key5 in data17){
-if(!(func2.call(schema11.properties.scheduler.properties, key5))){
-const err84 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+if(data17.autoscale === undefined){
+const err84 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/required",keyword:"required",params:{missingProperty: "autoscale"},message:"must have required property '"+"autoscale"+"'"};
 if(vErrors === null){
 vErrors = [err84];
 }
 else {
 vErrors.push(err84);
+}
+errors++;
+}
+for(const key5 in data17){
+if(!(func2.call(schema11.properties.scheduler.properties, key5))){
+const err85 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err85];
+}
+else {
+vErrors.push(err85);
 }
 errors++;
 }
@@ -1484,12 +1497,12 @@ else if(data18 === null){
 coerced21 = "";
 }
 else {
-const err85 = {instancePath:instancePath+"/scheduler/bind",schemaPath:"#/properties/scheduler/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err86 = {instancePath:instancePath+"/scheduler/bind",schemaPath:"#/properties/scheduler/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err85];
+vErrors = [err86];
 }
 else {
-vErrors.push(err85);
+vErrors.push(err86);
 }
 errors++;
 }
@@ -1503,12 +1516,12 @@ data17["bind"] = coerced21;
 }
 if(typeof data18 === "string"){
 if(func3(data18) < 1){
-const err86 = {instancePath:instancePath+"/scheduler/bind",schemaPath:"#/properties/scheduler/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err87 = {instancePath:instancePath+"/scheduler/bind",schemaPath:"#/properties/scheduler/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
-vErrors = [err86];
+vErrors = [err87];
 }
 else {
-vErrors.push(err86);
+vErrors.push(err87);
 }
 errors++;
 }
@@ -1523,12 +1536,12 @@ if(dataType22 === "boolean" || data19 === null
 coerced22 = +data19;
 }
 else {
-const err87 = {instancePath:instancePath+"/scheduler/port",schemaPath:"#/properties/scheduler/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err88 = {instancePath:instancePath+"/scheduler/port",schemaPath:"#/properties/scheduler/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err87];
+vErrors = [err88];
 }
 else {
-vErrors.push(err87);
+vErrors.push(err88);
 }
 errors++;
 }
@@ -1542,22 +1555,22 @@ data17["port"] = coerced22;
 }
 if(typeof data19 == "number"){
 if(data19 > 65535 || isNaN(data19)){
-const err88 = {instancePath:instancePath+"/scheduler/port",schemaPath:"#/properties/scheduler/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
-if(vErrors === null){
-vErrors = [err88];
-}
-else {
-vErrors.push(err88);
-}
-errors++;
-}
-if(data19 < 1 || isNaN(data19)){
-const err89 = {instancePath:instancePath+"/scheduler/port",schemaPath:"#/properties/scheduler/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err89 = {instancePath:instancePath+"/scheduler/port",schemaPath:"#/properties/scheduler/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err89];
 }
 else {
 vErrors.push(err89);
+}
+errors++;
+}
+if(data19 < 1 || isNaN(data19)){
+const err90 = {instancePath:instancePath+"/scheduler/port",schemaPath:"#/properties/scheduler/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err90];
+}
+else {
+vErrors.push(err90);
 }
 errors++;
 }
@@ -1577,12 +1590,12 @@ else if(data20 === null){
 coerced23 = "";
 }
 else {
-const err90 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err91 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err90];
+vErrors = [err91];
 }
 else {
-vErrors.push(err90);
+vErrors.push(err91);
 }
 errors++;
 }
@@ -1595,12 +1608,12 @@ data17["algorithm"] = coerced23;
 }
 }
 if("binpack" !== data20){
-const err91 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/0/const",keyword:"const",params:{allowedValue: "binpack"},message:"must be equal to constant"};
+const err92 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/0/const",keyword:"const",params:{allowedValue: "binpack"},message:"must be equal to constant"};
 if(vErrors === null){
-vErrors = [err91];
+vErrors = [err92];
 }
 else {
-vErrors.push(err91);
+vErrors.push(err92);
 }
 errors++;
 }
@@ -1619,12 +1632,12 @@ else if(data20 === null){
 coerced24 = "";
 }
 else {
-const err92 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err93 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err92];
+vErrors = [err93];
 }
 else {
-vErrors.push(err92);
+vErrors.push(err93);
 }
 errors++;
 }
@@ -1637,12 +1650,12 @@ data17["algorithm"] = coerced24;
 }
 }
 if("spread" !== data20){
-const err93 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/1/const",keyword:"const",params:{allowedValue: "spread"},message:"must be equal to constant"};
+const err94 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf/1/const",keyword:"const",params:{allowedValue: "spread"},message:"must be equal to constant"};
 if(vErrors === null){
-vErrors = [err93];
+vErrors = [err94];
 }
 else {
-vErrors.push(err93);
+vErrors.push(err94);
 }
 errors++;
 }
@@ -1650,12 +1663,12 @@ var _valid2 = _errs71 === errors;
 valid8 = valid8 || _valid2;
 }
 if(!valid8){
-const err94 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+const err95 = {instancePath:instancePath+"/scheduler/algorithm",schemaPath:"#/properties/scheduler/properties/algorithm/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
-vErrors = [err94];
+vErrors = [err95];
 }
 else {
-vErrors.push(err94);
+vErrors.push(err95);
 }
 errors++;
 }
@@ -1680,12 +1693,12 @@ if(dataType25 === "boolean" || data21 === null
 coerced25 = +data21;
 }
 else {
-const err95 = {instancePath:instancePath+"/scheduler/lostAfterMs",schemaPath:"#/properties/scheduler/properties/lostAfterMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err96 = {instancePath:instancePath+"/scheduler/lostAfterMs",schemaPath:"#/properties/scheduler/properties/lostAfterMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err95];
+vErrors = [err96];
 }
 else {
-vErrors.push(err95);
+vErrors.push(err96);
 }
 errors++;
 }
@@ -1699,12 +1712,12 @@ data17["lostAfterMs"] = coerced25;
 }
 if(typeof data21 == "number"){
 if(data21 < 1000 || isNaN(data21)){
-const err96 = {instancePath:instancePath+"/scheduler/lostAfterMs",schemaPath:"#/properties/scheduler/properties/lostAfterMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
+const err97 = {instancePath:instancePath+"/scheduler/lostAfterMs",schemaPath:"#/properties/scheduler/properties/lostAfterMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
 if(vErrors === null){
-vErrors = [err96];
+vErrors = [err97];
 }
 else {
-vErrors.push(err96);
+vErrors.push(err97);
 }
 errors++;
 }
@@ -1719,12 +1732,12 @@ if(dataType26 === "boolean" || data22 === null
 coerced26 = +data22;
 }
 else {
-const err97 = {instancePath:instancePath+"/scheduler/dynamicPortMin",schemaPath:"#/properties/scheduler/properties/dynamicPortMin/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err98 = {instancePath:instancePath+"/scheduler/dynamicPortMin",schemaPath:"#/properties/scheduler/properties/dynamicPortMin/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err97];
+vErrors = [err98];
 }
 else {
-vErrors.push(err97);
+vErrors.push(err98);
 }
 errors++;
 }
@@ -1738,22 +1751,22 @@ data17["dynamicPortMin"] = coerced26;
 }
 if(typeof data22 == "number"){
 if(data22 > 65535 || isNaN(data22)){
-const err98 = {instancePath:instancePath+"/scheduler/dynamicPortMin",schemaPath:"#/properties/scheduler/properties/dynamicPortMin/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
-if(vErrors === null){
-vErrors = [err98];
-}
-else {
-vErrors.push(err98);
-}
-errors++;
-}
-if(data22 < 1 || isNaN(data22)){
-const err99 = {instancePath:instancePath+"/scheduler/dynamicPortMin",schemaPath:"#/properties/scheduler/properties/dynamicPortMin/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err99 = {instancePath:instancePath+"/scheduler/dynamicPortMin",schemaPath:"#/properties/scheduler/properties/dynamicPortMin/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err99];
 }
 else {
 vErrors.push(err99);
+}
+errors++;
+}
+if(data22 < 1 || isNaN(data22)){
+const err100 = {instancePath:instancePath+"/scheduler/dynamicPortMin",schemaPath:"#/properties/scheduler/properties/dynamicPortMin/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err100];
+}
+else {
+vErrors.push(err100);
 }
 errors++;
 }
@@ -1768,12 +1781,12 @@ if(dataType27 === "boolean" || data23 === null
 coerced27 = +data23;
 }
 else {
-const err100 = {instancePath:instancePath+"/scheduler/dynamicPortMax",schemaPath:"#/properties/scheduler/properties/dynamicPortMax/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err101 = {instancePath:instancePath+"/scheduler/dynamicPortMax",schemaPath:"#/properties/scheduler/properties/dynamicPortMax/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err100];
+vErrors = [err101];
 }
 else {
-vErrors.push(err100);
+vErrors.push(err101);
 }
 errors++;
 }
@@ -1787,22 +1800,22 @@ data17["dynamicPortMax"] = coerced27;
 }
 if(typeof data23 == "number"){
 if(data23 > 65535 || isNaN(data23)){
-const err101 = {instancePath:instancePath+"/scheduler/dynamicPortMax",schemaPath:"#/properties/scheduler/properties/dynamicPortMax/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
-if(vErrors === null){
-vErrors = [err101];
-}
-else {
-vErrors.push(err101);
-}
-errors++;
-}
-if(data23 < 1 || isNaN(data23)){
-const err102 = {instancePath:instancePath+"/scheduler/dynamicPortMax",schemaPath:"#/properties/scheduler/properties/dynamicPortMax/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err102 = {instancePath:instancePath+"/scheduler/dynamicPortMax",schemaPath:"#/properties/scheduler/properties/dynamicPortMax/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err102];
 }
 else {
 vErrors.push(err102);
+}
+errors++;
+}
+if(data23 < 1 || isNaN(data23)){
+const err103 = {instancePath:instancePath+"/scheduler/dynamicPortMax",schemaPath:"#/properties/scheduler/properties/dynamicPortMax/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err103];
+}
+else {
+vErrors.push(err103);
 }
 errors++;
 }
@@ -1817,12 +1830,12 @@ if(dataType28 === "boolean" || data24 === null
 coerced28 = +data24;
 }
 else {
-const err103 = {instancePath:instancePath+"/scheduler/reconcileIntervalMs",schemaPath:"#/properties/scheduler/properties/reconcileIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err104 = {instancePath:instancePath+"/scheduler/reconcileIntervalMs",schemaPath:"#/properties/scheduler/properties/reconcileIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err103];
+vErrors = [err104];
 }
 else {
-vErrors.push(err103);
+vErrors.push(err104);
 }
 errors++;
 }
@@ -1836,12 +1849,12 @@ data17["reconcileIntervalMs"] = coerced28;
 }
 if(typeof data24 == "number"){
 if(data24 < 100 || isNaN(data24)){
-const err104 = {instancePath:instancePath+"/scheduler/reconcileIntervalMs",schemaPath:"#/properties/scheduler/properties/reconcileIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100"};
+const err105 = {instancePath:instancePath+"/scheduler/reconcileIntervalMs",schemaPath:"#/properties/scheduler/properties/reconcileIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 100},message:"must be >= 100"};
 if(vErrors === null){
-vErrors = [err104];
+vErrors = [err105];
 }
 else {
-vErrors.push(err104);
+vErrors.push(err105);
 }
 errors++;
 }
@@ -1859,12 +1872,12 @@ else if(data25 === null){
 coerced29 = "";
 }
 else {
-const err105 = {instancePath:instancePath+"/scheduler/token",schemaPath:"#/properties/scheduler/properties/token/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err106 = {instancePath:instancePath+"/scheduler/token",schemaPath:"#/properties/scheduler/properties/token/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err105];
+vErrors = [err106];
 }
 else {
-vErrors.push(err105);
+vErrors.push(err106);
 }
 errors++;
 }
@@ -1878,12 +1891,12 @@ data17["token"] = coerced29;
 }
 if(typeof data25 === "string"){
 if(func3(data25) < 16){
-const err106 = {instancePath:instancePath+"/scheduler/token",schemaPath:"#/properties/scheduler/properties/token/minLength",keyword:"minLength",params:{limit: 16},message:"must NOT have fewer than 16 characters"};
+const err107 = {instancePath:instancePath+"/scheduler/token",schemaPath:"#/properties/scheduler/properties/token/minLength",keyword:"minLength",params:{limit: 16},message:"must NOT have fewer than 16 characters"};
 if(vErrors === null){
-vErrors = [err106];
+vErrors = [err107];
 }
 else {
-vErrors.push(err106);
+vErrors.push(err107);
 }
 errors++;
 }
@@ -1899,12 +1912,12 @@ if(dataType30 === "boolean" || data26 === null
 coerced30 = +data26;
 }
 else {
-const err107 = {instancePath:instancePath+"/scheduler/leaderTtlMs",schemaPath:"#/properties/scheduler/properties/leaderTtlMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err108 = {instancePath:instancePath+"/scheduler/leaderTtlMs",schemaPath:"#/properties/scheduler/properties/leaderTtlMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err107];
+vErrors = [err108];
 }
 else {
-vErrors.push(err107);
+vErrors.push(err108);
 }
 errors++;
 }
@@ -1918,12 +1931,12 @@ data17["leaderTtlMs"] = coerced30;
 }
 if(typeof data26 == "number"){
 if(data26 < 50 || isNaN(data26)){
-const err108 = {instancePath:instancePath+"/scheduler/leaderTtlMs",schemaPath:"#/properties/scheduler/properties/leaderTtlMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
+const err109 = {instancePath:instancePath+"/scheduler/leaderTtlMs",schemaPath:"#/properties/scheduler/properties/leaderTtlMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
 if(vErrors === null){
-vErrors = [err108];
+vErrors = [err109];
 }
 else {
-vErrors.push(err108);
+vErrors.push(err109);
 }
 errors++;
 }
@@ -1939,12 +1952,12 @@ else if(data27 === "true" || data27 === 1){
 coerced31 = true;
 }
 else {
-const err109 = {instancePath:instancePath+"/scheduler/register",schemaPath:"#/properties/scheduler/properties/register/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err110 = {instancePath:instancePath+"/scheduler/register",schemaPath:"#/properties/scheduler/properties/register/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
-vErrors = [err109];
+vErrors = [err110];
 }
 else {
-vErrors.push(err109);
+vErrors.push(err110);
 }
 errors++;
 }
@@ -1956,26 +1969,16 @@ data17["register"] = coerced31;
 }
 }
 }
-let data28 = data17.autoscale;
+let data28 = data17.signing;
 if(data28 && typeof data28 == "object" && !Array.isArray(data28)){
-if(data28.source === undefined){
-data28.source = "scrape";
+if(data28.publishSeconds === undefined){
+data28.publishSeconds = 120;
 }
-if(data28.prometheusUrl === undefined){
-data28.prometheusUrl = "http://127.0.0.1:9090";
+if(data28.overlapHours === undefined){
+data28.overlapHours = 24;
 }
-if(data28.source === undefined){
-const err110 = {instancePath:instancePath+"/scheduler/autoscale",schemaPath:"#/properties/scheduler/properties/autoscale/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
-if(vErrors === null){
-vErrors = [err110];
-}
-else {
-vErrors.push(err110);
-}
-errors++;
-}
-if(data28.prometheusUrl === undefined){
-const err111 = {instancePath:instancePath+"/scheduler/autoscale",schemaPath:"#/properties/scheduler/properties/autoscale/required",keyword:"required",params:{missingProperty: "prometheusUrl"},message:"must have required property '"+"prometheusUrl"+"'"};
+if(data28.publishSeconds === undefined){
+const err111 = {instancePath:instancePath+"/scheduler/signing",schemaPath:"#/properties/scheduler/properties/signing/required",keyword:"required",params:{missingProperty: "publishSeconds"},message:"must have required property '"+"publishSeconds"+"'"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1984,9 +1987,8 @@ vErrors.push(err111);
 }
 errors++;
 }
-for(const key6 in data28){
-if(!((key6 === "source") || (key6 === "prometheusUrl"))){
-const err112 = {instancePath:instancePath+"/scheduler/autoscale",schemaPath:"#/properties/scheduler/properties/autoscale/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+if(data28.overlapHours === undefined){
+const err112 = {instancePath:instancePath+"/scheduler/signing",schemaPath:"#/properties/scheduler/properties/signing/required",keyword:"required",params:{missingProperty: "overlapHours"},message:"must have required property '"+"overlapHours"+"'"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1995,23 +1997,9 @@ vErrors.push(err112);
 }
 errors++;
 }
-}
-let data29 = data28.source;
-const _errs91 = errors;
-let valid10 = false;
-const _errs92 = errors;
-if(typeof data29 !== "string"){
-let dataType32 = typeof data29;
-let coerced32 = undefined;
-if(!(coerced32 !== undefined)){
-if(dataType32 == "number" || dataType32 == "boolean"){
-coerced32 = "" + data29;
-}
-else if(data29 === null){
-coerced32 = "";
-}
-else {
-const err113 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key6 in data28){
+if(!((key6 === "publishSeconds") || (key6 === "overlapHours"))){
+const err113 = {instancePath:instancePath+"/scheduler/signing",schemaPath:"#/properties/scheduler/properties/signing/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -2021,15 +2009,17 @@ vErrors.push(err113);
 errors++;
 }
 }
-if(coerced32 !== undefined){
-data29 = coerced32;
-if(data28 !== undefined){
-data28["source"] = coerced32;
+let data29 = data28.publishSeconds;
+if(!(typeof data29 == "number")){
+let dataType32 = typeof data29;
+let coerced32 = undefined;
+if(!(coerced32 !== undefined)){
+if(dataType32 == "boolean" || data29 === null
+              || (dataType32 == "string" && data29 && data29 == +data29)){
+coerced32 = +data29;
 }
-}
-}
-if("scrape" !== data29){
-const err114 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf/0/const",keyword:"const",params:{allowedValue: "scrape"},message:"must be equal to constant"};
+else {
+const err114 = {instancePath:instancePath+"/scheduler/signing/publishSeconds",schemaPath:"#/properties/scheduler/properties/signing/properties/publishSeconds/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -2038,22 +2028,17 @@ vErrors.push(err114);
 }
 errors++;
 }
-var _valid3 = _errs92 === errors;
-valid10 = valid10 || _valid3;
-if(!valid10){
-const _errs94 = errors;
-if(typeof data29 !== "string"){
-let dataType33 = typeof data29;
-let coerced33 = undefined;
-if(!(coerced33 !== undefined)){
-if(dataType33 == "number" || dataType33 == "boolean"){
-coerced33 = "" + data29;
 }
-else if(data29 === null){
-coerced33 = "";
+if(coerced32 !== undefined){
+data29 = coerced32;
+if(data28 !== undefined){
+data28["publishSeconds"] = coerced32;
 }
-else {
-const err115 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+}
+if(typeof data29 == "number"){
+if(data29 > 86400 || isNaN(data29)){
+const err115 = {instancePath:instancePath+"/scheduler/signing/publishSeconds",schemaPath:"#/properties/scheduler/properties/signing/properties/publishSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -2062,16 +2047,8 @@ vErrors.push(err115);
 }
 errors++;
 }
-}
-if(coerced33 !== undefined){
-data29 = coerced33;
-if(data28 !== undefined){
-data28["source"] = coerced33;
-}
-}
-}
-if("prometheus" !== data29){
-const err116 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf/1/const",keyword:"const",params:{allowedValue: "prometheus"},message:"must be equal to constant"};
+if(data29 < 0 || isNaN(data29)){
+const err116 = {instancePath:instancePath+"/scheduler/signing/publishSeconds",schemaPath:"#/properties/scheduler/properties/signing/properties/publishSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -2080,11 +2057,18 @@ vErrors.push(err116);
 }
 errors++;
 }
-var _valid3 = _errs94 === errors;
-valid10 = valid10 || _valid3;
 }
-if(!valid10){
-const err117 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+let data30 = data28.overlapHours;
+if(!(typeof data30 == "number")){
+let dataType33 = typeof data30;
+let coerced33 = undefined;
+if(!(coerced33 !== undefined)){
+if(dataType33 == "boolean" || data30 === null
+              || (dataType33 == "string" && data30 && data30 == +data30)){
+coerced33 = +data30;
+}
+else {
+const err117 = {instancePath:instancePath+"/scheduler/signing/overlapHours",schemaPath:"#/properties/scheduler/properties/signing/properties/overlapHours/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -2093,30 +2077,17 @@ vErrors.push(err117);
 }
 errors++;
 }
-else {
-errors = _errs91;
-if(vErrors !== null){
-if(_errs91){
-vErrors.length = _errs91;
 }
-else {
-vErrors = null;
+if(coerced33 !== undefined){
+data30 = coerced33;
+if(data28 !== undefined){
+data28["overlapHours"] = coerced33;
 }
 }
 }
-let data30 = data28.prometheusUrl;
-if(typeof data30 !== "string"){
-let dataType34 = typeof data30;
-let coerced34 = undefined;
-if(!(coerced34 !== undefined)){
-if(dataType34 == "number" || dataType34 == "boolean"){
-coerced34 = "" + data30;
-}
-else if(data30 === null){
-coerced34 = "";
-}
-else {
-const err118 = {instancePath:instancePath+"/scheduler/autoscale/prometheusUrl",schemaPath:"#/properties/scheduler/properties/autoscale/properties/prometheusUrl/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(typeof data30 == "number"){
+if(data30 > 8760 || isNaN(data30)){
+const err118 = {instancePath:instancePath+"/scheduler/signing/overlapHours",schemaPath:"#/properties/scheduler/properties/signing/properties/overlapHours/maximum",keyword:"maximum",params:{comparison: "<=", limit: 8760},message:"must be <= 8760"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -2125,17 +2096,8 @@ vErrors.push(err118);
 }
 errors++;
 }
-}
-if(coerced34 !== undefined){
-data30 = coerced34;
-if(data28 !== undefined){
-data28["prometheusUrl"] = coerced34;
-}
-}
-}
-if(typeof data30 === "string"){
-if(!pattern4.test(data30)){
-const err119 = {instancePath:instancePath+"/scheduler/autoscale/prometheusUrl",schemaPath:"#/properties/scheduler/properties/autoscale/properties/prometheusUrl/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/]+(/[^\\s]*)?$"},message:"must match pattern \""+"^https?://[^\\s/]+(/[^\\s]*)?$"+"\""};
+if(data30 < 0 || isNaN(data30)){
+const err119 = {instancePath:instancePath+"/scheduler/signing/overlapHours",schemaPath:"#/properties/scheduler/properties/signing/properties/overlapHours/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -2147,7 +2109,7 @@ errors++;
 }
 }
 else {
-const err120 = {instancePath:instancePath+"/scheduler/autoscale",schemaPath:"#/properties/scheduler/properties/autoscale/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err120 = {instancePath:instancePath+"/scheduler/signing",schemaPath:"#/properties/scheduler/properties/signing/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -2156,9 +2118,16 @@ vErrors.push(err120);
 }
 errors++;
 }
+let data31 = data17.autoscale;
+if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
+if(data31.source === undefined){
+data31.source = "scrape";
 }
-else {
-const err121 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data31.prometheusUrl === undefined){
+data31.prometheusUrl = "http://127.0.0.1:9090";
+}
+if(data31.source === undefined){
+const err121 = {instancePath:instancePath+"/scheduler/autoscale",schemaPath:"#/properties/scheduler/properties/autoscale/required",keyword:"required",params:{missingProperty: "source"},message:"must have required property '"+"source"+"'"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -2167,13 +2136,8 @@ vErrors.push(err121);
 }
 errors++;
 }
-let data31 = data.client;
-if(data31 && typeof data31 == "object" && !Array.isArray(data31)){
-if(data31.address === undefined){
-data31.address = "http://127.0.0.1:7400";
-}
-if(data31.address === undefined){
-const err122 = {instancePath:instancePath+"/client",schemaPath:"#/properties/client/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'"};
+if(data31.prometheusUrl === undefined){
+const err122 = {instancePath:instancePath+"/scheduler/autoscale",schemaPath:"#/properties/scheduler/properties/autoscale/required",keyword:"required",params:{missingProperty: "prometheusUrl"},message:"must have required property '"+"prometheusUrl"+"'"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -2183,8 +2147,8 @@ vErrors.push(err122);
 errors++;
 }
 for(const key7 in data31){
-if(!((key7 === "address") || (key7 === "token"))){
-const err123 = {instancePath:instancePath+"/client",schemaPath:"#/properties/client/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+if(!((key7 === "source") || (key7 === "prometheusUrl"))){
+const err123 = {instancePath:instancePath+"/scheduler/autoscale",schemaPath:"#/properties/scheduler/properties/autoscale/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -2194,7 +2158,52 @@ vErrors.push(err123);
 errors++;
 }
 }
-let data32 = data31.address;
+let data32 = data31.source;
+const _errs98 = errors;
+let valid11 = false;
+const _errs99 = errors;
+if(typeof data32 !== "string"){
+let dataType34 = typeof data32;
+let coerced34 = undefined;
+if(!(coerced34 !== undefined)){
+if(dataType34 == "number" || dataType34 == "boolean"){
+coerced34 = "" + data32;
+}
+else if(data32 === null){
+coerced34 = "";
+}
+else {
+const err124 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err124];
+}
+else {
+vErrors.push(err124);
+}
+errors++;
+}
+}
+if(coerced34 !== undefined){
+data32 = coerced34;
+if(data31 !== undefined){
+data31["source"] = coerced34;
+}
+}
+}
+if("scrape" !== data32){
+const err125 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf/0/const",keyword:"const",params:{allowedValue: "scrape"},message:"must be equal to constant"};
+if(vErrors === null){
+vErrors = [err125];
+}
+else {
+vErrors.push(err125);
+}
+errors++;
+}
+var _valid3 = _errs99 === errors;
+valid11 = valid11 || _valid3;
+if(!valid11){
+const _errs101 = errors;
 if(typeof data32 !== "string"){
 let dataType35 = typeof data32;
 let coerced35 = undefined;
@@ -2206,12 +2215,12 @@ else if(data32 === null){
 coerced35 = "";
 }
 else {
-const err124 = {instancePath:instancePath+"/client/address",schemaPath:"#/properties/client/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err126 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
-vErrors = [err124];
+vErrors = [err126];
 }
 else {
-vErrors.push(err124);
+vErrors.push(err126);
 }
 errors++;
 }
@@ -2219,24 +2228,45 @@ errors++;
 if(coerced35 !== undefined){
 data32 = coerced35;
 if(data31 !== undefined){
-data31["address"] = coerced35;
+data31["source"] = coerced35;
 }
 }
 }
-if(typeof data32 === "string"){
-if(!pattern2.test(data32)){
-const err125 = {instancePath:instancePath+"/client/address",schemaPath:"#/properties/client/properties/address/pattern",keyword:"pattern",params:{pattern: "^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$"},message:"must match pattern \""+"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$"+"\""};
+if("prometheus" !== data32){
+const err127 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf/1/const",keyword:"const",params:{allowedValue: "prometheus"},message:"must be equal to constant"};
 if(vErrors === null){
-vErrors = [err125];
+vErrors = [err127];
 }
 else {
-vErrors.push(err125);
+vErrors.push(err127);
 }
 errors++;
 }
+var _valid3 = _errs101 === errors;
+valid11 = valid11 || _valid3;
 }
-if(data31.token !== undefined){
-let data33 = data31.token;
+if(!valid11){
+const err128 = {instancePath:instancePath+"/scheduler/autoscale/source",schemaPath:"#/properties/scheduler/properties/autoscale/properties/source/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err128];
+}
+else {
+vErrors.push(err128);
+}
+errors++;
+}
+else {
+errors = _errs98;
+if(vErrors !== null){
+if(_errs98){
+vErrors.length = _errs98;
+}
+else {
+vErrors = null;
+}
+}
+}
+let data33 = data31.prometheusUrl;
 if(typeof data33 !== "string"){
 let dataType36 = typeof data33;
 let coerced36 = undefined;
@@ -2248,96 +2278,7 @@ else if(data33 === null){
 coerced36 = "";
 }
 else {
-const err126 = {instancePath:instancePath+"/client/token",schemaPath:"#/properties/client/properties/token/type",keyword:"type",params:{type: "string"},message:"must be string"};
-if(vErrors === null){
-vErrors = [err126];
-}
-else {
-vErrors.push(err126);
-}
-errors++;
-}
-}
-if(coerced36 !== undefined){
-data33 = coerced36;
-if(data31 !== undefined){
-data31["token"] = coerced36;
-}
-}
-}
-if(typeof data33 === "string"){
-if(func3(data33) < 1){
-const err127 = {instancePath:instancePath+"/client/token",schemaPath:"#/properties/client/properties/token/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
-if(vErrors === null){
-vErrors = [err127];
-}
-else {
-vErrors.push(err127);
-}
-errors++;
-}
-}
-}
-}
-else {
-const err128 = {instancePath:instancePath+"/client",schemaPath:"#/properties/client/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err128];
-}
-else {
-vErrors.push(err128);
-}
-errors++;
-}
-let data34 = data.agent;
-if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
-if(data34.driver === undefined){
-data34.driver = "auto";
-}
-if(data34.address === undefined){
-data34.address = "127.0.0.1";
-}
-if(data34.cpu === undefined){
-data34.cpu = 0;
-}
-if(data34.memory === undefined){
-data34.memory = 0;
-}
-if(data34.attributes === undefined){
-data34.attributes = {};
-}
-if(data34.hostVolumes === undefined){
-data34.hostVolumes = {};
-}
-if(data34.heartbeatTtlMs === undefined){
-data34.heartbeatTtlMs = 15000;
-}
-if(data34.drainDelayMs === undefined){
-data34.drainDelayMs = 1000;
-}
-if(data34.stopDeadlineMs === undefined){
-data34.stopDeadlineMs = 10000;
-}
-if(data34.resyncIntervalMs === undefined){
-data34.resyncIntervalMs = 30000;
-}
-if(data34.stoppingGraceMs === undefined){
-data34.stoppingGraceMs = 300000;
-}
-if(data34.superviseProxy === undefined){
-data34.superviseProxy = true;
-}
-if(data34.outboundPortBase === undefined){
-data34.outboundPortBase = 15101;
-}
-if(data34.namespace === undefined){
-data34.namespace = "default";
-}
-if(data34.metrics === undefined){
-data34.metrics = {};
-}
-if(data34.driver === undefined){
-const err129 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "driver"},message:"must have required property '"+"driver"+"'"};
+const err129 = {instancePath:instancePath+"/scheduler/autoscale/prometheusUrl",schemaPath:"#/properties/scheduler/properties/autoscale/properties/prometheusUrl/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -2346,8 +2287,17 @@ vErrors.push(err129);
 }
 errors++;
 }
-if(data34.address === undefined){
-const err130 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'"};
+}
+if(coerced36 !== undefined){
+data33 = coerced36;
+if(data31 !== undefined){
+data31["prometheusUrl"] = coerced36;
+}
+}
+}
+if(typeof data33 === "string"){
+if(!pattern4.test(data33)){
+const err130 = {instancePath:instancePath+"/scheduler/autoscale/prometheusUrl",schemaPath:"#/properties/scheduler/properties/autoscale/properties/prometheusUrl/pattern",keyword:"pattern",params:{pattern: "^https?://[^\\s/]+(/[^\\s]*)?$"},message:"must match pattern \""+"^https?://[^\\s/]+(/[^\\s]*)?$"+"\""};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -2356,8 +2306,10 @@ vErrors.push(err130);
 }
 errors++;
 }
-if(data34.cpu === undefined){
-const err131 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "cpu"},message:"must have required property '"+"cpu"+"'"};
+}
+}
+else {
+const err131 = {instancePath:instancePath+"/scheduler/autoscale",schemaPath:"#/properties/scheduler/properties/autoscale/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -2366,8 +2318,9 @@ vErrors.push(err131);
 }
 errors++;
 }
-if(data34.memory === undefined){
-const err132 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "memory"},message:"must have required property '"+"memory"+"'"};
+}
+else {
+const err132 = {instancePath:instancePath+"/scheduler",schemaPath:"#/properties/scheduler/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -2376,8 +2329,13 @@ vErrors.push(err132);
 }
 errors++;
 }
-if(data34.attributes === undefined){
-const err133 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "attributes"},message:"must have required property '"+"attributes"+"'"};
+let data34 = data.client;
+if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
+if(data34.address === undefined){
+data34.address = "http://127.0.0.1:7400";
+}
+if(data34.address === undefined){
+const err133 = {instancePath:instancePath+"/client",schemaPath:"#/properties/client/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'"};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -2386,8 +2344,9 @@ vErrors.push(err133);
 }
 errors++;
 }
-if(data34.hostVolumes === undefined){
-const err134 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "hostVolumes"},message:"must have required property '"+"hostVolumes"+"'"};
+for(const key8 in data34){
+if(!((key8 === "address") || (key8 === "token"))){
+const err134 = {instancePath:instancePath+"/client",schemaPath:"#/properties/client/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -2396,112 +2355,8 @@ vErrors.push(err134);
 }
 errors++;
 }
-if(data34.heartbeatTtlMs === undefined){
-const err135 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "heartbeatTtlMs"},message:"must have required property '"+"heartbeatTtlMs"+"'"};
-if(vErrors === null){
-vErrors = [err135];
 }
-else {
-vErrors.push(err135);
-}
-errors++;
-}
-if(data34.drainDelayMs === undefined){
-const err136 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "drainDelayMs"},message:"must have required property '"+"drainDelayMs"+"'"};
-if(vErrors === null){
-vErrors = [err136];
-}
-else {
-vErrors.push(err136);
-}
-errors++;
-}
-if(data34.stopDeadlineMs === undefined){
-const err137 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "stopDeadlineMs"},message:"must have required property '"+"stopDeadlineMs"+"'"};
-if(vErrors === null){
-vErrors = [err137];
-}
-else {
-vErrors.push(err137);
-}
-errors++;
-}
-if(data34.resyncIntervalMs === undefined){
-const err138 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "resyncIntervalMs"},message:"must have required property '"+"resyncIntervalMs"+"'"};
-if(vErrors === null){
-vErrors = [err138];
-}
-else {
-vErrors.push(err138);
-}
-errors++;
-}
-if(data34.stoppingGraceMs === undefined){
-const err139 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "stoppingGraceMs"},message:"must have required property '"+"stoppingGraceMs"+"'"};
-if(vErrors === null){
-vErrors = [err139];
-}
-else {
-vErrors.push(err139);
-}
-errors++;
-}
-if(data34.superviseProxy === undefined){
-const err140 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "superviseProxy"},message:"must have required property '"+"superviseProxy"+"'"};
-if(vErrors === null){
-vErrors = [err140];
-}
-else {
-vErrors.push(err140);
-}
-errors++;
-}
-if(data34.outboundPortBase === undefined){
-const err141 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "outboundPortBase"},message:"must have required property '"+"outboundPortBase"+"'"};
-if(vErrors === null){
-vErrors = [err141];
-}
-else {
-vErrors.push(err141);
-}
-errors++;
-}
-if(data34.namespace === undefined){
-const err142 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
-if(vErrors === null){
-vErrors = [err142];
-}
-else {
-vErrors.push(err142);
-}
-errors++;
-}
-if(data34.metrics === undefined){
-const err143 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "metrics"},message:"must have required property '"+"metrics"+"'"};
-if(vErrors === null){
-vErrors = [err143];
-}
-else {
-vErrors.push(err143);
-}
-errors++;
-}
-for(const key8 in data34){
-if(!(func2.call(schema11.properties.agent.properties, key8))){
-const err144 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err144];
-}
-else {
-vErrors.push(err144);
-}
-errors++;
-}
-}
-let data35 = data34.driver;
-const _errs109 = errors;
-let valid13 = false;
-const _errs110 = errors;
+let data35 = data34.address;
 if(typeof data35 !== "string"){
 let dataType37 = typeof data35;
 let coerced37 = undefined;
@@ -2513,7 +2368,191 @@ else if(data35 === null){
 coerced37 = "";
 }
 else {
-const err145 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err135 = {instancePath:instancePath+"/client/address",schemaPath:"#/properties/client/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err135];
+}
+else {
+vErrors.push(err135);
+}
+errors++;
+}
+}
+if(coerced37 !== undefined){
+data35 = coerced37;
+if(data34 !== undefined){
+data34["address"] = coerced37;
+}
+}
+}
+if(typeof data35 === "string"){
+if(!pattern2.test(data35)){
+const err136 = {instancePath:instancePath+"/client/address",schemaPath:"#/properties/client/properties/address/pattern",keyword:"pattern",params:{pattern: "^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$"},message:"must match pattern \""+"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$"+"\""};
+if(vErrors === null){
+vErrors = [err136];
+}
+else {
+vErrors.push(err136);
+}
+errors++;
+}
+}
+if(data34.token !== undefined){
+let data36 = data34.token;
+if(typeof data36 !== "string"){
+let dataType38 = typeof data36;
+let coerced38 = undefined;
+if(!(coerced38 !== undefined)){
+if(dataType38 == "number" || dataType38 == "boolean"){
+coerced38 = "" + data36;
+}
+else if(data36 === null){
+coerced38 = "";
+}
+else {
+const err137 = {instancePath:instancePath+"/client/token",schemaPath:"#/properties/client/properties/token/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err137];
+}
+else {
+vErrors.push(err137);
+}
+errors++;
+}
+}
+if(coerced38 !== undefined){
+data36 = coerced38;
+if(data34 !== undefined){
+data34["token"] = coerced38;
+}
+}
+}
+if(typeof data36 === "string"){
+if(func3(data36) < 1){
+const err138 = {instancePath:instancePath+"/client/token",schemaPath:"#/properties/client/properties/token/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err138];
+}
+else {
+vErrors.push(err138);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err139 = {instancePath:instancePath+"/client",schemaPath:"#/properties/client/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err139];
+}
+else {
+vErrors.push(err139);
+}
+errors++;
+}
+let data37 = data.agent;
+if(data37 && typeof data37 == "object" && !Array.isArray(data37)){
+if(data37.driver === undefined){
+data37.driver = "auto";
+}
+if(data37.address === undefined){
+data37.address = "127.0.0.1";
+}
+if(data37.cpu === undefined){
+data37.cpu = 0;
+}
+if(data37.memory === undefined){
+data37.memory = 0;
+}
+if(data37.attributes === undefined){
+data37.attributes = {};
+}
+if(data37.hostVolumes === undefined){
+data37.hostVolumes = {};
+}
+if(data37.heartbeatTtlMs === undefined){
+data37.heartbeatTtlMs = 15000;
+}
+if(data37.drainDelayMs === undefined){
+data37.drainDelayMs = 1000;
+}
+if(data37.stopDeadlineMs === undefined){
+data37.stopDeadlineMs = 10000;
+}
+if(data37.resyncIntervalMs === undefined){
+data37.resyncIntervalMs = 30000;
+}
+if(data37.stoppingGraceMs === undefined){
+data37.stoppingGraceMs = 300000;
+}
+if(data37.superviseProxy === undefined){
+data37.superviseProxy = true;
+}
+if(data37.outboundPortBase === undefined){
+data37.outboundPortBase = 15101;
+}
+if(data37.signingKeysRefreshMs === undefined){
+data37.signingKeysRefreshMs = 60000;
+}
+if(data37.namespace === undefined){
+data37.namespace = "default";
+}
+if(data37.metrics === undefined){
+data37.metrics = {};
+}
+if(data37.driver === undefined){
+const err140 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "driver"},message:"must have required property '"+"driver"+"'"};
+if(vErrors === null){
+vErrors = [err140];
+}
+else {
+vErrors.push(err140);
+}
+errors++;
+}
+if(data37.address === undefined){
+const err141 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'"};
+if(vErrors === null){
+vErrors = [err141];
+}
+else {
+vErrors.push(err141);
+}
+errors++;
+}
+if(data37.cpu === undefined){
+const err142 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "cpu"},message:"must have required property '"+"cpu"+"'"};
+if(vErrors === null){
+vErrors = [err142];
+}
+else {
+vErrors.push(err142);
+}
+errors++;
+}
+if(data37.memory === undefined){
+const err143 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "memory"},message:"must have required property '"+"memory"+"'"};
+if(vErrors === null){
+vErrors = [err143];
+}
+else {
+vErrors.push(err143);
+}
+errors++;
+}
+if(data37.attributes === undefined){
+const err144 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "attributes"},message:"must have required property '"+"attributes"+"'"};
+if(vErrors === null){
+vErrors = [err144];
+}
+else {
+vErrors.push(err144);
+}
+errors++;
+}
+if(data37.hostVolumes === undefined){
+const err145 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "hostVolumes"},message:"must have required property '"+"hostVolumes"+"'"};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -2522,16 +2561,8 @@ vErrors.push(err145);
 }
 errors++;
 }
-}
-if(coerced37 !== undefined){
-data35 = coerced37;
-if(data34 !== undefined){
-data34["driver"] = coerced37;
-}
-}
-}
-if("auto" !== data35){
-const err146 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/0/const",keyword:"const",params:{allowedValue: "auto"},message:"must be equal to constant"};
+if(data37.heartbeatTtlMs === undefined){
+const err146 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "heartbeatTtlMs"},message:"must have required property '"+"heartbeatTtlMs"+"'"};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -2540,22 +2571,8 @@ vErrors.push(err146);
 }
 errors++;
 }
-var _valid4 = _errs110 === errors;
-valid13 = valid13 || _valid4;
-if(!valid13){
-const _errs112 = errors;
-if(typeof data35 !== "string"){
-let dataType38 = typeof data35;
-let coerced38 = undefined;
-if(!(coerced38 !== undefined)){
-if(dataType38 == "number" || dataType38 == "boolean"){
-coerced38 = "" + data35;
-}
-else if(data35 === null){
-coerced38 = "";
-}
-else {
-const err147 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data37.drainDelayMs === undefined){
+const err147 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "drainDelayMs"},message:"must have required property '"+"drainDelayMs"+"'"};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -2564,16 +2581,8 @@ vErrors.push(err147);
 }
 errors++;
 }
-}
-if(coerced38 !== undefined){
-data35 = coerced38;
-if(data34 !== undefined){
-data34["driver"] = coerced38;
-}
-}
-}
-if("docker" !== data35){
-const err148 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/1/const",keyword:"const",params:{allowedValue: "docker"},message:"must be equal to constant"};
+if(data37.stopDeadlineMs === undefined){
+const err148 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "stopDeadlineMs"},message:"must have required property '"+"stopDeadlineMs"+"'"};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -2582,22 +2591,8 @@ vErrors.push(err148);
 }
 errors++;
 }
-var _valid4 = _errs112 === errors;
-valid13 = valid13 || _valid4;
-if(!valid13){
-const _errs114 = errors;
-if(typeof data35 !== "string"){
-let dataType39 = typeof data35;
-let coerced39 = undefined;
-if(!(coerced39 !== undefined)){
-if(dataType39 == "number" || dataType39 == "boolean"){
-coerced39 = "" + data35;
-}
-else if(data35 === null){
-coerced39 = "";
-}
-else {
-const err149 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/2/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data37.resyncIntervalMs === undefined){
+const err149 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "resyncIntervalMs"},message:"must have required property '"+"resyncIntervalMs"+"'"};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -2606,16 +2601,8 @@ vErrors.push(err149);
 }
 errors++;
 }
-}
-if(coerced39 !== undefined){
-data35 = coerced39;
-if(data34 !== undefined){
-data34["driver"] = coerced39;
-}
-}
-}
-if("process" !== data35){
-const err150 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/2/const",keyword:"const",params:{allowedValue: "process"},message:"must be equal to constant"};
+if(data37.stoppingGraceMs === undefined){
+const err150 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "stoppingGraceMs"},message:"must have required property '"+"stoppingGraceMs"+"'"};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -2624,12 +2611,8 @@ vErrors.push(err150);
 }
 errors++;
 }
-var _valid4 = _errs114 === errors;
-valid13 = valid13 || _valid4;
-}
-}
-if(!valid13){
-const err151 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data37.superviseProxy === undefined){
+const err151 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "superviseProxy"},message:"must have required property '"+"superviseProxy"+"'"};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -2638,30 +2621,8 @@ vErrors.push(err151);
 }
 errors++;
 }
-else {
-errors = _errs109;
-if(vErrors !== null){
-if(_errs109){
-vErrors.length = _errs109;
-}
-else {
-vErrors = null;
-}
-}
-}
-let data36 = data34.address;
-if(typeof data36 !== "string"){
-let dataType40 = typeof data36;
-let coerced40 = undefined;
-if(!(coerced40 !== undefined)){
-if(dataType40 == "number" || dataType40 == "boolean"){
-coerced40 = "" + data36;
-}
-else if(data36 === null){
-coerced40 = "";
-}
-else {
-const err152 = {instancePath:instancePath+"/agent/address",schemaPath:"#/properties/agent/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data37.outboundPortBase === undefined){
+const err152 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "outboundPortBase"},message:"must have required property '"+"outboundPortBase"+"'"};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -2670,17 +2631,8 @@ vErrors.push(err152);
 }
 errors++;
 }
-}
-if(coerced40 !== undefined){
-data36 = coerced40;
-if(data34 !== undefined){
-data34["address"] = coerced40;
-}
-}
-}
-if(typeof data36 === "string"){
-if(func3(data36) < 1){
-const err153 = {instancePath:instancePath+"/agent/address",schemaPath:"#/properties/agent/properties/address/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data37.signingKeysRefreshMs === undefined){
+const err153 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "signingKeysRefreshMs"},message:"must have required property '"+"signingKeysRefreshMs"+"'"};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -2689,18 +2641,8 @@ vErrors.push(err153);
 }
 errors++;
 }
-}
-let data37 = data34.cpu;
-if(!((typeof data37 == "number") && (!(data37 % 1) && !isNaN(data37)))){
-let dataType41 = typeof data37;
-let coerced41 = undefined;
-if(!(coerced41 !== undefined)){
-if(dataType41 === "boolean" || data37 === null
-              || (dataType41 === "string" && data37 && data37 == +data37 && !(data37 % 1))){
-coerced41 = +data37;
-}
-else {
-const err154 = {instancePath:instancePath+"/agent/cpu",schemaPath:"#/properties/agent/properties/cpu/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data37.namespace === undefined){
+const err154 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "namespace"},message:"must have required property '"+"namespace"+"'"};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -2709,17 +2651,8 @@ vErrors.push(err154);
 }
 errors++;
 }
-}
-if(coerced41 !== undefined){
-data37 = coerced41;
-if(data34 !== undefined){
-data34["cpu"] = coerced41;
-}
-}
-}
-if(typeof data37 == "number"){
-if(data37 < 0 || isNaN(data37)){
-const err155 = {instancePath:instancePath+"/agent/cpu",schemaPath:"#/properties/agent/properties/cpu/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data37.metrics === undefined){
+const err155 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/required",keyword:"required",params:{missingProperty: "metrics"},message:"must have required property '"+"metrics"+"'"};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -2728,18 +2661,9 @@ vErrors.push(err155);
 }
 errors++;
 }
-}
-let data38 = data34.memory;
-if(!((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38)))){
-let dataType42 = typeof data38;
-let coerced42 = undefined;
-if(!(coerced42 !== undefined)){
-if(dataType42 === "boolean" || data38 === null
-              || (dataType42 === "string" && data38 && data38 == +data38 && !(data38 % 1))){
-coerced42 = +data38;
-}
-else {
-const err156 = {instancePath:instancePath+"/agent/memory",schemaPath:"#/properties/agent/properties/memory/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key9 in data37){
+if(!(func2.call(schema11.properties.agent.properties, key9))){
+const err156 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -2749,16 +2673,22 @@ vErrors.push(err156);
 errors++;
 }
 }
-if(coerced42 !== undefined){
-data38 = coerced42;
-if(data34 !== undefined){
-data34["memory"] = coerced42;
+let data38 = data37.driver;
+const _errs116 = errors;
+let valid14 = false;
+const _errs117 = errors;
+if(typeof data38 !== "string"){
+let dataType39 = typeof data38;
+let coerced39 = undefined;
+if(!(coerced39 !== undefined)){
+if(dataType39 == "number" || dataType39 == "boolean"){
+coerced39 = "" + data38;
 }
+else if(data38 === null){
+coerced39 = "";
 }
-}
-if(typeof data38 == "number"){
-if(data38 < 0 || isNaN(data38)){
-const err157 = {instancePath:instancePath+"/agent/memory",schemaPath:"#/properties/agent/properties/memory/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+else {
+const err157 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -2768,23 +2698,15 @@ vErrors.push(err157);
 errors++;
 }
 }
-let data39 = data34.attributes;
-if(data39 && typeof data39 == "object" && !Array.isArray(data39)){
-for(const key9 in data39){
-if(pattern6.test(key9)){
-let data40 = data39[key9];
-if(typeof data40 !== "string"){
-let dataType43 = typeof data40;
-let coerced43 = undefined;
-if(!(coerced43 !== undefined)){
-if(dataType43 == "number" || dataType43 == "boolean"){
-coerced43 = "" + data40;
+if(coerced39 !== undefined){
+data38 = coerced39;
+if(data37 !== undefined){
+data37["driver"] = coerced39;
 }
-else if(data40 === null){
-coerced43 = "";
 }
-else {
-const err158 = {instancePath:instancePath+"/agent/attributes/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/attributes/patternProperties/%5E%5BA-Za-z0-9_.-%5D%7B1%2C63%7D%24/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if("auto" !== data38){
+const err158 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/0/const",keyword:"const",params:{allowedValue: "auto"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2793,17 +2715,22 @@ vErrors.push(err158);
 }
 errors++;
 }
+var _valid4 = _errs117 === errors;
+valid14 = valid14 || _valid4;
+if(!valid14){
+const _errs119 = errors;
+if(typeof data38 !== "string"){
+let dataType40 = typeof data38;
+let coerced40 = undefined;
+if(!(coerced40 !== undefined)){
+if(dataType40 == "number" || dataType40 == "boolean"){
+coerced40 = "" + data38;
 }
-if(coerced43 !== undefined){
-data40 = coerced43;
-if(data39 !== undefined){
-data39[key9] = coerced43;
+else if(data38 === null){
+coerced40 = "";
 }
-}
-}
-if(typeof data40 === "string"){
-if(func3(data40) > 255){
-const err159 = {instancePath:instancePath+"/agent/attributes/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/attributes/patternProperties/%5E%5BA-Za-z0-9_.-%5D%7B1%2C63%7D%24/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
+else {
+const err159 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2813,11 +2740,15 @@ vErrors.push(err159);
 errors++;
 }
 }
+if(coerced40 !== undefined){
+data38 = coerced40;
+if(data37 !== undefined){
+data37["driver"] = coerced40;
 }
 }
 }
-else {
-const err160 = {instancePath:instancePath+"/agent/attributes",schemaPath:"#/properties/agent/properties/attributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if("docker" !== data38){
+const err160 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/1/const",keyword:"const",params:{allowedValue: "docker"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2826,23 +2757,22 @@ vErrors.push(err160);
 }
 errors++;
 }
-let data41 = data34.hostVolumes;
-if(data41 && typeof data41 == "object" && !Array.isArray(data41)){
-for(const key10 in data41){
-if(pattern7.test(key10)){
-let data42 = data41[key10];
-if(typeof data42 !== "string"){
-let dataType44 = typeof data42;
-let coerced44 = undefined;
-if(!(coerced44 !== undefined)){
-if(dataType44 == "number" || dataType44 == "boolean"){
-coerced44 = "" + data42;
+var _valid4 = _errs119 === errors;
+valid14 = valid14 || _valid4;
+if(!valid14){
+const _errs121 = errors;
+if(typeof data38 !== "string"){
+let dataType41 = typeof data38;
+let coerced41 = undefined;
+if(!(coerced41 !== undefined)){
+if(dataType41 == "number" || dataType41 == "boolean"){
+coerced41 = "" + data38;
 }
-else if(data42 === null){
-coerced44 = "";
+else if(data38 === null){
+coerced41 = "";
 }
 else {
-const err161 = {instancePath:instancePath+"/agent/hostVolumes/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/hostVolumes/patternProperties/%5E%5BA-Za-z0-9%5D%5BA-Za-z0-9_.-%5D%7B0%2C127%7D%24/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err161 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/2/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2852,16 +2782,15 @@ vErrors.push(err161);
 errors++;
 }
 }
-if(coerced44 !== undefined){
-data42 = coerced44;
-if(data41 !== undefined){
-data41[key10] = coerced44;
+if(coerced41 !== undefined){
+data38 = coerced41;
+if(data37 !== undefined){
+data37["driver"] = coerced41;
 }
 }
 }
-if(typeof data42 === "string"){
-if(!pattern8.test(data42)){
-const err162 = {instancePath:instancePath+"/agent/hostVolumes/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/hostVolumes/patternProperties/%5E%5BA-Za-z0-9%5D%5BA-Za-z0-9_.-%5D%7B0%2C127%7D%24/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
+if("process" !== data38){
+const err162 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf/2/const",keyword:"const",params:{allowedValue: "process"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2870,12 +2799,12 @@ vErrors.push(err162);
 }
 errors++;
 }
+var _valid4 = _errs121 === errors;
+valid14 = valid14 || _valid4;
 }
 }
-}
-}
-else {
-const err163 = {instancePath:instancePath+"/agent/hostVolumes",schemaPath:"#/properties/agent/properties/hostVolumes/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(!valid14){
+const err163 = {instancePath:instancePath+"/agent/driver",schemaPath:"#/properties/agent/properties/driver/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2884,17 +2813,30 @@ vErrors.push(err163);
 }
 errors++;
 }
-let data43 = data34.heartbeatTtlMs;
-if(!((typeof data43 == "number") && (!(data43 % 1) && !isNaN(data43)))){
-let dataType45 = typeof data43;
-let coerced45 = undefined;
-if(!(coerced45 !== undefined)){
-if(dataType45 === "boolean" || data43 === null
-              || (dataType45 === "string" && data43 && data43 == +data43 && !(data43 % 1))){
-coerced45 = +data43;
+else {
+errors = _errs116;
+if(vErrors !== null){
+if(_errs116){
+vErrors.length = _errs116;
 }
 else {
-const err164 = {instancePath:instancePath+"/agent/heartbeatTtlMs",schemaPath:"#/properties/agent/properties/heartbeatTtlMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+vErrors = null;
+}
+}
+}
+let data39 = data37.address;
+if(typeof data39 !== "string"){
+let dataType42 = typeof data39;
+let coerced42 = undefined;
+if(!(coerced42 !== undefined)){
+if(dataType42 == "number" || dataType42 == "boolean"){
+coerced42 = "" + data39;
+}
+else if(data39 === null){
+coerced42 = "";
+}
+else {
+const err164 = {instancePath:instancePath+"/agent/address",schemaPath:"#/properties/agent/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2904,16 +2846,16 @@ vErrors.push(err164);
 errors++;
 }
 }
-if(coerced45 !== undefined){
-data43 = coerced45;
-if(data34 !== undefined){
-data34["heartbeatTtlMs"] = coerced45;
+if(coerced42 !== undefined){
+data39 = coerced42;
+if(data37 !== undefined){
+data37["address"] = coerced42;
 }
 }
 }
-if(typeof data43 == "number"){
-if(data43 < 1000 || isNaN(data43)){
-const err165 = {instancePath:instancePath+"/agent/heartbeatTtlMs",schemaPath:"#/properties/agent/properties/heartbeatTtlMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
+if(typeof data39 === "string"){
+if(func3(data39) < 1){
+const err165 = {instancePath:instancePath+"/agent/address",schemaPath:"#/properties/agent/properties/address/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2923,17 +2865,17 @@ vErrors.push(err165);
 errors++;
 }
 }
-let data44 = data34.drainDelayMs;
-if(!((typeof data44 == "number") && (!(data44 % 1) && !isNaN(data44)))){
-let dataType46 = typeof data44;
-let coerced46 = undefined;
-if(!(coerced46 !== undefined)){
-if(dataType46 === "boolean" || data44 === null
-              || (dataType46 === "string" && data44 && data44 == +data44 && !(data44 % 1))){
-coerced46 = +data44;
+let data40 = data37.cpu;
+if(!((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40)))){
+let dataType43 = typeof data40;
+let coerced43 = undefined;
+if(!(coerced43 !== undefined)){
+if(dataType43 === "boolean" || data40 === null
+              || (dataType43 === "string" && data40 && data40 == +data40 && !(data40 % 1))){
+coerced43 = +data40;
 }
 else {
-const err166 = {instancePath:instancePath+"/agent/drainDelayMs",schemaPath:"#/properties/agent/properties/drainDelayMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err166 = {instancePath:instancePath+"/agent/cpu",schemaPath:"#/properties/agent/properties/cpu/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2943,16 +2885,16 @@ vErrors.push(err166);
 errors++;
 }
 }
-if(coerced46 !== undefined){
-data44 = coerced46;
-if(data34 !== undefined){
-data34["drainDelayMs"] = coerced46;
+if(coerced43 !== undefined){
+data40 = coerced43;
+if(data37 !== undefined){
+data37["cpu"] = coerced43;
 }
 }
 }
-if(typeof data44 == "number"){
-if(data44 < 0 || isNaN(data44)){
-const err167 = {instancePath:instancePath+"/agent/drainDelayMs",schemaPath:"#/properties/agent/properties/drainDelayMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data40 == "number"){
+if(data40 < 0 || isNaN(data40)){
+const err167 = {instancePath:instancePath+"/agent/cpu",schemaPath:"#/properties/agent/properties/cpu/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2962,17 +2904,17 @@ vErrors.push(err167);
 errors++;
 }
 }
-let data45 = data34.stopDeadlineMs;
-if(!((typeof data45 == "number") && (!(data45 % 1) && !isNaN(data45)))){
-let dataType47 = typeof data45;
-let coerced47 = undefined;
-if(!(coerced47 !== undefined)){
-if(dataType47 === "boolean" || data45 === null
-              || (dataType47 === "string" && data45 && data45 == +data45 && !(data45 % 1))){
-coerced47 = +data45;
+let data41 = data37.memory;
+if(!((typeof data41 == "number") && (!(data41 % 1) && !isNaN(data41)))){
+let dataType44 = typeof data41;
+let coerced44 = undefined;
+if(!(coerced44 !== undefined)){
+if(dataType44 === "boolean" || data41 === null
+              || (dataType44 === "string" && data41 && data41 == +data41 && !(data41 % 1))){
+coerced44 = +data41;
 }
 else {
-const err168 = {instancePath:instancePath+"/agent/stopDeadlineMs",schemaPath:"#/properties/agent/properties/stopDeadlineMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err168 = {instancePath:instancePath+"/agent/memory",schemaPath:"#/properties/agent/properties/memory/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2982,16 +2924,16 @@ vErrors.push(err168);
 errors++;
 }
 }
-if(coerced47 !== undefined){
-data45 = coerced47;
-if(data34 !== undefined){
-data34["stopDeadlineMs"] = coerced47;
+if(coerced44 !== undefined){
+data41 = coerced44;
+if(data37 !== undefined){
+data37["memory"] = coerced44;
 }
 }
 }
-if(typeof data45 == "number"){
-if(data45 < 0 || isNaN(data45)){
-const err169 = {instancePath:instancePath+"/agent/stopDeadlineMs",schemaPath:"#/properties/agent/properties/stopDeadlineMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(typeof data41 == "number"){
+if(data41 < 0 || isNaN(data41)){
+const err169 = {instancePath:instancePath+"/agent/memory",schemaPath:"#/properties/agent/properties/memory/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -3001,17 +2943,23 @@ vErrors.push(err169);
 errors++;
 }
 }
-let data46 = data34.resyncIntervalMs;
-if(!((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46)))){
-let dataType48 = typeof data46;
-let coerced48 = undefined;
-if(!(coerced48 !== undefined)){
-if(dataType48 === "boolean" || data46 === null
-              || (dataType48 === "string" && data46 && data46 == +data46 && !(data46 % 1))){
-coerced48 = +data46;
+let data42 = data37.attributes;
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+for(const key10 in data42){
+if(pattern6.test(key10)){
+let data43 = data42[key10];
+if(typeof data43 !== "string"){
+let dataType45 = typeof data43;
+let coerced45 = undefined;
+if(!(coerced45 !== undefined)){
+if(dataType45 == "number" || dataType45 == "boolean"){
+coerced45 = "" + data43;
+}
+else if(data43 === null){
+coerced45 = "";
 }
 else {
-const err170 = {instancePath:instancePath+"/agent/resyncIntervalMs",schemaPath:"#/properties/agent/properties/resyncIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err170 = {instancePath:instancePath+"/agent/attributes/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/attributes/patternProperties/%5E%5BA-Za-z0-9_.-%5D%7B1%2C63%7D%24/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -3021,16 +2969,16 @@ vErrors.push(err170);
 errors++;
 }
 }
-if(coerced48 !== undefined){
-data46 = coerced48;
-if(data34 !== undefined){
-data34["resyncIntervalMs"] = coerced48;
+if(coerced45 !== undefined){
+data43 = coerced45;
+if(data42 !== undefined){
+data42[key10] = coerced45;
 }
 }
 }
-if(typeof data46 == "number"){
-if(data46 < 1000 || isNaN(data46)){
-const err171 = {instancePath:instancePath+"/agent/resyncIntervalMs",schemaPath:"#/properties/agent/properties/resyncIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
+if(typeof data43 === "string"){
+if(func3(data43) > 255){
+const err171 = {instancePath:instancePath+"/agent/attributes/" + key10.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/attributes/patternProperties/%5E%5BA-Za-z0-9_.-%5D%7B1%2C63%7D%24/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -3040,17 +2988,11 @@ vErrors.push(err171);
 errors++;
 }
 }
-let data47 = data34.stoppingGraceMs;
-if(!((typeof data47 == "number") && (!(data47 % 1) && !isNaN(data47)))){
-let dataType49 = typeof data47;
-let coerced49 = undefined;
-if(!(coerced49 !== undefined)){
-if(dataType49 === "boolean" || data47 === null
-              || (dataType49 === "string" && data47 && data47 == +data47 && !(data47 % 1))){
-coerced49 = +data47;
+}
+}
 }
 else {
-const err172 = {instancePath:instancePath+"/agent/stoppingGraceMs",schemaPath:"#/properties/agent/properties/stoppingGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err172 = {instancePath:instancePath+"/agent/attributes",schemaPath:"#/properties/agent/properties/attributes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -3059,17 +3001,23 @@ vErrors.push(err172);
 }
 errors++;
 }
+let data44 = data37.hostVolumes;
+if(data44 && typeof data44 == "object" && !Array.isArray(data44)){
+for(const key11 in data44){
+if(pattern7.test(key11)){
+let data45 = data44[key11];
+if(typeof data45 !== "string"){
+let dataType46 = typeof data45;
+let coerced46 = undefined;
+if(!(coerced46 !== undefined)){
+if(dataType46 == "number" || dataType46 == "boolean"){
+coerced46 = "" + data45;
 }
-if(coerced49 !== undefined){
-data47 = coerced49;
-if(data34 !== undefined){
-data34["stoppingGraceMs"] = coerced49;
+else if(data45 === null){
+coerced46 = "";
 }
-}
-}
-if(typeof data47 == "number"){
-if(data47 < 0 || isNaN(data47)){
-const err173 = {instancePath:instancePath+"/agent/stoppingGraceMs",schemaPath:"#/properties/agent/properties/stoppingGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+else {
+const err173 = {instancePath:instancePath+"/agent/hostVolumes/" + key11.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/hostVolumes/patternProperties/%5E%5BA-Za-z0-9%5D%5BA-Za-z0-9_.-%5D%7B0%2C127%7D%24/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -3079,18 +3027,16 @@ vErrors.push(err173);
 errors++;
 }
 }
-let data48 = data34.superviseProxy;
-if(typeof data48 !== "boolean"){
-let coerced50 = undefined;
-if(!(coerced50 !== undefined)){
-if(data48 === "false" || data48 === 0 || data48 === null){
-coerced50 = false;
+if(coerced46 !== undefined){
+data45 = coerced46;
+if(data44 !== undefined){
+data44[key11] = coerced46;
 }
-else if(data48 === "true" || data48 === 1){
-coerced50 = true;
 }
-else {
-const err174 = {instancePath:instancePath+"/agent/superviseProxy",schemaPath:"#/properties/agent/properties/superviseProxy/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+if(typeof data45 === "string"){
+if(!pattern8.test(data45)){
+const err174 = {instancePath:instancePath+"/agent/hostVolumes/" + key11.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/agent/properties/hostVolumes/patternProperties/%5E%5BA-Za-z0-9%5D%5BA-Za-z0-9_.-%5D%7B0%2C127%7D%24/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\""};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -3100,24 +3046,11 @@ vErrors.push(err174);
 errors++;
 }
 }
-if(coerced50 !== undefined){
-data48 = coerced50;
-if(data34 !== undefined){
-data34["superviseProxy"] = coerced50;
 }
 }
-}
-let data49 = data34.outboundPortBase;
-if(!((typeof data49 == "number") && (!(data49 % 1) && !isNaN(data49)))){
-let dataType51 = typeof data49;
-let coerced51 = undefined;
-if(!(coerced51 !== undefined)){
-if(dataType51 === "boolean" || data49 === null
-              || (dataType51 === "string" && data49 && data49 == +data49 && !(data49 % 1))){
-coerced51 = +data49;
 }
 else {
-const err175 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err175 = {instancePath:instancePath+"/agent/hostVolumes",schemaPath:"#/properties/agent/properties/hostVolumes/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -3126,17 +3059,17 @@ vErrors.push(err175);
 }
 errors++;
 }
+let data46 = data37.heartbeatTtlMs;
+if(!((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46)))){
+let dataType47 = typeof data46;
+let coerced47 = undefined;
+if(!(coerced47 !== undefined)){
+if(dataType47 === "boolean" || data46 === null
+              || (dataType47 === "string" && data46 && data46 == +data46 && !(data46 % 1))){
+coerced47 = +data46;
 }
-if(coerced51 !== undefined){
-data49 = coerced51;
-if(data34 !== undefined){
-data34["outboundPortBase"] = coerced51;
-}
-}
-}
-if(typeof data49 == "number"){
-if(data49 > 65535 || isNaN(data49)){
-const err176 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+else {
+const err176 = {instancePath:instancePath+"/agent/heartbeatTtlMs",schemaPath:"#/properties/agent/properties/heartbeatTtlMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -3145,8 +3078,17 @@ vErrors.push(err176);
 }
 errors++;
 }
-if(data49 < 1 || isNaN(data49)){
-const err177 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(coerced47 !== undefined){
+data46 = coerced47;
+if(data37 !== undefined){
+data37["heartbeatTtlMs"] = coerced47;
+}
+}
+}
+if(typeof data46 == "number"){
+if(data46 < 1000 || isNaN(data46)){
+const err177 = {instancePath:instancePath+"/agent/heartbeatTtlMs",schemaPath:"#/properties/agent/properties/heartbeatTtlMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -3156,19 +3098,17 @@ vErrors.push(err177);
 errors++;
 }
 }
-let data50 = data34.namespace;
-if(typeof data50 !== "string"){
-let dataType52 = typeof data50;
-let coerced52 = undefined;
-if(!(coerced52 !== undefined)){
-if(dataType52 == "number" || dataType52 == "boolean"){
-coerced52 = "" + data50;
-}
-else if(data50 === null){
-coerced52 = "";
+let data47 = data37.drainDelayMs;
+if(!((typeof data47 == "number") && (!(data47 % 1) && !isNaN(data47)))){
+let dataType48 = typeof data47;
+let coerced48 = undefined;
+if(!(coerced48 !== undefined)){
+if(dataType48 === "boolean" || data47 === null
+              || (dataType48 === "string" && data47 && data47 == +data47 && !(data47 % 1))){
+coerced48 = +data47;
 }
 else {
-const err178 = {instancePath:instancePath+"/agent/namespace",schemaPath:"#/properties/agent/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err178 = {instancePath:instancePath+"/agent/drainDelayMs",schemaPath:"#/properties/agent/properties/drainDelayMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -3178,16 +3118,16 @@ vErrors.push(err178);
 errors++;
 }
 }
-if(coerced52 !== undefined){
-data50 = coerced52;
-if(data34 !== undefined){
-data34["namespace"] = coerced52;
+if(coerced48 !== undefined){
+data47 = coerced48;
+if(data37 !== undefined){
+data37["drainDelayMs"] = coerced48;
 }
 }
 }
-if(typeof data50 === "string"){
-if(!pattern1.test(data50)){
-const err179 = {instancePath:instancePath+"/agent/namespace",schemaPath:"#/properties/agent/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"+"\""};
+if(typeof data47 == "number"){
+if(data47 < 0 || isNaN(data47)){
+const err179 = {instancePath:instancePath+"/agent/drainDelayMs",schemaPath:"#/properties/agent/properties/drainDelayMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -3197,13 +3137,17 @@ vErrors.push(err179);
 errors++;
 }
 }
-let data51 = data34.metrics;
-if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
-if(data51.port === undefined){
-data51.port = 15091;
+let data48 = data37.stopDeadlineMs;
+if(!((typeof data48 == "number") && (!(data48 % 1) && !isNaN(data48)))){
+let dataType49 = typeof data48;
+let coerced49 = undefined;
+if(!(coerced49 !== undefined)){
+if(dataType49 === "boolean" || data48 === null
+              || (dataType49 === "string" && data48 && data48 == +data48 && !(data48 % 1))){
+coerced49 = +data48;
 }
-if(data51.port === undefined){
-const err180 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
+else {
+const err180 = {instancePath:instancePath+"/agent/stopDeadlineMs",schemaPath:"#/properties/agent/properties/stopDeadlineMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -3212,9 +3156,17 @@ vErrors.push(err180);
 }
 errors++;
 }
-for(const key11 in data51){
-if(!((key11 === "bind") || (key11 === "port"))){
-const err181 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+}
+if(coerced49 !== undefined){
+data48 = coerced49;
+if(data37 !== undefined){
+data37["stopDeadlineMs"] = coerced49;
+}
+}
+}
+if(typeof data48 == "number"){
+if(data48 < 0 || isNaN(data48)){
+const err181 = {instancePath:instancePath+"/agent/stopDeadlineMs",schemaPath:"#/properties/agent/properties/stopDeadlineMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -3224,20 +3176,17 @@ vErrors.push(err181);
 errors++;
 }
 }
-if(data51.bind !== undefined){
-let data52 = data51.bind;
-if(typeof data52 !== "string"){
-let dataType53 = typeof data52;
-let coerced53 = undefined;
-if(!(coerced53 !== undefined)){
-if(dataType53 == "number" || dataType53 == "boolean"){
-coerced53 = "" + data52;
-}
-else if(data52 === null){
-coerced53 = "";
+let data49 = data37.resyncIntervalMs;
+if(!((typeof data49 == "number") && (!(data49 % 1) && !isNaN(data49)))){
+let dataType50 = typeof data49;
+let coerced50 = undefined;
+if(!(coerced50 !== undefined)){
+if(dataType50 === "boolean" || data49 === null
+              || (dataType50 === "string" && data49 && data49 == +data49 && !(data49 % 1))){
+coerced50 = +data49;
 }
 else {
-const err182 = {instancePath:instancePath+"/agent/metrics/bind",schemaPath:"#/properties/agent/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err182 = {instancePath:instancePath+"/agent/resyncIntervalMs",schemaPath:"#/properties/agent/properties/resyncIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -3247,16 +3196,16 @@ vErrors.push(err182);
 errors++;
 }
 }
-if(coerced53 !== undefined){
-data52 = coerced53;
-if(data51 !== undefined){
-data51["bind"] = coerced53;
+if(coerced50 !== undefined){
+data49 = coerced50;
+if(data37 !== undefined){
+data37["resyncIntervalMs"] = coerced50;
 }
 }
 }
-if(typeof data52 === "string"){
-if(func3(data52) < 1){
-const err183 = {instancePath:instancePath+"/agent/metrics/bind",schemaPath:"#/properties/agent/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(typeof data49 == "number"){
+if(data49 < 1000 || isNaN(data49)){
+const err183 = {instancePath:instancePath+"/agent/resyncIntervalMs",schemaPath:"#/properties/agent/properties/resyncIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -3266,18 +3215,17 @@ vErrors.push(err183);
 errors++;
 }
 }
-}
-let data53 = data51.port;
-if(!((typeof data53 == "number") && (!(data53 % 1) && !isNaN(data53)))){
-let dataType54 = typeof data53;
-let coerced54 = undefined;
-if(!(coerced54 !== undefined)){
-if(dataType54 === "boolean" || data53 === null
-              || (dataType54 === "string" && data53 && data53 == +data53 && !(data53 % 1))){
-coerced54 = +data53;
+let data50 = data37.stoppingGraceMs;
+if(!((typeof data50 == "number") && (!(data50 % 1) && !isNaN(data50)))){
+let dataType51 = typeof data50;
+let coerced51 = undefined;
+if(!(coerced51 !== undefined)){
+if(dataType51 === "boolean" || data50 === null
+              || (dataType51 === "string" && data50 && data50 == +data50 && !(data50 % 1))){
+coerced51 = +data50;
 }
 else {
-const err184 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err184 = {instancePath:instancePath+"/agent/stoppingGraceMs",schemaPath:"#/properties/agent/properties/stoppingGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -3287,16 +3235,16 @@ vErrors.push(err184);
 errors++;
 }
 }
-if(coerced54 !== undefined){
-data53 = coerced54;
-if(data51 !== undefined){
-data51["port"] = coerced54;
+if(coerced51 !== undefined){
+data50 = coerced51;
+if(data37 !== undefined){
+data37["stoppingGraceMs"] = coerced51;
 }
 }
 }
-if(typeof data53 == "number"){
-if(data53 > 65535 || isNaN(data53)){
-const err185 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if(typeof data50 == "number"){
+if(data50 < 0 || isNaN(data50)){
+const err185 = {instancePath:instancePath+"/agent/stoppingGraceMs",schemaPath:"#/properties/agent/properties/stoppingGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -3305,8 +3253,19 @@ vErrors.push(err185);
 }
 errors++;
 }
-if(data53 < 0 || isNaN(data53)){
-const err186 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+let data51 = data37.superviseProxy;
+if(typeof data51 !== "boolean"){
+let coerced52 = undefined;
+if(!(coerced52 !== undefined)){
+if(data51 === "false" || data51 === 0 || data51 === null){
+coerced52 = false;
+}
+else if(data51 === "true" || data51 === 1){
+coerced52 = true;
+}
+else {
+const err186 = {instancePath:instancePath+"/agent/superviseProxy",schemaPath:"#/properties/agent/properties/superviseProxy/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -3316,9 +3275,24 @@ vErrors.push(err186);
 errors++;
 }
 }
+if(coerced52 !== undefined){
+data51 = coerced52;
+if(data37 !== undefined){
+data37["superviseProxy"] = coerced52;
+}
+}
+}
+let data52 = data37.outboundPortBase;
+if(!((typeof data52 == "number") && (!(data52 % 1) && !isNaN(data52)))){
+let dataType53 = typeof data52;
+let coerced53 = undefined;
+if(!(coerced53 !== undefined)){
+if(dataType53 === "boolean" || data52 === null
+              || (dataType53 === "string" && data52 && data52 == +data52 && !(data52 % 1))){
+coerced53 = +data52;
 }
 else {
-const err187 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err187 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -3328,8 +3302,16 @@ vErrors.push(err187);
 errors++;
 }
 }
-else {
-const err188 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(coerced53 !== undefined){
+data52 = coerced53;
+if(data37 !== undefined){
+data37["outboundPortBase"] = coerced53;
+}
+}
+}
+if(typeof data52 == "number"){
+if(data52 > 65535 || isNaN(data52)){
+const err188 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -3338,40 +3320,8 @@ vErrors.push(err188);
 }
 errors++;
 }
-let data54 = data.proxy;
-if(data54 && typeof data54 == "object" && !Array.isArray(data54)){
-if(data54.inbound === undefined){
-data54.inbound = {};
-}
-if(data54.outbound === undefined){
-data54.outbound = {};
-}
-if(data54.metrics === undefined){
-data54.metrics = {};
-}
-if(data54.intentions === undefined){
-data54.intentions = {};
-}
-if(data54.algorithm === undefined){
-data54.algorithm = "p2c";
-}
-if(data54.timeouts === undefined){
-data54.timeouts = {};
-}
-if(data54.activation === undefined){
-data54.activation = {};
-}
-if(data54.maxConnections === undefined){
-data54.maxConnections = 10000;
-}
-if(data54.shutdownGraceMs === undefined){
-data54.shutdownGraceMs = 10000;
-}
-if(data54.reloadIntervalMs === undefined){
-data54.reloadIntervalMs = 1000;
-}
-if(data54.inbound === undefined){
-const err189 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "inbound"},message:"must have required property '"+"inbound"+"'"};
+if(data52 < 1 || isNaN(data52)){
+const err189 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -3380,8 +3330,18 @@ vErrors.push(err189);
 }
 errors++;
 }
-if(data54.outbound === undefined){
-const err190 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "outbound"},message:"must have required property '"+"outbound"+"'"};
+}
+let data53 = data37.signingKeysRefreshMs;
+if(!((typeof data53 == "number") && (!(data53 % 1) && !isNaN(data53)))){
+let dataType54 = typeof data53;
+let coerced54 = undefined;
+if(!(coerced54 !== undefined)){
+if(dataType54 === "boolean" || data53 === null
+              || (dataType54 === "string" && data53 && data53 == +data53 && !(data53 % 1))){
+coerced54 = +data53;
+}
+else {
+const err190 = {instancePath:instancePath+"/agent/signingKeysRefreshMs",schemaPath:"#/properties/agent/properties/signingKeysRefreshMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -3390,8 +3350,17 @@ vErrors.push(err190);
 }
 errors++;
 }
-if(data54.metrics === undefined){
-const err191 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "metrics"},message:"must have required property '"+"metrics"+"'"};
+}
+if(coerced54 !== undefined){
+data53 = coerced54;
+if(data37 !== undefined){
+data37["signingKeysRefreshMs"] = coerced54;
+}
+}
+}
+if(typeof data53 == "number"){
+if(data53 < 1000 || isNaN(data53)){
+const err191 = {instancePath:instancePath+"/agent/signingKeysRefreshMs",schemaPath:"#/properties/agent/properties/signingKeysRefreshMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -3400,8 +3369,20 @@ vErrors.push(err191);
 }
 errors++;
 }
-if(data54.intentions === undefined){
-const err192 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "intentions"},message:"must have required property '"+"intentions"+"'"};
+}
+let data54 = data37.namespace;
+if(typeof data54 !== "string"){
+let dataType55 = typeof data54;
+let coerced55 = undefined;
+if(!(coerced55 !== undefined)){
+if(dataType55 == "number" || dataType55 == "boolean"){
+coerced55 = "" + data54;
+}
+else if(data54 === null){
+coerced55 = "";
+}
+else {
+const err192 = {instancePath:instancePath+"/agent/namespace",schemaPath:"#/properties/agent/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -3410,8 +3391,17 @@ vErrors.push(err192);
 }
 errors++;
 }
-if(data54.algorithm === undefined){
-const err193 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "algorithm"},message:"must have required property '"+"algorithm"+"'"};
+}
+if(coerced55 !== undefined){
+data54 = coerced55;
+if(data37 !== undefined){
+data37["namespace"] = coerced55;
+}
+}
+}
+if(typeof data54 === "string"){
+if(!pattern1.test(data54)){
+const err193 = {instancePath:instancePath+"/agent/namespace",schemaPath:"#/properties/agent/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -3420,8 +3410,14 @@ vErrors.push(err193);
 }
 errors++;
 }
-if(data54.timeouts === undefined){
-const err194 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "timeouts"},message:"must have required property '"+"timeouts"+"'"};
+}
+let data55 = data37.metrics;
+if(data55 && typeof data55 == "object" && !Array.isArray(data55)){
+if(data55.port === undefined){
+data55.port = 15091;
+}
+if(data55.port === undefined){
+const err194 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -3430,8 +3426,9 @@ vErrors.push(err194);
 }
 errors++;
 }
-if(data54.activation === undefined){
-const err195 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "activation"},message:"must have required property '"+"activation"+"'"};
+for(const key12 in data55){
+if(!((key12 === "bind") || (key12 === "port"))){
+const err195 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -3440,8 +3437,21 @@ vErrors.push(err195);
 }
 errors++;
 }
-if(data54.maxConnections === undefined){
-const err196 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+}
+if(data55.bind !== undefined){
+let data56 = data55.bind;
+if(typeof data56 !== "string"){
+let dataType56 = typeof data56;
+let coerced56 = undefined;
+if(!(coerced56 !== undefined)){
+if(dataType56 == "number" || dataType56 == "boolean"){
+coerced56 = "" + data56;
+}
+else if(data56 === null){
+coerced56 = "";
+}
+else {
+const err196 = {instancePath:instancePath+"/agent/metrics/bind",schemaPath:"#/properties/agent/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -3450,8 +3460,17 @@ vErrors.push(err196);
 }
 errors++;
 }
-if(data54.shutdownGraceMs === undefined){
-const err197 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "shutdownGraceMs"},message:"must have required property '"+"shutdownGraceMs"+"'"};
+}
+if(coerced56 !== undefined){
+data56 = coerced56;
+if(data55 !== undefined){
+data55["bind"] = coerced56;
+}
+}
+}
+if(typeof data56 === "string"){
+if(func3(data56) < 1){
+const err197 = {instancePath:instancePath+"/agent/metrics/bind",schemaPath:"#/properties/agent/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -3460,8 +3479,19 @@ vErrors.push(err197);
 }
 errors++;
 }
-if(data54.reloadIntervalMs === undefined){
-const err198 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "reloadIntervalMs"},message:"must have required property '"+"reloadIntervalMs"+"'"};
+}
+}
+let data57 = data55.port;
+if(!((typeof data57 == "number") && (!(data57 % 1) && !isNaN(data57)))){
+let dataType57 = typeof data57;
+let coerced57 = undefined;
+if(!(coerced57 !== undefined)){
+if(dataType57 === "boolean" || data57 === null
+              || (dataType57 === "string" && data57 && data57 == +data57 && !(data57 % 1))){
+coerced57 = +data57;
+}
+else {
+const err198 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -3470,9 +3500,17 @@ vErrors.push(err198);
 }
 errors++;
 }
-for(const key12 in data54){
-if(!(func2.call(schema11.properties.proxy.properties, key12))){
-const err199 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+}
+if(coerced57 !== undefined){
+data57 = coerced57;
+if(data55 !== undefined){
+data55["port"] = coerced57;
+}
+}
+}
+if(typeof data57 == "number"){
+if(data57 > 65535 || isNaN(data57)){
+const err199 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -3481,17 +3519,8 @@ vErrors.push(err199);
 }
 errors++;
 }
-}
-let data55 = data54.inbound;
-if(data55 && typeof data55 == "object" && !Array.isArray(data55)){
-if(data55.bind === undefined){
-data55.bind = "127.0.0.1";
-}
-if(data55.port === undefined){
-data55.port = 15443;
-}
-if(data55.bind === undefined){
-const err200 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
+if(data57 < 0 || isNaN(data57)){
+const err200 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -3500,8 +3529,10 @@ vErrors.push(err200);
 }
 errors++;
 }
-if(data55.port === undefined){
-const err201 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
+}
+}
+else {
+const err201 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -3510,9 +3541,9 @@ vErrors.push(err201);
 }
 errors++;
 }
-for(const key13 in data55){
-if(!((key13 === "bind") || (key13 === "port"))){
-const err202 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+}
+else {
+const err202 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -3521,20 +3552,40 @@ vErrors.push(err202);
 }
 errors++;
 }
+let data58 = data.proxy;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+if(data58.inbound === undefined){
+data58.inbound = {};
 }
-let data56 = data55.bind;
-if(typeof data56 !== "string"){
-let dataType55 = typeof data56;
-let coerced55 = undefined;
-if(!(coerced55 !== undefined)){
-if(dataType55 == "number" || dataType55 == "boolean"){
-coerced55 = "" + data56;
+if(data58.outbound === undefined){
+data58.outbound = {};
 }
-else if(data56 === null){
-coerced55 = "";
+if(data58.metrics === undefined){
+data58.metrics = {};
 }
-else {
-const err203 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data58.intentions === undefined){
+data58.intentions = {};
+}
+if(data58.algorithm === undefined){
+data58.algorithm = "p2c";
+}
+if(data58.timeouts === undefined){
+data58.timeouts = {};
+}
+if(data58.activation === undefined){
+data58.activation = {};
+}
+if(data58.maxConnections === undefined){
+data58.maxConnections = 10000;
+}
+if(data58.shutdownGraceMs === undefined){
+data58.shutdownGraceMs = 10000;
+}
+if(data58.reloadIntervalMs === undefined){
+data58.reloadIntervalMs = 1000;
+}
+if(data58.inbound === undefined){
+const err203 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "inbound"},message:"must have required property '"+"inbound"+"'"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -3543,17 +3594,8 @@ vErrors.push(err203);
 }
 errors++;
 }
-}
-if(coerced55 !== undefined){
-data56 = coerced55;
-if(data55 !== undefined){
-data55["bind"] = coerced55;
-}
-}
-}
-if(typeof data56 === "string"){
-if(func3(data56) < 1){
-const err204 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data58.outbound === undefined){
+const err204 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "outbound"},message:"must have required property '"+"outbound"+"'"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -3562,18 +3604,8 @@ vErrors.push(err204);
 }
 errors++;
 }
-}
-let data57 = data55.port;
-if(!((typeof data57 == "number") && (!(data57 % 1) && !isNaN(data57)))){
-let dataType56 = typeof data57;
-let coerced56 = undefined;
-if(!(coerced56 !== undefined)){
-if(dataType56 === "boolean" || data57 === null
-              || (dataType56 === "string" && data57 && data57 == +data57 && !(data57 % 1))){
-coerced56 = +data57;
-}
-else {
-const err205 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data58.metrics === undefined){
+const err205 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "metrics"},message:"must have required property '"+"metrics"+"'"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -3582,17 +3614,8 @@ vErrors.push(err205);
 }
 errors++;
 }
-}
-if(coerced56 !== undefined){
-data57 = coerced56;
-if(data55 !== undefined){
-data55["port"] = coerced56;
-}
-}
-}
-if(typeof data57 == "number"){
-if(data57 > 65535 || isNaN(data57)){
-const err206 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if(data58.intentions === undefined){
+const err206 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "intentions"},message:"must have required property '"+"intentions"+"'"};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -3601,8 +3624,8 @@ vErrors.push(err206);
 }
 errors++;
 }
-if(data57 < 1 || isNaN(data57)){
-const err207 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data58.algorithm === undefined){
+const err207 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "algorithm"},message:"must have required property '"+"algorithm"+"'"};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -3611,10 +3634,8 @@ vErrors.push(err207);
 }
 errors++;
 }
-}
-}
-else {
-const err208 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data58.timeouts === undefined){
+const err208 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "timeouts"},message:"must have required property '"+"timeouts"+"'"};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -3623,13 +3644,8 @@ vErrors.push(err208);
 }
 errors++;
 }
-let data58 = data54.outbound;
-if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
-if(data58.bind === undefined){
-data58.bind = "127.0.0.1";
-}
-if(data58.bind === undefined){
-const err209 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
+if(data58.activation === undefined){
+const err209 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "activation"},message:"must have required property '"+"activation"+"'"};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -3638,9 +3654,8 @@ vErrors.push(err209);
 }
 errors++;
 }
-for(const key14 in data58){
-if(!(key14 === "bind")){
-const err210 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+if(data58.maxConnections === undefined){
+const err210 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -3649,20 +3664,8 @@ vErrors.push(err210);
 }
 errors++;
 }
-}
-let data59 = data58.bind;
-if(typeof data59 !== "string"){
-let dataType57 = typeof data59;
-let coerced57 = undefined;
-if(!(coerced57 !== undefined)){
-if(dataType57 == "number" || dataType57 == "boolean"){
-coerced57 = "" + data59;
-}
-else if(data59 === null){
-coerced57 = "";
-}
-else {
-const err211 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data58.shutdownGraceMs === undefined){
+const err211 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "shutdownGraceMs"},message:"must have required property '"+"shutdownGraceMs"+"'"};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -3671,17 +3674,8 @@ vErrors.push(err211);
 }
 errors++;
 }
-}
-if(coerced57 !== undefined){
-data59 = coerced57;
-if(data58 !== undefined){
-data58["bind"] = coerced57;
-}
-}
-}
-if(typeof data59 === "string"){
-if(func3(data59) < 1){
-const err212 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data58.reloadIntervalMs === undefined){
+const err212 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "reloadIntervalMs"},message:"must have required property '"+"reloadIntervalMs"+"'"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -3690,10 +3684,9 @@ vErrors.push(err212);
 }
 errors++;
 }
-}
-}
-else {
-const err213 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key13 in data58){
+if(!(func2.call(schema11.properties.proxy.properties, key13))){
+const err213 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -3702,16 +3695,17 @@ vErrors.push(err213);
 }
 errors++;
 }
-let data60 = data54.metrics;
-if(data60 && typeof data60 == "object" && !Array.isArray(data60)){
-if(data60.bind === undefined){
-data60.bind = "127.0.0.1";
 }
-if(data60.port === undefined){
-data60.port = 15090;
+let data59 = data58.inbound;
+if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
+if(data59.bind === undefined){
+data59.bind = "127.0.0.1";
 }
-if(data60.bind === undefined){
-const err214 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
+if(data59.port === undefined){
+data59.port = 15443;
+}
+if(data59.bind === undefined){
+const err214 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -3720,8 +3714,8 @@ vErrors.push(err214);
 }
 errors++;
 }
-if(data60.port === undefined){
-const err215 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
+if(data59.port === undefined){
+const err215 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -3730,9 +3724,9 @@ vErrors.push(err215);
 }
 errors++;
 }
-for(const key15 in data60){
-if(!((key15 === "bind") || (key15 === "port"))){
-const err216 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+for(const key14 in data59){
+if(!((key14 === "bind") || (key14 === "port"))){
+const err216 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -3742,19 +3736,19 @@ vErrors.push(err216);
 errors++;
 }
 }
-let data61 = data60.bind;
-if(typeof data61 !== "string"){
-let dataType58 = typeof data61;
+let data60 = data59.bind;
+if(typeof data60 !== "string"){
+let dataType58 = typeof data60;
 let coerced58 = undefined;
 if(!(coerced58 !== undefined)){
 if(dataType58 == "number" || dataType58 == "boolean"){
-coerced58 = "" + data61;
+coerced58 = "" + data60;
 }
-else if(data61 === null){
+else if(data60 === null){
 coerced58 = "";
 }
 else {
-const err217 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err217 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -3765,15 +3759,15 @@ errors++;
 }
 }
 if(coerced58 !== undefined){
-data61 = coerced58;
-if(data60 !== undefined){
-data60["bind"] = coerced58;
+data60 = coerced58;
+if(data59 !== undefined){
+data59["bind"] = coerced58;
 }
 }
 }
-if(typeof data61 === "string"){
-if(func3(data61) < 1){
-const err218 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(typeof data60 === "string"){
+if(func3(data60) < 1){
+const err218 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -3783,17 +3777,17 @@ vErrors.push(err218);
 errors++;
 }
 }
-let data62 = data60.port;
-if(!((typeof data62 == "number") && (!(data62 % 1) && !isNaN(data62)))){
-let dataType59 = typeof data62;
+let data61 = data59.port;
+if(!((typeof data61 == "number") && (!(data61 % 1) && !isNaN(data61)))){
+let dataType59 = typeof data61;
 let coerced59 = undefined;
 if(!(coerced59 !== undefined)){
-if(dataType59 === "boolean" || data62 === null
-              || (dataType59 === "string" && data62 && data62 == +data62 && !(data62 % 1))){
-coerced59 = +data62;
+if(dataType59 === "boolean" || data61 === null
+              || (dataType59 === "string" && data61 && data61 == +data61 && !(data61 % 1))){
+coerced59 = +data61;
 }
 else {
-const err219 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err219 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -3804,15 +3798,15 @@ errors++;
 }
 }
 if(coerced59 !== undefined){
-data62 = coerced59;
-if(data60 !== undefined){
-data60["port"] = coerced59;
+data61 = coerced59;
+if(data59 !== undefined){
+data59["port"] = coerced59;
 }
 }
 }
-if(typeof data62 == "number"){
-if(data62 > 65535 || isNaN(data62)){
-const err220 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if(typeof data61 == "number"){
+if(data61 > 65535 || isNaN(data61)){
+const err220 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -3821,8 +3815,8 @@ vErrors.push(err220);
 }
 errors++;
 }
-if(data62 < 1 || isNaN(data62)){
-const err221 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data61 < 1 || isNaN(data61)){
+const err221 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -3834,7 +3828,7 @@ errors++;
 }
 }
 else {
-const err222 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err222 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -3843,13 +3837,13 @@ vErrors.push(err222);
 }
 errors++;
 }
-let data63 = data54.intentions;
-if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
-if(data63.defaultAction === undefined){
-data63.defaultAction = "allow";
+let data62 = data58.outbound;
+if(data62 && typeof data62 == "object" && !Array.isArray(data62)){
+if(data62.bind === undefined){
+data62.bind = "127.0.0.1";
 }
-if(data63.defaultAction === undefined){
-const err223 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/required",keyword:"required",params:{missingProperty: "defaultAction"},message:"must have required property '"+"defaultAction"+"'"};
+if(data62.bind === undefined){
+const err223 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -3858,9 +3852,9 @@ vErrors.push(err223);
 }
 errors++;
 }
-for(const key16 in data63){
-if(!(key16 === "defaultAction")){
-const err224 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+for(const key15 in data62){
+if(!(key15 === "bind")){
+const err224 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -3870,22 +3864,19 @@ vErrors.push(err224);
 errors++;
 }
 }
-let data64 = data63.defaultAction;
-const _errs179 = errors;
-let valid22 = false;
-const _errs180 = errors;
-if(typeof data64 !== "string"){
-let dataType60 = typeof data64;
+let data63 = data62.bind;
+if(typeof data63 !== "string"){
+let dataType60 = typeof data63;
 let coerced60 = undefined;
 if(!(coerced60 !== undefined)){
 if(dataType60 == "number" || dataType60 == "boolean"){
-coerced60 = "" + data64;
+coerced60 = "" + data63;
 }
-else if(data64 === null){
+else if(data63 === null){
 coerced60 = "";
 }
 else {
-const err225 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err225 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -3896,14 +3887,15 @@ errors++;
 }
 }
 if(coerced60 !== undefined){
-data64 = coerced60;
-if(data63 !== undefined){
-data63["defaultAction"] = coerced60;
+data63 = coerced60;
+if(data62 !== undefined){
+data62["bind"] = coerced60;
 }
 }
 }
-if("allow" !== data64){
-const err226 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/const",keyword:"const",params:{allowedValue: "allow"},message:"must be equal to constant"};
+if(typeof data63 === "string"){
+if(func3(data63) < 1){
+const err226 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -3912,22 +3904,10 @@ vErrors.push(err226);
 }
 errors++;
 }
-var _valid5 = _errs180 === errors;
-valid22 = valid22 || _valid5;
-if(!valid22){
-const _errs182 = errors;
-if(typeof data64 !== "string"){
-let dataType61 = typeof data64;
-let coerced61 = undefined;
-if(!(coerced61 !== undefined)){
-if(dataType61 == "number" || dataType61 == "boolean"){
-coerced61 = "" + data64;
 }
-else if(data64 === null){
-coerced61 = "";
 }
 else {
-const err227 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err227 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -3936,16 +3916,16 @@ vErrors.push(err227);
 }
 errors++;
 }
+let data64 = data58.metrics;
+if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
+if(data64.bind === undefined){
+data64.bind = "127.0.0.1";
 }
-if(coerced61 !== undefined){
-data64 = coerced61;
-if(data63 !== undefined){
-data63["defaultAction"] = coerced61;
+if(data64.port === undefined){
+data64.port = 15090;
 }
-}
-}
-if("deny" !== data64){
-const err228 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/const",keyword:"const",params:{allowedValue: "deny"},message:"must be equal to constant"};
+if(data64.bind === undefined){
+const err228 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -3954,11 +3934,8 @@ vErrors.push(err228);
 }
 errors++;
 }
-var _valid5 = _errs182 === errors;
-valid22 = valid22 || _valid5;
-}
-if(!valid22){
-const err229 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data64.port === undefined){
+const err229 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -3967,20 +3944,9 @@ vErrors.push(err229);
 }
 errors++;
 }
-else {
-errors = _errs179;
-if(vErrors !== null){
-if(_errs179){
-vErrors.length = _errs179;
-}
-else {
-vErrors = null;
-}
-}
-}
-}
-else {
-const err230 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/type",keyword:"type",params:{type: "object"},message:"must be object"};
+for(const key16 in data64){
+if(!((key16 === "bind") || (key16 === "port"))){
+const err230 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -3989,22 +3955,20 @@ vErrors.push(err230);
 }
 errors++;
 }
-let data65 = data54.algorithm;
-const _errs185 = errors;
-let valid23 = false;
-const _errs186 = errors;
+}
+let data65 = data64.bind;
 if(typeof data65 !== "string"){
-let dataType62 = typeof data65;
-let coerced62 = undefined;
-if(!(coerced62 !== undefined)){
-if(dataType62 == "number" || dataType62 == "boolean"){
-coerced62 = "" + data65;
+let dataType61 = typeof data65;
+let coerced61 = undefined;
+if(!(coerced61 !== undefined)){
+if(dataType61 == "number" || dataType61 == "boolean"){
+coerced61 = "" + data65;
 }
 else if(data65 === null){
-coerced62 = "";
+coerced61 = "";
 }
 else {
-const err231 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err231 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -4014,15 +3978,16 @@ vErrors.push(err231);
 errors++;
 }
 }
-if(coerced62 !== undefined){
-data65 = coerced62;
-if(data54 !== undefined){
-data54["algorithm"] = coerced62;
+if(coerced61 !== undefined){
+data65 = coerced61;
+if(data64 !== undefined){
+data64["bind"] = coerced61;
 }
 }
 }
-if("p2c" !== data65){
-const err232 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/const",keyword:"const",params:{allowedValue: "p2c"},message:"must be equal to constant"};
+if(typeof data65 === "string"){
+if(func3(data65) < 1){
+const err232 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -4031,22 +3996,18 @@ vErrors.push(err232);
 }
 errors++;
 }
-var _valid6 = _errs186 === errors;
-valid23 = valid23 || _valid6;
-if(!valid23){
-const _errs188 = errors;
-if(typeof data65 !== "string"){
-let dataType63 = typeof data65;
-let coerced63 = undefined;
-if(!(coerced63 !== undefined)){
-if(dataType63 == "number" || dataType63 == "boolean"){
-coerced63 = "" + data65;
 }
-else if(data65 === null){
-coerced63 = "";
+let data66 = data64.port;
+if(!((typeof data66 == "number") && (!(data66 % 1) && !isNaN(data66)))){
+let dataType62 = typeof data66;
+let coerced62 = undefined;
+if(!(coerced62 !== undefined)){
+if(dataType62 === "boolean" || data66 === null
+              || (dataType62 === "string" && data66 && data66 == +data66 && !(data66 % 1))){
+coerced62 = +data66;
 }
 else {
-const err233 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err233 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -4056,15 +4017,16 @@ vErrors.push(err233);
 errors++;
 }
 }
-if(coerced63 !== undefined){
-data65 = coerced63;
-if(data54 !== undefined){
-data54["algorithm"] = coerced63;
+if(coerced62 !== undefined){
+data66 = coerced62;
+if(data64 !== undefined){
+data64["port"] = coerced62;
 }
 }
 }
-if("swrr" !== data65){
-const err234 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/const",keyword:"const",params:{allowedValue: "swrr"},message:"must be equal to constant"};
+if(typeof data66 == "number"){
+if(data66 > 65535 || isNaN(data66)){
+const err234 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -4073,11 +4035,8 @@ vErrors.push(err234);
 }
 errors++;
 }
-var _valid6 = _errs188 === errors;
-valid23 = valid23 || _valid6;
-}
-if(!valid23){
-const err235 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data66 < 1 || isNaN(data66)){
+const err235 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -4086,30 +4045,10 @@ vErrors.push(err235);
 }
 errors++;
 }
-else {
-errors = _errs185;
-if(vErrors !== null){
-if(_errs185){
-vErrors.length = _errs185;
+}
 }
 else {
-vErrors = null;
-}
-}
-}
-let data66 = data54.timeouts;
-if(data66 && typeof data66 == "object" && !Array.isArray(data66)){
-if(data66.requestMs === undefined){
-data66.requestMs = 15000;
-}
-if(data66.tryMs === undefined){
-data66.tryMs = 0;
-}
-if(data66.bodyIdleMs === undefined){
-data66.bodyIdleMs = 10000;
-}
-if(data66.requestMs === undefined){
-const err236 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "requestMs"},message:"must have required property '"+"requestMs"+"'"};
+const err236 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -4118,8 +4057,13 @@ vErrors.push(err236);
 }
 errors++;
 }
-if(data66.tryMs === undefined){
-const err237 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "tryMs"},message:"must have required property '"+"tryMs"+"'"};
+let data67 = data58.intentions;
+if(data67 && typeof data67 == "object" && !Array.isArray(data67)){
+if(data67.defaultAction === undefined){
+data67.defaultAction = "allow";
+}
+if(data67.defaultAction === undefined){
+const err237 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/required",keyword:"required",params:{missingProperty: "defaultAction"},message:"must have required property '"+"defaultAction"+"'"};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -4128,8 +4072,9 @@ vErrors.push(err237);
 }
 errors++;
 }
-if(data66.bodyIdleMs === undefined){
-const err238 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "bodyIdleMs"},message:"must have required property '"+"bodyIdleMs"+"'"};
+for(const key17 in data67){
+if(!(key17 === "defaultAction")){
+const err238 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err238];
 }
@@ -4138,9 +4083,23 @@ vErrors.push(err238);
 }
 errors++;
 }
-for(const key17 in data66){
-if(!(((key17 === "requestMs") || (key17 === "tryMs")) || (key17 === "bodyIdleMs"))){
-const err239 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+}
+let data68 = data67.defaultAction;
+const _errs188 = errors;
+let valid23 = false;
+const _errs189 = errors;
+if(typeof data68 !== "string"){
+let dataType63 = typeof data68;
+let coerced63 = undefined;
+if(!(coerced63 !== undefined)){
+if(dataType63 == "number" || dataType63 == "boolean"){
+coerced63 = "" + data68;
+}
+else if(data68 === null){
+coerced63 = "";
+}
+else {
+const err239 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err239];
 }
@@ -4150,17 +4109,15 @@ vErrors.push(err239);
 errors++;
 }
 }
-let data67 = data66.requestMs;
-if(!((typeof data67 == "number") && (!(data67 % 1) && !isNaN(data67)))){
-let dataType64 = typeof data67;
-let coerced64 = undefined;
-if(!(coerced64 !== undefined)){
-if(dataType64 === "boolean" || data67 === null
-              || (dataType64 === "string" && data67 && data67 == +data67 && !(data67 % 1))){
-coerced64 = +data67;
+if(coerced63 !== undefined){
+data68 = coerced63;
+if(data67 !== undefined){
+data67["defaultAction"] = coerced63;
 }
-else {
-const err240 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+if("allow" !== data68){
+const err240 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/const",keyword:"const",params:{allowedValue: "allow"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err240];
 }
@@ -4169,17 +4126,22 @@ vErrors.push(err240);
 }
 errors++;
 }
+var _valid5 = _errs189 === errors;
+valid23 = valid23 || _valid5;
+if(!valid23){
+const _errs191 = errors;
+if(typeof data68 !== "string"){
+let dataType64 = typeof data68;
+let coerced64 = undefined;
+if(!(coerced64 !== undefined)){
+if(dataType64 == "number" || dataType64 == "boolean"){
+coerced64 = "" + data68;
 }
-if(coerced64 !== undefined){
-data67 = coerced64;
-if(data66 !== undefined){
-data66["requestMs"] = coerced64;
+else if(data68 === null){
+coerced64 = "";
 }
-}
-}
-if(typeof data67 == "number"){
-if(data67 < 1 || isNaN(data67)){
-const err241 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+else {
+const err241 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err241];
 }
@@ -4189,17 +4151,15 @@ vErrors.push(err241);
 errors++;
 }
 }
-let data68 = data66.tryMs;
-if(!((typeof data68 == "number") && (!(data68 % 1) && !isNaN(data68)))){
-let dataType65 = typeof data68;
-let coerced65 = undefined;
-if(!(coerced65 !== undefined)){
-if(dataType65 === "boolean" || data68 === null
-              || (dataType65 === "string" && data68 && data68 == +data68 && !(data68 % 1))){
-coerced65 = +data68;
+if(coerced64 !== undefined){
+data68 = coerced64;
+if(data67 !== undefined){
+data67["defaultAction"] = coerced64;
 }
-else {
-const err242 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+if("deny" !== data68){
+const err242 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/const",keyword:"const",params:{allowedValue: "deny"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err242];
 }
@@ -4208,17 +4168,11 @@ vErrors.push(err242);
 }
 errors++;
 }
+var _valid5 = _errs191 === errors;
+valid23 = valid23 || _valid5;
 }
-if(coerced65 !== undefined){
-data68 = coerced65;
-if(data66 !== undefined){
-data66["tryMs"] = coerced65;
-}
-}
-}
-if(typeof data68 == "number"){
-if(data68 < 0 || isNaN(data68)){
-const err243 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(!valid23){
+const err243 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err243];
 }
@@ -4227,18 +4181,20 @@ vErrors.push(err243);
 }
 errors++;
 }
-}
-let data69 = data66.bodyIdleMs;
-if(!((typeof data69 == "number") && (!(data69 % 1) && !isNaN(data69)))){
-let dataType66 = typeof data69;
-let coerced66 = undefined;
-if(!(coerced66 !== undefined)){
-if(dataType66 === "boolean" || data69 === null
-              || (dataType66 === "string" && data69 && data69 == +data69 && !(data69 % 1))){
-coerced66 = +data69;
+else {
+errors = _errs188;
+if(vErrors !== null){
+if(_errs188){
+vErrors.length = _errs188;
 }
 else {
-const err244 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+vErrors = null;
+}
+}
+}
+}
+else {
+const err244 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err244];
 }
@@ -4247,17 +4203,22 @@ vErrors.push(err244);
 }
 errors++;
 }
+let data69 = data58.algorithm;
+const _errs194 = errors;
+let valid24 = false;
+const _errs195 = errors;
+if(typeof data69 !== "string"){
+let dataType65 = typeof data69;
+let coerced65 = undefined;
+if(!(coerced65 !== undefined)){
+if(dataType65 == "number" || dataType65 == "boolean"){
+coerced65 = "" + data69;
 }
-if(coerced66 !== undefined){
-data69 = coerced66;
-if(data66 !== undefined){
-data66["bodyIdleMs"] = coerced66;
+else if(data69 === null){
+coerced65 = "";
 }
-}
-}
-if(typeof data69 == "number"){
-if(data69 < 1 || isNaN(data69)){
-const err245 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+else {
+const err245 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -4267,9 +4228,15 @@ vErrors.push(err245);
 errors++;
 }
 }
+if(coerced65 !== undefined){
+data69 = coerced65;
+if(data58 !== undefined){
+data58["algorithm"] = coerced65;
 }
-else {
-const err246 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+}
+}
+if("p2c" !== data69){
+const err246 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/const",keyword:"const",params:{allowedValue: "p2c"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -4278,16 +4245,22 @@ vErrors.push(err246);
 }
 errors++;
 }
-let data70 = data54.activation;
-if(data70 && typeof data70 == "object" && !Array.isArray(data70)){
-if(data70.maxHeld === undefined){
-data70.maxHeld = 100;
+var _valid6 = _errs195 === errors;
+valid24 = valid24 || _valid6;
+if(!valid24){
+const _errs197 = errors;
+if(typeof data69 !== "string"){
+let dataType66 = typeof data69;
+let coerced66 = undefined;
+if(!(coerced66 !== undefined)){
+if(dataType66 == "number" || dataType66 == "boolean"){
+coerced66 = "" + data69;
 }
-if(data70.maxWaitMs === undefined){
-data70.maxWaitMs = 30000;
+else if(data69 === null){
+coerced66 = "";
 }
-if(data70.maxHeld === undefined){
-const err247 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxHeld"},message:"must have required property '"+"maxHeld"+"'"};
+else {
+const err247 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -4296,8 +4269,16 @@ vErrors.push(err247);
 }
 errors++;
 }
-if(data70.maxWaitMs === undefined){
-const err248 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxWaitMs"},message:"must have required property '"+"maxWaitMs"+"'"};
+}
+if(coerced66 !== undefined){
+data69 = coerced66;
+if(data58 !== undefined){
+data58["algorithm"] = coerced66;
+}
+}
+}
+if("swrr" !== data69){
+const err248 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/const",keyword:"const",params:{allowedValue: "swrr"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -4306,9 +4287,11 @@ vErrors.push(err248);
 }
 errors++;
 }
-for(const key18 in data70){
-if(!((key18 === "maxHeld") || (key18 === "maxWaitMs"))){
-const err249 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+var _valid6 = _errs197 === errors;
+valid24 = valid24 || _valid6;
+}
+if(!valid24){
+const err249 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -4317,18 +4300,30 @@ vErrors.push(err249);
 }
 errors++;
 }
-}
-let data71 = data70.maxHeld;
-if(!((typeof data71 == "number") && (!(data71 % 1) && !isNaN(data71)))){
-let dataType67 = typeof data71;
-let coerced67 = undefined;
-if(!(coerced67 !== undefined)){
-if(dataType67 === "boolean" || data71 === null
-              || (dataType67 === "string" && data71 && data71 == +data71 && !(data71 % 1))){
-coerced67 = +data71;
+else {
+errors = _errs194;
+if(vErrors !== null){
+if(_errs194){
+vErrors.length = _errs194;
 }
 else {
-const err250 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+vErrors = null;
+}
+}
+}
+let data70 = data58.timeouts;
+if(data70 && typeof data70 == "object" && !Array.isArray(data70)){
+if(data70.requestMs === undefined){
+data70.requestMs = 15000;
+}
+if(data70.tryMs === undefined){
+data70.tryMs = 0;
+}
+if(data70.bodyIdleMs === undefined){
+data70.bodyIdleMs = 10000;
+}
+if(data70.requestMs === undefined){
+const err250 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "requestMs"},message:"must have required property '"+"requestMs"+"'"};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -4337,17 +4332,8 @@ vErrors.push(err250);
 }
 errors++;
 }
-}
-if(coerced67 !== undefined){
-data71 = coerced67;
-if(data70 !== undefined){
-data70["maxHeld"] = coerced67;
-}
-}
-}
-if(typeof data71 == "number"){
-if(data71 < 0 || isNaN(data71)){
-const err251 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data70.tryMs === undefined){
+const err251 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "tryMs"},message:"must have required property '"+"tryMs"+"'"};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -4356,18 +4342,8 @@ vErrors.push(err251);
 }
 errors++;
 }
-}
-let data72 = data70.maxWaitMs;
-if(!((typeof data72 == "number") && (!(data72 % 1) && !isNaN(data72)))){
-let dataType68 = typeof data72;
-let coerced68 = undefined;
-if(!(coerced68 !== undefined)){
-if(dataType68 === "boolean" || data72 === null
-              || (dataType68 === "string" && data72 && data72 == +data72 && !(data72 % 1))){
-coerced68 = +data72;
-}
-else {
-const err252 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data70.bodyIdleMs === undefined){
+const err252 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "bodyIdleMs"},message:"must have required property '"+"bodyIdleMs"+"'"};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -4376,17 +4352,9 @@ vErrors.push(err252);
 }
 errors++;
 }
-}
-if(coerced68 !== undefined){
-data72 = coerced68;
-if(data70 !== undefined){
-data70["maxWaitMs"] = coerced68;
-}
-}
-}
-if(typeof data72 == "number"){
-if(data72 < 1 || isNaN(data72)){
-const err253 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+for(const key18 in data70){
+if(!(((key18 === "requestMs") || (key18 === "tryMs")) || (key18 === "bodyIdleMs"))){
+const err253 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -4396,9 +4364,17 @@ vErrors.push(err253);
 errors++;
 }
 }
+let data71 = data70.requestMs;
+if(!((typeof data71 == "number") && (!(data71 % 1) && !isNaN(data71)))){
+let dataType67 = typeof data71;
+let coerced67 = undefined;
+if(!(coerced67 !== undefined)){
+if(dataType67 === "boolean" || data71 === null
+              || (dataType67 === "string" && data71 && data71 == +data71 && !(data71 % 1))){
+coerced67 = +data71;
 }
 else {
-const err254 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err254 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -4407,17 +4383,17 @@ vErrors.push(err254);
 }
 errors++;
 }
-let data73 = data54.maxConnections;
-if(!((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73)))){
-let dataType69 = typeof data73;
-let coerced69 = undefined;
-if(!(coerced69 !== undefined)){
-if(dataType69 === "boolean" || data73 === null
-              || (dataType69 === "string" && data73 && data73 == +data73 && !(data73 % 1))){
-coerced69 = +data73;
 }
-else {
-const err255 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(coerced67 !== undefined){
+data71 = coerced67;
+if(data70 !== undefined){
+data70["requestMs"] = coerced67;
+}
+}
+}
+if(typeof data71 == "number"){
+if(data71 < 1 || isNaN(data71)){
+const err255 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err255];
 }
@@ -4427,16 +4403,17 @@ vErrors.push(err255);
 errors++;
 }
 }
-if(coerced69 !== undefined){
-data73 = coerced69;
-if(data54 !== undefined){
-data54["maxConnections"] = coerced69;
+let data72 = data70.tryMs;
+if(!((typeof data72 == "number") && (!(data72 % 1) && !isNaN(data72)))){
+let dataType68 = typeof data72;
+let coerced68 = undefined;
+if(!(coerced68 !== undefined)){
+if(dataType68 === "boolean" || data72 === null
+              || (dataType68 === "string" && data72 && data72 == +data72 && !(data72 % 1))){
+coerced68 = +data72;
 }
-}
-}
-if(typeof data73 == "number"){
-if(data73 < 1 || isNaN(data73)){
-const err256 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+else {
+const err256 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err256];
 }
@@ -4446,17 +4423,16 @@ vErrors.push(err256);
 errors++;
 }
 }
-let data74 = data54.shutdownGraceMs;
-if(!((typeof data74 == "number") && (!(data74 % 1) && !isNaN(data74)))){
-let dataType70 = typeof data74;
-let coerced70 = undefined;
-if(!(coerced70 !== undefined)){
-if(dataType70 === "boolean" || data74 === null
-              || (dataType70 === "string" && data74 && data74 == +data74 && !(data74 % 1))){
-coerced70 = +data74;
+if(coerced68 !== undefined){
+data72 = coerced68;
+if(data70 !== undefined){
+data70["tryMs"] = coerced68;
 }
-else {
-const err257 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+if(typeof data72 == "number"){
+if(data72 < 0 || isNaN(data72)){
+const err257 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err257];
 }
@@ -4466,16 +4442,17 @@ vErrors.push(err257);
 errors++;
 }
 }
-if(coerced70 !== undefined){
-data74 = coerced70;
-if(data54 !== undefined){
-data54["shutdownGraceMs"] = coerced70;
+let data73 = data70.bodyIdleMs;
+if(!((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73)))){
+let dataType69 = typeof data73;
+let coerced69 = undefined;
+if(!(coerced69 !== undefined)){
+if(dataType69 === "boolean" || data73 === null
+              || (dataType69 === "string" && data73 && data73 == +data73 && !(data73 % 1))){
+coerced69 = +data73;
 }
-}
-}
-if(typeof data74 == "number"){
-if(data74 < 0 || isNaN(data74)){
-const err258 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+else {
+const err258 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err258];
 }
@@ -4485,17 +4462,16 @@ vErrors.push(err258);
 errors++;
 }
 }
-let data75 = data54.reloadIntervalMs;
-if(!((typeof data75 == "number") && (!(data75 % 1) && !isNaN(data75)))){
-let dataType71 = typeof data75;
-let coerced71 = undefined;
-if(!(coerced71 !== undefined)){
-if(dataType71 === "boolean" || data75 === null
-              || (dataType71 === "string" && data75 && data75 == +data75 && !(data75 % 1))){
-coerced71 = +data75;
+if(coerced69 !== undefined){
+data73 = coerced69;
+if(data70 !== undefined){
+data70["bodyIdleMs"] = coerced69;
 }
-else {
-const err259 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+if(typeof data73 == "number"){
+if(data73 < 1 || isNaN(data73)){
+const err259 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err259];
 }
@@ -4505,16 +4481,9 @@ vErrors.push(err259);
 errors++;
 }
 }
-if(coerced71 !== undefined){
-data75 = coerced71;
-if(data54 !== undefined){
-data54["reloadIntervalMs"] = coerced71;
 }
-}
-}
-if(typeof data75 == "number"){
-if(data75 < 50 || isNaN(data75)){
-const err260 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
+else {
+const err260 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err260];
 }
@@ -4523,10 +4492,16 @@ vErrors.push(err260);
 }
 errors++;
 }
+let data74 = data58.activation;
+if(data74 && typeof data74 == "object" && !Array.isArray(data74)){
+if(data74.maxHeld === undefined){
+data74.maxHeld = 100;
 }
+if(data74.maxWaitMs === undefined){
+data74.maxWaitMs = 30000;
 }
-else {
-const err261 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data74.maxHeld === undefined){
+const err261 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxHeld"},message:"must have required property '"+"maxHeld"+"'"};
 if(vErrors === null){
 vErrors = [err261];
 }
@@ -4535,14 +4510,253 @@ vErrors.push(err261);
 }
 errors++;
 }
-}
-else {
-const err262 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data74.maxWaitMs === undefined){
+const err262 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxWaitMs"},message:"must have required property '"+"maxWaitMs"+"'"};
 if(vErrors === null){
 vErrors = [err262];
 }
 else {
 vErrors.push(err262);
+}
+errors++;
+}
+for(const key19 in data74){
+if(!((key19 === "maxHeld") || (key19 === "maxWaitMs"))){
+const err263 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err263];
+}
+else {
+vErrors.push(err263);
+}
+errors++;
+}
+}
+let data75 = data74.maxHeld;
+if(!((typeof data75 == "number") && (!(data75 % 1) && !isNaN(data75)))){
+let dataType70 = typeof data75;
+let coerced70 = undefined;
+if(!(coerced70 !== undefined)){
+if(dataType70 === "boolean" || data75 === null
+              || (dataType70 === "string" && data75 && data75 == +data75 && !(data75 % 1))){
+coerced70 = +data75;
+}
+else {
+const err264 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err264];
+}
+else {
+vErrors.push(err264);
+}
+errors++;
+}
+}
+if(coerced70 !== undefined){
+data75 = coerced70;
+if(data74 !== undefined){
+data74["maxHeld"] = coerced70;
+}
+}
+}
+if(typeof data75 == "number"){
+if(data75 < 0 || isNaN(data75)){
+const err265 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err265];
+}
+else {
+vErrors.push(err265);
+}
+errors++;
+}
+}
+let data76 = data74.maxWaitMs;
+if(!((typeof data76 == "number") && (!(data76 % 1) && !isNaN(data76)))){
+let dataType71 = typeof data76;
+let coerced71 = undefined;
+if(!(coerced71 !== undefined)){
+if(dataType71 === "boolean" || data76 === null
+              || (dataType71 === "string" && data76 && data76 == +data76 && !(data76 % 1))){
+coerced71 = +data76;
+}
+else {
+const err266 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err266];
+}
+else {
+vErrors.push(err266);
+}
+errors++;
+}
+}
+if(coerced71 !== undefined){
+data76 = coerced71;
+if(data74 !== undefined){
+data74["maxWaitMs"] = coerced71;
+}
+}
+}
+if(typeof data76 == "number"){
+if(data76 < 1 || isNaN(data76)){
+const err267 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err267];
+}
+else {
+vErrors.push(err267);
+}
+errors++;
+}
+}
+}
+else {
+const err268 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err268];
+}
+else {
+vErrors.push(err268);
+}
+errors++;
+}
+let data77 = data58.maxConnections;
+if(!((typeof data77 == "number") && (!(data77 % 1) && !isNaN(data77)))){
+let dataType72 = typeof data77;
+let coerced72 = undefined;
+if(!(coerced72 !== undefined)){
+if(dataType72 === "boolean" || data77 === null
+              || (dataType72 === "string" && data77 && data77 == +data77 && !(data77 % 1))){
+coerced72 = +data77;
+}
+else {
+const err269 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err269];
+}
+else {
+vErrors.push(err269);
+}
+errors++;
+}
+}
+if(coerced72 !== undefined){
+data77 = coerced72;
+if(data58 !== undefined){
+data58["maxConnections"] = coerced72;
+}
+}
+}
+if(typeof data77 == "number"){
+if(data77 < 1 || isNaN(data77)){
+const err270 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err270];
+}
+else {
+vErrors.push(err270);
+}
+errors++;
+}
+}
+let data78 = data58.shutdownGraceMs;
+if(!((typeof data78 == "number") && (!(data78 % 1) && !isNaN(data78)))){
+let dataType73 = typeof data78;
+let coerced73 = undefined;
+if(!(coerced73 !== undefined)){
+if(dataType73 === "boolean" || data78 === null
+              || (dataType73 === "string" && data78 && data78 == +data78 && !(data78 % 1))){
+coerced73 = +data78;
+}
+else {
+const err271 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err271];
+}
+else {
+vErrors.push(err271);
+}
+errors++;
+}
+}
+if(coerced73 !== undefined){
+data78 = coerced73;
+if(data58 !== undefined){
+data58["shutdownGraceMs"] = coerced73;
+}
+}
+}
+if(typeof data78 == "number"){
+if(data78 < 0 || isNaN(data78)){
+const err272 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err272];
+}
+else {
+vErrors.push(err272);
+}
+errors++;
+}
+}
+let data79 = data58.reloadIntervalMs;
+if(!((typeof data79 == "number") && (!(data79 % 1) && !isNaN(data79)))){
+let dataType74 = typeof data79;
+let coerced74 = undefined;
+if(!(coerced74 !== undefined)){
+if(dataType74 === "boolean" || data79 === null
+              || (dataType74 === "string" && data79 && data79 == +data79 && !(data79 % 1))){
+coerced74 = +data79;
+}
+else {
+const err273 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err273];
+}
+else {
+vErrors.push(err273);
+}
+errors++;
+}
+}
+if(coerced74 !== undefined){
+data79 = coerced74;
+if(data58 !== undefined){
+data58["reloadIntervalMs"] = coerced74;
+}
+}
+}
+if(typeof data79 == "number"){
+if(data79 < 50 || isNaN(data79)){
+const err274 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
+if(vErrors === null){
+vErrors = [err274];
+}
+else {
+vErrors.push(err274);
+}
+errors++;
+}
+}
+}
+else {
+const err275 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err275];
+}
+else {
+vErrors.push(err275);
+}
+errors++;
+}
+}
+else {
+const err276 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err276];
+}
+else {
+vErrors.push(err276);
 }
 errors++;
 }

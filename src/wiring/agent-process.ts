@@ -21,6 +21,7 @@ import { schedulerSigner } from '../../agent/index.js';
 import { NodeHeartbeat } from '../../agent/index.js';
 import { ProxySupervisor } from '../../agent/index.js';
 import { Registrar } from '../../agent/index.js';
+import { SigningKeys } from '../../agent/index.js';
 import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR } from '../../base/contracts/host-proxy.js';
 import { agentMetricsRegistry } from './agent-metrics.js';
 import { type MetricsServer, startMetricsServer } from './proxy-metrics-server.js';
@@ -70,6 +71,8 @@ export class HostAgent {
   readonly node: NodeHeartbeat;
   readonly identities: IdentityManager | undefined;
   readonly proxy: ProxySupervisor | undefined;
+  /** The scheduler's public signing keys, fetched and handed to the proxy. */
+  readonly signingKeys: SigningKeys;
   /** The /metrics listener; undefined when its port could not be had. */
   readonly metrics: MetricsServer | undefined;
 
@@ -82,6 +85,7 @@ export class HostAgent {
     this.node = parts.node;
     this.identities = parts.identities;
     this.proxy = parts.proxy;
+    this.signingKeys = parts.signingKeys;
     this.metrics = parts.metrics;
   }
 
@@ -122,6 +126,15 @@ export class HostAgent {
       await metrics?.close(); // Consul refused the registration: the agent does not start, nor keep the port
       throw err;
     }
+
+    // The scheduler's signing keys, beside the CA roots: with the host token from the API, else from this machine.
+    const signingKeys = new SigningKeys({
+      dataDir: config.dataDir,
+      scheduler: config.client.token === undefined ? undefined : { address: config.client.address, token: config.client.token },
+      refreshMs: a.signingKeysRefreshMs,
+      logger,
+    });
+    await signingKeys.start();
 
     const signer = opts.signer === undefined ? chooseSigner(config, logger) : (opts.signer ?? undefined);
     const identities =
@@ -194,7 +207,7 @@ export class HostAgent {
       proxy.start();
     }
     logger.info({ host, driver: driver.kind, address: a.address }, 'weft agent running');
-    return new HostAgent({ driver, client, registrar, allocations: runner, node, identities, proxy, metrics });
+    return new HostAgent({ driver, client, registrar, allocations: runner, node, identities, proxy, signingKeys, metrics });
   }
 
   /**
@@ -206,6 +219,7 @@ export class HostAgent {
     await this.allocations.stop();
     this.registrar.stop();
     this.identities?.stop();
+    this.signingKeys.stop();
     await this.node.stop(opts.deregisterNode === true ? { deregister: true } : {});
     await this.driver.close();
     await this.metrics?.close();

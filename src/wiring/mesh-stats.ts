@@ -28,6 +28,7 @@ import { type Logger, silentLogger } from '../../base/log.js';
 import type { DiscoveryClient, Instance, WatchOptions } from '../../discovery/index.js';
 import { listEntries } from '../../discovery/index.js';
 import { SPLIT_KV_PREFIX, validateSplit } from '../../proxy/index.js';
+import { unwrapDocument } from '../../base/signing.js';
 import { errorText, type FetchLike, NO_INSTANCE, PROXY_METRICS, parseSampleValue } from './autoscale-source.js';
 import { type CounterSample, fetchMetrics, histogramQuantile, increases, MeshWatches, metricsUrl, parseFamilies } from './proxy-scrape.js';
 import type { Handlers } from './scheduler-api.js';
@@ -354,9 +355,10 @@ export class MeshStats {
     for (const e of entries) {
       const service = e.key.slice(SPLIT_KV_PREFIX.length);
       try {
-        splits.set(service, validateSplit(service, JSON.parse(e.value ?? '')));
+        // The scheduler writes splits signed (docs/security.md); one without an envelope is not in force.
+        splits.set(service, validateSplit(service, JSON.parse(unwrapDocument(e.value) ?? '')));
       } catch {
-        // An invalid split is not in force (the proxies refuse it too).
+        // An invalid or unsigned split is not in force (the proxies refuse it too).
       }
     }
     return { services, splits };

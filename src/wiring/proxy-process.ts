@@ -4,6 +4,7 @@
  *
  *   identities  <dataDir>/proxy/identities/<service>/  -> IdentityStore -> OutboundTls, InboundTls, cert expiry gauge
  *   local.json  <dataDir>/proxy/local.json             -> outbound listeners (one loopback port per calling service)
+ *   keys        <dataDir>/proxy/signing-keys.json      -> intentions and splits admitted only when the scheduler signed them
  *   Consul      health watches per destination          -> RouteSource (outbound; disk cache routes.json)
  *               KV weft/splits/<service>                 -> RouteSource splits
  *               KV weft/intentions/                     -> IntentionSource (inbound; disk cache inbound.json)
@@ -31,6 +32,7 @@ import { ConsulLocalServices } from './proxy-local-services.js';
 import { type MetricsServer, startMetricsServer } from './proxy-metrics-server.js';
 import { ProxyRegistration } from './proxy-registration.js';
 import { consulActivator, consulRouteSource } from './proxy-routes.js';
+import { ProxySignedState, proxyKeysPath } from './proxy-signed-state.js';
 import { type ReloadableInboundTls, storeInboundTls, storeOutboundTls } from './proxy-tls.js';
 
 /** What the process needs besides its configuration. */
@@ -53,6 +55,7 @@ export class ProxyProcess {
   readonly #local: LocalConfigFile;
   readonly #inboundCache: InboundCache;
   readonly #intentions: WatchedIntentions;
+  readonly #signed: ProxySignedState;
   readonly #locals: ConsulLocalServices;
   readonly #host: string;
   #metricsServer: MetricsServer | undefined;
@@ -75,7 +78,10 @@ export class ProxyProcess {
     this.#local = new LocalConfigFile(localConfigPath(config.dataDir), { logger });
     this.#inboundCache = new InboundCache(inboundCachePath(config.dataDir), { logger });
     const cache = this.#inboundCache;
-    this.#intentions = watchIntentions(this.#client, { defaultAction: config.proxy.intentions.defaultAction, logger, watch: o.watch, cache });
+    // The keys before anything from KV or the cache is admitted.
+    this.#signed = new ProxySignedState(proxyKeysPath(config.dataDir), { logger, refusals: this.metrics.signedStateRefused });
+    this.#signed.reload();
+    this.#intentions = watchIntentions(this.#client, { defaultAction: config.proxy.intentions.defaultAction, logger, signed: this.#signed, watch: o.watch, cache });
     this.#locals = new ConsulLocalServices(this.#client, { host: this.#host, logger, watch: o.watch, cache });
   }
 
@@ -154,6 +160,7 @@ export class ProxyProcess {
   async #reload(): Promise<void> {
     if (this.#closing !== undefined) return;
     try {
+      this.#signed.reload();
       if (this.#store.refresh()) {
         this.#afterIdentityChange();
         await this.#applyIdentities();
@@ -214,7 +221,7 @@ export class ProxyProcess {
         logger: logger.child({ component: 'outbound' }),
       },
       {
-        source: consulRouteSource(this.#client, this.#o.watch),
+        source: consulRouteSource(this.#client, this.#o.watch ?? {}, this.#signed),
         activator: consulActivator(this.#client, this.#host, logger.child({ component: 'activation' })),
         tls: storeOutboundTls(this.#store, config.ca.trustDomain),
         metrics: this.metrics,

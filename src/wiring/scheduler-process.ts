@@ -29,8 +29,9 @@ import type { SchedulerContext } from './scheduler-context.js';
 import { ControlLoop } from './scheduler-loop.js';
 import { consulLastSuccess, leaderGauge } from './scheduler-metrics.js';
 import { ClusterObserver } from './scheduler-observer.js';
-import { clusterHandlers } from './scheduler-routes-cluster.js';
+import { clusterHandlers, MESH_SIGNED_PREFIXES } from './scheduler-routes-cluster.js';
 import { autoscaleHandlers, jobHandlers } from './scheduler-routes-jobs.js';
+import { SigningKeyStore, SigningSweeper } from './scheduler-signing.js';
 import { loadOrCreateToken } from './scheduler-token.js';
 
 /** A running scheduler. */
@@ -79,6 +80,10 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
     },
     loadOrCreateKey(config.dataDir),
   );
+  // Signed desired state (docs/security.md): the keys, created on a first start; the leader re-signs.
+  const signing = SigningKeyStore.open(config.dataDir);
+  if (signing.created) logger.info({ dir: signing.store.dir }, 'signing key created');
+  const sweeper = new SigningSweeper({ client, store: signing.store, prefixes: MESH_SIGNED_PREFIXES, logger });
   const observer = new ClusterObserver({ client, logger });
   let leading = false;
   let loop: ControlLoop | undefined;
@@ -102,7 +107,7 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
   const api = buildApi({
     token: tok.token,
     logger,
-    handlers: { ...clusterHandlers(ctx), ...jobHandlers(ctx), ...autoscaleHandlers(ctx), ...statsHandlers(meshStats) },
+    handlers: { ...clusterHandlers(ctx, signing.store), ...jobHandlers(ctx), ...autoscaleHandlers(ctx), ...statsHandlers(meshStats) },
     publicRoutes: consoleRoutes({ logger }), // the web console at /ui
   });
   await api.listen({ host: c.bind, port: c.port });
@@ -154,9 +159,10 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
         warmupMs: opts.autoscale?.warmupMs,
       });
       autoscaler.start();
+      sweeper.start();
       await lost;
       lock.off('lost', onLost);
-      await Promise.all([loop.stop(), autoscaler.stop()]);
+      await Promise.all([loop.stop(), autoscaler.stop(), sweeper.stop()]);
       await source.close?.().catch((err: unknown) => logger.warn({ err }, 'closing the metric source failed'));
       loop = undefined;
       autoscaler = undefined;

@@ -10,10 +10,18 @@
  * CSR rule: an agent token for host H may claim the SPIFFE IDs of services
  * that allocations on H register (`weft.service` of `weft/allocs/H/*`), in
  * namespace `agent.namespace`; the operator token may claim any service.
+ *
+ * Splits and intentions are written signed (scheduler-signing.ts): proxies
+ * act only on what the scheduler's key signed for that key path. Reads list
+ * only what verifies, which is what the proxies enforce; anything else is
+ * logged as refused. The signing keys are served to agents with their host
+ * token (`GET /v1/signing/keys`); `POST /v1/signing/rotate` (operator) adds a
+ * key and re-signs intentions and splits at once (the leader's sweep does
+ * the allocations).
  */
 import { bundlePem, type CertificateAuthority, createCsrSigner, type CsrSigner, loadCa } from '../../certs/index.js';
 import { INTENTIONS_PREFIX, parseIntentionDocument, parseIntentionKey, SPLIT_KV_PREFIX, splitKey, validateSplit } from '../../proxy/index.js';
-import { deleteKey, getEntry, getJSON, listEntries, putJSON } from '../../discovery/index.js';
+import { deleteKey, getEntry, listEntries, putJSON } from '../../discovery/index.js';
 import { type Allocation, ALLOCS_PREFIX, allocKey } from '../../base/contracts/alloc.js';
 import type { IntentionView, NodeView, SplitView } from '../../base/contracts/scheduler-api.js';
 import { WeftError } from '../../base/errors.js';
@@ -24,11 +32,28 @@ import type { Handlers } from './scheduler-api.js';
 import { drainKey } from './scheduler-store.js';
 import { agentToken } from './scheduler-token.js';
 import { LABEL } from '../../base/contracts/labels.js';
+import { unwrapDocument, verifierOf, verify } from '../../base/signing.js';
+import { resignDocuments, type SignedPrefix, SigningKeyStore } from './scheduler-signing.js';
+
+/** Intentions and splits, as the re-signing sweep checks a document found unsigned. */
+export const MESH_SIGNED_PREFIXES: readonly SignedPrefix[] = [
+  {
+    prefix: INTENTIONS_PREFIX,
+    validate: (key, doc) => {
+      parseIntentionKey(key);
+      parseIntentionDocument(key, doc);
+    },
+  },
+  { prefix: SPLIT_KV_PREFIX, validate: (key, doc) => validateSplit(key.slice(SPLIT_KV_PREFIX.length), JSON.parse(doc)) },
+];
 
 type ClusterHandlers = Omit<Handlers, 'listJobs' | 'submitJob' | 'planJob' | 'getJob' | 'stopJob' | 'scaleJob' | 'jobStatus' | 'jobVersions' | 'revertJob' | 'jobAutoscale' | 'stats'>;
 
-/** The cluster route handlers. */
-export function clusterHandlers(ctx: SchedulerContext): ClusterHandlers {
+/**
+ * The cluster route handlers. `signing` is the scheduler's key store (opened,
+ * and created on a first start, from the data directory when not given).
+ */
+export function clusterHandlers(ctx: SchedulerContext, signing: SigningKeyStore = SigningKeyStore.open(ctx.config.dataDir).store): ClusterHandlers {
   let signer: { ca: CertificateAuthority; sign: CsrSigner } | undefined;
   const ca = (): { ca: CertificateAuthority; sign: CsrSigner } => {
     // Loaded on first use: a scheduler without a CA still serves everything else.
@@ -37,6 +62,23 @@ export function clusterHandlers(ctx: SchedulerContext): ClusterHandlers {
       signer = { ca: loaded, sign: createCsrSigner({ ca: loaded, perSecond: ctx.config.ca.csrMaxPerSecond }) };
     }
     return signer;
+  };
+  /** The verified document text of each entry under `prefix`; refused ones are logged and left out. */
+  const verifiedEntries = async (prefix: string): Promise<Array<{ key: string; doc: string }>> => {
+    const verifier = verifierOf(signing.keySet());
+    const out: Array<{ key: string; doc: string }> = [];
+    for (const e of await listEntries(ctx.client, prefix)) {
+      if (e.key.endsWith('/') && (e.value === null || e.value === '')) continue;
+      const v = verify(verifier, e.key, e.value, Date.now());
+      if (v.ok) out.push({ key: e.key, doc: v.doc });
+      else ctx.logger.warn({ code: 'WEFT_ERR_SIGNED_STATE', key: e.key, reason: v.reason }, `not signed by this scheduler (${v.detail}): proxies refuse it; not listed`);
+    }
+    return out;
+  };
+  /** Signs `doc` for `key` (after the value it replaces) and writes it. */
+  const putSigned = async (key: string, doc: unknown): Promise<void> => {
+    const previous = await getEntry(ctx.client, key);
+    await putJSON(ctx.client, key, signing.sign(key, JSON.stringify(doc), previous?.value));
   };
 
   return {
@@ -86,10 +128,10 @@ export function clusterHandlers(ctx: SchedulerContext): ClusterHandlers {
 
     async listSplits() {
       const splits: SplitView[] = [];
-      for (const e of await listEntries(ctx.client, SPLIT_KV_PREFIX)) {
+      for (const e of await verifiedEntries(SPLIT_KV_PREFIX)) {
         const service = e.key.slice(SPLIT_KV_PREFIX.length);
         try {
-          splits.push({ service, weights: Object.fromEntries(validateSplit(service, JSON.parse(e.value ?? ''))) });
+          splits.push({ service, weights: Object.fromEntries(validateSplit(service, JSON.parse(e.doc))) });
         } catch {
           ctx.logger.warn({ key: e.key }, 'invalid split in KV; not listed');
         }
@@ -99,16 +141,18 @@ export function clusterHandlers(ctx: SchedulerContext): ClusterHandlers {
 
     async getSplit(req) {
       const { service } = req.params as { service: string };
-      const doc = await getJSON<unknown>(ctx.client, splitKey(service));
-      if (doc === undefined) throw new WeftError('WEFT_ERR_API_NOT_FOUND', `no split for ${service}`, { key: 'service', value: service });
-      return { service, weights: Object.fromEntries(validateSplit(service, doc.value)) };
+      const entry = await getEntry(ctx.client, splitKey(service));
+      if (entry === undefined) throw new WeftError('WEFT_ERR_API_NOT_FOUND', `no split for ${service}`, { key: 'service', value: service });
+      const v = verify(verifierOf(signing.keySet()), entry.key, entry.value, Date.now());
+      if (!v.ok) throw new WeftError('WEFT_ERR_SIGNED_STATE', `${entry.key} is not signed by this scheduler (${v.reason}: ${v.detail}); proxies refuse it`, { key: 'service', value: service });
+      return { service, weights: Object.fromEntries(validateSplit(service, JSON.parse(v.doc))) };
     },
 
     async putSplit(req) {
       const { service } = req.params as { service: string };
       const { weights } = req.body as { weights: Record<string, number> };
       const split = validateSplit(service, weights);
-      await putJSON(ctx.client, splitKey(service), Object.fromEntries(split));
+      await putSigned(splitKey(service), Object.fromEntries(split));
       ctx.logger.info({ service, weights }, 'split set');
       return { service, weights: Object.fromEntries(split) };
     },
@@ -122,10 +166,10 @@ export function clusterHandlers(ctx: SchedulerContext): ClusterHandlers {
 
     async listIntentions() {
       const intentions: IntentionView[] = [];
-      for (const e of await listEntries(ctx.client, INTENTIONS_PREFIX)) {
+      for (const e of await verifiedEntries(INTENTIONS_PREFIX)) {
         try {
           const pair = parseIntentionKey(e.key);
-          intentions.push({ ...pair, ...parseIntentionDocument(e.key, e.value) });
+          intentions.push({ ...pair, ...parseIntentionDocument(e.key, e.doc) });
         } catch {
           ctx.logger.warn({ key: e.key }, 'invalid intention in KV (proxies deny its pair); not listed');
         }
@@ -138,7 +182,7 @@ export function clusterHandlers(ctx: SchedulerContext): ClusterHandlers {
       const key = `${INTENTIONS_PREFIX}${source}/${destination}`;
       parseIntentionKey(key);
       const doc = parseIntentionDocument(key, JSON.stringify(req.body));
-      await putJSON(ctx.client, key, doc);
+      await putSigned(key, doc);
       ctx.logger.info({ source, destination, action: doc.action }, 'intention set');
       return { source, destination, ...doc };
     },
@@ -173,10 +217,10 @@ export function clusterHandlers(ctx: SchedulerContext): ClusterHandlers {
       if (caller?.kind !== 'agent' || caller.host !== host) {
         throw new WeftError('WEFT_ERR_API_FORBIDDEN', `only host ${host}'s agent token may read its allocations' secrets`, { key: 'authorization' });
       }
-      const doc = await getJSON<Allocation>(ctx.client, allocKey(host, alloc));
+      const doc = await getAllocation(ctx, host, alloc);
       if (doc === undefined) throw new WeftError('WEFT_ERR_API_NOT_FOUND', `no allocation ${alloc} on ${host}`, { key: 'alloc', value: alloc });
       const secrets = [];
-      for (const s of doc.value.secrets ?? []) secrets.push({ name: s.name, value: await ctx.secrets.reveal(s.name) });
+      for (const s of doc.secrets ?? []) secrets.push({ name: s.name, value: await ctx.secrets.reveal(s.name) });
       return { secrets };
     },
 
@@ -211,5 +255,36 @@ export function clusterHandlers(ctx: SchedulerContext): ClusterHandlers {
       const { ca: authority } = ca();
       return { trustDomain: authority.trustDomain, bundlePem: bundlePem(authority.bundle()) };
     },
+
+    async signingKeys() {
+      return { keys: [...signing.keySet().keys] };
+    },
+
+    async rotateSigningKey(req) {
+      const body = (req.body ?? {}) as { overlapHours?: number; publishSeconds?: number };
+      const c = ctx.config.scheduler.signing;
+      const publishMs = Math.round((body.publishSeconds ?? c.publishSeconds) * 1000);
+      const rotated = signing.rotate(Math.round((body.overlapHours ?? c.overlapHours) * 3_600_000), publishMs);
+      ctx.logger.info({ kid: rotated.kid, signsFrom: rotated.signsFrom, retiring: rotated.retiring }, 'signing key rotated');
+      // A key that signs at once: intentions and splits (any instance writes them) re-signed now. Else, and for
+      // allocations (fenced), the leader's sweep once the new key signs.
+      const swept = publishMs === 0 ? await resignDocuments(ctx.client, signing, MESH_SIGNED_PREFIXES, ctx.logger) : { resigned: 0 };
+      return { ...rotated, keys: [...signing.keySet().keys], resigned: swept.resigned };
+    },
   };
+}
+
+/**
+ * The allocation document `weft/allocs/<host>/<alloc>`, as this scheduler
+ * wrote it (the envelope unwrapped without verifying: the secrets route only
+ * reads which secret names it lists, and answers the host's own agent).
+ */
+async function getAllocation(ctx: SchedulerContext, host: string, alloc: string): Promise<Allocation | undefined> {
+  const entry = await getEntry(ctx.client, allocKey(host, alloc));
+  if (entry === undefined) return undefined;
+  try {
+    return JSON.parse(unwrapDocument(entry.value) ?? entry.value ?? '') as Allocation;
+  } catch (cause) {
+    throw new WeftError('WEFT_ERR_KV_VALUE_INVALID', `${entry.key}: not JSON`, { key: entry.key, cause });
+  }
 }

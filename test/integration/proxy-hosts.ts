@@ -3,7 +3,9 @@
  * per host with identities issued by one weft CA (the layout `weft cert issue
  * --out` and the agent write) and local.json, a REAL `weft proxy` process per
  * host (node bin/weft.js proxy) bound to the host's 127.0.0.x address, and
- * small local apps. Everything stops at teardown; every wait is bounded.
+ * small local apps; the scheduler's public signing keys, as the agent hands
+ * them to its proxy (`meshSigner` signs the splits and intentions tests write
+ * into KV). Everything stops at teardown; every wait is bounded.
  * (Not a *.test.ts file: tap does not run it.)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -19,6 +21,7 @@ import { localConfigPath } from '../../src/wiring/proxy-local-config.js';
 import { makeIdentity, TD } from '../certs/fixtures.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
+import { type TestSigner, testSigner } from '../helpers/signing.js';
 
 export { TD };
 
@@ -37,11 +40,24 @@ export interface SimHost {
   readonly metricsPort: number;
 }
 
-/** Creates a host's data directory with identities for `services` and a config file. */
+let signer: Promise<TestSigner> | undefined;
+
+/**
+ * The signing keys of this test file's hosts, as if one scheduler had signed
+ * (one per process: every host trusts it). Splits and intentions written by
+ * hand go through it: `(await meshSigner(t)).put(consul.consul, key, doc)`.
+ */
+export function meshSigner(t: Teardown): Promise<TestSigner> {
+  signer ??= testSigner(t);
+  return signer;
+}
+
+/** Creates a host's data directory with identities for `services`, the signing keys and a config file. */
 export async function makeHost(t: Teardown, ca: CertificateAuthority, node: string, address: string, services: readonly string[]): Promise<SimHost> {
   const dataDir = await mkdtemp(join(tmpdir(), `weft-${node}-`));
   t.teardown(() => rm(dataDir, { recursive: true, force: true }));
   for (const service of services) writeIdentityFiles(join(identitiesDir(dataDir), service), makeIdentity(ca, service));
+  await (await meshSigner(t)).handToProxy(dataDir);
   // Short reload interval: tests change files and want the proxy to notice at once.
   await writeFile(join(dataDir, 'config.yaml'), `ca:\n  trustDomain: ${TD}\nproxy:\n  reloadIntervalMs: 100\n  shutdownGraceMs: 5000\n`);
   return { node, address, dataDir, inboundPort: await freePort(address), metricsPort: await freePort(address) };

@@ -19,7 +19,7 @@ import { makeCa } from '../certs/fixtures.js';
 import { eventually } from '../helpers/eventually.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { freePort } from '../helpers/ports.js';
-import { get, instanceRegistration, makeHost, startApp, startProxy, writeLocal } from './proxy-hosts.js';
+import { get, instanceRegistration, makeHost, meshSigner, startApp, startProxy, writeLocal } from './proxy-hosts.js';
 
 const ca = makeCa();
 const consul = await startTestConsul(t);
@@ -93,7 +93,7 @@ t.test('two hops: weights 3:1 exactly (swrr), the caller identity reaches the ap
 
 t.test('a version split in KV is pushed to the running proxy', async (t) => {
   await consul.consul.agent.service.register(instanceRegistration(h3, 'h3-b3', 'backend', b3.port, { version: 'v2', weight: 1 }));
-  await consul.consul.kv.set('weft/splits/backend', JSON.stringify({ v1: 1, v2: 1 }));
+  await (await meshSigner(t)).put(consul.consul, 'weft/splits/backend', { v1: 1, v2: 1 });
   await eventually(async () => ((await tally(8))['200 b3'] ?? 0) === 4, 10_000, 'split applied');
   const counts = await tally(40);
   t.equal(counts['200 b3'], 20, 'v2 gets half');
@@ -105,7 +105,7 @@ t.test('a version split in KV is pushed to the running proxy', async (t) => {
 
 t.test('intentions: a deny in KV answers 403 at the destination host; removing it allows again', async (t) => {
   t.equal((await call('payments')).status, 200, 'default allow');
-  await consul.consul.kv.set('weft/intentions/frontend/payments', JSON.stringify({ action: 'deny' }));
+  await (await meshSigner(t)).put(consul.consul, 'weft/intentions/frontend/payments', { action: 'deny' });
   // Calls made before the deny reaches h3's watch still pass: count from the first 403.
   const denied = await eventually(async () => {
     const r = await call('payments');
@@ -184,7 +184,7 @@ t.test('routing unchanged while Consul is stopped, and after a proxy restart wit
   const before = await tally(40);
   t.strictSame(before, { '200 b1': 30, '200 b2': 10 });
   // A deny that must outlive the outage too (the next step restarts the destination's proxy).
-  await consul.consul.kv.set('weft/intentions/frontend/payments', JSON.stringify({ action: 'deny' }));
+  await (await meshSigner(t)).put(consul.consul, 'weft/intentions/frontend/payments', { action: 'deny' });
   await eventually(async () => (await call('payments')).status === 403, 5000, 'deny applied');
   await consul.close();
   await new Promise((r) => setTimeout(r, 500)); // watches fail and back off meanwhile

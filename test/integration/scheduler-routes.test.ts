@@ -2,7 +2,8 @@
  * Scheduler API routes against a real `weft scheduler` and two process-driver
  * hosts: raw YAML submits, versions and revert, the event ring (API events
  * survive the leader's writes), node drain, CSR signing by agent tokens,
- * splits and intentions as the proxies read them from KV.
+ * splits and intentions as the proxies read them from KV (signed by the
+ * scheduler's key, which agents read with their token), key rotation.
  */
 import { X509Certificate } from 'node:crypto';
 import t from 'tap';
@@ -13,6 +14,7 @@ import { spiffeId } from '../../certs/spiffe-id.js';
 import { saveCa } from '../../certs/store.js';
 import { validateSplit } from '../../proxy/balance/split.js';
 import { parseIntentionDocument } from '../../proxy/inbound/intentions.js';
+import { parseKeySet, type SigningKeySet, verifierOf, verify } from '../../base/signing.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/eventually.js';
 import { api, schedulerDataDir, startSchedulerChild, startSimAgent } from './scheduler-cluster.js';
@@ -72,6 +74,20 @@ t.test('scheduler API routes', async (t) => {
       250,
     );
   /** A version is stable once its deployment succeeded (healthy for minHealthyTime), not merely healthy. */
+  /** The signing keys as an agent fetches them with its host token. */
+  const agentKeys = async (): Promise<SigningKeySet> => {
+    const token = (await api(url(), 'POST', '/v1/nodes/h1/token')).body['token'] as string;
+    const r = await api(url(), 'GET', '/v1/signing/keys', undefined, token);
+    if (r.status !== 200) throw new Error(`an agent token could not read the signing keys: ${r.status} ${r.text}`);
+    return parseKeySet(r.text, 'GET /v1/signing/keys');
+  };
+  /** The document at `key` as a host admits it: verified against the scheduler's keys for this key path. */
+  const admitted = async (key: string): Promise<string> => {
+    const kv = (await consul.consul.kv.get(key)) as { Value: string };
+    const v = verify(verifierOf(await agentKeys()), key, kv.Value, Date.now());
+    if (!v.ok) throw new Error(`${key} refused: ${v.reason} ${v.detail}`);
+    return v.doc;
+  };
   const deployed = async (version: number): Promise<Status> =>
     eventually(
       async () => {
@@ -212,8 +228,7 @@ t.test('scheduler API routes', async (t) => {
   await t.test('splits: validated by the proxy rules, stored where proxies read them', async (t) => {
     const put = await api(url(), 'PUT', '/v1/splits/api', { weights: { v1: 90, v2: 10 } });
     t.strictSame([put.status, put.body], [200, { service: 'api', weights: { v1: 90, v2: 10 } }]);
-    const kv = (await consul.consul.kv.get('weft/splits/api')) as { Value: string };
-    t.strictSame(Object.fromEntries(validateSplit('api', JSON.parse(kv.Value))), { v1: 90, v2: 10 }, 'the KV document is what a proxy loads');
+    t.strictSame(Object.fromEntries(validateSplit('api', JSON.parse(await admitted('weft/splits/api')))), { v1: 90, v2: 10 }, 'the KV document, signed for its key, is what a proxy loads');
     t.strictSame((await api(url(), 'GET', '/v1/splits/api')).body, { service: 'api', weights: { v1: 90, v2: 10 } });
     t.strictSame((await api(url(), 'GET', '/v1/splits')).body, { splits: [{ service: 'api', weights: { v1: 90, v2: 10 } }] });
     const invalid: Array<[string, string, unknown, string]> = [
@@ -230,7 +245,7 @@ t.test('scheduler API routes', async (t) => {
       const r = await api(url(), 'PUT', `/v1/splits/${encodeURIComponent(service)}`, body);
       t.strictSame([r.status, r.body['code']], [400, code], `${what}: ${r.body['message']}`);
     }
-    t.strictSame(JSON.parse(((await consul.consul.kv.get('weft/splits/api')) as { Value: string }).Value), { v1: 90, v2: 10 }, 'a refused PUT changes nothing');
+    t.strictSame(JSON.parse(await admitted('weft/splits/api')), { v1: 90, v2: 10 }, 'a refused PUT changes nothing');
     t.strictSame((await api(url(), 'DELETE', '/v1/splits/api')).body, { deleted: true });
     t.equal(await consul.consul.kv.get('weft/splits/api'), undefined, 'gone from KV');
     t.strictSame((await api(url(), 'DELETE', '/v1/splits/api')).body, { deleted: false }, 'a second delete finds nothing');
@@ -241,8 +256,7 @@ t.test('scheduler API routes', async (t) => {
   await t.test('intentions: stored where proxies read them', async (t) => {
     const deny = await api(url(), 'PUT', '/v1/intentions/web/api', { action: 'deny', description: 'no direct calls' });
     t.strictSame([deny.status, deny.body], [200, { source: 'web', destination: 'api', action: 'deny', description: 'no direct calls' }]);
-    const kv = (await consul.consul.kv.get('weft/intentions/web/api')) as { Key: string; Value: string };
-    t.strictSame(parseIntentionDocument(kv.Key, kv.Value), { action: 'deny', description: 'no direct calls' }, 'the KV document is what an inbound proxy loads');
+    t.strictSame(parseIntentionDocument('weft/intentions/web/api', await admitted('weft/intentions/web/api')), { action: 'deny', description: 'no direct calls' }, 'the KV document, signed for its key, is what an inbound proxy loads');
     const wildcard = await api(url(), 'PUT', '/v1/intentions/*/api', { action: 'allow' });
     t.strictSame(wildcard.body, { source: '*', destination: 'api', action: 'allow' }, 'the wildcard source');
     const listed = (await api(url(), 'GET', '/v1/intentions')).body['intentions'] as Array<{ source: string }>;
@@ -259,6 +273,47 @@ t.test('scheduler API routes', async (t) => {
     t.equal(await consul.consul.kv.get('weft/intentions/web/api'), undefined, 'gone from KV');
     t.strictSame((await api(url(), 'DELETE', '/v1/intentions/web/api')).body, { deleted: false });
     t.strictSame(((await api(url(), 'GET', '/v1/intentions')).body['intentions'] as unknown[]).length, 1, 'the wildcard stays');
+    // Written by hand, without the scheduler: proxies refuse it, and the API does not list it as in force.
+    await consul.consul.kv.set('weft/intentions/evil/api', JSON.stringify({ action: 'allow' }));
+    t.strictSame(((await api(url(), 'GET', '/v1/intentions')).body['intentions'] as Array<{ source: string }>).map((i) => i.source), ['*'], 'a hand-written intention is not listed');
+    await consul.consul.kv.del('weft/intentions/evil/api');
+  });
+
+  await t.test('signing keys: agents read them; only the operator rotates; a rotation re-signs intentions and splits', async (t) => {
+    await api(url(), 'PUT', '/v1/splits/api', { weights: { v1: 1, v2: 1 } });
+    const before = await agentKeys();
+    t.equal(before.keys.length, 1, 'one key on a first start');
+    t.equal(before.keys[0]!.retireAt, undefined, 'the signing key has no retire time');
+    const token = (await api(url(), 'POST', '/v1/nodes/h1/token')).body['token'] as string;
+    const byAgent = await api(url(), 'POST', '/v1/signing/rotate', {}, token);
+    t.strictSame([byAgent.status, byAgent.body['code']], [403, 'WEFT_ERR_API_FORBIDDEN'], 'an agent token may not rotate');
+    const bad = await api(url(), 'POST', '/v1/signing/rotate', { overlapHours: -1 });
+    t.strictSame([bad.status, bad.body['code'], bad.body['key']], [400, 'WEFT_ERR_API_REQUEST_INVALID', 'body.overlapHours'], 'a negative overlap is refused, naming the field');
+
+    const r = await api(url(), 'POST', '/v1/signing/rotate', { overlapHours: 2, publishSeconds: 0 });
+    t.equal(r.status, 200, r.text);
+    const after = await agentKeys();
+    t.equal(after.keys.length, 2, 'both keys published');
+    const old = after.keys.find((k) => k.kid === before.keys[0]!.kid)!;
+    t.ok(Math.abs(Date.parse(old.retireAt!) - Date.now() - 2 * 3_600_000) < 60_000, `the old key retires in 2 h (${old.retireAt})`);
+    t.equal(after.keys.find((k) => k.kid === r.body['kid'])?.retireAt, undefined, 'the new key signs');
+    t.ok((r.body['resigned'] as number) >= 2, `the split and the wildcard intention were re-signed (${r.body['resigned']})`);
+    for (const key of ['weft/splits/api', 'weft/intentions/*/api']) {
+      const kv = (await consul.consul.kv.get(key)) as { Value: string };
+      t.equal((JSON.parse(kv.Value) as { kid: string }).kid, r.body['kid'], `${key} is signed by the new key`);
+      t.ok(await admitted(key), `${key} verifies`);
+    }
+    t.strictSame((await api(url(), 'GET', '/v1/splits/api')).body, { service: 'api', weights: { v1: 1, v2: 1 } }, 'the content is unchanged');
+
+    // The default: the next key is published first and signs only later, so every agent knows it before it meets it.
+    const next = await api(url(), 'POST', '/v1/signing/rotate', {});
+    t.equal(next.status, 200, next.text);
+    t.ok(Math.abs(Date.parse(next.body['signsFrom'] as string) - Date.now() - 120_000) < 60_000, `it signs from ${next.body['signsFrom']} (scheduler.signing.publishSeconds)`);
+    t.ok((await agentKeys()).keys.some((k) => k.kid === next.body['kid']), 'published at once');
+    t.equal(next.body['resigned'], 0, 'nothing re-signed yet');
+    await api(url(), 'PUT', '/v1/splits/api', { weights: { v1: 3, v2: 1 } });
+    const kv = (await consul.consul.kv.get('weft/splits/api')) as { Value: string };
+    t.equal((JSON.parse(kv.Value) as { kid: string }).kid, r.body['kid'], 'until then the key before it signs');
   });
 
   await t.test('purge: nothing left running', async (t) => {

@@ -22,7 +22,7 @@ import { makeCa } from '../../certs/fixtures.js';
 import { startTestConsul } from '../../helpers/dev-consul.js';
 import { eventually } from '../../helpers/eventually.js';
 import { freePort } from '../../helpers/ports.js';
-import { instanceRegistration, makeHost, startProxy, writeLocal } from '../../integration/proxy-hosts.js';
+import { instanceRegistration, makeHost, meshSigner, startProxy, writeLocal } from '../../integration/proxy-hosts.js';
 import { api, TOKEN } from '../../integration/scheduler-cluster.js';
 
 const T0 = 1_700_000_000_000;
@@ -103,7 +103,7 @@ await consul.consul.agent.service.register(instanceRegistration(h3, 'h3-b1', 'ba
 await consul.consul.agent.service.register(instanceRegistration(h3, 'h3-b2', 'backend', b2!, { version: 'v2' }));
 // A third instance whose check never passes: registered, not healthy, never routed to.
 await consul.consul.agent.service.register({ ...instanceRegistration(h3, 'h3-b3', 'backend', b3!, { version: 'v2' }), check: { ttl: '60s', status: 'critical' } } as never);
-await consul.consul.kv.set('weft/splits/backend', JSON.stringify({ v1: 3, v2: 1 }));
+await (await meshSigner(t)).put(consul.consul, 'weft/splits/backend', { v1: 3, v2: 1 });
 await Promise.all([startProxy(t, h2, consul.address), startProxy(t, h3, consul.address)]);
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
@@ -230,7 +230,7 @@ t.test('traffic: exact rates over the window, success, latency, shares against t
 
 t.test('a deny shows on the edge, and refused requests are not the service’s traffic', async (t) => {
   const { clock, stats } = collector(t);
-  await consul.consul.kv.set('weft/intentions/frontend/backend', JSON.stringify({ action: 'deny' }));
+  await (await meshSigner(t)).put(consul.consul, 'weft/intentions/frontend/backend', { action: 'deny' });
   t.teardown(() => consul.consul.kv.del('weft/intentions/frontend/backend'));
   await eventually(async () => (await call()) === 403, 10_000, 'the deny to reach h3’s proxy');
   await stats.stats(2);

@@ -1,0 +1,184 @@
+/**
+ * Signed desired state end to end for intentions and splits (docs/security.md,
+ * "Signed desired state"): a real `weft scheduler`, an agent configured with
+ * its host token that fetches the scheduler's public keys and hands them to
+ * its proxy, a real `weft proxy` on that host, the dev Consul over HTTP.
+ *
+ * - the operator's deny applies; the same document tampered into an allow,
+ *   a valid allow moved to this pair, and an allow written by hand are
+ *   refused, logged once and counted, and the deny stays in force;
+ * - a split moved from another service is refused and the signed one stays;
+ * - rotation while traffic flows: the new key is published, then signs; the
+ *   leader re-signs every intention and split; nothing is refused meanwhile
+ *   and the deny holds; then a rotation with no overlap: a document signed by
+ *   the retired key is refused.
+ */
+import http from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { writeIdentityFiles } from '../../certs/store.js';
+import { silentLogger } from '../../base/log.js';
+import { signDocument } from '../../base/signing.js';
+import { loadConfig } from '../../src/config/load.js';
+import { HostAgent } from '../../src/wiring/agent-process.js';
+import { identitiesDir } from '../../src/wiring/proxy-identities.js';
+import { SigningKeyStore } from '../../src/wiring/scheduler-signing.js';
+import { agentToken } from '../../src/wiring/scheduler-token.js';
+import { makeCa, makeIdentity, TD } from '../certs/fixtures.js';
+import { startTestConsul } from '../helpers/dev-consul.js';
+import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/ports.js';
+import { instanceRegistration, type SimHost, startApp, startProxy, writeLocal } from './proxy-hosts.js';
+import { api, schedulerDataDir, startSchedulerChild, TOKEN } from './scheduler-cluster.js';
+
+// 127.0.16.x: other test files run at the same time on other addresses.
+const ADDRESS = '127.0.16.2';
+const consul = await startTestConsul(t);
+const shared = await schedulerDataDir(t, consul);
+const sched = await startSchedulerChild(t, shared);
+
+// The host: an agent as an operator configures it (scheduler address and host token), with no workload and no
+// identity manager of its own (the test writes the proxy's identities), fetching the keys every second.
+const dataDir = await mkdtemp(join(tmpdir(), 'weft-signed-h1-'));
+t.teardown(() => rm(dataDir, { recursive: true, force: true }));
+const config = loadConfig({
+  env: {},
+  flags: {
+    dataDir,
+    nodeName: 'h1',
+    'consul.address': consul.address,
+    'agent.driver': 'process',
+    'agent.address': ADDRESS,
+    'agent.superviseProxy': false,
+    'agent.metrics.port': 0,
+    'agent.signingKeysRefreshMs': 1000,
+    'client.address': sched.url,
+    'client.token': agentToken(TOKEN, 'h1'),
+  },
+});
+const agent = await HostAgent.start({ config, logger: silentLogger, signer: null, watchWaitMs: 2000 });
+t.teardown(() => agent.close({ deregisterNode: true }));
+
+const ca = makeCa();
+for (const service of ['web', 'api', 'shop']) writeIdentityFiles(join(identitiesDir(dataDir), service), makeIdentity(ca, service));
+await writeFile(join(dataDir, 'config.yaml'), `ca:\n  trustDomain: ${TD}\nproxy:\n  reloadIntervalMs: 100\n  shutdownGraceMs: 2000\n`);
+const host: SimHost = { node: 'h1', address: ADDRESS, dataDir, inboundPort: await freePort(ADDRESS), metricsPort: await freePort(ADDRESS) };
+const outboundPort = await freePort(ADDRESS);
+await writeLocal(host, [{ service: 'web', outboundPort }]);
+const apiApp = await startApp(t, 'api', ADDRESS);
+await consul.consul.agent.service.register(instanceRegistration(host, 'h1-api-1', 'api', apiApp.port));
+const shopV1 = await startApp(t, 'shop-v1', ADDRESS);
+const shopV2 = await startApp(t, 'shop-v2', ADDRESS);
+await consul.consul.agent.service.register(instanceRegistration(host, 'h1-shop-1', 'shop', shopV1.port, { version: 'v1' }));
+await consul.consul.agent.service.register(instanceRegistration(host, 'h1-shop-2', 'shop', shopV2.port, { version: 'v2' }));
+t.teardown(async () => {
+  for (const id of ['h1-api-1', 'h1-shop-1', 'h1-shop-2']) await consul.consul.agent.service.deregister(id);
+});
+const proxy = await startProxy(t, host, consul.address);
+t.teardown(() => proxy.stop());
+const metricsUrl = `http://${host.address}:${host.metricsPort}/metrics`;
+
+/** weft_proxy_signed_state_refused_total by `kind/reason`. */
+async function refusals(): Promise<Record<string, number>> {
+  const text = await (await fetch(metricsUrl)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^weft_proxy_signed_state_refused_total\{([^}]*)\} (\d+)/gm)) {
+    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    out[`${labels['kind']}/${labels['reason']}`] = Number(m[2]);
+  }
+  return out;
+}
+
+/** web calls `service` through h1's outbound port and h1's inbound. */
+function call(service: string): Promise<{ status: number; reason: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: ADDRESS, port: outboundPort, path: '/', headers: { host: service }, agent: false, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, reason: String(res.headers['x-weft-reason'] ?? ''), body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+/** Which shop version answers 20 calls. */
+async function shopShares(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < 20; i++) {
+    const app = (JSON.parse((await call('shop')).body) as { app: string }).app;
+    out[app] = (out[app] ?? 0) + 1;
+  }
+  return out;
+}
+const kvValue = async (key: string): Promise<string> => ((await consul.consul.kv.get(key)) as { Value: string }).Value;
+const kidOf = async (key: string): Promise<string> => (JSON.parse(await kvValue(key)) as { kid: string }).kid;
+const published = async (): Promise<string[]> => ((await api(sched.url, 'GET', '/v1/signing/keys')).body['keys'] as Array<{ kid: string }>).map((k) => k.kid);
+
+t.test('the agent hands the keys it fetched with its host token to its proxy', async (t) => {
+  t.strictSame(
+    agent.signingKeys.current()?.keys.map((k) => k.kid),
+    await published(),
+    'the keys the scheduler publishes',
+  );
+  await eventually(async () => (await call('api')).status === 200, 15_000, 'web -> api through the mesh');
+  t.strictSame(await refusals(), {}, 'nothing refused so far');
+});
+
+t.test('an intention tampered, moved or written by hand is refused and counted; the signed deny holds', async (t) => {
+  t.equal((await api(sched.url, 'PUT', '/v1/intentions/web/api', { action: 'deny' })).status, 200);
+  await eventually(async () => (await call('api')).status === 403, 10_000, 'the signed deny to apply');
+  const hits = apiApp.hits;
+  t.equal((await api(sched.url, 'PUT', '/v1/intentions/web/billing', { action: 'allow' })).status, 200);
+  const envelope = JSON.parse(await kvValue('weft/intentions/web/api')) as Record<string, unknown>;
+  await consul.consul.kv.set('weft/intentions/web/api', JSON.stringify({ ...envelope, doc: JSON.stringify({ action: 'allow' }) }));
+  await eventually(async () => (await refusals())['intention/bad-signature'] === 1, 10_000, 'the tampered intention refused');
+  await consul.consul.kv.set('weft/intentions/web/api', await kvValue('weft/intentions/web/billing'));
+  await eventually(async () => (await refusals())['intention/bad-signature'] === 2, 10_000, "another pair's allow moved here refused");
+  await consul.consul.kv.set('weft/intentions/web/api', JSON.stringify({ action: 'allow' }));
+  await eventually(async () => (await refusals())['intention/unsigned'] === 1, 10_000, 'a hand-written allow refused');
+  const denied = await call('api');
+  t.equal(denied.status, 403, 'still denied');
+  t.match(denied.reason, /denied by intention weft\/intentions\/web\/api$/, 'by the deny the scheduler signed');
+  t.equal(apiApp.hits, hits, 'the app saw no call since the deny');
+  t.equal(proxy.logs().match(/"code":"WEFT_ERR_SIGNED_STATE"[^\n]*"key":"weft\/intentions\/web\/api"/g)?.length, 3, 'each refused value logged once, with its key');
+  t.equal((await api(sched.url, 'PUT', '/v1/intentions/web/api', { action: 'deny' })).status, 200, 'the operator writes it again');
+});
+
+t.test('a split moved from another service is refused; the signed one stays in force', async (t) => {
+  t.equal((await api(sched.url, 'PUT', '/v1/splits/shop', { weights: { v1: 0, v2: 1 } })).status, 200);
+  await eventually(async () => (await shopShares())['shop-v2'] === 20, 10_000, 'all of shop on v2');
+  t.equal((await api(sched.url, 'PUT', '/v1/splits/cart', { weights: { v1: 1, v2: 0 } })).status, 200);
+  await consul.consul.kv.set('weft/splits/shop', await kvValue('weft/splits/cart'));
+  await eventually(async () => (await refusals())['split/bad-signature'] === 1, 10_000, 'the moved split refused');
+  t.strictSame(await shopShares(), { 'shop-v2': 20 }, 'the signed split stays in force');
+  t.equal((await api(sched.url, 'PUT', '/v1/splits/shop', { weights: { v1: 0, v2: 1 } })).status, 200);
+});
+
+t.test('rotation while traffic flows: published, then signing, everything re-signed, nothing refused; then a key retired at once', async (t) => {
+  const before = await refusals();
+  const r1 = await api(sched.url, 'POST', '/v1/signing/rotate', { publishSeconds: 3, overlapHours: 1 });
+  t.equal(r1.status, 200, r1.text);
+  await eventually(() => agent.signingKeys.current()?.keys.some((k) => k.kid === r1.body['kid']), 10_000, 'the agent fetched the new key while it is only published');
+  const keys = ['weft/intentions/web/api', 'weft/intentions/web/billing', 'weft/splits/shop', 'weft/splits/cart'];
+  await eventually(async () => (await Promise.all(keys.map(kidOf))).every((k) => k === r1.body['kid']), 20_000, "the leader's sweep re-signs every intention and split once the key signs", 250);
+  await eventually(async () => (await call('api')).status === 403 && (await shopShares())['shop-v2'] === 20, 10_000, 'the proxy on the re-signed documents');
+  t.strictSame(await refusals(), before, 'nothing refused: the proxy knew the key before it met it');
+
+  // A key believed stolen: no publication, no overlap.
+  const stolen = SigningKeyStore.open(shared.dataDir).store.signingKey();
+  t.equal(stolen.kid, r1.body['kid']);
+  const r2 = await api(sched.url, 'POST', '/v1/signing/rotate', { publishSeconds: 0, overlapHours: 0 });
+  t.equal(r2.status, 200, r2.text);
+  t.ok((r2.body['resigned'] as number) >= 4, 're-signed at once');
+  t.equal((await call('api')).status, 403, 'the deny holds meanwhile (what the proxy verified stays in force)');
+  // The proxy has the new key once it logged loading it: from then on nothing of the switch is refused.
+  await eventually(() => proxy.logs().split('\n').some((l) => l.includes('signing keys loaded') && l.includes(r2.body['kid'] as string)), 10_000, 'the proxy loaded the new key');
+  const settled = await refusals();
+  await consul.consul.kv.set('weft/intentions/web/api', signDocument(stolen, 'weft/intentions/web/api', JSON.stringify({ action: 'allow' }), Date.now()));
+  await eventually(async () => (await refusals())['intention/retired-key'] === (settled['intention/retired-key'] ?? 0) + 1, 10_000, "the retired key's allow refused");
+  t.equal((await call('api')).status, 403, 'still denied');
+});
