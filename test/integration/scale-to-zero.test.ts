@@ -144,16 +144,14 @@ t.test('scale-down under load: no request fails (the stopping instance leaves ro
   t.teardown(() => agent.destroy());
   // The demo app echoes the port it listens on: one per instance on this host.
   const instanceOf = (body: string): string => String((JSON.parse(body) as { port: number }).port);
-  // Both instances serve through the mesh before the load starts.
-  const seen = new Set<string>();
+  // Both instances registered and passing, and the mesh answering, before the load starts.
   await eventually(
     async () => {
-      const r = await call('/', { service: 'steady', agent });
-      if (r.status === 200) seen.add(instanceOf(r.body));
-      return seen.size === 2 ? true : undefined;
+      const passing = (await consul.consul.health.service({ service: 'steady', passing: true })) as unknown[];
+      return passing.length === 2 && (await call('/', { service: 'steady', agent })).status === 200 ? true : undefined;
     },
     40_000,
-    'both instances of steady to answer through the mesh',
+    'both instances of steady passing and the mesh answering',
     100,
   );
 
@@ -163,6 +161,7 @@ t.test('scale-down under load: no request fails (the stopping instance leaves ro
   const SCALE_AT = 100;
   const failures: string[] = [];
   const after: string[] = [];
+  const before = new Set<string>();
   let sent = 0;
   let stopAt = MAX;
   let scaled: Promise<{ status: number; text: string }> | undefined;
@@ -174,6 +173,7 @@ t.test('scale-down under load: no request fails (the stopping instance leaves ro
       if (r.status !== 200) failures.push(`${i}: ${r.status} ${String(r.headers['x-weft-reason'] ?? r.body)}`);
       // After the scale-down, less the requests the caller's proxy sent before its watch caught up.
       else if (stopAt !== MAX && i >= stopAt - 60) after.push(instanceOf(r.body));
+      else if (i < SCALE_AT) before.add(instanceOf(r.body));
       // Paced: the load spans the scale-down (drain delay + drain), not a burst before it.
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -193,6 +193,7 @@ t.test('scale-down under load: no request fails (the stopping instance leaves ro
     stopAt = Math.min(MAX, sent + 100);
   };
   await Promise.all([worker(), worker(), worker(), worker(), monitor()]);
+  t.comment(`instances that answered before the scale-down: ${[...before].join(', ')}`);
   const scaleAnswer = await scaled;
   t.equal(scaleAnswer?.status, 200, `scaled to 1 ${scaleAnswer?.text ?? ''}`);
   t.ok(sent < MAX, `the scale-down finished within the load (${sent} requests)`);
