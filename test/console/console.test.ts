@@ -219,11 +219,13 @@ t.test('the service page: versions against the split, instances with health, cha
   await eventually(async () => (await versions.count()) === 2, 20_000, 'two versions');
   t.match(await versions.nth(0).textContent(), /^v1.*90%/, 'v1 with its split weight, 90%');
   t.match(await versions.nth(1).textContent(), /^v2.*10%/, 'v2 with 10%');
-  const decision = page.locator('.autoscale .decision').first();
+  // Newest first: by the time the page is open the autoscaler may have taken a second step (2 -> 3), so look for
+  // the first step among all the decisions shown, not only the top one.
+  const decisions = page.locator('.autoscale .decision');
   const text = await eventually(
     async () => {
-      const d = (await decision.textContent({ timeout: 1000 }).catch(() => null)) ?? '';
-      return /1 → [23]/.test(d) ? d : undefined;
+      const all = await decisions.allTextContents().catch(() => [] as string[]);
+      return all.find((d) => /1 → [23]/.test(d));
     },
     45_000,
     `a scale-up decision on the page (scheduler: ${logTail()})`,
