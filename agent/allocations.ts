@@ -8,6 +8,14 @@
  *     not wanted, task           ─▶ drain + stop + remove      status key deleted
  *   task dies (not stopped by us) ─▶ restart-policy.ts: restart after a delay, or failed
  *
+ * A document runs only when the scheduler signed it for its key (base/signing.ts,
+ * keys from signing-keys.ts): one that does not verify (written by hand, moved
+ * from another host or name, tampered, an older version written back, a
+ * retired key) is refused, logged once and counted, and never started; the
+ * version verified last stays in force, and a task already running for a
+ * refused document is left as it is (never started, never stopped by it).
+ * Deleting a document stops its task: a deletion cannot be signed.
+ *
  * State goes to weft/alloc-status/<host>/<alloc> on every transition, the
  * reports of a moment batched into one transaction (status-reporter.ts); a
  * record whose document is gone (one this agent refused to run, or one left
@@ -24,6 +32,7 @@ import { LABEL } from '../base/contracts/labels.js';
 import { isSegment } from '../base/contracts/names.js';
 import { isWeftError, type WeftError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
+import { REFUSAL_REASONS, type Refused, type RefusalReason, SignedDocGate, type SigningKeySet } from '../base/signing.js';
 import { AllocSecrets } from './alloc-secrets.js';
 import { parseAllocation, specHash, taskName, taskSpec } from './alloc-spec.js';
 import { AGENT_LABELS, type Driver, type DriverEvent, runTask, type TaskInfo } from './driver.js';
@@ -51,6 +60,18 @@ export interface AllocRunnerOptions {
   secretsDir?: string | undefined;
   /** Called when the services named by this host's allocation documents changed (`services()`). */
   onServicesChange?: (() => void) | undefined;
+  /** The scheduler's public keys (signing-keys.ts `SigningKeys`): only documents that verify with them run. */
+  signingKeys: AllocKeySource;
+}
+
+/** Where the runner gets the scheduler's public keys: `SigningKeys`, or anything with its shape. */
+export interface AllocKeySource {
+  /** The keys known now; undefined before any arrived (then nothing new starts). */
+  current(): SigningKeySet | undefined;
+  /** A document named a key this host lacks: fetch soon. */
+  refreshSoon(): void;
+  on(event: 'change', listener: (set: SigningKeySet) => void): unknown;
+  off(event: 'change', listener: (set: SigningKeySet) => void): unknown;
 }
 
 /** One allocation document as parsed: the allocation (with its hash and service), or the error that refused it. */
@@ -60,6 +81,8 @@ interface ParsedDoc {
   hash?: string;
   service?: string | undefined;
   error?: WeftError;
+  /** The signature check refused this value and no verified version is in force: nothing runs for it. */
+  refused?: Refused;
 }
 
 interface Tracked {
@@ -95,32 +118,56 @@ export class AllocRunner {
   /** This host's documents as last parsed, by key, with the ModifyIndex they were parsed at. */
   private readonly docs = new Map<string, ParsedDoc>();
   private readonly reporter: StatusReporter;
+  private readonly gate = new SignedDocGate();
+  private readonly refusedCounts = new Map<RefusalReason, number>(REFUSAL_REASONS.map((r) => [r, 0]));
+  /** The entries of the last watch answer: reconciled again when the keys change. */
+  private lastEntries: KvEntry[] | undefined;
+  private waitingForKeys = false;
+  private readonly onKeys = (set: SigningKeySet): void => {
+    if (!this.gate.setKeys(set)) return;
+    // Every document is judged again: one refused for want of a key may verify now, one of a key just retired not.
+    this.docs.clear();
+    const entries = this.lastEntries;
+    if (entries !== undefined && !this.closed) this.enqueue(entries);
+  };
 
   constructor(opts: AllocRunnerOptions) {
     this.opts = { stopDeadlineMs: 10_000, ...opts };
     this.secrets = new AllocSecrets({ root: opts.secretsDir, host: opts.host, source: opts.secrets });
     this.reporter = new StatusReporter(opts.client);
+    const keys = opts.signingKeys.current();
+    if (keys !== undefined) this.gate.setKeys(keys);
+  }
+
+  /** Allocation documents refused by the signature check, by reason, since start (each value counted once). */
+  refusals(): ReadonlyMap<RefusalReason, number> {
+    return this.refusedCounts;
   }
 
   /** Adopts this host's tasks, then follows the allocations prefix. Resolves after the first reconcile. */
   async start(): Promise<void> {
     this.opts.driver.on('event', this.onEvent);
+    this.opts.signingKeys.on('change', this.onKeys);
     await this.opts.driver.watch();
     const prefix = `${ALLOCS_PREFIX}${this.opts.host}/`;
     const watch = watchKeyPrefix(this.opts.client, prefix, { logger: this.opts.logger, ...(this.opts.watchWaitMs === undefined ? {} : { waitMs: this.opts.watchWaitMs }) });
     this.watch = watch;
     const first = new Promise<void>((resolve) => watch.once('change', () => resolve()));
-    watch.on('change', (entries) => {
-      this.reconciling = this.reconciling.then(() => this.reconcile(entries)).catch((err) => this.opts.logger.error({ err }, 'reconcile failed'));
-    });
+    watch.on('change', (entries) => this.enqueue(entries));
     await first;
     await this.reconciling;
+  }
+
+  private enqueue(entries: KvEntry[]): void {
+    this.lastEntries = entries;
+    this.reconciling = this.reconciling.then(() => this.reconcile(entries)).catch((err) => this.opts.logger.error({ err }, 'reconcile failed'));
   }
 
   /** Stops following allocations. Tasks keep running: a restarted agent adopts them. */
   async stop(): Promise<void> {
     this.closed = true;
     this.opts.driver.off('event', this.onEvent);
+    this.opts.signingKeys.off('change', this.onKeys);
     this.watch?.close();
     for (const t of this.tracked.values()) if (t.timer !== undefined) clearTimeout(t.timer);
     await this.reconciling;
@@ -161,13 +208,20 @@ export class AllocRunner {
     const hashes = new Map<string, string>();
     const serviceNames = new Set<string>();
     const seen = new Set<string>();
+    /** Ids whose document was refused with no verified version in force: nothing starts, nothing is stopped. */
+    const refused = new Map<string, { refused: Refused; fresh: boolean }>();
+    let withoutKeys = 0;
+    const nowMs = Date.now();
     for (const e of entries) {
       if (e.key.endsWith('/')) continue;
       seen.add(e.key);
       // Parsed once per ModifyIndex: a document that did not change is not decoded, validated or hashed again.
       let doc = this.docs.get(e.key);
+      let fresh = false;
       if (doc === undefined || doc.modifyIndex !== e.modifyIndex) {
-        doc = this.parse(e);
+        const parsed = this.parse(e, nowMs);
+        doc = parsed.doc;
+        fresh = parsed.freshRefusal;
         this.docs.set(e.key, doc);
         if (doc.error !== undefined) {
           const err = doc.error;
@@ -176,12 +230,25 @@ export class AllocRunner {
           if (isSegment(id) && !this.tracked.has(id)) await this.report(id, { state: 'failed', restarts: 0, message: err.message });
         }
       }
+      if (doc.refused !== undefined) {
+        const id = e.key.slice(e.key.lastIndexOf('/') + 1);
+        refused.set(id, { refused: doc.refused, fresh });
+        if (!this.gate.hasKeys) withoutKeys++;
+      }
       if (doc.alloc === undefined) continue;
       wanted.set(doc.alloc.id, doc.alloc);
       hashes.set(doc.alloc.id, doc.hash!);
       if (doc.service !== undefined) serviceNames.add(doc.service);
     }
     for (const key of this.docs.keys()) if (!seen.has(key)) this.docs.delete(key);
+    this.gate.retain(seen); // a deleted document is forgotten: deletions cannot be signed, and stop the task
+    if (withoutKeys > 0 && !this.waitingForKeys) {
+      this.opts.logger.error(
+        { code: 'WEFT_ERR_SIGNED_STATE', source: 'signing keys' },
+        `no signing keys from the scheduler yet: ${withoutKeys} allocation document(s) wait; nothing starts or stops until the keys arrive`,
+      );
+    }
+    this.waitingForKeys = withoutKeys > 0;
     const services = [...serviceNames].sort();
     if (services.join(',') !== this.docServices.join(',')) {
       this.docServices = services;
@@ -195,8 +262,15 @@ export class AllocRunner {
     }
     const work: Array<Promise<void>> = [];
     for (const [id, alloc] of wanted) work.push(this.serial(id, () => this.ensure(alloc, hashes.get(id)!, byAlloc.get(id), previous.get(id))));
-    for (const [id, task] of byAlloc) if (!wanted.has(id)) work.push(this.serial(id, () => this.retire(id, task)));
-    for (const id of this.tracked.keys()) if (!wanted.has(id) && !byAlloc.has(id)) work.push(this.serial(id, () => this.retire(id, undefined)));
+    // A refused document neither starts nor stops anything: a task running for it stays as it is.
+    for (const [id, task] of byAlloc) if (!wanted.has(id) && !refused.has(id)) work.push(this.serial(id, () => this.retire(id, task)));
+    for (const id of this.tracked.keys()) if (!wanted.has(id) && !byAlloc.has(id) && !refused.has(id)) work.push(this.serial(id, () => this.retire(id, undefined)));
+    // The scheduler and `weft status` see why a refused document does not run (once per value, when no task runs for it).
+    for (const [id, r] of refused) {
+      if (r.fresh && this.gate.hasKeys && isSegment(id) && !byAlloc.has(id) && !this.tracked.has(id)) {
+        work.push(this.serial(id, () => this.report(id, { state: 'failed', restarts: 0, message: `refused: not signed by the scheduler for this key (${r.refused.reason}: ${r.refused.detail})` })));
+      }
+    }
     await Promise.all(work);
     // Secret files of allocations that stopped while no agent watched (retire removes the others).
     this.secrets.sweep(new Set([...wanted.keys(), ...byAlloc.keys()]));
@@ -225,14 +299,33 @@ export class AllocRunner {
     }
   }
 
-  /** Decodes one document: the allocation, its spec hash and the service it registers, or why it is refused. */
-  private parse(e: KvEntry): ParsedDoc {
+  /**
+   * Judges one document: its signature first (the version in force when this
+   * value is refused), then the allocation, its spec hash and the service it
+   * registers, or why it is refused. `freshRefusal`: refused, and the first
+   * time for this value (logged and counted then).
+   */
+  private parse(e: KvEntry, nowMs: number): { doc: ParsedDoc; freshRefusal: boolean } {
+    const admission = this.gate.admit(e.key, e.value, nowMs);
+    const refusal = admission.refused;
+    if (refusal !== undefined && admission.fresh) {
+      this.refusedCounts.set(refusal.reason, (this.refusedCounts.get(refusal.reason) ?? 0) + 1);
+      if (refusal.reason === 'unknown-key') this.opts.signingKeys.refreshSoon();
+      if (this.gate.hasKeys) {
+        this.opts.logger.warn(
+          { code: 'WEFT_ERR_SIGNED_STATE', key: e.key, reason: refusal.reason },
+          `allocation document refused: ${refusal.detail}; ${admission.doc === undefined ? 'nothing runs for it' : 'the version verified last stays in force'}`,
+        );
+      }
+    }
+    const freshRefusal = refusal !== undefined && admission.fresh;
+    if (admission.doc === undefined) return { doc: { modifyIndex: e.modifyIndex, ...(refusal === undefined ? {} : { refused: refusal }) }, freshRefusal };
     try {
-      const alloc = parseAllocation(e.key, e.value);
-      return { modifyIndex: e.modifyIndex, alloc, hash: specHash(alloc), service: serviceOf(alloc) };
+      const alloc = parseAllocation(e.key, admission.doc);
+      return { doc: { modifyIndex: e.modifyIndex, alloc, hash: specHash(alloc), service: serviceOf(alloc) }, freshRefusal };
     } catch (err) {
       if (!isWeftError(err)) throw err;
-      return { modifyIndex: e.modifyIndex, error: err };
+      return { doc: { modifyIndex: e.modifyIndex, error: err }, freshRefusal };
     }
   }
 

@@ -6,6 +6,7 @@
  * the folder is internal.
  */
 export { AllocRunner } from './allocations.js';
+export { parseAllocation } from './alloc-spec.js';
 export type { Driver } from './driver.js';
 export { DockerDriver } from './drivers/docker.js';
 export { ProcessDriver } from './drivers/process.js';
@@ -16,5 +17,6 @@ export { ProxySupervisor } from './proxy-supervisor.js';
 export { Registrar } from './registrar.js';
 export { apiSecretSource } from './scheduler-secrets.js';
 export type { SecretSource } from './scheduler-secrets.js';
+export type { SchedulerEndpoint } from './scheduler-http.js';
 export { schedulerSigner } from './scheduler-signer.js';
 export { localKeySetPath, proxyKeySetPath, SigningKeys } from './signing-keys.js';

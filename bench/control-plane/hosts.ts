@@ -12,11 +12,12 @@
  * Driven by its parent over IPC: `lose` stops some hosts as a crash would
  * (no deregistration: their check goes critical), `stats` answers the
  * heartbeat figures, `stop` ends it. Env: BENCH_CONSUL, BENCH_HOSTS,
- * BENCH_TTL_MS.
+ * BENCH_TTL_MS, BENCH_SCHED_DIR (the scheduler's data directory: its public
+ * signing keys, which every allocation document must verify with).
  */
 import http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { AllocRunner, NodeHeartbeat, Registrar } from '../../agent/index.js';
+import { AllocRunner, NodeHeartbeat, Registrar, SigningKeys } from '../../agent/index.js';
 import { createDiscoveryClient, type DiscoveryClient } from '../../discovery/index.js';
 import { silentLogger } from '../../base/log.js';
 import { NullDriver } from './null-driver.js';
@@ -108,12 +109,16 @@ async function startHost(i: number): Promise<SimHost> {
   const driver = new NullDriver(name);
   host.heartbeat = new NodeHeartbeat({ client, host: name, address, cpu: 4000, memory: 8192, attributes: {}, driver: 'process', ttlMs, logger: silentLogger });
   const registrar = new Registrar({ driver, client, host: name, hostAddress: address, meshPort: 15443, logger: silentLogger, drainDelayMs: 0 });
-  host.runner = new AllocRunner({ driver, client, registrar, host: name, hostAddress: address, logger: silentLogger, stopDeadlineMs: 1000 });
+  host.runner = new AllocRunner({ driver, client, registrar, host: name, hostAddress: address, logger: silentLogger, stopDeadlineMs: 1000, signingKeys });
   await host.heartbeat.start();
   await host.runner.start();
   return host;
 }
 
+// The scheduler's public keys, as an agent without a host token reads them on the scheduler's machine; one copy
+// for every simulated host (each real agent holds its own).
+const signingKeys = new SigningKeys({ dataDir: process.env['BENCH_SCHED_DIR']!, refreshMs: 60_000, logger: silentLogger });
+await signingKeys.start();
 const hosts: SimHost[] = [];
 const t0 = performance.now();
 for (let i = 0; i < hostCount; i += START_CONCURRENCY) {

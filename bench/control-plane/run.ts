@@ -34,6 +34,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SigningKeyStore } from '../../src/wiring/scheduler-signing.js';
 import { freePort } from '../../test/helpers/ports.js';
 import type { HostsCommand, HostsMessage } from './hosts.js';
 
@@ -206,10 +207,13 @@ async function runSize(size: Size): Promise<Result> {
       }
     })();
 
-    // 2. The hosts.
+    // 2. The hosts. They verify allocation documents with the scheduler's keys, read from its data
+    // directory (as an agent without a host token does): created here as the scheduler's first start would.
+    const schedDir = join(dir, 'scheduler');
+    SigningKeyStore.open(schedDir);
     const hostsProc = spawn(process.execPath, [...PROF, '--import', 'tsx', join(import.meta.dirname, 'hosts.ts')], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, BENCH_CONSUL: consulAddr, BENCH_HOSTS: String(size.hosts), BENCH_TTL_MS: String(TTL_MS) },
+      env: { ...process.env, BENCH_CONSUL: consulAddr, BENCH_HOSTS: String(size.hosts), BENCH_TTL_MS: String(TTL_MS), BENCH_SCHED_DIR: schedDir },
     });
     const hosts = new Child(hostsProc);
     children.push(hosts);
@@ -264,7 +268,6 @@ async function runSize(size: Size): Promise<Result> {
 
     // 3. The scheduler.
     const schedPort = await freePort();
-    const schedDir = join(dir, 'scheduler');
     const configFile = join(dir, 'config.yaml');
     writeFileSync(
       configFile,

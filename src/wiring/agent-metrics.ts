@@ -15,6 +15,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { enableProcessMetrics, registry as processRegistry } from '../../base/metrics.js';
+import { REFUSAL_REASONS } from '../../base/signing.js';
 
 /** What the agent's metrics read; each function is called at scrape time. */
 export interface AgentMetricSources {
@@ -26,6 +27,8 @@ export interface AgentMetricSources {
   heartbeat(): { lastSuccessMs: number | undefined; failures: number };
   /** Restarts of the supervised proxy; undefined when the agent supervises none. */
   proxyRestarts(): number | undefined;
+  /** Allocation documents refused by the signature check, by reason (each value once). */
+  signedStateRefused(): ReadonlyMap<string, number>;
   /** `<dataDir>/proxy/identities`: one folder per local service, holding cert.pem. */
   identitiesDir: string | undefined;
 }
@@ -86,6 +89,17 @@ export function agentMetricsRegistry(sources: AgentMetricSources): Registry {
       this.reset();
       const n = sources.proxyRestarts();
       if (n !== undefined) this.inc(n);
+    },
+  });
+  new Counter({
+    name: 'weft_agent_signed_state_refused_total',
+    help: "Allocation documents this agent refused because they do not verify against the scheduler's signing keys, by reason (unsigned, malformed, unknown-key, retired-key, bad-signature, rollback); each refused value counted once. Nothing runs for them.",
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      for (const reason of REFUSAL_REASONS) this.inc({ reason }, 0);
+      for (const [reason, n] of sources.signedStateRefused()) this.inc({ reason }, n);
     },
   });
   const dir = sources.identitiesDir;

@@ -21,7 +21,7 @@ import { schedulerSigner } from '../../agent/index.js';
 import { NodeHeartbeat } from '../../agent/index.js';
 import { ProxySupervisor } from '../../agent/index.js';
 import { Registrar } from '../../agent/index.js';
-import { SigningKeys } from '../../agent/index.js';
+import { type SchedulerEndpoint, SigningKeys } from '../../agent/index.js';
 import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR } from '../../base/contracts/host-proxy.js';
 import { agentMetricsRegistry } from './agent-metrics.js';
 import { type MetricsServer, startMetricsServer } from './proxy-metrics-server.js';
@@ -36,6 +36,8 @@ export interface HostAgentOptions {
   secrets?: SecretSource;
   /** Overrides the signer chosen by `chooseSigner`; `null` runs without identities. */
   signer?: CsrSigner | null;
+  /** Where the scheduler's signing keys come from, overriding client.address and client.token (tests that pick the signer themselves). */
+  signingKeysFrom?: SchedulerEndpoint;
   /** argv of `weft proxy` (default: this node binary running bin/weft.js proxy). */
   proxyCommand?: readonly string[];
   /** Only tasks with this label are registered (several test agents sharing one dockerd). */
@@ -104,6 +106,7 @@ export class HostAgent {
       registered: () => parts.registrar?.instances().length ?? 0,
       heartbeat: () => ({ lastSuccessMs: parts.node?.lastBeatMs, failures: parts.node?.failures ?? 0 }),
       proxyRestarts: () => parts.proxy?.restarts,
+      signedStateRefused: () => parts.runner?.refusals() ?? new Map(),
       identitiesDir: join(config.dataDir, HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR),
     });
     const node = new NodeHeartbeat({
@@ -130,7 +133,7 @@ export class HostAgent {
     // The scheduler's signing keys, beside the CA roots: with the host token from the API, else from this machine.
     const signingKeys = new SigningKeys({
       dataDir: config.dataDir,
-      scheduler: config.client.token === undefined ? undefined : { address: config.client.address, token: config.client.token },
+      scheduler: opts.signingKeysFrom ?? (config.client.token === undefined ? undefined : { address: config.client.address, token: config.client.token }),
       refreshMs: a.signingKeysRefreshMs,
       logger,
     });
@@ -189,6 +192,7 @@ export class HostAgent {
       secretsDir: join(config.dataDir, 'agent', 'secrets'),
       ...(opts.watchWaitMs === undefined ? {} : { watchWaitMs: opts.watchWaitMs }),
       onServicesChange: () => void syncIdentities(),
+      signingKeys,
     });
     parts.runner = runner;
     await runner.start();

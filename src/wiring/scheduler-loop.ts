@@ -21,10 +21,11 @@ import { compileJob, type Deployment, type JobSpec, type NodeInfo, observeAllocs
 import { type DiscoveryClient, type Fence, fencedTxn, getJSON, type TxnOp } from '../../discovery/index.js';
 import { isWeftError } from '../../base/errors.js';
 import type { Logger } from '../../base/log.js';
+import type { SignedEnvelope } from '../../base/signing.js';
 import * as m from './scheduler-metrics.js';
 import { rememberAllocs } from './scheduler-context.js';
 import type { ClusterObserver } from './scheduler-observer.js';
-import { planOps } from './scheduler-plan-ops.js';
+import { planOps, signAllocationOps } from './scheduler-plan-ops.js';
 import { observeStatus, writeStatuses } from './scheduler-status.js';
 import { type JobRecord, jobKey, pipelinedTxn, STATUS_PREFIX, type StatusRecord, type VersionRecord, versionKey } from './scheduler-store.js';
 
@@ -37,6 +38,8 @@ export interface LoopOptions {
   fence: () => Fence;
   /** Called when a fenced write is refused: the caller steps down. */
   onLockLost: (err: unknown) => void;
+  /** Signs an allocation document (JSON text) for its KV key: the scheduler's signing key (scheduler-signing.ts). */
+  sign: (key: string, doc: string) => SignedEnvelope;
 }
 
 /** How long the loop waits for its own writes to show in the watch before it re-plans anyway (at least). */
@@ -194,6 +197,8 @@ export class ControlLoop {
     // In key order: one host's documents land in one transaction, so its agent wakes once for
     // them rather than once per document (spread placement visits every host in turn).
     const ops: TxnOp[] = built.ops.filter((op) => !op.key.startsWith(STATUS_PREFIX)).sort(byKey);
+    await signAllocationOps(ops, this.opts.sign);
+    if (this.stopped) return;
     for (const r of plan.reverts) ops.push(...(await this.revertOps(r.job, r.toVersion, snap.jobs.get(r.job), built.statuses.get(r.job) ?? this.statuses.get(r.job), built.statuses, nowMs)));
     let written: Map<string, StatusRecord>;
     let writeStarted = process.hrtime.bigint();

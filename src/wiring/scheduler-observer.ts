@@ -23,6 +23,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import { sleep, systemTimers } from '../../base/clock.js';
 import type { Logger } from '../../base/log.js';
+import type { Verification } from '../../base/signing.js';
 import { DRAIN_PREFIX, JOBS_PREFIX, type JobRecord, STATUS_PREFIX, type StatusRecord } from './scheduler-store.js';
 import { AGENT_SERVICE } from '../../base/contracts/meta.js';
 import { LABEL } from '../../base/contracts/labels.js';
@@ -44,6 +45,12 @@ export interface ObserverOptions {
   client: DiscoveryClient;
   logger: Logger;
   waitMs?: number;
+  /**
+   * How allocation documents are judged, fixed for one pass (scheduler-signing.ts
+   * `signedReader`): one that does not verify is no allocation to the scheduler,
+   * as to the hosts (they refuse it).
+   */
+  readAllocations: () => (key: string, raw: string | null) => Verification;
 }
 
 /** One allocation document as last parsed: undefined `doc` when it does not match the contract. */
@@ -95,6 +102,7 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
   private fetches = 0;
   private readonly services = new Map<string, BlockingWatch<Instance[]>>();
   private readonly warned = new Set<string>();
+  private readonly readAllocations: ObserverOptions['readAllocations'];
   /** The snapshot of the current values; dropped on any change. */
   private memo: ClusterSnapshot | undefined;
 
@@ -103,6 +111,7 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
     this.client = opts.client;
     this.logger = opts.logger;
     this.waitMs = opts.waitMs ?? 30_000;
+    this.readAllocations = opts.readAllocations;
     const wopts = { logger: this.logger, waitMs: this.waitMs };
     this.agents = new BlockingWatch<AgentEntry[]>(
       `service ${AGENT_SERVICE}`,
@@ -247,6 +256,7 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
 
   private applyAllocs(items: readonly RawItem[], fetch: number): boolean {
     let changed = false;
+    let read: ((key: string, raw: string | null) => Verification) | undefined;
     for (const item of items) {
       const key = item.Key;
       const cur = this.allocView.get(key);
@@ -257,7 +267,8 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
       const rest = key.slice(ALLOCS_PREFIX.length);
       const slash = rest.indexOf('/');
       if (slash <= 0) continue;
-      const doc = this.parseAlloc(key, item.Value);
+      read ??= this.readAllocations();
+      const doc = this.parseAlloc(key, item.Value, read);
       if (cur?.doc !== undefined) this.useService(cur.doc, -1);
       if (doc !== undefined) this.useService(doc, 1);
       this.allocView.set(key, { modifyIndex: item.ModifyIndex, host: rest.slice(0, slash), doc, seen: fetch });
@@ -293,8 +304,13 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
     return changed;
   }
 
-  private parseAlloc(key: string, value: RawItem['Value']): Allocation | undefined {
-    const raw = this.parse<Allocation>(key, value);
+  private parseAlloc(key: string, value: RawItem['Value'], read: (key: string, raw: string | null) => Verification): Allocation | undefined {
+    const v = read(key, value === null ? null : value.toString());
+    if (!v.ok) {
+      this.warnOnce(key, `allocation document refused (${v.reason}: ${v.detail}); ignored, as hosts refuse it`);
+      return undefined;
+    }
+    const raw = this.parse<Allocation>(key, v.doc);
     if (raw === undefined) return undefined;
     // The scheduler's own documents pass the compiled check as they are; others get their defaults first.
     const doc = checkAllocation.Check(raw) ? raw : (Value.Default(AllocationSchema, raw) as Allocation);

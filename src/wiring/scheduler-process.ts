@@ -12,7 +12,10 @@
  * with a metric source per leadership term (`scheduler.autoscale.source`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createDiscoveryClient, deleteKey, type DiscoveryClient, getJSON, LEADER_KEY, list, putJSON, SessionLock } from '../../discovery/index.js';
+import { createDiscoveryClient, deleteKey, type DiscoveryClient, fencedTxn, getJSON, LEADER_KEY, list, putJSON, SessionLock } from '../../discovery/index.js';
+import { parseAllocation } from '../../agent/index.js';
+import { ALLOCS_PREFIX } from '../../base/contracts/alloc.js';
+import { isWeftError } from '../../base/errors.js';
 import { loadOrCreateKey, type MetricSource, SecretStore } from '../../scheduler/index.js';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../../base/log.js';
@@ -31,7 +34,7 @@ import { consulLastSuccess, leaderGauge } from './scheduler-metrics.js';
 import { ClusterObserver } from './scheduler-observer.js';
 import { clusterHandlers, MESH_SIGNED_PREFIXES } from './scheduler-routes-cluster.js';
 import { autoscaleHandlers, jobHandlers } from './scheduler-routes-jobs.js';
-import { SigningKeyStore, SigningSweeper } from './scheduler-signing.js';
+import { type SignedPrefix, signedReader, SigningKeyStore, SigningSweeper } from './scheduler-signing.js';
 import { loadOrCreateToken } from './scheduler-token.js';
 
 /** A running scheduler. */
@@ -83,8 +86,22 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
   // Signed desired state (docs/security.md): the keys, created on a first start; the leader re-signs.
   const signing = SigningKeyStore.open(config.dataDir);
   if (signing.created) logger.info({ dir: signing.store.dir }, 'signing key created');
-  const sweeper = new SigningSweeper({ client, store: signing.store, prefixes: MESH_SIGNED_PREFIXES, logger });
-  const observer = new ClusterObserver({ client, logger });
+  // Allocations too, re-signed only by the leader: fenced by its lock, as every allocation write is.
+  const allocations: SignedPrefix = {
+    prefix: ALLOCS_PREFIX,
+    validate: (key, doc) => void parseAllocation(key, doc),
+    write: async (key, value, index) => {
+      try {
+        await fencedTxn(client, lock.fence(), [{ verb: 'cas', key, value, index }]);
+        return true;
+      } catch (err) {
+        if (isWeftError(err) && err.code === 'WEFT_ERR_KV_CAS_CONFLICT') return false;
+        throw err;
+      }
+    },
+  };
+  const sweeper = new SigningSweeper({ client, store: signing.store, prefixes: [...MESH_SIGNED_PREFIXES, allocations], logger });
+  const observer = new ClusterObserver({ client, logger, readAllocations: () => signedReader(signing.store, ALLOCS_PREFIX) });
   let leading = false;
   let loop: ControlLoop | undefined;
   let autoscaler: Autoscaler | undefined;
@@ -145,7 +162,7 @@ export async function startScheduler(opts: { config: Readonly<Config>; logger: L
       const onLost = (): void => stepDown();
       lock.once('lost', onLost);
       stop.signal.addEventListener('abort', onLost, { once: true });
-      loop = new ControlLoop({ client, observer, config, logger, fence: () => lock.fence(), onLockLost: onLost });
+      loop = new ControlLoop({ client, observer, config, logger, fence: () => lock.fence(), onLockLost: onLost, sign: (key, doc) => signing.store.sign(key, doc) });
       loop.start();
       const source = opts.autoscale?.source?.() ?? metricSourceFor(config, client, logger);
       autoscaler = new Autoscaler({

@@ -32,8 +32,8 @@ import type { Handlers } from './scheduler-api.js';
 import { drainKey } from './scheduler-store.js';
 import { agentToken } from './scheduler-token.js';
 import { LABEL } from '../../base/contracts/labels.js';
-import { unwrapDocument, verifierOf, verify } from '../../base/signing.js';
-import { resignDocuments, type SignedPrefix, SigningKeyStore } from './scheduler-signing.js';
+import { verifierOf, verify } from '../../base/signing.js';
+import { resignDocuments, type SignedPrefix, signedReader, SigningKeyStore } from './scheduler-signing.js';
 
 /** Intentions and splits, as the re-signing sweep checks a document found unsigned. */
 export const MESH_SIGNED_PREFIXES: readonly SignedPrefix[] = [
@@ -217,7 +217,7 @@ export function clusterHandlers(ctx: SchedulerContext, signing: SigningKeyStore 
       if (caller?.kind !== 'agent' || caller.host !== host) {
         throw new WeftError('WEFT_ERR_API_FORBIDDEN', `only host ${host}'s agent token may read its allocations' secrets`, { key: 'authorization' });
       }
-      const doc = await getAllocation(ctx, host, alloc);
+      const doc = await getAllocation(ctx, signing, host, alloc);
       if (doc === undefined) throw new WeftError('WEFT_ERR_API_NOT_FOUND', `no allocation ${alloc} on ${host}`, { key: 'alloc', value: alloc });
       const secrets = [];
       for (const s of doc.secrets ?? []) secrets.push({ name: s.name, value: await ctx.secrets.reveal(s.name) });
@@ -230,9 +230,13 @@ export function clusterHandlers(ctx: SchedulerContext, signing: SigningKeyStore 
       let allowed: string[] | undefined;
       if (caller?.kind === 'agent') {
         const docs = await listEntries(ctx.client, `${ALLOCS_PREFIX}${caller.host}/`);
+        const read = signedReader(signing, ALLOCS_PREFIX);
         allowed = docs.flatMap((e) => {
+          // Only what the scheduler signed for this host: a document written into KV by hand names no service here.
+          const v = read(e.key, e.value);
+          if (!v.ok) return [];
           try {
-            const s = (JSON.parse(e.value ?? '') as Allocation).labels?.[LABEL.service];
+            const s = (JSON.parse(v.doc) as Allocation).labels?.[LABEL.service];
             return s === undefined ? [] : [s];
           } catch {
             return [];
@@ -275,15 +279,20 @@ export function clusterHandlers(ctx: SchedulerContext, signing: SigningKeyStore 
 }
 
 /**
- * The allocation document `weft/allocs/<host>/<alloc>`, as this scheduler
- * wrote it (the envelope unwrapped without verifying: the secrets route only
- * reads which secret names it lists, and answers the host's own agent).
+ * The allocation document `weft/allocs/<host>/<alloc>`, when this scheduler
+ * signed it for that key: the secrets route reveals the secrets it names, so
+ * a document written into KV by hand (or moved from another host) is none.
  */
-async function getAllocation(ctx: SchedulerContext, host: string, alloc: string): Promise<Allocation | undefined> {
+async function getAllocation(ctx: SchedulerContext, signing: SigningKeyStore, host: string, alloc: string): Promise<Allocation | undefined> {
   const entry = await getEntry(ctx.client, allocKey(host, alloc));
   if (entry === undefined) return undefined;
+  const v = signedReader(signing, ALLOCS_PREFIX)(entry.key, entry.value);
+  if (!v.ok) {
+    ctx.logger.warn({ code: 'WEFT_ERR_SIGNED_STATE', key: entry.key, reason: v.reason }, `allocation document refused (${v.detail}): no secrets for it`);
+    return undefined;
+  }
   try {
-    return JSON.parse(unwrapDocument(entry.value) ?? entry.value ?? '') as Allocation;
+    return JSON.parse(v.doc) as Allocation;
   } catch (cause) {
     throw new WeftError('WEFT_ERR_KV_VALUE_INVALID', `${entry.key}: not JSON`, { key: entry.key, cause });
   }

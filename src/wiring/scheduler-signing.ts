@@ -42,6 +42,8 @@ import {
   SIGNING_DIR,
   signEnvelope,
   unwrapDocument,
+  type Verification,
+  type Verifier,
   verifierOf,
   verify,
 } from '../../base/signing.js';
@@ -71,6 +73,7 @@ export class SigningKeyStore {
   #stamp = '';
   #set: SigningKeySet = { keys: [] };
   readonly #private = new Map<string, SigningKey>();
+  #verifier: { set: SigningKeySet; verifier: Verifier } | undefined;
 
   private constructor(dir: string, now: () => number) {
     this.dir = dir;
@@ -93,6 +96,13 @@ export class SigningKeyStore {
   keySet(): SigningKeySet {
     this.#reload();
     return this.#set;
+  }
+
+  /** The public keys prepared for `verify` (prepared again only when keys.json changed). */
+  verifier(): Verifier {
+    const set = this.keySet();
+    if (this.#verifier?.set !== set) this.#verifier = { set, verifier: verifierOf(set) };
+    return this.#verifier.verifier;
   }
 
   /** The key that signs now: the newest whose signsFrom has come, not retired. */
@@ -284,12 +294,32 @@ function signingEntry(keys: readonly PublicSigningKey[], nowMs: number): PublicS
   return best;
 }
 
+/**
+ * How the scheduler's own readers of the documents under `prefix` judge one
+ * (the observer, the CSR and secrets routes for allocations), fixed for one
+ * pass over many documents: what verifies with the scheduler's keys, and,
+ * until the leader's first sweep has signed the documents it found unsigned
+ * there (an upgrade from before signing), an unsigned one as it is, so an
+ * upgrade does not read every allocation as missing and place them all again.
+ */
+export function signedReader(store: SigningKeyStore, prefix: string, nowMs: number = Date.now()): (key: string, raw: string | null) => Verification {
+  const verifier = store.verifier();
+  const unsignedTrusted = store.adoptsUnsigned(prefix);
+  return (key, raw) => {
+    const v = verify(verifier, key, raw, nowMs);
+    if (!v.ok && v.reason === 'unsigned' && unsignedTrusted && raw !== null && raw !== '') return { ok: true, doc: raw, kid: '', signedAt: 0 };
+    return v;
+  };
+}
+
 /** One kind of signed document the sweep looks after. */
 export interface SignedPrefix {
   /** KV folder, e.g. `weft/intentions/`. */
   readonly prefix: string;
   /** Throws when a document found unsigned is not a valid one of its kind (it is then never signed). */
   validate(key: string, doc: string): void;
+  /** Writes a re-signed value if the key is still at `index`; false when another writer won (default: the sweep's). Allocations: fenced by the leader lock. */
+  write?(key: string, value: SignedEnvelope, index: number): Promise<boolean>;
 }
 
 /** What one sweep did. */
@@ -333,10 +363,11 @@ export async function resignDocuments(
   // As of just before the current key began signing: the keys it replaced were all valid then.
   const asOf = Math.min(now(), store.signingSinceMs() - 1);
   const adopted: string[] = [];
-  for (const { prefix, validate } of prefixes) {
+  for (const { prefix, validate, write } of prefixes) {
     const adopting = opts.adoptUnsigned === true && store.adoptsUnsigned(prefix);
     const entries: KvEntry[] = await listEntries(client, prefix);
-    for (const e of entries) {
+    for (const [i, e] of entries.entries()) {
+      if (i % 256 === 255) await new Promise((resolve) => setImmediate(resolve)); // thousands of allocations: let the API answer meanwhile
       if (e.key.endsWith('/') && (e.value === null || e.value === '')) continue;
       const v = verify(verifier, e.key, e.value, asOf);
       if (v.ok && v.kid === current) continue;
@@ -352,7 +383,7 @@ export async function resignDocuments(
         continue;
       }
       const envelope = store.sign(e.key, doc, e.value);
-      const written = await (opts.write ?? ((key, value, index) => putJSON(client, key, value, { cas: index })))(e.key, envelope, e.modifyIndex);
+      const written = await (write ?? opts.write ?? ((key, value, index) => putJSON(client, key, value, { cas: index })))(e.key, envelope, e.modifyIndex);
       if (!written) continue; // a writer replaced it meanwhile: theirs is signed with the current key
       if (v.ok) result.resigned++;
       else result.adopted++;

@@ -17,12 +17,13 @@ import { HostAgent } from '../../src/wiring/agent-process.js';
 import { CertificateAuthority } from '../../certs/ca.js';
 import { saveCa } from '../../certs/store.js';
 import { loadConfig } from '../../src/config/load.js';
-import { deleteKey, getJSON, putJSON } from '../../discovery/kv.js';
+import { deleteKey, getJSON } from '../../discovery/kv.js';
 import { type Allocation, type AllocStatus, allocKey, allocStatusKey } from '../../base/contracts/alloc.js';
 import type { HostProxyLocal } from '../../base/contracts/host-proxy.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
+import { testSigner } from '../helpers/signing.js';
 import { captureLogger, clientFor, servicesWithPrefix } from './helpers.js';
 
 const DEMO_APP = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'demo-app.mjs');
@@ -53,6 +54,9 @@ t.test('leftovers of a purged job', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'weft-leftovers-'));
   t.teardown(() => rm(dataDir, { recursive: true, force: true }));
   saveCa(dataDir, CertificateAuthority.create({ trustDomain: 'weft.test' }));
+  // The scheduler's signing keys on this machine, as beside the local CA: the agent runs only what they signed.
+  const signer = await testSigner(t);
+  await signer.installFor(dataDir);
   const config = loadConfig({
     env: {},
     flags: {
@@ -85,8 +89,8 @@ t.test('leftovers of a purged job', async (t) => {
 
   const shopPort = await freePort();
   const otherPort = await freePort();
-  await putJSON(client, allocKey(HOST, 'shop-1'), alloc('shop-1', 'shop', shopPort, { 'weft.service': 'shop', 'weft.upstreams': 'db' }));
-  await putJSON(client, allocKey(HOST, 'other-1'), alloc('other-1', 'other', otherPort, { 'weft.service': 'other' }));
+  await signer.put(consul.consul, allocKey(HOST, 'shop-1'), alloc('shop-1', 'shop', shopPort, { 'weft.service': 'shop', 'weft.upstreams': 'db' }));
+  await signer.put(consul.consul, allocKey(HOST, 'other-1'), alloc('other-1', 'other', otherPort, { 'weft.service': 'other' }));
   await ready('shop', 'shop in local.json with an identity');
   await ready('other', 'other in local.json with an identity');
   const other = { port: portOf('other'), cert: readFileSync(join(identity('other'), 'cert.pem'), 'utf8') };
@@ -109,7 +113,7 @@ t.test('leftovers of a purged job', async (t) => {
     t.teardown(() => clearInterval(sampler));
     await deleteKey(client, allocKey(HOST, 'shop-1'));
     await eventually(async () => ((await agent.driver.list()).some((task) => task.labels['io.weft.alloc'] === 'shop-1') ? undefined : true), 20_000, 'shop-1 stopped');
-    await putJSON(client, allocKey(HOST, 'shop-2'), alloc('shop-2', 'shop', shopPort, { 'weft.service': 'shop', 'weft.upstreams': 'db' }));
+    await signer.put(consul.consul, allocKey(HOST, 'shop-2'), alloc('shop-2', 'shop', shopPort, { 'weft.service': 'shop', 'weft.upstreams': 'db' }));
     await eventually(async () => ((await status('shop-2'))?.state === 'running' ? true : undefined), 20_000, 'shop-2 running');
     await eventually(async () => ((await servicesWithPrefix(consul, `${HOST}-shop-2`)).length === 1 ? true : undefined), 20_000, 'shop-2 registered');
     clearInterval(sampler);
@@ -133,7 +137,7 @@ t.test('leftovers of a purged job', async (t) => {
   await t.test("a refused allocation document's status record goes with the document", async (t) => {
     // driver process without a command: the agent refuses it and reports it failed.
     const bad = { ...alloc('bad-1', 'broken', await freePort(), { 'weft.service': 'broken' }), command: undefined };
-    await putJSON(client, allocKey(HOST, 'bad-1'), bad);
+    await signer.put(consul.consul, allocKey(HOST, 'bad-1'), bad);
     const failed = await eventually(async () => {
       const s = await status('bad-1');
       return s?.state === 'failed' ? s : undefined;

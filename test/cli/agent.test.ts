@@ -17,6 +17,7 @@ import { type AllocStatus, allocKey, allocStatusKey } from '../../base/contracts
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
+import { testSigner } from '../helpers/signing.js';
 import { weft } from './run-weft.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -42,6 +43,9 @@ t.test('weft agent --driver process', async (t) => {
   });
   const configFile = join(dataDir, 'config.yaml');
   await writeFile(configFile, 'agent:\n  heartbeatTtlMs: 1000\n  drainDelayMs: 100\n');
+  // The scheduler's signing keys on this machine (no host token): the agent runs only what they signed.
+  const signer = await testSigner(t);
+  await signer.installFor(dataDir);
 
   /** Starts `weft agent`; resolves once it logs that it runs (signal handlers installed) and weft-agent is in Consul. */
   async function startAgent(extra: string[] = []): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
@@ -126,7 +130,7 @@ t.test('weft agent --driver process', async (t) => {
       labels: { 'weft.service': 'cli-shop', 'weft.check.http': '/health', 'weft.check.interval': '1s', 'weft.check.timeout': '500ms' },
       restart: { attempts: 0, interval: 60_000, delay: 100, mode: 'fail' },
     };
-    await consul.consul.kv.set(allocKey(HOST, 'p1'), JSON.stringify(doc));
+    await signer.put(consul.consul, allocKey(HOST, 'p1'), doc);
     const running = await eventually(async () => ((await status('p1'))?.state === 'running' ? status('p1') : undefined), 15_000, 'allocation running', 50);
     await eventually(async () => ((await consul.consul.health.service({ service: 'cli-shop', passing: true })) as unknown[])[0], 5000, 'passing', 50);
 

@@ -112,6 +112,7 @@ t.test('the table has every family the sources declare, with its type and labels
     registered: () => 0,
     heartbeat: () => ({ lastSuccessMs: undefined, failures: 0 }),
     proxyRestarts: () => 0,
+    signedStateRefused: () => new Map(),
     identitiesDir: undefined,
   });
   const registries: Array<{ registry: Registry; process: (name: string) => Process | undefined }> = [

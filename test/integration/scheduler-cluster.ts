@@ -142,7 +142,10 @@ export async function startSimAgent(t: Teardown, consul: TestConsul, host: strin
     logs: lines,
     agent: undefined as unknown as HostAgent,
     async start() {
-      const own = opts.asConfigured === true ? {} : { signer: null, secrets: (h: string, a: string) => apiSecretSource(schedulerUrls(), token)(h, a) };
+      const own =
+        opts.asConfigured === true
+          ? {}
+          : { signer: null, secrets: (h: string, a: string) => apiSecretSource(schedulerUrls(), token)(h, a), signingKeysFrom: { address: schedulerUrls(), token } };
       sim.agent = await HostAgent.start({ config, logger, watchWaitMs: 2000, labelFilter: ownTasks, ...own });
     },
     async crash() {

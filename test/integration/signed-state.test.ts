@@ -1,5 +1,5 @@
 /**
- * Signed desired state end to end for intentions and splits (docs/security.md,
+ * Signed desired state end to end for intentions, splits and allocations (docs/security.md,
  * "Signed desired state"): a real `weft scheduler`, an agent configured with
  * its host token that fetches the scheduler's public keys and hands them to
  * its proxy, a real `weft proxy` on that host, the dev Consul over HTTP.
@@ -8,11 +8,14 @@
  *   a valid allow moved to this pair, and an allow written by hand are
  *   refused, logged once and counted, and the deny stays in force;
  * - a split moved from another service is refused and the signed one stays;
+ * - allocations: the scheduler's run; a process allocation written into the
+ *   host's prefix by hand is refused, reported and counted, and never runs;
  * - rotation while traffic flows: the new key is published, then signs; the
  *   leader re-signs every intention and split; nothing is refused meanwhile
  *   and the deny holds; then a rotation with no overlap: a document signed by
  *   the retired key is refused.
  */
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,7 +34,7 @@ import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
 import { instanceRegistration, type SimHost, startApp, startProxy, writeLocal } from './proxy-hosts.js';
-import { api, schedulerDataDir, startSchedulerChild, TOKEN } from './scheduler-cluster.js';
+import { api, demoJob, schedulerDataDir, startSchedulerChild, TOKEN } from './scheduler-cluster.js';
 
 // 127.0.16.x: other test files run at the same time on other addresses.
 const ADDRESS = '127.0.16.2';
@@ -158,6 +161,56 @@ t.test('a split moved from another service is refused; the signed one stays in f
   t.equal((await api(sched.url, 'PUT', '/v1/splits/shop', { weights: { v1: 0, v2: 1 } })).status, 200);
 });
 
+/** The job the allocation tests run: stopped after the rotations (or at teardown when a test failed first). */
+let jobStopped = false;
+async function stopJob(): Promise<void> {
+  if (jobStopped) return;
+  jobStopped = true;
+  await api(sched.url, 'DELETE', '/v1/jobs/signed-job?purge=true');
+  await eventually(async () => (agent.allocations.snapshot().length === 0 ? true : undefined), 20_000, 'the job stopped on h1');
+}
+let runningTask: string | undefined;
+t.teardown(stopJob);
+
+t.test("allocations: what the scheduler places runs; a process allocation written into the host's prefix by hand never runs", async (t) => {
+  const submitted = await api(sched.url, 'POST', '/v1/jobs', { spec: demoJob('signed-job', 'signed-job', { task: { env: { DRAIN_MS: '100' } } }) });
+  t.equal(submitted.status, 200, submitted.text);
+  runningTask = await eventually(async () => agent.allocations.snapshot().find((a) => a.state === 'running')?.taskId, 20_000, "the scheduler's allocation runs on h1");
+  const value = JSON.parse((await consul.consul.kv.get({ key: 'weft/allocs/h1/', recurse: true }) as Array<{ Value: string }>)[0]!.Value) as Record<string, unknown>;
+  t.strictSame(Object.keys(value).sort(), ['doc', 'kid', 'sig', 'signedAt', 'weft_signed'], 'stored as a signed envelope');
+
+  const marker = join(dataDir, 'evil.ran');
+  const evil = {
+    id: 'evil-1',
+    job: 'signed-job',
+    group: 'app',
+    task: 'demo',
+    driver: 'process',
+    command: process.execPath,
+    args: ['-e', `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'ran')`],
+    env: {},
+    resources: { cpu: 10, memory: 16 },
+    labels: {},
+    restart: { attempts: 0, interval: 60_000, delay: 100, mode: 'fail' },
+  };
+  await consul.consul.kv.set('weft/allocs/h1/evil-1', JSON.stringify(evil));
+  const status = await eventually(
+    async () => {
+      const r = (await consul.consul.kv.get('weft/alloc-status/h1/evil-1')) as { Value: string } | undefined;
+      return r === undefined ? undefined : (JSON.parse(r.Value) as { state: string; message?: string });
+    },
+    10_000,
+    'the agent reports the hand-written document',
+  );
+  t.equal(status.state, 'failed');
+  t.match(status.message, /refused: .*unsigned/);
+  t.notOk(existsSync(marker), 'its command never ran');
+  t.notOk(agent.allocations.snapshot().some((a) => a.id === 'evil-1'), 'the agent does not manage it');
+  const metrics = await (await fetch(`http://${agent.metrics!.address.host}:${agent.metrics!.address.port}/metrics`)).text();
+  t.match(metrics, /^weft_agent_signed_state_refused_total\{reason="unsigned"\} 1$/m, 'counted once on the agent');
+  await consul.consul.kv.del('weft/allocs/h1/evil-1');
+});
+
 t.test('rotation while traffic flows: published, then signing, everything re-signed, nothing refused; then a key retired at once', async (t) => {
   const before = await refusals();
   const r1 = await api(sched.url, 'POST', '/v1/signing/rotate', { publishSeconds: 3, overlapHours: 1 });
@@ -181,4 +234,18 @@ t.test('rotation while traffic flows: published, then signing, everything re-sig
   await consul.consul.kv.set('weft/intentions/web/api', signDocument(stolen, 'weft/intentions/web/api', JSON.stringify({ action: 'allow' }), Date.now()));
   await eventually(async () => (await refusals())['intention/retired-key'] === (settled['intention/retired-key'] ?? 0) + 1, 10_000, "the retired key's allow refused");
   t.equal((await call('api')).status, 403, 'still denied');
+});
+
+t.test("after both rotations the scheduler's allocation still runs, the same task, re-signed by the current key", async (t) => {
+  const current = SigningKeyStore.open(shared.dataDir).store.signingKey().kid;
+  const allocs = async () => (await consul.consul.kv.get({ key: 'weft/allocs/h1/', recurse: true })) as Array<{ Key: string; Value: string }>;
+  await eventually(async () => ((await allocs()).every((e) => (JSON.parse(e.Value) as { kid: string }).kid === current) ? true : undefined), 20_000, "the leader's sweep re-signs the allocations").catch((err) => {
+    console.error(sched.output().split('\n').filter((l) => /alloc|sign|plan|stop/i.test(l)).slice(-40).join('\n'));
+    throw err;
+  });
+  const running = agent.allocations.snapshot();
+  t.equal(running.length, 1);
+  t.equal(running[0]?.taskId, runningTask, 'never restarted');
+  t.equal(running[0]?.state, 'running');
+  await stopJob();
 });
