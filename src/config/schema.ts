@@ -167,6 +167,11 @@ export const ConfigSchema = Type.Object(
         stoppingGraceMs: Type.Integer({ minimum: 0, default: 300_000 }),
         /** Start and supervise this host's `weft proxy`. */
         superviseProxy: Type.Boolean({ default: true }),
+        /**
+         * A file (0600, the token on its first line) holding the Consul ACL token of the proxy this agent
+         * supervises, handed to it as CONSUL_HTTP_TOKEN instead of the agent's own (docs/acl/README.md).
+         */
+        proxyConsulTokenFile: Type.Optional(Type.String({ minLength: 1 })),
         /** First 127.0.0.1 port handed to local services for their outbound calls (local.json). */
         outboundPortBase: { ...Port, default: 15101 },
         /** How often the agent fetches the scheduler's signing keys and hands them to its proxy (docs/security.md). */

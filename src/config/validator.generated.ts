@@ -12,7 +12,7 @@ import { defaultNodeName } from './node-name.js';
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"type":"object","required":["dataDir","datacenter","nodeName","log","consul","devConsul","ca","scheduler","client","agent","proxy"],"properties":{"dataDir":{"minLength":1,"default":".weft","type":"string"},"datacenter":{"pattern":"^[A-Za-z0-9_-]+$","default":"dc1","type":"string"},"nodeName":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"<defaultNodeName()>","type":"string"},"log":{"default":{},"additionalProperties":false,"type":"object","required":["level","format"],"properties":{"level":{"default":"info","anyOf":[{"const":"trace","type":"string"},{"const":"debug","type":"string"},{"const":"info","type":"string"},{"const":"warn","type":"string"},{"const":"error","type":"string"},{"const":"fatal","type":"string"},{"const":"silent","type":"string"}]},"format":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"json","type":"string"},{"const":"pretty","type":"string"}]}}},"consul":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"127.0.0.1:8500","type":"string"},"token":{"minLength":1,"type":"string"}}},"devConsul":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":8500}}},"ca":{"default":{},"additionalProperties":false,"type":"object","required":["trustDomain","leafTtlHours","csrMaxPerSecond","intermediate"],"properties":{"trustDomain":{"pattern":"^[a-z0-9][a-z0-9._-]{0,252}$","default":"weft.local","type":"string"},"leafTtlHours":{"exclusiveMinimum":0,"maximum":8760,"default":72,"type":"number"},"csrMaxPerSecond":{"minimum":0,"default":50,"type":"number"},"intermediate":{"default":false,"type":"boolean"}}},"scheduler":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port","algorithm","lostAfterMs","dynamicPortMin","dynamicPortMax","reconcileIntervalMs","leaderTtlMs","register","signing","autoscale"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":7400},"algorithm":{"default":"binpack","anyOf":[{"const":"binpack","type":"string"},{"const":"spread","type":"string"}]},"lostAfterMs":{"minimum":1000,"default":30000,"type":"integer"},"dynamicPortMin":{"minimum":1,"maximum":65535,"type":"integer","default":20000},"dynamicPortMax":{"minimum":1,"maximum":65535,"type":"integer","default":32000},"reconcileIntervalMs":{"minimum":100,"default":10000,"type":"integer"},"token":{"minLength":16,"type":"string"},"leaderTtlMs":{"minimum":50,"default":10000,"type":"integer"},"register":{"default":true,"type":"boolean"},"signing":{"default":{},"additionalProperties":false,"type":"object","required":["publishSeconds","overlapHours"],"properties":{"publishSeconds":{"minimum":0,"maximum":86400,"default":120,"type":"number"},"overlapHours":{"minimum":0,"maximum":8760,"default":24,"type":"number"}}},"autoscale":{"default":{},"additionalProperties":false,"type":"object","required":["source","prometheusUrl"],"properties":{"source":{"default":"scrape","anyOf":[{"const":"scrape","type":"string"},{"const":"prometheus","type":"string"}]},"prometheusUrl":{"pattern":"^https?://[^\\s/]+(/[^\\s]*)?$","default":"http://127.0.0.1:9090","type":"string"}}}}},"client":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"http://127.0.0.1:7400","type":"string"},"token":{"minLength":1,"type":"string"}}},"agent":{"default":{},"additionalProperties":false,"type":"object","required":["driver","address","cpu","memory","attributes","hostVolumes","heartbeatTtlMs","drainDelayMs","stopDeadlineMs","resyncIntervalMs","stoppingGraceMs","superviseProxy","outboundPortBase","signingKeysRefreshMs","namespace","metrics"],"properties":{"driver":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"docker","type":"string"},{"const":"process","type":"string"}]},"address":{"minLength":1,"default":"127.0.0.1","type":"string"},"cpu":{"minimum":0,"default":0,"type":"integer"},"memory":{"minimum":0,"default":0,"type":"integer"},"attributes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9_.-]{1,63}$":{"maxLength":255,"type":"string"}}},"hostVolumes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$":{"pattern":"^/","type":"string"}}},"heartbeatTtlMs":{"minimum":1000,"default":15000,"type":"integer"},"drainDelayMs":{"minimum":0,"default":1000,"type":"integer"},"stopDeadlineMs":{"minimum":0,"default":10000,"type":"integer"},"resyncIntervalMs":{"minimum":1000,"default":30000,"type":"integer"},"stoppingGraceMs":{"minimum":0,"default":300000,"type":"integer"},"superviseProxy":{"default":true,"type":"boolean"},"outboundPortBase":{"minimum":1,"maximum":65535,"type":"integer","default":15101},"signingKeysRefreshMs":{"minimum":1000,"default":60000,"type":"integer"},"namespace":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"default","type":"string"},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["port"],"properties":{"bind":{"minLength":1,"type":"string"},"port":{"minimum":0,"maximum":65535,"default":15091,"type":"integer"}}}}},"proxy":{"default":{},"additionalProperties":false,"type":"object","required":["inbound","outbound","metrics","intentions","algorithm","timeouts","activation","maxConnections","shutdownGraceMs","reloadIntervalMs"],"properties":{"inbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15443}}},"outbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"}}},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15090}}},"intentions":{"default":{},"additionalProperties":false,"type":"object","required":["defaultAction"],"properties":{"defaultAction":{"default":"allow","anyOf":[{"const":"allow","type":"string"},{"const":"deny","type":"string"}]}}},"algorithm":{"default":"p2c","anyOf":[{"const":"p2c","type":"string"},{"const":"swrr","type":"string"}]},"timeouts":{"default":{},"additionalProperties":false,"type":"object","required":["requestMs","tryMs","bodyIdleMs"],"properties":{"requestMs":{"minimum":1,"default":15000,"type":"integer"},"tryMs":{"minimum":0,"default":0,"type":"integer"},"bodyIdleMs":{"minimum":1,"default":10000,"type":"integer"}}},"activation":{"default":{},"additionalProperties":false,"type":"object","required":["maxHeld","maxWaitMs"],"properties":{"maxHeld":{"minimum":0,"default":100,"type":"integer"},"maxWaitMs":{"minimum":1,"default":30000,"type":"integer"}}},"maxConnections":{"minimum":1,"default":10000,"type":"integer"},"shutdownGraceMs":{"minimum":0,"default":10000,"type":"integer"},"reloadIntervalMs":{"minimum":50,"default":1000,"type":"integer"}}}}};
+const schema11 = {"additionalProperties":false,"type":"object","required":["dataDir","datacenter","nodeName","log","consul","devConsul","ca","scheduler","client","agent","proxy"],"properties":{"dataDir":{"minLength":1,"default":".weft","type":"string"},"datacenter":{"pattern":"^[A-Za-z0-9_-]+$","default":"dc1","type":"string"},"nodeName":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"<defaultNodeName()>","type":"string"},"log":{"default":{},"additionalProperties":false,"type":"object","required":["level","format"],"properties":{"level":{"default":"info","anyOf":[{"const":"trace","type":"string"},{"const":"debug","type":"string"},{"const":"info","type":"string"},{"const":"warn","type":"string"},{"const":"error","type":"string"},{"const":"fatal","type":"string"},{"const":"silent","type":"string"}]},"format":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"json","type":"string"},{"const":"pretty","type":"string"}]}}},"consul":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"127.0.0.1:8500","type":"string"},"token":{"minLength":1,"type":"string"}}},"devConsul":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":8500}}},"ca":{"default":{},"additionalProperties":false,"type":"object","required":["trustDomain","leafTtlHours","csrMaxPerSecond","intermediate"],"properties":{"trustDomain":{"pattern":"^[a-z0-9][a-z0-9._-]{0,252}$","default":"weft.local","type":"string"},"leafTtlHours":{"exclusiveMinimum":0,"maximum":8760,"default":72,"type":"number"},"csrMaxPerSecond":{"minimum":0,"default":50,"type":"number"},"intermediate":{"default":false,"type":"boolean"}}},"scheduler":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port","algorithm","lostAfterMs","dynamicPortMin","dynamicPortMax","reconcileIntervalMs","leaderTtlMs","register","signing","autoscale"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":7400},"algorithm":{"default":"binpack","anyOf":[{"const":"binpack","type":"string"},{"const":"spread","type":"string"}]},"lostAfterMs":{"minimum":1000,"default":30000,"type":"integer"},"dynamicPortMin":{"minimum":1,"maximum":65535,"type":"integer","default":20000},"dynamicPortMax":{"minimum":1,"maximum":65535,"type":"integer","default":32000},"reconcileIntervalMs":{"minimum":100,"default":10000,"type":"integer"},"token":{"minLength":16,"type":"string"},"leaderTtlMs":{"minimum":50,"default":10000,"type":"integer"},"register":{"default":true,"type":"boolean"},"signing":{"default":{},"additionalProperties":false,"type":"object","required":["publishSeconds","overlapHours"],"properties":{"publishSeconds":{"minimum":0,"maximum":86400,"default":120,"type":"number"},"overlapHours":{"minimum":0,"maximum":8760,"default":24,"type":"number"}}},"autoscale":{"default":{},"additionalProperties":false,"type":"object","required":["source","prometheusUrl"],"properties":{"source":{"default":"scrape","anyOf":[{"const":"scrape","type":"string"},{"const":"prometheus","type":"string"}]},"prometheusUrl":{"pattern":"^https?://[^\\s/]+(/[^\\s]*)?$","default":"http://127.0.0.1:9090","type":"string"}}}}},"client":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"http://127.0.0.1:7400","type":"string"},"token":{"minLength":1,"type":"string"}}},"agent":{"default":{},"additionalProperties":false,"type":"object","required":["driver","address","cpu","memory","attributes","hostVolumes","heartbeatTtlMs","drainDelayMs","stopDeadlineMs","resyncIntervalMs","stoppingGraceMs","superviseProxy","outboundPortBase","signingKeysRefreshMs","namespace","metrics"],"properties":{"driver":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"docker","type":"string"},{"const":"process","type":"string"}]},"address":{"minLength":1,"default":"127.0.0.1","type":"string"},"cpu":{"minimum":0,"default":0,"type":"integer"},"memory":{"minimum":0,"default":0,"type":"integer"},"attributes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9_.-]{1,63}$":{"maxLength":255,"type":"string"}}},"hostVolumes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$":{"pattern":"^/","type":"string"}}},"heartbeatTtlMs":{"minimum":1000,"default":15000,"type":"integer"},"drainDelayMs":{"minimum":0,"default":1000,"type":"integer"},"stopDeadlineMs":{"minimum":0,"default":10000,"type":"integer"},"resyncIntervalMs":{"minimum":1000,"default":30000,"type":"integer"},"stoppingGraceMs":{"minimum":0,"default":300000,"type":"integer"},"superviseProxy":{"default":true,"type":"boolean"},"proxyConsulTokenFile":{"minLength":1,"type":"string"},"outboundPortBase":{"minimum":1,"maximum":65535,"type":"integer","default":15101},"signingKeysRefreshMs":{"minimum":1000,"default":60000,"type":"integer"},"namespace":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"default","type":"string"},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["port"],"properties":{"bind":{"minLength":1,"type":"string"},"port":{"minimum":0,"maximum":65535,"default":15091,"type":"integer"}}}}},"proxy":{"default":{},"additionalProperties":false,"type":"object","required":["inbound","outbound","metrics","intentions","algorithm","timeouts","activation","maxConnections","shutdownGraceMs","reloadIntervalMs"],"properties":{"inbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15443}}},"outbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"}}},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15090}}},"intentions":{"default":{},"additionalProperties":false,"type":"object","required":["defaultAction"],"properties":{"defaultAction":{"default":"allow","anyOf":[{"const":"allow","type":"string"},{"const":"deny","type":"string"}]}}},"algorithm":{"default":"p2c","anyOf":[{"const":"p2c","type":"string"},{"const":"swrr","type":"string"}]},"timeouts":{"default":{},"additionalProperties":false,"type":"object","required":["requestMs","tryMs","bodyIdleMs"],"properties":{"requestMs":{"minimum":1,"default":15000,"type":"integer"},"tryMs":{"minimum":0,"default":0,"type":"integer"},"bodyIdleMs":{"minimum":1,"default":10000,"type":"integer"}}},"activation":{"default":{},"additionalProperties":false,"type":"object","required":["maxHeld","maxWaitMs"],"properties":{"maxHeld":{"minimum":0,"default":100,"type":"integer"},"maxWaitMs":{"minimum":1,"default":30000,"type":"integer"}}},"maxConnections":{"minimum":1,"default":10000,"type":"integer"},"shutdownGraceMs":{"minimum":0,"default":10000,"type":"integer"},"reloadIntervalMs":{"minimum":50,"default":1000,"type":"integer"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ucs2length;
 const pattern0 = new RegExp("^[A-Za-z0-9_-]+$", "u");
@@ -3282,17 +3282,20 @@ data37["superviseProxy"] = coerced52;
 }
 }
 }
-let data52 = data37.outboundPortBase;
-if(!((typeof data52 == "number") && (!(data52 % 1) && !isNaN(data52)))){
+if(data37.proxyConsulTokenFile !== undefined){
+let data52 = data37.proxyConsulTokenFile;
+if(typeof data52 !== "string"){
 let dataType53 = typeof data52;
 let coerced53 = undefined;
 if(!(coerced53 !== undefined)){
-if(dataType53 === "boolean" || data52 === null
-              || (dataType53 === "string" && data52 && data52 == +data52 && !(data52 % 1))){
-coerced53 = +data52;
+if(dataType53 == "number" || dataType53 == "boolean"){
+coerced53 = "" + data52;
+}
+else if(data52 === null){
+coerced53 = "";
 }
 else {
-const err187 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err187 = {instancePath:instancePath+"/agent/proxyConsulTokenFile",schemaPath:"#/properties/agent/properties/proxyConsulTokenFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -3305,13 +3308,13 @@ errors++;
 if(coerced53 !== undefined){
 data52 = coerced53;
 if(data37 !== undefined){
-data37["outboundPortBase"] = coerced53;
+data37["proxyConsulTokenFile"] = coerced53;
 }
 }
 }
-if(typeof data52 == "number"){
-if(data52 > 65535 || isNaN(data52)){
-const err188 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if(typeof data52 === "string"){
+if(func3(data52) < 1){
+const err188 = {instancePath:instancePath+"/agent/proxyConsulTokenFile",schemaPath:"#/properties/agent/properties/proxyConsulTokenFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -3320,18 +3323,9 @@ vErrors.push(err188);
 }
 errors++;
 }
-if(data52 < 1 || isNaN(data52)){
-const err189 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
-if(vErrors === null){
-vErrors = [err189];
-}
-else {
-vErrors.push(err189);
-}
-errors++;
 }
 }
-let data53 = data37.signingKeysRefreshMs;
+let data53 = data37.outboundPortBase;
 if(!((typeof data53 == "number") && (!(data53 % 1) && !isNaN(data53)))){
 let dataType54 = typeof data53;
 let coerced54 = undefined;
@@ -3341,7 +3335,26 @@ if(dataType54 === "boolean" || data53 === null
 coerced54 = +data53;
 }
 else {
-const err190 = {instancePath:instancePath+"/agent/signingKeysRefreshMs",schemaPath:"#/properties/agent/properties/signingKeysRefreshMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err189 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err189];
+}
+else {
+vErrors.push(err189);
+}
+errors++;
+}
+}
+if(coerced54 !== undefined){
+data53 = coerced54;
+if(data37 !== undefined){
+data37["outboundPortBase"] = coerced54;
+}
+}
+}
+if(typeof data53 == "number"){
+if(data53 > 65535 || isNaN(data53)){
+const err190 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -3350,17 +3363,8 @@ vErrors.push(err190);
 }
 errors++;
 }
-}
-if(coerced54 !== undefined){
-data53 = coerced54;
-if(data37 !== undefined){
-data37["signingKeysRefreshMs"] = coerced54;
-}
-}
-}
-if(typeof data53 == "number"){
-if(data53 < 1000 || isNaN(data53)){
-const err191 = {instancePath:instancePath+"/agent/signingKeysRefreshMs",schemaPath:"#/properties/agent/properties/signingKeysRefreshMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
+if(data53 < 1 || isNaN(data53)){
+const err191 = {instancePath:instancePath+"/agent/outboundPortBase",schemaPath:"#/properties/agent/properties/outboundPortBase/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -3370,19 +3374,17 @@ vErrors.push(err191);
 errors++;
 }
 }
-let data54 = data37.namespace;
-if(typeof data54 !== "string"){
+let data54 = data37.signingKeysRefreshMs;
+if(!((typeof data54 == "number") && (!(data54 % 1) && !isNaN(data54)))){
 let dataType55 = typeof data54;
 let coerced55 = undefined;
 if(!(coerced55 !== undefined)){
-if(dataType55 == "number" || dataType55 == "boolean"){
-coerced55 = "" + data54;
-}
-else if(data54 === null){
-coerced55 = "";
+if(dataType55 === "boolean" || data54 === null
+              || (dataType55 === "string" && data54 && data54 == +data54 && !(data54 % 1))){
+coerced55 = +data54;
 }
 else {
-const err192 = {instancePath:instancePath+"/agent/namespace",schemaPath:"#/properties/agent/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err192 = {instancePath:instancePath+"/agent/signingKeysRefreshMs",schemaPath:"#/properties/agent/properties/signingKeysRefreshMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -3395,13 +3397,13 @@ errors++;
 if(coerced55 !== undefined){
 data54 = coerced55;
 if(data37 !== undefined){
-data37["namespace"] = coerced55;
+data37["signingKeysRefreshMs"] = coerced55;
 }
 }
 }
-if(typeof data54 === "string"){
-if(!pattern1.test(data54)){
-const err193 = {instancePath:instancePath+"/agent/namespace",schemaPath:"#/properties/agent/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"+"\""};
+if(typeof data54 == "number"){
+if(data54 < 1000 || isNaN(data54)){
+const err193 = {instancePath:instancePath+"/agent/signingKeysRefreshMs",schemaPath:"#/properties/agent/properties/signingKeysRefreshMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1000},message:"must be >= 1000"};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -3411,13 +3413,19 @@ vErrors.push(err193);
 errors++;
 }
 }
-let data55 = data37.metrics;
-if(data55 && typeof data55 == "object" && !Array.isArray(data55)){
-if(data55.port === undefined){
-data55.port = 15091;
+let data55 = data37.namespace;
+if(typeof data55 !== "string"){
+let dataType56 = typeof data55;
+let coerced56 = undefined;
+if(!(coerced56 !== undefined)){
+if(dataType56 == "number" || dataType56 == "boolean"){
+coerced56 = "" + data55;
 }
-if(data55.port === undefined){
-const err194 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
+else if(data55 === null){
+coerced56 = "";
+}
+else {
+const err194 = {instancePath:instancePath+"/agent/namespace",schemaPath:"#/properties/agent/properties/namespace/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -3426,9 +3434,17 @@ vErrors.push(err194);
 }
 errors++;
 }
-for(const key12 in data55){
-if(!((key12 === "bind") || (key12 === "port"))){
-const err195 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+}
+if(coerced56 !== undefined){
+data55 = coerced56;
+if(data37 !== undefined){
+data37["namespace"] = coerced56;
+}
+}
+}
+if(typeof data55 === "string"){
+if(!pattern1.test(data55)){
+const err195 = {instancePath:instancePath+"/agent/namespace",schemaPath:"#/properties/agent/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -3438,20 +3454,13 @@ vErrors.push(err195);
 errors++;
 }
 }
-if(data55.bind !== undefined){
-let data56 = data55.bind;
-if(typeof data56 !== "string"){
-let dataType56 = typeof data56;
-let coerced56 = undefined;
-if(!(coerced56 !== undefined)){
-if(dataType56 == "number" || dataType56 == "boolean"){
-coerced56 = "" + data56;
+let data56 = data37.metrics;
+if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
+if(data56.port === undefined){
+data56.port = 15091;
 }
-else if(data56 === null){
-coerced56 = "";
-}
-else {
-const err196 = {instancePath:instancePath+"/agent/metrics/bind",schemaPath:"#/properties/agent/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data56.port === undefined){
+const err196 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -3460,17 +3469,9 @@ vErrors.push(err196);
 }
 errors++;
 }
-}
-if(coerced56 !== undefined){
-data56 = coerced56;
-if(data55 !== undefined){
-data55["bind"] = coerced56;
-}
-}
-}
-if(typeof data56 === "string"){
-if(func3(data56) < 1){
-const err197 = {instancePath:instancePath+"/agent/metrics/bind",schemaPath:"#/properties/agent/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key12 in data56){
+if(!((key12 === "bind") || (key12 === "port"))){
+const err197 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -3480,18 +3481,20 @@ vErrors.push(err197);
 errors++;
 }
 }
-}
-let data57 = data55.port;
-if(!((typeof data57 == "number") && (!(data57 % 1) && !isNaN(data57)))){
+if(data56.bind !== undefined){
+let data57 = data56.bind;
+if(typeof data57 !== "string"){
 let dataType57 = typeof data57;
 let coerced57 = undefined;
 if(!(coerced57 !== undefined)){
-if(dataType57 === "boolean" || data57 === null
-              || (dataType57 === "string" && data57 && data57 == +data57 && !(data57 % 1))){
-coerced57 = +data57;
+if(dataType57 == "number" || dataType57 == "boolean"){
+coerced57 = "" + data57;
+}
+else if(data57 === null){
+coerced57 = "";
 }
 else {
-const err198 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err198 = {instancePath:instancePath+"/agent/metrics/bind",schemaPath:"#/properties/agent/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -3503,14 +3506,14 @@ errors++;
 }
 if(coerced57 !== undefined){
 data57 = coerced57;
-if(data55 !== undefined){
-data55["port"] = coerced57;
+if(data56 !== undefined){
+data56["bind"] = coerced57;
 }
 }
 }
-if(typeof data57 == "number"){
-if(data57 > 65535 || isNaN(data57)){
-const err199 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if(typeof data57 === "string"){
+if(func3(data57) < 1){
+const err199 = {instancePath:instancePath+"/agent/metrics/bind",schemaPath:"#/properties/agent/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -3519,8 +3522,19 @@ vErrors.push(err199);
 }
 errors++;
 }
-if(data57 < 0 || isNaN(data57)){
-const err200 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+}
+let data58 = data56.port;
+if(!((typeof data58 == "number") && (!(data58 % 1) && !isNaN(data58)))){
+let dataType58 = typeof data58;
+let coerced58 = undefined;
+if(!(coerced58 !== undefined)){
+if(dataType58 === "boolean" || data58 === null
+              || (dataType58 === "string" && data58 && data58 == +data58 && !(data58 % 1))){
+coerced58 = +data58;
+}
+else {
+const err200 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -3530,9 +3544,16 @@ vErrors.push(err200);
 errors++;
 }
 }
+if(coerced58 !== undefined){
+data58 = coerced58;
+if(data56 !== undefined){
+data56["port"] = coerced58;
 }
-else {
-const err201 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
+}
+}
+if(typeof data58 == "number"){
+if(data58 > 65535 || isNaN(data58)){
+const err201 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -3541,9 +3562,8 @@ vErrors.push(err201);
 }
 errors++;
 }
-}
-else {
-const err202 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data58 < 0 || isNaN(data58)){
+const err202 = {instancePath:instancePath+"/agent/metrics/port",schemaPath:"#/properties/agent/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -3552,40 +3572,10 @@ vErrors.push(err202);
 }
 errors++;
 }
-let data58 = data.proxy;
-if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
-if(data58.inbound === undefined){
-data58.inbound = {};
 }
-if(data58.outbound === undefined){
-data58.outbound = {};
 }
-if(data58.metrics === undefined){
-data58.metrics = {};
-}
-if(data58.intentions === undefined){
-data58.intentions = {};
-}
-if(data58.algorithm === undefined){
-data58.algorithm = "p2c";
-}
-if(data58.timeouts === undefined){
-data58.timeouts = {};
-}
-if(data58.activation === undefined){
-data58.activation = {};
-}
-if(data58.maxConnections === undefined){
-data58.maxConnections = 10000;
-}
-if(data58.shutdownGraceMs === undefined){
-data58.shutdownGraceMs = 10000;
-}
-if(data58.reloadIntervalMs === undefined){
-data58.reloadIntervalMs = 1000;
-}
-if(data58.inbound === undefined){
-const err203 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "inbound"},message:"must have required property '"+"inbound"+"'"};
+else {
+const err203 = {instancePath:instancePath+"/agent/metrics",schemaPath:"#/properties/agent/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -3594,8 +3584,9 @@ vErrors.push(err203);
 }
 errors++;
 }
-if(data58.outbound === undefined){
-const err204 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "outbound"},message:"must have required property '"+"outbound"+"'"};
+}
+else {
+const err204 = {instancePath:instancePath+"/agent",schemaPath:"#/properties/agent/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -3604,8 +3595,40 @@ vErrors.push(err204);
 }
 errors++;
 }
-if(data58.metrics === undefined){
-const err205 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "metrics"},message:"must have required property '"+"metrics"+"'"};
+let data59 = data.proxy;
+if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
+if(data59.inbound === undefined){
+data59.inbound = {};
+}
+if(data59.outbound === undefined){
+data59.outbound = {};
+}
+if(data59.metrics === undefined){
+data59.metrics = {};
+}
+if(data59.intentions === undefined){
+data59.intentions = {};
+}
+if(data59.algorithm === undefined){
+data59.algorithm = "p2c";
+}
+if(data59.timeouts === undefined){
+data59.timeouts = {};
+}
+if(data59.activation === undefined){
+data59.activation = {};
+}
+if(data59.maxConnections === undefined){
+data59.maxConnections = 10000;
+}
+if(data59.shutdownGraceMs === undefined){
+data59.shutdownGraceMs = 10000;
+}
+if(data59.reloadIntervalMs === undefined){
+data59.reloadIntervalMs = 1000;
+}
+if(data59.inbound === undefined){
+const err205 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "inbound"},message:"must have required property '"+"inbound"+"'"};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -3614,8 +3637,8 @@ vErrors.push(err205);
 }
 errors++;
 }
-if(data58.intentions === undefined){
-const err206 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "intentions"},message:"must have required property '"+"intentions"+"'"};
+if(data59.outbound === undefined){
+const err206 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "outbound"},message:"must have required property '"+"outbound"+"'"};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -3624,8 +3647,8 @@ vErrors.push(err206);
 }
 errors++;
 }
-if(data58.algorithm === undefined){
-const err207 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "algorithm"},message:"must have required property '"+"algorithm"+"'"};
+if(data59.metrics === undefined){
+const err207 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "metrics"},message:"must have required property '"+"metrics"+"'"};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -3634,8 +3657,8 @@ vErrors.push(err207);
 }
 errors++;
 }
-if(data58.timeouts === undefined){
-const err208 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "timeouts"},message:"must have required property '"+"timeouts"+"'"};
+if(data59.intentions === undefined){
+const err208 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "intentions"},message:"must have required property '"+"intentions"+"'"};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -3644,8 +3667,8 @@ vErrors.push(err208);
 }
 errors++;
 }
-if(data58.activation === undefined){
-const err209 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "activation"},message:"must have required property '"+"activation"+"'"};
+if(data59.algorithm === undefined){
+const err209 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "algorithm"},message:"must have required property '"+"algorithm"+"'"};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -3654,8 +3677,8 @@ vErrors.push(err209);
 }
 errors++;
 }
-if(data58.maxConnections === undefined){
-const err210 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
+if(data59.timeouts === undefined){
+const err210 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "timeouts"},message:"must have required property '"+"timeouts"+"'"};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -3664,8 +3687,8 @@ vErrors.push(err210);
 }
 errors++;
 }
-if(data58.shutdownGraceMs === undefined){
-const err211 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "shutdownGraceMs"},message:"must have required property '"+"shutdownGraceMs"+"'"};
+if(data59.activation === undefined){
+const err211 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "activation"},message:"must have required property '"+"activation"+"'"};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -3674,8 +3697,8 @@ vErrors.push(err211);
 }
 errors++;
 }
-if(data58.reloadIntervalMs === undefined){
-const err212 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "reloadIntervalMs"},message:"must have required property '"+"reloadIntervalMs"+"'"};
+if(data59.maxConnections === undefined){
+const err212 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "maxConnections"},message:"must have required property '"+"maxConnections"+"'"};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -3684,9 +3707,8 @@ vErrors.push(err212);
 }
 errors++;
 }
-for(const key13 in data58){
-if(!(func2.call(schema11.properties.proxy.properties, key13))){
-const err213 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+if(data59.shutdownGraceMs === undefined){
+const err213 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "shutdownGraceMs"},message:"must have required property '"+"shutdownGraceMs"+"'"};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -3695,17 +3717,8 @@ vErrors.push(err213);
 }
 errors++;
 }
-}
-let data59 = data58.inbound;
-if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
-if(data59.bind === undefined){
-data59.bind = "127.0.0.1";
-}
-if(data59.port === undefined){
-data59.port = 15443;
-}
-if(data59.bind === undefined){
-const err214 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
+if(data59.reloadIntervalMs === undefined){
+const err214 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/required",keyword:"required",params:{missingProperty: "reloadIntervalMs"},message:"must have required property '"+"reloadIntervalMs"+"'"};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -3714,8 +3727,9 @@ vErrors.push(err214);
 }
 errors++;
 }
-if(data59.port === undefined){
-const err215 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
+for(const key13 in data59){
+if(!(func2.call(schema11.properties.proxy.properties, key13))){
+const err215 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -3724,9 +3738,17 @@ vErrors.push(err215);
 }
 errors++;
 }
-for(const key14 in data59){
-if(!((key14 === "bind") || (key14 === "port"))){
-const err216 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
+}
+let data60 = data59.inbound;
+if(data60 && typeof data60 == "object" && !Array.isArray(data60)){
+if(data60.bind === undefined){
+data60.bind = "127.0.0.1";
+}
+if(data60.port === undefined){
+data60.port = 15443;
+}
+if(data60.bind === undefined){
+const err216 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -3735,20 +3757,8 @@ vErrors.push(err216);
 }
 errors++;
 }
-}
-let data60 = data59.bind;
-if(typeof data60 !== "string"){
-let dataType58 = typeof data60;
-let coerced58 = undefined;
-if(!(coerced58 !== undefined)){
-if(dataType58 == "number" || dataType58 == "boolean"){
-coerced58 = "" + data60;
-}
-else if(data60 === null){
-coerced58 = "";
-}
-else {
-const err217 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data60.port === undefined){
+const err217 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -3757,17 +3767,9 @@ vErrors.push(err217);
 }
 errors++;
 }
-}
-if(coerced58 !== undefined){
-data60 = coerced58;
-if(data59 !== undefined){
-data59["bind"] = coerced58;
-}
-}
-}
-if(typeof data60 === "string"){
-if(func3(data60) < 1){
-const err218 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key14 in data60){
+if(!((key14 === "bind") || (key14 === "port"))){
+const err218 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -3777,17 +3779,19 @@ vErrors.push(err218);
 errors++;
 }
 }
-let data61 = data59.port;
-if(!((typeof data61 == "number") && (!(data61 % 1) && !isNaN(data61)))){
+let data61 = data60.bind;
+if(typeof data61 !== "string"){
 let dataType59 = typeof data61;
 let coerced59 = undefined;
 if(!(coerced59 !== undefined)){
-if(dataType59 === "boolean" || data61 === null
-              || (dataType59 === "string" && data61 && data61 == +data61 && !(data61 % 1))){
-coerced59 = +data61;
+if(dataType59 == "number" || dataType59 == "boolean"){
+coerced59 = "" + data61;
+}
+else if(data61 === null){
+coerced59 = "";
 }
 else {
-const err219 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err219 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -3799,14 +3803,14 @@ errors++;
 }
 if(coerced59 !== undefined){
 data61 = coerced59;
-if(data59 !== undefined){
-data59["port"] = coerced59;
+if(data60 !== undefined){
+data60["bind"] = coerced59;
 }
 }
 }
-if(typeof data61 == "number"){
-if(data61 > 65535 || isNaN(data61)){
-const err220 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if(typeof data61 === "string"){
+if(func3(data61) < 1){
+const err220 = {instancePath:instancePath+"/proxy/inbound/bind",schemaPath:"#/properties/proxy/properties/inbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -3815,8 +3819,18 @@ vErrors.push(err220);
 }
 errors++;
 }
-if(data61 < 1 || isNaN(data61)){
-const err221 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data62 = data60.port;
+if(!((typeof data62 == "number") && (!(data62 % 1) && !isNaN(data62)))){
+let dataType60 = typeof data62;
+let coerced60 = undefined;
+if(!(coerced60 !== undefined)){
+if(dataType60 === "boolean" || data62 === null
+              || (dataType60 === "string" && data62 && data62 == +data62 && !(data62 % 1))){
+coerced60 = +data62;
+}
+else {
+const err221 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -3826,9 +3840,16 @@ vErrors.push(err221);
 errors++;
 }
 }
+if(coerced60 !== undefined){
+data62 = coerced60;
+if(data60 !== undefined){
+data60["port"] = coerced60;
 }
-else {
-const err222 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+}
+}
+if(typeof data62 == "number"){
+if(data62 > 65535 || isNaN(data62)){
+const err222 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -3837,13 +3858,8 @@ vErrors.push(err222);
 }
 errors++;
 }
-let data62 = data58.outbound;
-if(data62 && typeof data62 == "object" && !Array.isArray(data62)){
-if(data62.bind === undefined){
-data62.bind = "127.0.0.1";
-}
-if(data62.bind === undefined){
-const err223 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
+if(data62 < 1 || isNaN(data62)){
+const err223 = {instancePath:instancePath+"/proxy/inbound/port",schemaPath:"#/properties/proxy/properties/inbound/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -3852,9 +3868,10 @@ vErrors.push(err223);
 }
 errors++;
 }
-for(const key15 in data62){
-if(!(key15 === "bind")){
-const err224 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
+}
+}
+else {
+const err224 = {instancePath:instancePath+"/proxy/inbound",schemaPath:"#/properties/proxy/properties/inbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -3863,20 +3880,13 @@ vErrors.push(err224);
 }
 errors++;
 }
+let data63 = data59.outbound;
+if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
+if(data63.bind === undefined){
+data63.bind = "127.0.0.1";
 }
-let data63 = data62.bind;
-if(typeof data63 !== "string"){
-let dataType60 = typeof data63;
-let coerced60 = undefined;
-if(!(coerced60 !== undefined)){
-if(dataType60 == "number" || dataType60 == "boolean"){
-coerced60 = "" + data63;
-}
-else if(data63 === null){
-coerced60 = "";
-}
-else {
-const err225 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data63.bind === undefined){
+const err225 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
 if(vErrors === null){
 vErrors = [err225];
 }
@@ -3885,17 +3895,9 @@ vErrors.push(err225);
 }
 errors++;
 }
-}
-if(coerced60 !== undefined){
-data63 = coerced60;
-if(data62 !== undefined){
-data62["bind"] = coerced60;
-}
-}
-}
-if(typeof data63 === "string"){
-if(func3(data63) < 1){
-const err226 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key15 in data63){
+if(!(key15 === "bind")){
+const err226 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err226];
 }
@@ -3905,9 +3907,19 @@ vErrors.push(err226);
 errors++;
 }
 }
+let data64 = data63.bind;
+if(typeof data64 !== "string"){
+let dataType61 = typeof data64;
+let coerced61 = undefined;
+if(!(coerced61 !== undefined)){
+if(dataType61 == "number" || dataType61 == "boolean"){
+coerced61 = "" + data64;
+}
+else if(data64 === null){
+coerced61 = "";
 }
 else {
-const err227 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err227 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err227];
 }
@@ -3916,16 +3928,17 @@ vErrors.push(err227);
 }
 errors++;
 }
-let data64 = data58.metrics;
-if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
-if(data64.bind === undefined){
-data64.bind = "127.0.0.1";
 }
-if(data64.port === undefined){
-data64.port = 15090;
+if(coerced61 !== undefined){
+data64 = coerced61;
+if(data63 !== undefined){
+data63["bind"] = coerced61;
 }
-if(data64.bind === undefined){
-const err228 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
+}
+}
+if(typeof data64 === "string"){
+if(func3(data64) < 1){
+const err228 = {instancePath:instancePath+"/proxy/outbound/bind",schemaPath:"#/properties/proxy/properties/outbound/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err228];
 }
@@ -3934,8 +3947,10 @@ vErrors.push(err228);
 }
 errors++;
 }
-if(data64.port === undefined){
-const err229 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
+}
+}
+else {
+const err229 = {instancePath:instancePath+"/proxy/outbound",schemaPath:"#/properties/proxy/properties/outbound/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err229];
 }
@@ -3944,9 +3959,16 @@ vErrors.push(err229);
 }
 errors++;
 }
-for(const key16 in data64){
-if(!((key16 === "bind") || (key16 === "port"))){
-const err230 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
+let data65 = data59.metrics;
+if(data65 && typeof data65 == "object" && !Array.isArray(data65)){
+if(data65.bind === undefined){
+data65.bind = "127.0.0.1";
+}
+if(data65.port === undefined){
+data65.port = 15090;
+}
+if(data65.bind === undefined){
+const err230 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "bind"},message:"must have required property '"+"bind"+"'"};
 if(vErrors === null){
 vErrors = [err230];
 }
@@ -3955,20 +3977,8 @@ vErrors.push(err230);
 }
 errors++;
 }
-}
-let data65 = data64.bind;
-if(typeof data65 !== "string"){
-let dataType61 = typeof data65;
-let coerced61 = undefined;
-if(!(coerced61 !== undefined)){
-if(dataType61 == "number" || dataType61 == "boolean"){
-coerced61 = "" + data65;
-}
-else if(data65 === null){
-coerced61 = "";
-}
-else {
-const err231 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data65.port === undefined){
+const err231 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/required",keyword:"required",params:{missingProperty: "port"},message:"must have required property '"+"port"+"'"};
 if(vErrors === null){
 vErrors = [err231];
 }
@@ -3977,17 +3987,9 @@ vErrors.push(err231);
 }
 errors++;
 }
-}
-if(coerced61 !== undefined){
-data65 = coerced61;
-if(data64 !== undefined){
-data64["bind"] = coerced61;
-}
-}
-}
-if(typeof data65 === "string"){
-if(func3(data65) < 1){
-const err232 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key16 in data65){
+if(!((key16 === "bind") || (key16 === "port"))){
+const err232 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err232];
 }
@@ -3997,17 +3999,19 @@ vErrors.push(err232);
 errors++;
 }
 }
-let data66 = data64.port;
-if(!((typeof data66 == "number") && (!(data66 % 1) && !isNaN(data66)))){
+let data66 = data65.bind;
+if(typeof data66 !== "string"){
 let dataType62 = typeof data66;
 let coerced62 = undefined;
 if(!(coerced62 !== undefined)){
-if(dataType62 === "boolean" || data66 === null
-              || (dataType62 === "string" && data66 && data66 == +data66 && !(data66 % 1))){
-coerced62 = +data66;
+if(dataType62 == "number" || dataType62 == "boolean"){
+coerced62 = "" + data66;
+}
+else if(data66 === null){
+coerced62 = "";
 }
 else {
-const err233 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err233 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err233];
 }
@@ -4019,14 +4023,14 @@ errors++;
 }
 if(coerced62 !== undefined){
 data66 = coerced62;
-if(data64 !== undefined){
-data64["port"] = coerced62;
+if(data65 !== undefined){
+data65["bind"] = coerced62;
 }
 }
 }
-if(typeof data66 == "number"){
-if(data66 > 65535 || isNaN(data66)){
-const err234 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if(typeof data66 === "string"){
+if(func3(data66) < 1){
+const err234 = {instancePath:instancePath+"/proxy/metrics/bind",schemaPath:"#/properties/proxy/properties/metrics/properties/bind/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err234];
 }
@@ -4035,8 +4039,18 @@ vErrors.push(err234);
 }
 errors++;
 }
-if(data66 < 1 || isNaN(data66)){
-const err235 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+let data67 = data65.port;
+if(!((typeof data67 == "number") && (!(data67 % 1) && !isNaN(data67)))){
+let dataType63 = typeof data67;
+let coerced63 = undefined;
+if(!(coerced63 !== undefined)){
+if(dataType63 === "boolean" || data67 === null
+              || (dataType63 === "string" && data67 && data67 == +data67 && !(data67 % 1))){
+coerced63 = +data67;
+}
+else {
+const err235 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err235];
 }
@@ -4046,9 +4060,16 @@ vErrors.push(err235);
 errors++;
 }
 }
+if(coerced63 !== undefined){
+data67 = coerced63;
+if(data65 !== undefined){
+data65["port"] = coerced63;
 }
-else {
-const err236 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
+}
+}
+if(typeof data67 == "number"){
+if(data67 > 65535 || isNaN(data67)){
+const err236 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err236];
 }
@@ -4057,13 +4078,8 @@ vErrors.push(err236);
 }
 errors++;
 }
-let data67 = data58.intentions;
-if(data67 && typeof data67 == "object" && !Array.isArray(data67)){
-if(data67.defaultAction === undefined){
-data67.defaultAction = "allow";
-}
-if(data67.defaultAction === undefined){
-const err237 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/required",keyword:"required",params:{missingProperty: "defaultAction"},message:"must have required property '"+"defaultAction"+"'"};
+if(data67 < 1 || isNaN(data67)){
+const err237 = {instancePath:instancePath+"/proxy/metrics/port",schemaPath:"#/properties/proxy/properties/metrics/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err237];
 }
@@ -4072,9 +4088,10 @@ vErrors.push(err237);
 }
 errors++;
 }
-for(const key17 in data67){
-if(!(key17 === "defaultAction")){
-const err238 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
+}
+}
+else {
+const err238 = {instancePath:instancePath+"/proxy/metrics",schemaPath:"#/properties/proxy/properties/metrics/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err238];
 }
@@ -4083,23 +4100,13 @@ vErrors.push(err238);
 }
 errors++;
 }
+let data68 = data59.intentions;
+if(data68 && typeof data68 == "object" && !Array.isArray(data68)){
+if(data68.defaultAction === undefined){
+data68.defaultAction = "allow";
 }
-let data68 = data67.defaultAction;
-const _errs188 = errors;
-let valid23 = false;
-const _errs189 = errors;
-if(typeof data68 !== "string"){
-let dataType63 = typeof data68;
-let coerced63 = undefined;
-if(!(coerced63 !== undefined)){
-if(dataType63 == "number" || dataType63 == "boolean"){
-coerced63 = "" + data68;
-}
-else if(data68 === null){
-coerced63 = "";
-}
-else {
-const err239 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data68.defaultAction === undefined){
+const err239 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/required",keyword:"required",params:{missingProperty: "defaultAction"},message:"must have required property '"+"defaultAction"+"'"};
 if(vErrors === null){
 vErrors = [err239];
 }
@@ -4108,16 +4115,9 @@ vErrors.push(err239);
 }
 errors++;
 }
-}
-if(coerced63 !== undefined){
-data68 = coerced63;
-if(data67 !== undefined){
-data67["defaultAction"] = coerced63;
-}
-}
-}
-if("allow" !== data68){
-const err240 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/const",keyword:"const",params:{allowedValue: "allow"},message:"must be equal to constant"};
+for(const key17 in data68){
+if(!(key17 === "defaultAction")){
+const err240 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err240];
 }
@@ -4126,22 +4126,23 @@ vErrors.push(err240);
 }
 errors++;
 }
-var _valid5 = _errs189 === errors;
-valid23 = valid23 || _valid5;
-if(!valid23){
+}
+let data69 = data68.defaultAction;
+const _errs190 = errors;
+let valid23 = false;
 const _errs191 = errors;
-if(typeof data68 !== "string"){
-let dataType64 = typeof data68;
+if(typeof data69 !== "string"){
+let dataType64 = typeof data69;
 let coerced64 = undefined;
 if(!(coerced64 !== undefined)){
 if(dataType64 == "number" || dataType64 == "boolean"){
-coerced64 = "" + data68;
+coerced64 = "" + data69;
 }
-else if(data68 === null){
+else if(data69 === null){
 coerced64 = "";
 }
 else {
-const err241 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err241 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err241];
 }
@@ -4152,14 +4153,14 @@ errors++;
 }
 }
 if(coerced64 !== undefined){
-data68 = coerced64;
-if(data67 !== undefined){
-data67["defaultAction"] = coerced64;
+data69 = coerced64;
+if(data68 !== undefined){
+data68["defaultAction"] = coerced64;
 }
 }
 }
-if("deny" !== data68){
-const err242 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/const",keyword:"const",params:{allowedValue: "deny"},message:"must be equal to constant"};
+if("allow" !== data69){
+const err242 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/0/const",keyword:"const",params:{allowedValue: "allow"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err242];
 }
@@ -4170,43 +4171,8 @@ errors++;
 }
 var _valid5 = _errs191 === errors;
 valid23 = valid23 || _valid5;
-}
 if(!valid23){
-const err243 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
-if(vErrors === null){
-vErrors = [err243];
-}
-else {
-vErrors.push(err243);
-}
-errors++;
-}
-else {
-errors = _errs188;
-if(vErrors !== null){
-if(_errs188){
-vErrors.length = _errs188;
-}
-else {
-vErrors = null;
-}
-}
-}
-}
-else {
-const err244 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err244];
-}
-else {
-vErrors.push(err244);
-}
-errors++;
-}
-let data69 = data58.algorithm;
-const _errs194 = errors;
-let valid24 = false;
-const _errs195 = errors;
+const _errs193 = errors;
 if(typeof data69 !== "string"){
 let dataType65 = typeof data69;
 let coerced65 = undefined;
@@ -4218,7 +4184,38 @@ else if(data69 === null){
 coerced65 = "";
 }
 else {
-const err245 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err243 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err243];
+}
+else {
+vErrors.push(err243);
+}
+errors++;
+}
+}
+if(coerced65 !== undefined){
+data69 = coerced65;
+if(data68 !== undefined){
+data68["defaultAction"] = coerced65;
+}
+}
+}
+if("deny" !== data69){
+const err244 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf/1/const",keyword:"const",params:{allowedValue: "deny"},message:"must be equal to constant"};
+if(vErrors === null){
+vErrors = [err244];
+}
+else {
+vErrors.push(err244);
+}
+errors++;
+}
+var _valid5 = _errs193 === errors;
+valid23 = valid23 || _valid5;
+}
+if(!valid23){
+const err245 = {instancePath:instancePath+"/proxy/intentions/defaultAction",schemaPath:"#/properties/proxy/properties/intentions/properties/defaultAction/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err245];
 }
@@ -4227,16 +4224,20 @@ vErrors.push(err245);
 }
 errors++;
 }
+else {
+errors = _errs190;
+if(vErrors !== null){
+if(_errs190){
+vErrors.length = _errs190;
 }
-if(coerced65 !== undefined){
-data69 = coerced65;
-if(data58 !== undefined){
-data58["algorithm"] = coerced65;
+else {
+vErrors = null;
 }
 }
 }
-if("p2c" !== data69){
-const err246 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/const",keyword:"const",params:{allowedValue: "p2c"},message:"must be equal to constant"};
+}
+else {
+const err246 = {instancePath:instancePath+"/proxy/intentions",schemaPath:"#/properties/proxy/properties/intentions/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err246];
 }
@@ -4245,22 +4246,22 @@ vErrors.push(err246);
 }
 errors++;
 }
-var _valid6 = _errs195 === errors;
-valid24 = valid24 || _valid6;
-if(!valid24){
+let data70 = data59.algorithm;
+const _errs196 = errors;
+let valid24 = false;
 const _errs197 = errors;
-if(typeof data69 !== "string"){
-let dataType66 = typeof data69;
+if(typeof data70 !== "string"){
+let dataType66 = typeof data70;
 let coerced66 = undefined;
 if(!(coerced66 !== undefined)){
 if(dataType66 == "number" || dataType66 == "boolean"){
-coerced66 = "" + data69;
+coerced66 = "" + data70;
 }
-else if(data69 === null){
+else if(data70 === null){
 coerced66 = "";
 }
 else {
-const err247 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err247 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err247];
 }
@@ -4271,14 +4272,14 @@ errors++;
 }
 }
 if(coerced66 !== undefined){
-data69 = coerced66;
-if(data58 !== undefined){
-data58["algorithm"] = coerced66;
+data70 = coerced66;
+if(data59 !== undefined){
+data59["algorithm"] = coerced66;
 }
 }
 }
-if("swrr" !== data69){
-const err248 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/const",keyword:"const",params:{allowedValue: "swrr"},message:"must be equal to constant"};
+if("p2c" !== data70){
+const err248 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/0/const",keyword:"const",params:{allowedValue: "p2c"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err248];
 }
@@ -4289,9 +4290,20 @@ errors++;
 }
 var _valid6 = _errs197 === errors;
 valid24 = valid24 || _valid6;
-}
 if(!valid24){
-const err249 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+const _errs199 = errors;
+if(typeof data70 !== "string"){
+let dataType67 = typeof data70;
+let coerced67 = undefined;
+if(!(coerced67 !== undefined)){
+if(dataType67 == "number" || dataType67 == "boolean"){
+coerced67 = "" + data70;
+}
+else if(data70 === null){
+coerced67 = "";
+}
+else {
+const err249 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err249];
 }
@@ -4300,30 +4312,16 @@ vErrors.push(err249);
 }
 errors++;
 }
-else {
-errors = _errs194;
-if(vErrors !== null){
-if(_errs194){
-vErrors.length = _errs194;
 }
-else {
-vErrors = null;
+if(coerced67 !== undefined){
+data70 = coerced67;
+if(data59 !== undefined){
+data59["algorithm"] = coerced67;
 }
 }
 }
-let data70 = data58.timeouts;
-if(data70 && typeof data70 == "object" && !Array.isArray(data70)){
-if(data70.requestMs === undefined){
-data70.requestMs = 15000;
-}
-if(data70.tryMs === undefined){
-data70.tryMs = 0;
-}
-if(data70.bodyIdleMs === undefined){
-data70.bodyIdleMs = 10000;
-}
-if(data70.requestMs === undefined){
-const err250 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "requestMs"},message:"must have required property '"+"requestMs"+"'"};
+if("swrr" !== data70){
+const err250 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf/1/const",keyword:"const",params:{allowedValue: "swrr"},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err250];
 }
@@ -4332,8 +4330,11 @@ vErrors.push(err250);
 }
 errors++;
 }
-if(data70.tryMs === undefined){
-const err251 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "tryMs"},message:"must have required property '"+"tryMs"+"'"};
+var _valid6 = _errs199 === errors;
+valid24 = valid24 || _valid6;
+}
+if(!valid24){
+const err251 = {instancePath:instancePath+"/proxy/algorithm",schemaPath:"#/properties/proxy/properties/algorithm/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err251];
 }
@@ -4342,8 +4343,30 @@ vErrors.push(err251);
 }
 errors++;
 }
-if(data70.bodyIdleMs === undefined){
-const err252 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "bodyIdleMs"},message:"must have required property '"+"bodyIdleMs"+"'"};
+else {
+errors = _errs196;
+if(vErrors !== null){
+if(_errs196){
+vErrors.length = _errs196;
+}
+else {
+vErrors = null;
+}
+}
+}
+let data71 = data59.timeouts;
+if(data71 && typeof data71 == "object" && !Array.isArray(data71)){
+if(data71.requestMs === undefined){
+data71.requestMs = 15000;
+}
+if(data71.tryMs === undefined){
+data71.tryMs = 0;
+}
+if(data71.bodyIdleMs === undefined){
+data71.bodyIdleMs = 10000;
+}
+if(data71.requestMs === undefined){
+const err252 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "requestMs"},message:"must have required property '"+"requestMs"+"'"};
 if(vErrors === null){
 vErrors = [err252];
 }
@@ -4352,9 +4375,8 @@ vErrors.push(err252);
 }
 errors++;
 }
-for(const key18 in data70){
-if(!(((key18 === "requestMs") || (key18 === "tryMs")) || (key18 === "bodyIdleMs"))){
-const err253 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(data71.tryMs === undefined){
+const err253 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "tryMs"},message:"must have required property '"+"tryMs"+"'"};
 if(vErrors === null){
 vErrors = [err253];
 }
@@ -4363,18 +4385,8 @@ vErrors.push(err253);
 }
 errors++;
 }
-}
-let data71 = data70.requestMs;
-if(!((typeof data71 == "number") && (!(data71 % 1) && !isNaN(data71)))){
-let dataType67 = typeof data71;
-let coerced67 = undefined;
-if(!(coerced67 !== undefined)){
-if(dataType67 === "boolean" || data71 === null
-              || (dataType67 === "string" && data71 && data71 == +data71 && !(data71 % 1))){
-coerced67 = +data71;
-}
-else {
-const err254 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data71.bodyIdleMs === undefined){
+const err254 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "bodyIdleMs"},message:"must have required property '"+"bodyIdleMs"+"'"};
 if(vErrors === null){
 vErrors = [err254];
 }
@@ -4383,17 +4395,9 @@ vErrors.push(err254);
 }
 errors++;
 }
-}
-if(coerced67 !== undefined){
-data71 = coerced67;
-if(data70 !== undefined){
-data70["requestMs"] = coerced67;
-}
-}
-}
-if(typeof data71 == "number"){
-if(data71 < 1 || isNaN(data71)){
-const err255 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+for(const key18 in data71){
+if(!(((key18 === "requestMs") || (key18 === "tryMs")) || (key18 === "bodyIdleMs"))){
+const err255 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err255];
 }
@@ -4403,7 +4407,7 @@ vErrors.push(err255);
 errors++;
 }
 }
-let data72 = data70.tryMs;
+let data72 = data71.requestMs;
 if(!((typeof data72 == "number") && (!(data72 % 1) && !isNaN(data72)))){
 let dataType68 = typeof data72;
 let coerced68 = undefined;
@@ -4413,7 +4417,7 @@ if(dataType68 === "boolean" || data72 === null
 coerced68 = +data72;
 }
 else {
-const err256 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err256 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err256];
 }
@@ -4425,14 +4429,14 @@ errors++;
 }
 if(coerced68 !== undefined){
 data72 = coerced68;
-if(data70 !== undefined){
-data70["tryMs"] = coerced68;
+if(data71 !== undefined){
+data71["requestMs"] = coerced68;
 }
 }
 }
 if(typeof data72 == "number"){
-if(data72 < 0 || isNaN(data72)){
-const err257 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data72 < 1 || isNaN(data72)){
+const err257 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err257];
 }
@@ -4442,7 +4446,7 @@ vErrors.push(err257);
 errors++;
 }
 }
-let data73 = data70.bodyIdleMs;
+let data73 = data71.tryMs;
 if(!((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73)))){
 let dataType69 = typeof data73;
 let coerced69 = undefined;
@@ -4452,7 +4456,7 @@ if(dataType69 === "boolean" || data73 === null
 coerced69 = +data73;
 }
 else {
-const err258 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err258 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err258];
 }
@@ -4464,14 +4468,14 @@ errors++;
 }
 if(coerced69 !== undefined){
 data73 = coerced69;
-if(data70 !== undefined){
-data70["bodyIdleMs"] = coerced69;
+if(data71 !== undefined){
+data71["tryMs"] = coerced69;
 }
 }
 }
 if(typeof data73 == "number"){
-if(data73 < 1 || isNaN(data73)){
-const err259 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data73 < 0 || isNaN(data73)){
+const err259 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err259];
 }
@@ -4481,9 +4485,17 @@ vErrors.push(err259);
 errors++;
 }
 }
+let data74 = data71.bodyIdleMs;
+if(!((typeof data74 == "number") && (!(data74 % 1) && !isNaN(data74)))){
+let dataType70 = typeof data74;
+let coerced70 = undefined;
+if(!(coerced70 !== undefined)){
+if(dataType70 === "boolean" || data74 === null
+              || (dataType70 === "string" && data74 && data74 == +data74 && !(data74 % 1))){
+coerced70 = +data74;
 }
 else {
-const err260 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err260 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err260];
 }
@@ -4492,16 +4504,17 @@ vErrors.push(err260);
 }
 errors++;
 }
-let data74 = data58.activation;
-if(data74 && typeof data74 == "object" && !Array.isArray(data74)){
-if(data74.maxHeld === undefined){
-data74.maxHeld = 100;
 }
-if(data74.maxWaitMs === undefined){
-data74.maxWaitMs = 30000;
+if(coerced70 !== undefined){
+data74 = coerced70;
+if(data71 !== undefined){
+data71["bodyIdleMs"] = coerced70;
 }
-if(data74.maxHeld === undefined){
-const err261 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxHeld"},message:"must have required property '"+"maxHeld"+"'"};
+}
+}
+if(typeof data74 == "number"){
+if(data74 < 1 || isNaN(data74)){
+const err261 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err261];
 }
@@ -4510,8 +4523,10 @@ vErrors.push(err261);
 }
 errors++;
 }
-if(data74.maxWaitMs === undefined){
-const err262 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxWaitMs"},message:"must have required property '"+"maxWaitMs"+"'"};
+}
+}
+else {
+const err262 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err262];
 }
@@ -4520,9 +4535,16 @@ vErrors.push(err262);
 }
 errors++;
 }
-for(const key19 in data74){
-if(!((key19 === "maxHeld") || (key19 === "maxWaitMs"))){
-const err263 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+let data75 = data59.activation;
+if(data75 && typeof data75 == "object" && !Array.isArray(data75)){
+if(data75.maxHeld === undefined){
+data75.maxHeld = 100;
+}
+if(data75.maxWaitMs === undefined){
+data75.maxWaitMs = 30000;
+}
+if(data75.maxHeld === undefined){
+const err263 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxHeld"},message:"must have required property '"+"maxHeld"+"'"};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -4531,18 +4553,8 @@ vErrors.push(err263);
 }
 errors++;
 }
-}
-let data75 = data74.maxHeld;
-if(!((typeof data75 == "number") && (!(data75 % 1) && !isNaN(data75)))){
-let dataType70 = typeof data75;
-let coerced70 = undefined;
-if(!(coerced70 !== undefined)){
-if(dataType70 === "boolean" || data75 === null
-              || (dataType70 === "string" && data75 && data75 == +data75 && !(data75 % 1))){
-coerced70 = +data75;
-}
-else {
-const err264 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data75.maxWaitMs === undefined){
+const err264 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxWaitMs"},message:"must have required property '"+"maxWaitMs"+"'"};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -4551,17 +4563,9 @@ vErrors.push(err264);
 }
 errors++;
 }
-}
-if(coerced70 !== undefined){
-data75 = coerced70;
-if(data74 !== undefined){
-data74["maxHeld"] = coerced70;
-}
-}
-}
-if(typeof data75 == "number"){
-if(data75 < 0 || isNaN(data75)){
-const err265 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key19 in data75){
+if(!((key19 === "maxHeld") || (key19 === "maxWaitMs"))){
+const err265 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -4571,7 +4575,7 @@ vErrors.push(err265);
 errors++;
 }
 }
-let data76 = data74.maxWaitMs;
+let data76 = data75.maxHeld;
 if(!((typeof data76 == "number") && (!(data76 % 1) && !isNaN(data76)))){
 let dataType71 = typeof data76;
 let coerced71 = undefined;
@@ -4581,7 +4585,7 @@ if(dataType71 === "boolean" || data76 === null
 coerced71 = +data76;
 }
 else {
-const err266 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err266 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -4593,14 +4597,14 @@ errors++;
 }
 if(coerced71 !== undefined){
 data76 = coerced71;
-if(data74 !== undefined){
-data74["maxWaitMs"] = coerced71;
+if(data75 !== undefined){
+data75["maxHeld"] = coerced71;
 }
 }
 }
 if(typeof data76 == "number"){
-if(data76 < 1 || isNaN(data76)){
-const err267 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data76 < 0 || isNaN(data76)){
+const err267 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -4610,18 +4614,7 @@ vErrors.push(err267);
 errors++;
 }
 }
-}
-else {
-const err268 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err268];
-}
-else {
-vErrors.push(err268);
-}
-errors++;
-}
-let data77 = data58.maxConnections;
+let data77 = data75.maxWaitMs;
 if(!((typeof data77 == "number") && (!(data77 % 1) && !isNaN(data77)))){
 let dataType72 = typeof data77;
 let coerced72 = undefined;
@@ -4631,7 +4624,26 @@ if(dataType72 === "boolean" || data77 === null
 coerced72 = +data77;
 }
 else {
-const err269 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err268 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err268];
+}
+else {
+vErrors.push(err268);
+}
+errors++;
+}
+}
+if(coerced72 !== undefined){
+data77 = coerced72;
+if(data75 !== undefined){
+data75["maxWaitMs"] = coerced72;
+}
+}
+}
+if(typeof data77 == "number"){
+if(data77 < 1 || isNaN(data77)){
+const err269 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -4641,16 +4653,9 @@ vErrors.push(err269);
 errors++;
 }
 }
-if(coerced72 !== undefined){
-data77 = coerced72;
-if(data58 !== undefined){
-data58["maxConnections"] = coerced72;
 }
-}
-}
-if(typeof data77 == "number"){
-if(data77 < 1 || isNaN(data77)){
-const err270 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+else {
+const err270 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -4659,8 +4664,7 @@ vErrors.push(err270);
 }
 errors++;
 }
-}
-let data78 = data58.shutdownGraceMs;
+let data78 = data59.maxConnections;
 if(!((typeof data78 == "number") && (!(data78 % 1) && !isNaN(data78)))){
 let dataType73 = typeof data78;
 let coerced73 = undefined;
@@ -4670,7 +4674,7 @@ if(dataType73 === "boolean" || data78 === null
 coerced73 = +data78;
 }
 else {
-const err271 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err271 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -4682,14 +4686,14 @@ errors++;
 }
 if(coerced73 !== undefined){
 data78 = coerced73;
-if(data58 !== undefined){
-data58["shutdownGraceMs"] = coerced73;
+if(data59 !== undefined){
+data59["maxConnections"] = coerced73;
 }
 }
 }
 if(typeof data78 == "number"){
-if(data78 < 0 || isNaN(data78)){
-const err272 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data78 < 1 || isNaN(data78)){
+const err272 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err272];
 }
@@ -4699,7 +4703,7 @@ vErrors.push(err272);
 errors++;
 }
 }
-let data79 = data58.reloadIntervalMs;
+let data79 = data59.shutdownGraceMs;
 if(!((typeof data79 == "number") && (!(data79 % 1) && !isNaN(data79)))){
 let dataType74 = typeof data79;
 let coerced74 = undefined;
@@ -4709,7 +4713,7 @@ if(dataType74 === "boolean" || data79 === null
 coerced74 = +data79;
 }
 else {
-const err273 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err273 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -4721,14 +4725,14 @@ errors++;
 }
 if(coerced74 !== undefined){
 data79 = coerced74;
-if(data58 !== undefined){
-data58["reloadIntervalMs"] = coerced74;
+if(data59 !== undefined){
+data59["shutdownGraceMs"] = coerced74;
 }
 }
 }
 if(typeof data79 == "number"){
-if(data79 < 50 || isNaN(data79)){
-const err274 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
+if(data79 < 0 || isNaN(data79)){
+const err274 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -4738,9 +4742,17 @@ vErrors.push(err274);
 errors++;
 }
 }
+let data80 = data59.reloadIntervalMs;
+if(!((typeof data80 == "number") && (!(data80 % 1) && !isNaN(data80)))){
+let dataType75 = typeof data80;
+let coerced75 = undefined;
+if(!(coerced75 !== undefined)){
+if(dataType75 === "boolean" || data80 === null
+              || (dataType75 === "string" && data80 && data80 == +data80 && !(data80 % 1))){
+coerced75 = +data80;
 }
 else {
-const err275 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err275 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err275];
 }
@@ -4750,13 +4762,44 @@ vErrors.push(err275);
 errors++;
 }
 }
-else {
-const err276 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(coerced75 !== undefined){
+data80 = coerced75;
+if(data59 !== undefined){
+data59["reloadIntervalMs"] = coerced75;
+}
+}
+}
+if(typeof data80 == "number"){
+if(data80 < 50 || isNaN(data80)){
+const err276 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
 if(vErrors === null){
 vErrors = [err276];
 }
 else {
 vErrors.push(err276);
+}
+errors++;
+}
+}
+}
+else {
+const err277 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err277];
+}
+else {
+vErrors.push(err277);
+}
+errors++;
+}
+}
+else {
+const err278 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err278];
+}
+else {
+vErrors.push(err278);
 }
 errors++;
 }

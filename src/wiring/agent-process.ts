@@ -4,6 +4,7 @@
  * pipeline). Closing the agent stops its loops only: containers, processes,
  * registrations and the proxy keep running, and the next agent adopts them.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createDiscoveryClient, type DiscoveryClient } from '../../discovery/index.js';
 import type { Config } from '../config/load.js';
@@ -46,6 +47,15 @@ export interface HostAgentOptions {
   watchWaitMs?: number;
   /** How long an unused service keeps its identity and outbound port (default agent/identities.ts RETIRE_GRACE_MS; tests lower it). */
   retireGraceMs?: number;
+}
+
+/**
+ * bin/weft.js, which the supervised proxy runs: beside dist/ for the bundle
+ * (dist/../bin), two folders up from the sources (src/wiring/../../bin).
+ */
+function weftEntry(): string {
+  const bundled = join(import.meta.dirname, '..', 'bin', 'weft.js');
+  return existsSync(bundled) ? bundled : join(import.meta.dirname, '..', '..', 'bin', 'weft.js');
 }
 
 /** Picks the runtime: `auto` prefers Docker when its daemon answers. */
@@ -96,6 +106,8 @@ export class HostAgent {
     const { config, logger } = opts;
     const a = config.agent;
     const host = config.nodeName;
+    // The proxy's token file is checked before anything starts: a bad one stops the agent here, naming it.
+    if (a.superviseProxy && a.proxyConsulTokenFile !== undefined) ProxySupervisor.readConsulTokenFile(a.proxyConsulTokenFile, 'agent.proxyConsulTokenFile');
     const driver = opts.driver ?? (await chooseDriver(config, logger));
     const client = createDiscoveryClient(config, { logger });
     // Listening before the node registers, so the weft-agent registration carries the port. The
@@ -201,14 +213,22 @@ export class HostAgent {
 
     let proxy: ProxySupervisor | undefined;
     if (a.superviseProxy) {
+      // The proxy never needs the host's scheduler token; its Consul token is its own when a file names one.
+      const { WEFT_TOKEN: _hostToken, ...inherited } = process.env;
+      const tokenFile = a.proxyConsulTokenFile;
+      if (tokenFile !== undefined) logger.info({ file: tokenFile }, 'weft proxy runs with its own Consul token (agent.proxyConsulTokenFile)');
+      else if (config.consul.token !== undefined) logger.warn("weft proxy runs with this agent's Consul token: set agent.proxyConsulTokenFile to give it its own (docs/acl/README.md)");
       proxy = new ProxySupervisor({
-        command: opts.proxyCommand ?? [process.execPath, ...PROXY_NODE_FLAGS, join(import.meta.dirname, '..', 'bin', 'weft.js'), 'proxy', '--inbound-bind', a.address],
-        env: { ...process.env, WEFT_DATA_DIR: config.dataDir, CONSUL_HTTP_ADDR: config.consul.address, WEFT_NODE_NAME: host },
+        command: opts.proxyCommand ?? [process.execPath, ...PROXY_NODE_FLAGS, weftEntry(), 'proxy', '--inbound-bind', a.address],
+        env: { ...inherited, WEFT_DATA_DIR: config.dataDir, CONSUL_HTTP_ADDR: config.consul.address, WEFT_NODE_NAME: host },
+        ...(tokenFile === undefined ? {} : { consulToken: { file: tokenFile, key: 'agent.proxyConsulTokenFile' } }),
         stateDir: join(config.dataDir, 'agent'),
         logger,
       });
       parts.proxy = proxy;
       proxy.start();
+    } else if (a.proxyConsulTokenFile !== undefined) {
+      logger.warn({ file: a.proxyConsulTokenFile }, 'agent.proxyConsulTokenFile is set but this agent does not supervise the proxy (--no-proxy): run weft proxy with that token yourself');
     }
     logger.info({ host, driver: driver.kind, address: a.address }, 'weft agent running');
     return new HostAgent({ driver, client, registrar, allocations: runner, node, identities, proxy, signingKeys, metrics });

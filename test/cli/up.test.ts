@@ -14,7 +14,7 @@
  * Every port is a free loopback port; every wait is bounded.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { rmSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
@@ -22,6 +22,7 @@ import t from 'tap';
 import { type StatsResponse, StatsResponseSchema } from '../../base/contracts/scheduler-api.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
+import { alive, killAll, piecePids as harnessPieces, workloadPids as harnessWorkloads } from './up-harness.js';
 import { freeOutboundBase, startWeftUp, weft } from './run-weft.js';
 
 // Start-up, a ramp of traffic and a scaling decision on a slow 2-core machine: more than the default 120 s.
@@ -57,61 +58,12 @@ let up: ChildProcess | undefined;
 let upOut = '';
 let upExit: Promise<number | null> = Promise.resolve(null);
 
-/** Every process the hosts' agents recorded (the demo's workloads), with its pid. */
-function workloadPids(): number[] {
-  const pids: number[] = [];
-  for (const host of ['up-test-1', 'up-test-2']) {
-    const procDir = join(dataDir, 'hosts', host, 'agent', 'processes');
-    let files: string[] = [];
-    try {
-      files = readdirSync(procDir).filter((f) => f.endsWith('.json'));
-    } catch {
-      continue;
-    }
-    for (const f of files) {
-      try {
-        const rec = JSON.parse(readFileSync(join(procDir, f), 'utf8')) as { pid?: number };
-        if (rec.pid !== undefined) pids.push(rec.pid);
-      } catch {
-        // removed meanwhile
-      }
-    }
-  }
-  return pids;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The pid of each piece, from weft up's "NAME is healthy (pid N" lines. */
-function piecePids(): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const x of upOut.matchAll(/^up {8}\| ([\w-]+) is healthy (?:again )?\(pid (\d+)/gm)) m.set(x[1]!, Number(x[2]));
-  return m;
-}
-
 const seenWorkloads = new Set<number>();
+const workloadPids = (): number[] => harnessWorkloads(dataDir, ['up-test-1', 'up-test-2']);
+const piecePids = (): Map<string, number> => harnessPieces(upOut);
+/** Kills whatever a failed run left (workloads, pieces, weft up). */
+const killLeftovers = (): void => killAll([...seenWorkloads, ...workloadPids(), ...piecePids().values(), ...(up?.pid === undefined ? [] : [up.pid])]);
 
-/** Kills whatever a failed run left (workloads, pieces, weft up); synchronous, so it also runs from an exit hook. */
-function killLeftovers(): void {
-  for (const pid of [...seenWorkloads, ...workloadPids(), ...piecePids().values(), ...(up?.pid === undefined ? [] : [up.pid])]) {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
 // If tap ends this process early (a timeout), the teardown below may not run: this does.
 process.once('exit', () => {
   if (up !== undefined && up.exitCode === null && up.signalCode === null) killLeftovers();

@@ -21,6 +21,7 @@ export function registerUpCommand(program: Command): void {
     .option('--demo', 'deploy the demo (frontend -> backend v1/v2 90/10, autoscaled, with a load generator); default on a first run only')
     .option('--no-demo', 'do not deploy the demo, even on a first run')
     .option('-d, --detach', 'run in the background and return once everything is up (`weft down` stops it)')
+    .option('--acl', "Consul ACLs on, default deny: the shipped policies (docs/acl/) and a token per process; the management token in <data-dir>/acl/management.token")
     .option('--prometheus [host:port]', `also run Prometheus (Debian's package) with grafana/prometheus-http-sd.yml and grafana/rules/, data in <data-dir>/prometheus (default ${DEFAULT_PROMETHEUS_LISTEN})`)
     .option('--start-timeout <duration>', 'how long each piece may take to become healthy (the demo: three times this)', '60s')
     .option('--stop-timeout <duration>', 'at Ctrl-C, how long all pieces together may take to stop before SIGKILL', '20s')

@@ -53,6 +53,8 @@ export interface UpOptions {
   configFile?: string | undefined;
   /** `--prometheus`: run Prometheus last, with these arguments (prometheus.ts writes its configuration). */
   prometheus?: { command: string; args: string[] } | undefined;
+  /** `--acl`: the dev Consul enforces ACLs, default deny, with the management token in this file (acl.ts). */
+  acl?: { managementTokenFile: string } | undefined;
 }
 
 /** The scheduler API's URL as the CLI reaches it (a wildcard bind is reached on loopback). */
@@ -98,7 +100,15 @@ export function planUp(config: Readonly<Config>, facts: UpFacts, opts: UpOptions
       name: 'consul',
       role: 'consul',
       kind: 'daemon',
-      args: ['dev-consul', '--bind', consul.host, '--port', String(consul.port)],
+      args: [
+        'dev-consul',
+        '--bind',
+        consul.host,
+        '--port',
+        String(consul.port),
+        // The token by its file: an argument would show it in `ps`.
+        ...(opts.acl === undefined ? [] : ['--acl', '--acl-default-policy', 'deny', '--acl-bootstrap-token-file', opts.acl.managementTokenFile]),
+      ],
       ...(facts.consulAnswers ? { skip: `Consul already answers at ${config.consul.address}` } : {}),
     },
     {
@@ -150,6 +160,8 @@ export function whatNow(
     startedConsul: boolean;
     configFile?: string | undefined;
     prometheus?: { url: string; configFile: string } | undefined;
+    /** `--acl`: where the tokens are. */
+    acl?: { dir: string; managementTokenFile: string } | undefined;
     /** The demo's jobs when weft up deployed them. */
     demo?: readonly string[] | undefined;
     /** A local service's outbound port on the first host, for the curl example. */
@@ -171,6 +183,9 @@ export function whatNow(
     '',
     'weft is up on this machine:',
     `  Consul     ${config.consul.address}${info.startedConsul ? ` (embedded dev agent, state in ${config.dataDir}/dev-consul)` : ' (already running)'}`,
+    ...(info.acl === undefined
+      ? []
+      : [`  ACLs       on, default deny; a Consul token per process in ${info.acl.dir}/; the management token in ${info.acl.managementTokenFile} (consul CLI: CONSUL_HTTP_TOKEN_FILE=${info.acl.managementTokenFile})`]),
     `  scheduler  ${api} (token in ${config.dataDir}/scheduler/token, which the CLI reads on this machine)`,
     ...info.hosts.map(
       (h) =>

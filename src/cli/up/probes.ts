@@ -11,9 +11,9 @@ export type Probe = () => Promise<boolean>;
 const PROBE_TIMEOUT_MS = 1000;
 
 /** GETs `url` and hands the answer to `ok`; false on any network error or timeout. */
-async function get(url: string, ok: (res: Response) => Promise<boolean> | boolean): Promise<boolean> {
+async function get(url: string, ok: (res: Response) => Promise<boolean> | boolean, headers: Record<string, string> = {}): Promise<boolean> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    const res = await fetch(url, { headers, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
     try {
       return await ok(res);
     } finally {
@@ -39,14 +39,18 @@ export function schedulerProbe(apiUrl: string): Probe {
   return () => get(`${apiUrl}/v1/health`, (res) => res.ok);
 }
 
-/** This node's `weft-agent` registration exists with its heartbeat passing. */
-export function agentProbe(consulAddress: string, node: string): Probe {
+/** This node's `weft-agent` registration exists with its heartbeat passing; `token` reads the catalog under ACLs. */
+export function agentProbe(consulAddress: string, node: string, token?: string): Probe {
   return () =>
-    get(`${consulUrl(consulAddress)}/v1/health/service/${AGENT_SERVICE}?passing=true`, async (res) => {
-      if (!res.ok) return false;
-      const entries = (await res.json()) as Array<{ Service?: { ID?: string; Meta?: Record<string, string> } }>;
-      return entries.some((e) => e.Service?.ID === `${AGENT_SERVICE}-${node}`);
-    });
+    get(
+      `${consulUrl(consulAddress)}/v1/health/service/${AGENT_SERVICE}?passing=true`,
+      async (res) => {
+        if (!res.ok) return false;
+        const entries = (await res.json()) as Array<{ Service?: { ID?: string; Meta?: Record<string, string> } }>;
+        return entries.some((e) => e.Service?.ID === `${AGENT_SERVICE}-${node}`);
+      },
+      token === undefined ? {} : { 'x-consul-token': token },
+    );
 }
 
 /** The proxy's `/healthz`: it answers once inbound and outbound listen. */

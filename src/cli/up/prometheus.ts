@@ -44,7 +44,7 @@ export function grafanaDir(from: string = import.meta.dirname): string | undefin
 
 interface ScrapeConfig {
   job_name: string;
-  http_sd_configs?: Array<{ url: string }>;
+  http_sd_configs?: Array<{ url: string; authorization?: { type: string; credentials_file: string } }>;
   authorization?: { credentials_file?: string };
 }
 
@@ -52,9 +52,11 @@ interface ScrapeConfig {
  * The configuration `weft up` gives Prometheus: `shipped` (the text of
  * grafana/prometheus-http-sd.yml) with its SD URLs pointing at `consulAddress`,
  * its rule files at `rulesDir`, and the scheduler's token read from
- * `tokenFile`. Pure.
+ * `tokenFile`; with `consulTokenFile` (`weft up --acl`), every SD request
+ * carries the Consul token in it, and the answer lists what that token may
+ * read. Pure.
  */
-export function prometheusUpConfig(shipped: string, opts: { consulAddress: string; rulesDir: string; tokenFile: string }): string {
+export function prometheusUpConfig(shipped: string, opts: { consulAddress: string; rulesDir: string; tokenFile: string; consulTokenFile?: string | undefined }): string {
   const doc = parse(shipped) as { rule_files?: string[]; scrape_configs: ScrapeConfig[] };
   const consul = parseConsulAddress(opts.consulAddress);
   const base = `${consul.secure ? 'https' : 'http'}://${consul.host.includes(':') ? `[${consul.host}]` : consul.host}:${consul.port}`;
@@ -63,6 +65,7 @@ export function prometheusUpConfig(shipped: string, opts: { consulAddress: strin
     for (const sd of job.http_sd_configs ?? []) {
       const url = new URL(sd.url);
       sd.url = `${base}${url.pathname}${url.search}`;
+      if (opts.consulTokenFile !== undefined) sd.authorization = { type: 'Bearer', credentials_file: opts.consulTokenFile };
     }
     if (job.authorization?.credentials_file !== undefined) job.authorization.credentials_file = opts.tokenFile;
   }
@@ -72,9 +75,10 @@ export function prometheusUpConfig(shipped: string, opts: { consulAddress: strin
 /**
  * Writes the configuration for this run and returns Prometheus' arguments.
  * The scheduler's token: `scheduler.token` when configured (copied to a 0600
- * file beside the configuration), else the file the scheduler writes.
+ * file beside the configuration), else the file the scheduler writes. Under
+ * `--acl`, `consulTokenFile` holds Prometheus' own Consul token.
  */
-export function preparePrometheus(config: Readonly<Config>, listen: string, grafana: string): string[] {
+export function preparePrometheus(config: Readonly<Config>, listen: string, grafana: string, consulTokenFile?: string): string[] {
   const files = prometheusFiles(config);
   mkdirSync(files.dataDir, { recursive: true, mode: 0o700 });
   let tokenFile = resolve(config.dataDir, 'scheduler', 'token');
@@ -84,7 +88,7 @@ export function preparePrometheus(config: Readonly<Config>, listen: string, graf
     chmodSync(tokenFile, 0o600);
   }
   const shipped = readFileSync(join(grafana, 'prometheus-http-sd.yml'), 'utf8');
-  writeFileSync(files.configFile, prometheusUpConfig(shipped, { consulAddress: config.consul.address, rulesDir: join(grafana, 'rules'), tokenFile }));
+  writeFileSync(files.configFile, prometheusUpConfig(shipped, { consulAddress: config.consul.address, rulesDir: join(grafana, 'rules'), tokenFile, consulTokenFile }));
   return [`--config.file=${files.configFile}`, `--storage.tsdb.path=${files.dataDir}`, `--web.listen-address=${listen}`, '--log.level=warn'];
 }
 

@@ -2,7 +2,8 @@
  * What `weft up` does, in order:
  *
  *   decide the driver (docker when its daemon answers) and say so
- *   consul ─ ca ─ scheduler ─ hosts (an agent token each from the scheduler; agents, then proxies, in parallel)
+ *   consul ─ [acl: policies and a Consul token per process] ─ ca ─ scheduler
+ *     ─ hosts (an agent token each from the scheduler; agents, then proxies, in parallel)
  *     [─ prometheus] [─ demo: examples/demo/ deployed, split 90/10, awaited healthy]
  *   "weft is up" with what runs where and what to try next
  *   live view (view.ts) until Ctrl-C / SIGTERM / `weft down`
@@ -16,6 +17,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { ENV_CONSUL_HTTP_TOKEN } from '../../../base/env.js';
 import { WeftError, isWeftError } from '../../../base/errors.js';
 import type { Config } from '../../config/load.js';
 import { parseDurationArg } from '../client/args.js';
@@ -23,6 +25,7 @@ import { resolveToken } from '../client/connection.js';
 import { SchedulerClient } from '../client/scheduler-client.js';
 import { colorFor } from '../client/table.js';
 import { configFrom } from '../flags.js';
+import { type UpTokens, aclDir, aclSummary, managementToken, managementTokenFile, setUpAcl, shippedPoliciesDir, tokenSpecs } from './acl.js';
 import { type ChildSpec, ChildSet } from './children.js';
 import { DEMO_JOBS, allocationIds, demoProgress, demoSpecs, deployDemo, killLeftovers, repoRoot, SOURCE_VOLUME, stopDemo } from './demo.js';
 import { READY_LINE, claimUp, releaseUp, startDetached } from './detach.js';
@@ -44,6 +47,8 @@ export interface UpFlags {
   background?: boolean;
   /** true, or the listen address given with it. */
   prometheus?: boolean | string;
+  /** Consul ACLs on, default deny, a token per process (acl.ts). */
+  acl?: boolean;
   startTimeout: string;
   stopTimeout: string;
 }
@@ -128,6 +133,9 @@ class Up {
   #client: SchedulerClient | undefined;
   #demoSubmitted = false;
   readonly #gaveUp: string[] = [];
+  /** `--acl`: the management token file, then every process's token once the acl step ran. */
+  #aclFile: string | undefined;
+  #tokens: UpTokens | undefined;
 
   constructor(config: Readonly<Config>, settings: UpSettings, files: LogFiles) {
     this.#config = config;
@@ -150,7 +158,7 @@ class Up {
 
     this.#line(
       this.#tty
-        ? `weft up: dev Consul, the CA, a scheduler and ${this.#hosts.length} hosts on this machine${s.demo ? ', then the demo' : ''}; logs in ${this.#files.dir}/ (\`weft logs NAME\`)\n`
+        ? `weft up: dev Consul${s.acl === true ? ' with ACLs' : ''}, the CA, a scheduler and ${this.#hosts.length} hosts on this machine${s.demo ? ', then the demo' : ''}; logs in ${this.#files.dir}/ (\`weft logs NAME\`)\n`
         : undefined,
     );
     const prom = this.#prometheusChoice();
@@ -165,25 +173,37 @@ class Up {
     if (s.demo && root === undefined) {
       throw new WeftError('WEFT_ERR_UP_START', 'the demo needs examples/demo/ beside this weft (run from a checkout), or start with --no-demo', { key: 'piece', value: 'demo' });
     }
+    const policiesDir = s.acl === true ? shippedPoliciesDir() : undefined;
+    if (s.acl === true && policiesDir === undefined) {
+      throw new WeftError('WEFT_ERR_UP_START', '--acl: docs/acl/ (the shipped policies) is not beside this weft (run from a checkout)', { key: 'piece', value: 'acl' });
+    }
     const { driver, why } = await decideDriver(config.agent.driver);
     this.#progress.note(why);
     const { caExists } = await import('../../../certs/index.js');
+    const consulAnswers = await consulProbe(config.consul.address)();
+    if (s.acl === true) this.#aclFile = (await managementToken(config.dataDir, !consulAnswers)).file;
     const steps = planUp(
       config,
       {
-        consulAnswers: await consulProbe(config.consul.address)(),
+        consulAnswers,
         caExists: caExists(config.dataDir),
         schedulerAnswers: await schedulerProbe(schedulerUrl(config))(),
       },
-      { driver, hosts: this.#hosts, configFile: s.configFile, ...(prom === undefined ? {} : { prometheus: { command: prom.bin, args: [] } }) },
+      {
+        driver,
+        hosts: this.#hosts,
+        configFile: s.configFile,
+        ...(prom === undefined ? {} : { prometheus: { command: prom.bin, args: [] } }),
+        ...(this.#aclFile === undefined ? {} : { acl: { managementTokenFile: this.#aclFile } }),
+      },
     );
 
     try {
-      await this.#startCluster(steps);
+      await this.#startCluster(steps, policiesDir === undefined ? undefined : { policiesDir, prometheus: prom !== undefined });
       if (!this.#stopRequested) await this.#startHosts(steps, driver, root);
       const promStep = steps.find((x) => x.role === 'prometheus');
       if (!this.#stopRequested && promStep !== undefined && prom !== undefined) {
-        promStep.args = preparePrometheus(config, prom.listen, prom.grafana);
+        promStep.args = preparePrometheus(config, prom.listen, prom.grafana, this.#tokens?.prometheusFile);
         await this.#daemonStep(promStep, `Prometheus on ${prometheusUrl(prom.listen)}`, prometheusProbe(prometheusUrl(prom.listen)));
       }
       if (!this.#stopRequested && s.demo && root !== undefined) await this.#startDemo(root, driver);
@@ -202,6 +222,7 @@ class Up {
         startedConsul: steps[0]!.skip === undefined,
         configFile: s.configFile,
         prometheus: prom === undefined ? undefined : { url: prometheusUrl(prom.listen), configFile: prometheusFiles(config).configFile },
+        acl: this.#tokens === undefined ? undefined : { dir: aclDir(config.dataDir), managementTokenFile: managementTokenFile(config.dataDir) },
         demo: s.demo ? [...DEMO_JOBS] : undefined,
         curl: s.demo ? this.#curlExample() : undefined,
       };
@@ -225,24 +246,26 @@ class Up {
     }
   }
 
-  /** Consul, the CA, the scheduler: each awaited before the next. */
-  async #startCluster(steps: UpStep[]): Promise<void> {
+  /** Consul, [the ACLs,] the CA, the scheduler: each awaited before the next. */
+  async #startCluster(steps: UpStep[], acl: { policiesDir: string; prometheus: boolean } | undefined): Promise<void> {
     const config = this.#config;
     for (const step of steps.filter((x) => x.role === 'consul' || x.role === 'ca' || x.role === 'scheduler')) {
       if (this.#stopRequested) return;
+      if (step.role === 'ca' && acl !== undefined) await this.#aclStep(acl.policiesDir, acl.prometheus);
       if (step.skip !== undefined) {
         this.#progress.skip(step.name, step.skip);
         continue;
       }
       if (step.role === 'ca') {
+        // Under --acl, `ca init` publishes the trust bundle (weft/ca/roots) with the management token: no component's policy grants it.
         await this.#progress.step('ca', 'weft ca init', async () => {
-          await this.#children.runOnce(this.#spec(step), this.#s.startMs);
+          await this.#children.runOnce(this.#spec(step, this.#consulEnv(this.#tokens?.management)), this.#s.startMs);
           return { value: undefined, summary: `created in ${config.dataDir}/ca` };
         });
       } else if (step.role === 'consul') {
-        await this.#daemonStep(step, `dev Consul on ${config.consul.address}`, consulProbe(config.consul.address));
+        await this.#daemonStep(step, `dev Consul on ${config.consul.address}${this.#aclFile === undefined ? '' : ', ACLs on (default deny)'}`, consulProbe(config.consul.address));
       } else {
-        await this.#daemonStep(step, `API on ${schedulerUrl(config)}`, schedulerProbe(schedulerUrl(config)));
+        await this.#daemonStep(step, `API on ${schedulerUrl(config)}`, schedulerProbe(schedulerUrl(config)), this.#consulEnv(this.#tokens?.scheduler));
       }
     }
     const { token, source } = resolveToken(config, {}, {});
@@ -253,6 +276,26 @@ class Up {
       });
     }
     this.#client = new SchedulerClient({ address: schedulerUrl(config), token, tokenSource: source });
+  }
+
+  /**
+   * `--acl`: the shipped policies and a Consul token per process, created with
+   * the management token (acl.ts), before any process that needs one starts.
+   */
+  async #aclStep(policiesDir: string, prometheus: boolean): Promise<void> {
+    const config = this.#config;
+    const file = this.#aclFile!;
+    await this.#progress.step('acl', `policies from ${policiesDir}, a token per process (management token ${file})`, async () => {
+      const management = await managementToken(config.dataDir, false);
+      this.#tokens = await setUpAcl({ consulAddress: config.consul.address, dataDir: config.dataDir, management, nodes: this.#hosts.map((h) => h.node), prometheus, policiesDir });
+      return { value: undefined, summary: aclSummary(config.dataDir, this.#tokens, tokenSpecs(this.#hosts.map((h) => h.node), prometheus).length) };
+    });
+  }
+
+  /** The environment of a child that talks to Consul: under --acl, with its own token (and never another's, from weft up's own environment). */
+  #consulEnv(token: string | undefined, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv | undefined {
+    if (this.#tokens === undefined) return Object.keys(extra).length === 0 ? undefined : { ...process.env, ...extra };
+    return { ...process.env, ...extra, [ENV_CONSUL_HTTP_TOKEN]: token ?? '' };
   }
 
   /** Each host's token and config file, then the agents, then the proxies (each set in parallel). */
@@ -273,8 +316,13 @@ class Up {
         const pids = await Promise.all(
           mine.map((step) => {
             const h = step.host!;
-            const probe = role === 'agent' ? agentProbe(config.consul.address, h.node) : proxyProbe(hostProxyUrl(config, h));
-            const spec = this.#spec(step, role === 'agent' ? { ...process.env, WEFT_TOKEN: tokens.get(h.node) ?? '' } : undefined);
+            const probe = role === 'agent' ? agentProbe(config.consul.address, h.node, this.#tokens?.management) : proxyProbe(hostProxyUrl(config, h));
+            const spec = this.#spec(
+              step,
+              role === 'agent'
+                ? this.#consulEnv(this.#tokens?.agents.get(h.node), { WEFT_TOKEN: tokens.get(h.node) ?? '' })
+                : this.#consulEnv(this.#tokens?.proxies.get(h.node)),
+            );
             return this.#children.startDaemon(spec, probe, this.#s.startMs);
           }),
         );
@@ -286,10 +334,16 @@ class Up {
     });
   }
 
-  /** The configuration a host's pieces read: with the repository as host volume `weft-source` under docker (the demo's scripts). */
+  /**
+   * The configuration a host's pieces read: with the repository as host volume
+   * `weft-source` under docker (the demo's scripts); under --acl without any
+   * Consul token (each piece gets its own in its environment).
+   */
   #hostConfig(driver: 'docker' | 'process', root: string | undefined): Readonly<Config> {
-    if (driver !== 'docker' || root === undefined) return this.#config;
-    return { ...this.#config, agent: { ...this.#config.agent, hostVolumes: { ...this.#config.agent.hostVolumes, [SOURCE_VOLUME]: root } } };
+    let config = this.#config;
+    if (this.#tokens !== undefined) config = { ...config, consul: { address: config.consul.address } };
+    if (driver !== 'docker' || root === undefined) return config;
+    return { ...config, agent: { ...config.agent, hostVolumes: { ...config.agent.hostVolumes, [SOURCE_VOLUME]: root } } };
   }
 
   async #startDemo(root: string, driver: 'docker' | 'process'): Promise<void> {
@@ -349,10 +403,10 @@ class Up {
   }
 
   /** A daemon step: started, awaited healthy, its pid on the line. */
-  async #daemonStep(step: UpStep, what: string, probe: () => Promise<boolean>): Promise<void> {
+  async #daemonStep(step: UpStep, what: string, probe: () => Promise<boolean>, env?: NodeJS.ProcessEnv): Promise<void> {
     const shown = step.command === undefined ? `weft ${step.args.join(' ')}` : [step.command, ...step.args].join(' ');
     await this.#progress.step(step.name, `starting ${shown}`, async (c) => {
-      const pid = await this.#children.startDaemon(this.#spec(step), probe, this.#s.startMs);
+      const pid = await this.#children.startDaemon(this.#spec(step, env), probe, this.#s.startMs);
       c.plain(`${step.name} is healthy (pid ${pid})`);
       return { value: undefined, summary: `${what} (pid ${pid})` };
     });
