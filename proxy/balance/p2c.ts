@@ -25,7 +25,10 @@
  * - an endpoint not measured yet reads as the typical latency: neither
  *   starved (a 30 ms default beside peers answering in 1 ms looked 30 times
  *   dearer, so 1,000 sequential requests over three went 0/469/531) nor
- *   flooded (zero, as Finagle starts).
+ *   flooded (zero, as Finagle starts). And while it is idle it wins against
+ *   a measured peer, so it gets one probe: the typical latency can sit above
+ *   a fast peer's own estimate (it moves slowly), and with two endpoints
+ *   sequential requests then never reached the new one.
  * See "What starved, and the fix" in proxy/README.md for the figures.
  *
  * O(1) per pick without an availability hook; with one, hidden endpoints are
@@ -148,8 +151,15 @@ export class P2cPicker<E extends Endpoint = Endpoint> implements Picker<E> {
     return Math.min(Math.floor(this.#random() * n), n - 1);
   }
 
-  /** The cheaper of two; a tie goes to the first (already a random choice). */
+  /**
+   * The cheaper of two; a tie goes to the first (already a random choice).
+   * An idle endpoint never measured wins against a measured one: it gets one
+   * probe, then competes on its own figure (see the file comment).
+   */
   #cheaper(a: State<E>, b: State<E>): State<E> {
+    const aNew = a.ewma.samples === 0 && a.outstanding === 0;
+    const bNew = b.ewma.samples === 0 && b.outstanding === 0;
+    if (aNew !== bNew) return aNew ? a : b;
     const now = this.#now();
     const window = this.#window();
     return this.#cost(b, now, window) < this.#cost(a, now, window) ? b : a;

@@ -116,6 +116,35 @@ t.test("an endpoint nothing is known about reads as the service's typical latenc
   t.equal(setup(eps('a'), { defaultRttMs: 5 }).picker.estimateMs('a'), 5);
 });
 
+t.test('a new endpoint beside a faster measured one gets a probe at once, then competes on its own figure', async (t) => {
+  const [a, b] = eps('a', 'b');
+  const { clock, picker } = setup([a!]);
+  // a was slow once, then fast: the typical latency (slow to move) stays above a's own estimate.
+  measure(picker, a!, 10);
+  for (let i = 0; i < 20; i++) {
+    clock.advance(50);
+    measure(picker, a!, 1);
+  }
+  picker.update([a!, b!]);
+  t.ok(picker.estimateMs('a')! < picker.estimateMs('b')!, `a reads ${picker.estimateMs('a')} ms, b (unmeasured) ${picker.estimateMs('b')} ms`);
+  // Sequential requests, as health probes or a single client make them.
+  const picks: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    const e = picker.pick()!;
+    picks.push(e.id);
+    picker.onStart(e);
+    picker.onEnd(e, { latencyMs: 1, ok: true });
+  }
+  t.equal(picks[0], 'b', 'the first request goes to the endpoint never measured');
+  t.ok(picks.filter((id) => id === 'b').length > 20, `b keeps a share at equal latency (${picks.filter((id) => id === 'b').length} of 200)`);
+  // Busy, it is no longer new: it competes on cost like any other.
+  const c = ep('c', 1);
+  const { picker: other } = setup([a!, c], { random: replay([0, 0]) });
+  other.onStart(c);
+  measure(other, a!, 1);
+  t.equal(other.pick()?.id, 'a', 'an unmeasured endpoint with a request in flight gets no second probe ahead of its peer');
+});
+
 t.test('update() keeps latency estimates and outstanding counts of endpoints that stay', async (t) => {
   const [a, b] = eps('a', 'b');
   const { picker } = setup([a!, b!]);
