@@ -8,7 +8,7 @@
 export { ALGORITHMS, DEFAULT_ALGORITHM } from './balance/create.js';
 export { SPLIT_KV_PREFIX, splitKey, validateSplit } from './balance/split.js';
 export { checkParserInternals } from './h1/llhttp.js';
-export { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from './http/server-limits.js';
+export { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_HEAD_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from './http/server-limits.js';
 export { InboundCache, inboundCachePath } from './inbound/inbound-cache.js';
 export { INTENTIONS_PREFIX, KvIntentions, parseIntentionDocument, parseIntentionKey } from './inbound/intentions.js';
 export type { IntentionEntry } from './inbound/intentions.js';

@@ -51,13 +51,19 @@ export const DEFAULT_MAX_CONNECTIONS = 10_000;
 /** Longest gap in a request body (`HttpLimits.bodyIdleTimeoutMs`); proxy.timeouts.bodyIdleMs in the configuration. */
 export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 10_000;
 
+/** Time to receive a complete request head (`HttpLimits.headersTimeoutMs`); proxy.timeouts.headMs in the configuration. */
+export const DEFAULT_HEAD_TIMEOUT_MS = 10_000;
+
+/** TLS handshake deadline (`HttpLimits.handshakeTimeoutMs`); proxy.timeouts.handshakeMs in the configuration. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
 /** Defaults, in the one place they are decided. */
 export const DEFAULT_HTTP_LIMITS: HttpLimits = Object.freeze({
   maxHeaderSizeBytes: 16 * 1024,
-  headersTimeoutMs: 10_000,
+  headersTimeoutMs: DEFAULT_HEAD_TIMEOUT_MS,
   requestTimeoutMs: 300_000,
   keepAliveTimeoutMs: 60_000,
-  handshakeTimeoutMs: 10_000,
+  handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
   bodyIdleTimeoutMs: DEFAULT_BODY_IDLE_TIMEOUT_MS,
   maxConnections: DEFAULT_MAX_CONNECTIONS,
 });

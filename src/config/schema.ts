@@ -19,6 +19,8 @@ import {
   ALGORITHMS,
   DEFAULT_ALGORITHM,
   DEFAULT_BODY_IDLE_TIMEOUT_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_HEAD_TIMEOUT_MS,
   DEFAULT_INBOUND_PORT,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_HELD,
@@ -229,6 +231,10 @@ export const ConfigSchema = Type.Object(
             tryMs: Type.Integer({ minimum: 0, default: 0 }),
             /** Every listener: a request body with no bytes for this long while unfinished is answered 408 and closed. */
             bodyIdleMs: Type.Integer({ minimum: 1, default: DEFAULT_BODY_IDLE_TIMEOUT_MS }),
+            /** Every listener: a request head (request line and headers) not complete this long after it began is answered 408 and closed. */
+            headMs: Type.Integer({ minimum: 1, default: DEFAULT_HEAD_TIMEOUT_MS }),
+            /** The inbound mTLS listener: a connection whose TLS handshake has not finished this long after accept is closed. */
+            handshakeMs: Type.Integer({ minimum: 1, default: DEFAULT_HANDSHAKE_TIMEOUT_MS }),
           },
           { default: {}, additionalProperties: false },
         ),

@@ -12,7 +12,7 @@ import { defaultNodeName } from './node-name.js';
 
 export const validate = validate10;
 export default validate10;
-const schema11 = {"additionalProperties":false,"type":"object","required":["dataDir","datacenter","nodeName","log","consul","devConsul","ca","scheduler","client","agent","proxy"],"properties":{"dataDir":{"minLength":1,"default":".weft","type":"string"},"datacenter":{"pattern":"^[A-Za-z0-9_-]+$","default":"dc1","type":"string"},"nodeName":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"<defaultNodeName()>","type":"string"},"log":{"default":{},"additionalProperties":false,"type":"object","required":["level","format"],"properties":{"level":{"default":"info","anyOf":[{"const":"trace","type":"string"},{"const":"debug","type":"string"},{"const":"info","type":"string"},{"const":"warn","type":"string"},{"const":"error","type":"string"},{"const":"fatal","type":"string"},{"const":"silent","type":"string"}]},"format":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"json","type":"string"},{"const":"pretty","type":"string"}]}}},"consul":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"127.0.0.1:8500","type":"string"},"token":{"minLength":1,"type":"string"}}},"devConsul":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":8500}}},"ca":{"default":{},"additionalProperties":false,"type":"object","required":["trustDomain","leafTtlHours","csrMaxPerSecond","intermediate"],"properties":{"trustDomain":{"pattern":"^[a-z0-9][a-z0-9._-]{0,252}$","default":"weft.local","type":"string"},"leafTtlHours":{"exclusiveMinimum":0,"maximum":8760,"default":72,"type":"number"},"csrMaxPerSecond":{"minimum":0,"default":50,"type":"number"},"intermediate":{"default":false,"type":"boolean"}}},"scheduler":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port","algorithm","lostAfterMs","dynamicPortMin","dynamicPortMax","reconcileIntervalMs","leaderTtlMs","register","signing","autoscale"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":7400},"algorithm":{"default":"binpack","anyOf":[{"const":"binpack","type":"string"},{"const":"spread","type":"string"}]},"lostAfterMs":{"minimum":1000,"default":30000,"type":"integer"},"dynamicPortMin":{"minimum":1,"maximum":65535,"type":"integer","default":20000},"dynamicPortMax":{"minimum":1,"maximum":65535,"type":"integer","default":32000},"reconcileIntervalMs":{"minimum":100,"default":10000,"type":"integer"},"token":{"minLength":16,"type":"string"},"leaderTtlMs":{"minimum":50,"default":10000,"type":"integer"},"register":{"default":true,"type":"boolean"},"signing":{"default":{},"additionalProperties":false,"type":"object","required":["publishSeconds","overlapHours"],"properties":{"publishSeconds":{"minimum":0,"maximum":86400,"default":120,"type":"number"},"overlapHours":{"minimum":0,"maximum":8760,"default":24,"type":"number"}}},"autoscale":{"default":{},"additionalProperties":false,"type":"object","required":["source","prometheusUrl"],"properties":{"source":{"default":"scrape","anyOf":[{"const":"scrape","type":"string"},{"const":"prometheus","type":"string"}]},"prometheusUrl":{"pattern":"^https?://[^\\s/]+(/[^\\s]*)?$","default":"http://127.0.0.1:9090","type":"string"}}}}},"client":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"http://127.0.0.1:7400","type":"string"},"token":{"minLength":1,"type":"string"}}},"agent":{"default":{},"additionalProperties":false,"type":"object","required":["driver","address","cpu","memory","attributes","hostVolumes","heartbeatTtlMs","drainDelayMs","stopDeadlineMs","resyncIntervalMs","stoppingGraceMs","superviseProxy","outboundPortBase","signingKeysRefreshMs","namespace","metrics"],"properties":{"driver":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"docker","type":"string"},{"const":"process","type":"string"}]},"address":{"minLength":1,"default":"127.0.0.1","type":"string"},"cpu":{"minimum":0,"default":0,"type":"integer"},"memory":{"minimum":0,"default":0,"type":"integer"},"attributes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9_.-]{1,63}$":{"maxLength":255,"type":"string"}}},"hostVolumes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$":{"pattern":"^/","type":"string"}}},"heartbeatTtlMs":{"minimum":1000,"default":15000,"type":"integer"},"drainDelayMs":{"minimum":0,"default":1000,"type":"integer"},"stopDeadlineMs":{"minimum":0,"default":10000,"type":"integer"},"resyncIntervalMs":{"minimum":1000,"default":30000,"type":"integer"},"stoppingGraceMs":{"minimum":0,"default":300000,"type":"integer"},"superviseProxy":{"default":true,"type":"boolean"},"proxyConsulTokenFile":{"minLength":1,"type":"string"},"outboundPortBase":{"minimum":1,"maximum":65535,"type":"integer","default":15101},"signingKeysRefreshMs":{"minimum":1000,"default":60000,"type":"integer"},"namespace":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"default","type":"string"},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["port"],"properties":{"bind":{"minLength":1,"type":"string"},"port":{"minimum":0,"maximum":65535,"default":15091,"type":"integer"}}}}},"proxy":{"default":{},"additionalProperties":false,"type":"object","required":["inbound","outbound","metrics","intentions","algorithm","timeouts","activation","maxConnections","shutdownGraceMs","reloadIntervalMs"],"properties":{"inbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15443}}},"outbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"}}},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15090}}},"intentions":{"default":{},"additionalProperties":false,"type":"object","required":["defaultAction"],"properties":{"defaultAction":{"default":"allow","anyOf":[{"const":"allow","type":"string"},{"const":"deny","type":"string"}]}}},"algorithm":{"default":"p2c","anyOf":[{"const":"p2c","type":"string"},{"const":"swrr","type":"string"}]},"timeouts":{"default":{},"additionalProperties":false,"type":"object","required":["requestMs","tryMs","bodyIdleMs"],"properties":{"requestMs":{"minimum":1,"default":15000,"type":"integer"},"tryMs":{"minimum":0,"default":0,"type":"integer"},"bodyIdleMs":{"minimum":1,"default":10000,"type":"integer"}}},"activation":{"default":{},"additionalProperties":false,"type":"object","required":["maxHeld","maxWaitMs"],"properties":{"maxHeld":{"minimum":0,"default":100,"type":"integer"},"maxWaitMs":{"minimum":1,"default":30000,"type":"integer"}}},"maxConnections":{"minimum":1,"default":10000,"type":"integer"},"shutdownGraceMs":{"minimum":0,"default":10000,"type":"integer"},"reloadIntervalMs":{"minimum":50,"default":1000,"type":"integer"}}}}};
+const schema11 = {"additionalProperties":false,"type":"object","required":["dataDir","datacenter","nodeName","log","consul","devConsul","ca","scheduler","client","agent","proxy"],"properties":{"dataDir":{"minLength":1,"default":".weft","type":"string"},"datacenter":{"pattern":"^[A-Za-z0-9_-]+$","default":"dc1","type":"string"},"nodeName":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"<defaultNodeName()>","type":"string"},"log":{"default":{},"additionalProperties":false,"type":"object","required":["level","format"],"properties":{"level":{"default":"info","anyOf":[{"const":"trace","type":"string"},{"const":"debug","type":"string"},{"const":"info","type":"string"},{"const":"warn","type":"string"},{"const":"error","type":"string"},{"const":"fatal","type":"string"},{"const":"silent","type":"string"}]},"format":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"json","type":"string"},{"const":"pretty","type":"string"}]}}},"consul":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"127.0.0.1:8500","type":"string"},"token":{"minLength":1,"type":"string"}}},"devConsul":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":8500}}},"ca":{"default":{},"additionalProperties":false,"type":"object","required":["trustDomain","leafTtlHours","csrMaxPerSecond","intermediate"],"properties":{"trustDomain":{"pattern":"^[a-z0-9][a-z0-9._-]{0,252}$","default":"weft.local","type":"string"},"leafTtlHours":{"exclusiveMinimum":0,"maximum":8760,"default":72,"type":"number"},"csrMaxPerSecond":{"minimum":0,"default":50,"type":"number"},"intermediate":{"default":false,"type":"boolean"}}},"scheduler":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port","algorithm","lostAfterMs","dynamicPortMin","dynamicPortMax","reconcileIntervalMs","leaderTtlMs","register","signing","autoscale"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":7400},"algorithm":{"default":"binpack","anyOf":[{"const":"binpack","type":"string"},{"const":"spread","type":"string"}]},"lostAfterMs":{"minimum":1000,"default":30000,"type":"integer"},"dynamicPortMin":{"minimum":1,"maximum":65535,"type":"integer","default":20000},"dynamicPortMax":{"minimum":1,"maximum":65535,"type":"integer","default":32000},"reconcileIntervalMs":{"minimum":100,"default":10000,"type":"integer"},"token":{"minLength":16,"type":"string"},"leaderTtlMs":{"minimum":50,"default":10000,"type":"integer"},"register":{"default":true,"type":"boolean"},"signing":{"default":{},"additionalProperties":false,"type":"object","required":["publishSeconds","overlapHours"],"properties":{"publishSeconds":{"minimum":0,"maximum":86400,"default":120,"type":"number"},"overlapHours":{"minimum":0,"maximum":8760,"default":24,"type":"number"}}},"autoscale":{"default":{},"additionalProperties":false,"type":"object","required":["source","prometheusUrl"],"properties":{"source":{"default":"scrape","anyOf":[{"const":"scrape","type":"string"},{"const":"prometheus","type":"string"}]},"prometheusUrl":{"pattern":"^https?://[^\\s/]+(/[^\\s]*)?$","default":"http://127.0.0.1:9090","type":"string"}}}}},"client":{"default":{},"additionalProperties":false,"type":"object","required":["address"],"properties":{"address":{"pattern":"^(https?://)?[^\\s/:]+(:[0-9]{1,5})?/?$","default":"http://127.0.0.1:7400","type":"string"},"token":{"minLength":1,"type":"string"}}},"agent":{"default":{},"additionalProperties":false,"type":"object","required":["driver","address","cpu","memory","attributes","hostVolumes","heartbeatTtlMs","drainDelayMs","stopDeadlineMs","resyncIntervalMs","stoppingGraceMs","superviseProxy","outboundPortBase","signingKeysRefreshMs","namespace","metrics"],"properties":{"driver":{"default":"auto","anyOf":[{"const":"auto","type":"string"},{"const":"docker","type":"string"},{"const":"process","type":"string"}]},"address":{"minLength":1,"default":"127.0.0.1","type":"string"},"cpu":{"minimum":0,"default":0,"type":"integer"},"memory":{"minimum":0,"default":0,"type":"integer"},"attributes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9_.-]{1,63}$":{"maxLength":255,"type":"string"}}},"hostVolumes":{"default":{},"type":"object","patternProperties":{"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$":{"pattern":"^/","type":"string"}}},"heartbeatTtlMs":{"minimum":1000,"default":15000,"type":"integer"},"drainDelayMs":{"minimum":0,"default":1000,"type":"integer"},"stopDeadlineMs":{"minimum":0,"default":10000,"type":"integer"},"resyncIntervalMs":{"minimum":1000,"default":30000,"type":"integer"},"stoppingGraceMs":{"minimum":0,"default":300000,"type":"integer"},"superviseProxy":{"default":true,"type":"boolean"},"proxyConsulTokenFile":{"minLength":1,"type":"string"},"outboundPortBase":{"minimum":1,"maximum":65535,"type":"integer","default":15101},"signingKeysRefreshMs":{"minimum":1000,"default":60000,"type":"integer"},"namespace":{"pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$","default":"default","type":"string"},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["port"],"properties":{"bind":{"minLength":1,"type":"string"},"port":{"minimum":0,"maximum":65535,"default":15091,"type":"integer"}}}}},"proxy":{"default":{},"additionalProperties":false,"type":"object","required":["inbound","outbound","metrics","intentions","algorithm","timeouts","activation","maxConnections","shutdownGraceMs","reloadIntervalMs"],"properties":{"inbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15443}}},"outbound":{"default":{},"additionalProperties":false,"type":"object","required":["bind"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"}}},"metrics":{"default":{},"additionalProperties":false,"type":"object","required":["bind","port"],"properties":{"bind":{"minLength":1,"default":"127.0.0.1","type":"string"},"port":{"minimum":1,"maximum":65535,"type":"integer","default":15090}}},"intentions":{"default":{},"additionalProperties":false,"type":"object","required":["defaultAction"],"properties":{"defaultAction":{"default":"allow","anyOf":[{"const":"allow","type":"string"},{"const":"deny","type":"string"}]}}},"algorithm":{"default":"p2c","anyOf":[{"const":"p2c","type":"string"},{"const":"swrr","type":"string"}]},"timeouts":{"default":{},"additionalProperties":false,"type":"object","required":["requestMs","tryMs","bodyIdleMs","headMs","handshakeMs"],"properties":{"requestMs":{"minimum":1,"default":15000,"type":"integer"},"tryMs":{"minimum":0,"default":0,"type":"integer"},"bodyIdleMs":{"minimum":1,"default":10000,"type":"integer"},"headMs":{"minimum":1,"default":10000,"type":"integer"},"handshakeMs":{"minimum":1,"default":10000,"type":"integer"}}},"activation":{"default":{},"additionalProperties":false,"type":"object","required":["maxHeld","maxWaitMs"],"properties":{"maxHeld":{"minimum":0,"default":100,"type":"integer"},"maxWaitMs":{"minimum":1,"default":30000,"type":"integer"}}},"maxConnections":{"minimum":1,"default":10000,"type":"integer"},"shutdownGraceMs":{"minimum":0,"default":10000,"type":"integer"},"reloadIntervalMs":{"minimum":50,"default":1000,"type":"integer"}}}}};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = ucs2length;
 const pattern0 = new RegExp("^[A-Za-z0-9_-]+$", "u");
@@ -4365,6 +4365,12 @@ data71.tryMs = 0;
 if(data71.bodyIdleMs === undefined){
 data71.bodyIdleMs = 10000;
 }
+if(data71.headMs === undefined){
+data71.headMs = 10000;
+}
+if(data71.handshakeMs === undefined){
+data71.handshakeMs = 10000;
+}
 if(data71.requestMs === undefined){
 const err252 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "requestMs"},message:"must have required property '"+"requestMs"+"'"};
 if(vErrors === null){
@@ -4395,14 +4401,34 @@ vErrors.push(err254);
 }
 errors++;
 }
-for(const key18 in data71){
-if(!(((key18 === "requestMs") || (key18 === "tryMs")) || (key18 === "bodyIdleMs"))){
-const err255 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(data71.headMs === undefined){
+const err255 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "headMs"},message:"must have required property '"+"headMs"+"'"};
 if(vErrors === null){
 vErrors = [err255];
 }
 else {
 vErrors.push(err255);
+}
+errors++;
+}
+if(data71.handshakeMs === undefined){
+const err256 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/required",keyword:"required",params:{missingProperty: "handshakeMs"},message:"must have required property '"+"handshakeMs"+"'"};
+if(vErrors === null){
+vErrors = [err256];
+}
+else {
+vErrors.push(err256);
+}
+errors++;
+}
+for(const key18 in data71){
+if(!(((((key18 === "requestMs") || (key18 === "tryMs")) || (key18 === "bodyIdleMs")) || (key18 === "headMs")) || (key18 === "handshakeMs"))){
+const err257 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err257];
+}
+else {
+vErrors.push(err257);
 }
 errors++;
 }
@@ -4417,12 +4443,12 @@ if(dataType68 === "boolean" || data72 === null
 coerced68 = +data72;
 }
 else {
-const err256 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err258 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err256];
+vErrors = [err258];
 }
 else {
-vErrors.push(err256);
+vErrors.push(err258);
 }
 errors++;
 }
@@ -4436,12 +4462,12 @@ data71["requestMs"] = coerced68;
 }
 if(typeof data72 == "number"){
 if(data72 < 1 || isNaN(data72)){
-const err257 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+const err259 = {instancePath:instancePath+"/proxy/timeouts/requestMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/requestMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
-vErrors = [err257];
+vErrors = [err259];
 }
 else {
-vErrors.push(err257);
+vErrors.push(err259);
 }
 errors++;
 }
@@ -4456,12 +4482,12 @@ if(dataType69 === "boolean" || data73 === null
 coerced69 = +data73;
 }
 else {
-const err258 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err260 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err258];
+vErrors = [err260];
 }
 else {
-vErrors.push(err258);
+vErrors.push(err260);
 }
 errors++;
 }
@@ -4475,12 +4501,12 @@ data71["tryMs"] = coerced69;
 }
 if(typeof data73 == "number"){
 if(data73 < 0 || isNaN(data73)){
-const err259 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err261 = {instancePath:instancePath+"/proxy/timeouts/tryMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/tryMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
-vErrors = [err259];
+vErrors = [err261];
 }
 else {
-vErrors.push(err259);
+vErrors.push(err261);
 }
 errors++;
 }
@@ -4495,12 +4521,12 @@ if(dataType70 === "boolean" || data74 === null
 coerced70 = +data74;
 }
 else {
-const err260 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err262 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
-vErrors = [err260];
+vErrors = [err262];
 }
 else {
-vErrors.push(err260);
+vErrors.push(err262);
 }
 errors++;
 }
@@ -4514,37 +4540,7 @@ data71["bodyIdleMs"] = coerced70;
 }
 if(typeof data74 == "number"){
 if(data74 < 1 || isNaN(data74)){
-const err261 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
-if(vErrors === null){
-vErrors = [err261];
-}
-else {
-vErrors.push(err261);
-}
-errors++;
-}
-}
-}
-else {
-const err262 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err262];
-}
-else {
-vErrors.push(err262);
-}
-errors++;
-}
-let data75 = data59.activation;
-if(data75 && typeof data75 == "object" && !Array.isArray(data75)){
-if(data75.maxHeld === undefined){
-data75.maxHeld = 100;
-}
-if(data75.maxWaitMs === undefined){
-data75.maxWaitMs = 30000;
-}
-if(data75.maxHeld === undefined){
-const err263 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxHeld"},message:"must have required property '"+"maxHeld"+"'"};
+const err263 = {instancePath:instancePath+"/proxy/timeouts/bodyIdleMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/bodyIdleMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err263];
 }
@@ -4553,8 +4549,18 @@ vErrors.push(err263);
 }
 errors++;
 }
-if(data75.maxWaitMs === undefined){
-const err264 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxWaitMs"},message:"must have required property '"+"maxWaitMs"+"'"};
+}
+let data75 = data71.headMs;
+if(!((typeof data75 == "number") && (!(data75 % 1) && !isNaN(data75)))){
+let dataType71 = typeof data75;
+let coerced71 = undefined;
+if(!(coerced71 !== undefined)){
+if(dataType71 === "boolean" || data75 === null
+              || (dataType71 === "string" && data75 && data75 == +data75 && !(data75 % 1))){
+coerced71 = +data75;
+}
+else {
+const err264 = {instancePath:instancePath+"/proxy/timeouts/headMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/headMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err264];
 }
@@ -4563,9 +4569,17 @@ vErrors.push(err264);
 }
 errors++;
 }
-for(const key19 in data75){
-if(!((key19 === "maxHeld") || (key19 === "maxWaitMs"))){
-const err265 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
+}
+if(coerced71 !== undefined){
+data75 = coerced71;
+if(data71 !== undefined){
+data71["headMs"] = coerced71;
+}
+}
+}
+if(typeof data75 == "number"){
+if(data75 < 1 || isNaN(data75)){
+const err265 = {instancePath:instancePath+"/proxy/timeouts/headMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/headMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err265];
 }
@@ -4575,17 +4589,17 @@ vErrors.push(err265);
 errors++;
 }
 }
-let data76 = data75.maxHeld;
+let data76 = data71.handshakeMs;
 if(!((typeof data76 == "number") && (!(data76 % 1) && !isNaN(data76)))){
-let dataType71 = typeof data76;
-let coerced71 = undefined;
-if(!(coerced71 !== undefined)){
-if(dataType71 === "boolean" || data76 === null
-              || (dataType71 === "string" && data76 && data76 == +data76 && !(data76 % 1))){
-coerced71 = +data76;
+let dataType72 = typeof data76;
+let coerced72 = undefined;
+if(!(coerced72 !== undefined)){
+if(dataType72 === "boolean" || data76 === null
+              || (dataType72 === "string" && data76 && data76 == +data76 && !(data76 % 1))){
+coerced72 = +data76;
 }
 else {
-const err266 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err266 = {instancePath:instancePath+"/proxy/timeouts/handshakeMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/handshakeMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err266];
 }
@@ -4595,16 +4609,16 @@ vErrors.push(err266);
 errors++;
 }
 }
-if(coerced71 !== undefined){
-data76 = coerced71;
-if(data75 !== undefined){
-data75["maxHeld"] = coerced71;
+if(coerced72 !== undefined){
+data76 = coerced72;
+if(data71 !== undefined){
+data71["handshakeMs"] = coerced72;
 }
 }
 }
 if(typeof data76 == "number"){
-if(data76 < 0 || isNaN(data76)){
-const err267 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data76 < 1 || isNaN(data76)){
+const err267 = {instancePath:instancePath+"/proxy/timeouts/handshakeMs",schemaPath:"#/properties/proxy/properties/timeouts/properties/handshakeMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err267];
 }
@@ -4614,17 +4628,9 @@ vErrors.push(err267);
 errors++;
 }
 }
-let data77 = data75.maxWaitMs;
-if(!((typeof data77 == "number") && (!(data77 % 1) && !isNaN(data77)))){
-let dataType72 = typeof data77;
-let coerced72 = undefined;
-if(!(coerced72 !== undefined)){
-if(dataType72 === "boolean" || data77 === null
-              || (dataType72 === "string" && data77 && data77 == +data77 && !(data77 % 1))){
-coerced72 = +data77;
 }
 else {
-const err268 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err268 = {instancePath:instancePath+"/proxy/timeouts",schemaPath:"#/properties/proxy/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err268];
 }
@@ -4633,17 +4639,16 @@ vErrors.push(err268);
 }
 errors++;
 }
+let data77 = data59.activation;
+if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
+if(data77.maxHeld === undefined){
+data77.maxHeld = 100;
 }
-if(coerced72 !== undefined){
-data77 = coerced72;
-if(data75 !== undefined){
-data75["maxWaitMs"] = coerced72;
+if(data77.maxWaitMs === undefined){
+data77.maxWaitMs = 30000;
 }
-}
-}
-if(typeof data77 == "number"){
-if(data77 < 1 || isNaN(data77)){
-const err269 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data77.maxHeld === undefined){
+const err269 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxHeld"},message:"must have required property '"+"maxHeld"+"'"};
 if(vErrors === null){
 vErrors = [err269];
 }
@@ -4652,10 +4657,8 @@ vErrors.push(err269);
 }
 errors++;
 }
-}
-}
-else {
-const err270 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data77.maxWaitMs === undefined){
+const err270 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/required",keyword:"required",params:{missingProperty: "maxWaitMs"},message:"must have required property '"+"maxWaitMs"+"'"};
 if(vErrors === null){
 vErrors = [err270];
 }
@@ -4664,17 +4667,9 @@ vErrors.push(err270);
 }
 errors++;
 }
-let data78 = data59.maxConnections;
-if(!((typeof data78 == "number") && (!(data78 % 1) && !isNaN(data78)))){
-let dataType73 = typeof data78;
-let coerced73 = undefined;
-if(!(coerced73 !== undefined)){
-if(dataType73 === "boolean" || data78 === null
-              || (dataType73 === "string" && data78 && data78 == +data78 && !(data78 % 1))){
-coerced73 = +data78;
-}
-else {
-const err271 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+for(const key19 in data77){
+if(!((key19 === "maxHeld") || (key19 === "maxWaitMs"))){
+const err271 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err271];
 }
@@ -4684,16 +4679,17 @@ vErrors.push(err271);
 errors++;
 }
 }
-if(coerced73 !== undefined){
-data78 = coerced73;
-if(data59 !== undefined){
-data59["maxConnections"] = coerced73;
+let data78 = data77.maxHeld;
+if(!((typeof data78 == "number") && (!(data78 % 1) && !isNaN(data78)))){
+let dataType73 = typeof data78;
+let coerced73 = undefined;
+if(!(coerced73 !== undefined)){
+if(dataType73 === "boolean" || data78 === null
+              || (dataType73 === "string" && data78 && data78 == +data78 && !(data78 % 1))){
+coerced73 = +data78;
 }
-}
-}
-if(typeof data78 == "number"){
-if(data78 < 1 || isNaN(data78)){
-const err272 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+else {
+const err272 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err272];
 }
@@ -4703,17 +4699,16 @@ vErrors.push(err272);
 errors++;
 }
 }
-let data79 = data59.shutdownGraceMs;
-if(!((typeof data79 == "number") && (!(data79 % 1) && !isNaN(data79)))){
-let dataType74 = typeof data79;
-let coerced74 = undefined;
-if(!(coerced74 !== undefined)){
-if(dataType74 === "boolean" || data79 === null
-              || (dataType74 === "string" && data79 && data79 == +data79 && !(data79 % 1))){
-coerced74 = +data79;
+if(coerced73 !== undefined){
+data78 = coerced73;
+if(data77 !== undefined){
+data77["maxHeld"] = coerced73;
 }
-else {
-const err273 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+if(typeof data78 == "number"){
+if(data78 < 0 || isNaN(data78)){
+const err273 = {instancePath:instancePath+"/proxy/activation/maxHeld",schemaPath:"#/properties/proxy/properties/activation/properties/maxHeld/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err273];
 }
@@ -4723,16 +4718,17 @@ vErrors.push(err273);
 errors++;
 }
 }
-if(coerced74 !== undefined){
-data79 = coerced74;
-if(data59 !== undefined){
-data59["shutdownGraceMs"] = coerced74;
+let data79 = data77.maxWaitMs;
+if(!((typeof data79 == "number") && (!(data79 % 1) && !isNaN(data79)))){
+let dataType74 = typeof data79;
+let coerced74 = undefined;
+if(!(coerced74 !== undefined)){
+if(dataType74 === "boolean" || data79 === null
+              || (dataType74 === "string" && data79 && data79 == +data79 && !(data79 % 1))){
+coerced74 = +data79;
 }
-}
-}
-if(typeof data79 == "number"){
-if(data79 < 0 || isNaN(data79)){
-const err274 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+else {
+const err274 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err274];
 }
@@ -4742,17 +4738,16 @@ vErrors.push(err274);
 errors++;
 }
 }
-let data80 = data59.reloadIntervalMs;
-if(!((typeof data80 == "number") && (!(data80 % 1) && !isNaN(data80)))){
-let dataType75 = typeof data80;
-let coerced75 = undefined;
-if(!(coerced75 !== undefined)){
-if(dataType75 === "boolean" || data80 === null
-              || (dataType75 === "string" && data80 && data80 == +data80 && !(data80 % 1))){
-coerced75 = +data80;
+if(coerced74 !== undefined){
+data79 = coerced74;
+if(data77 !== undefined){
+data77["maxWaitMs"] = coerced74;
 }
-else {
-const err275 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+if(typeof data79 == "number"){
+if(data79 < 1 || isNaN(data79)){
+const err275 = {instancePath:instancePath+"/proxy/activation/maxWaitMs",schemaPath:"#/properties/proxy/properties/activation/properties/maxWaitMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err275];
 }
@@ -4762,16 +4757,9 @@ vErrors.push(err275);
 errors++;
 }
 }
-if(coerced75 !== undefined){
-data80 = coerced75;
-if(data59 !== undefined){
-data59["reloadIntervalMs"] = coerced75;
 }
-}
-}
-if(typeof data80 == "number"){
-if(data80 < 50 || isNaN(data80)){
-const err276 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
+else {
+const err276 = {instancePath:instancePath+"/proxy/activation",schemaPath:"#/properties/proxy/properties/activation/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err276];
 }
@@ -4780,10 +4768,17 @@ vErrors.push(err276);
 }
 errors++;
 }
-}
+let data80 = data59.maxConnections;
+if(!((typeof data80 == "number") && (!(data80 % 1) && !isNaN(data80)))){
+let dataType75 = typeof data80;
+let coerced75 = undefined;
+if(!(coerced75 !== undefined)){
+if(dataType75 === "boolean" || data80 === null
+              || (dataType75 === "string" && data80 && data80 == +data80 && !(data80 % 1))){
+coerced75 = +data80;
 }
 else {
-const err277 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err277 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err277];
 }
@@ -4793,13 +4788,122 @@ vErrors.push(err277);
 errors++;
 }
 }
-else {
-const err278 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(coerced75 !== undefined){
+data80 = coerced75;
+if(data59 !== undefined){
+data59["maxConnections"] = coerced75;
+}
+}
+}
+if(typeof data80 == "number"){
+if(data80 < 1 || isNaN(data80)){
+const err278 = {instancePath:instancePath+"/proxy/maxConnections",schemaPath:"#/properties/proxy/properties/maxConnections/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err278];
 }
 else {
 vErrors.push(err278);
+}
+errors++;
+}
+}
+let data81 = data59.shutdownGraceMs;
+if(!((typeof data81 == "number") && (!(data81 % 1) && !isNaN(data81)))){
+let dataType76 = typeof data81;
+let coerced76 = undefined;
+if(!(coerced76 !== undefined)){
+if(dataType76 === "boolean" || data81 === null
+              || (dataType76 === "string" && data81 && data81 == +data81 && !(data81 % 1))){
+coerced76 = +data81;
+}
+else {
+const err279 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err279];
+}
+else {
+vErrors.push(err279);
+}
+errors++;
+}
+}
+if(coerced76 !== undefined){
+data81 = coerced76;
+if(data59 !== undefined){
+data59["shutdownGraceMs"] = coerced76;
+}
+}
+}
+if(typeof data81 == "number"){
+if(data81 < 0 || isNaN(data81)){
+const err280 = {instancePath:instancePath+"/proxy/shutdownGraceMs",schemaPath:"#/properties/proxy/properties/shutdownGraceMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err280];
+}
+else {
+vErrors.push(err280);
+}
+errors++;
+}
+}
+let data82 = data59.reloadIntervalMs;
+if(!((typeof data82 == "number") && (!(data82 % 1) && !isNaN(data82)))){
+let dataType77 = typeof data82;
+let coerced77 = undefined;
+if(!(coerced77 !== undefined)){
+if(dataType77 === "boolean" || data82 === null
+              || (dataType77 === "string" && data82 && data82 == +data82 && !(data82 % 1))){
+coerced77 = +data82;
+}
+else {
+const err281 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err281];
+}
+else {
+vErrors.push(err281);
+}
+errors++;
+}
+}
+if(coerced77 !== undefined){
+data82 = coerced77;
+if(data59 !== undefined){
+data59["reloadIntervalMs"] = coerced77;
+}
+}
+}
+if(typeof data82 == "number"){
+if(data82 < 50 || isNaN(data82)){
+const err282 = {instancePath:instancePath+"/proxy/reloadIntervalMs",schemaPath:"#/properties/proxy/properties/reloadIntervalMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 50},message:"must be >= 50"};
+if(vErrors === null){
+vErrors = [err282];
+}
+else {
+vErrors.push(err282);
+}
+errors++;
+}
+}
+}
+else {
+const err283 = {instancePath:instancePath+"/proxy",schemaPath:"#/properties/proxy/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err283];
+}
+else {
+vErrors.push(err283);
+}
+errors++;
+}
+}
+else {
+const err284 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err284];
+}
+else {
+vErrors.push(err284);
 }
 errors++;
 }

@@ -231,9 +231,9 @@ export class ProxyProcess {
   }
 
   /** What the configuration sets of every listener's limits (the rest are proxy/http's defaults). */
-  #listenerLimits(): { maxConnections: number; bodyIdleTimeoutMs: number } {
+  #listenerLimits(): { maxConnections: number; bodyIdleTimeoutMs: number; headersTimeoutMs: number; handshakeTimeoutMs: number } {
     const p = this.#o.config.proxy;
-    return { maxConnections: p.maxConnections, bodyIdleTimeoutMs: p.timeouts.bodyIdleMs };
+    return { maxConnections: p.maxConnections, bodyIdleTimeoutMs: p.timeouts.bodyIdleMs, headersTimeoutMs: p.timeouts.headMs, handshakeTimeoutMs: p.timeouts.handshakeMs };
   }
 
   /**
