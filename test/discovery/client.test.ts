@@ -91,7 +91,7 @@ t.test('query(): index header, 404 as empty, abort ends the request at once', as
   const started = Date.now();
   ac.abort(new Error('closing'));
   await t.rejects(blocked, { message: 'closing' });
-  t.ok(Date.now() - started < 100, 'aborted promptly');
+  t.ok(Date.now() - started < 2000, 'aborted promptly: far sooner than the 60 s wait');
   t.match(seen[0], /recurse=true/);
   t.match(seen[0], /wait=5s/);
   t.match(seen[2], /index=42/);
