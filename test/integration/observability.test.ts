@@ -34,6 +34,7 @@ import { AGENT_LABELS } from '../../agent/driver.js';
 import { loadConfig } from '../../src/config/load.js';
 import { prometheusUpConfig } from '../../src/cli/up/prometheus.js';
 import { HostAgent } from '../../src/wiring/agent-process.js';
+import { agentToken } from '../../src/wiring/scheduler-token.js';
 import { captureLogger } from '../agent/helpers.js';
 import { makeCa } from '../certs/fixtures.js';
 import { startTestConsul, type TestConsul } from '../helpers/dev-consul.js';
@@ -68,7 +69,7 @@ interface Target {
 }
 
 /** A host agent as `weft agent` runs it, on the simulated host's address and data directory. */
-async function startAgent(t: { teardown(fn: () => unknown): void }, consul: TestConsul, host: SimHost): Promise<HostAgent> {
+async function startAgent(t: { teardown(fn: () => unknown): void }, consul: TestConsul, host: SimHost, schedulerUrl: string): Promise<HostAgent> {
   const config = loadConfig({
     env: {},
     flags: {
@@ -91,7 +92,9 @@ async function startAgent(t: { teardown(fn: () => unknown): void }, consul: Test
   });
   const { logger } = captureLogger();
   const own = `${AGENT_LABELS.host}=${host.node}`;
-  const agent = await HostAgent.start({ config, logger, signer: null, watchWaitMs: 2000, labelFilter: own });
+  // The scheduler's signing keys with the host's token: only allocations they verify run.
+  const signingKeysFrom = { address: schedulerUrl, token: agentToken(TOKEN, host.node) };
+  const agent = await HostAgent.start({ config, logger, signer: null, watchWaitMs: 2000, labelFilter: own, signingKeysFrom });
   t.teardown(async () => {
     // Stop the runner first: a task removed below would otherwise get a restart timer (30 s) that holds the process.
     await agent.allocations.stop();
@@ -177,12 +180,12 @@ t.test('Prometheus scrapes a running mesh with the shipped configuration and rul
       '',
     ].join('\n'),
   );
-  const [sched, , , agent2, agent3] = await Promise.all([
-    startSchedulerChild(t, { dataDir: schedDir, configFile }),
+  const sched = await startSchedulerChild(t, { dataDir: schedDir, configFile });
+  const [, , agent2, agent3] = await Promise.all([
     startProxy(t, h2, consul.address),
     startProxy(t, h3, consul.address),
-    startAgent(t, consul, h2),
-    startAgent(t, consul, h3),
+    startAgent(t, consul, h2, sched.url),
+    startAgent(t, consul, h3, sched.url),
   ]);
 
   const submitted = await api(sched.url, 'POST', '/v1/jobs', {
