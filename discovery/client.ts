@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
+import type { Writable } from 'node:stream';
 import Consul from 'consul';
 import { WeftError } from '../base/errors.js';
 import { type Logger, silentLogger } from '../base/log.js';
@@ -77,10 +78,12 @@ export class DiscoveryClient {
   readonly address: string;
   readonly logger: Logger;
   readonly requestTimeoutMs: number;
+  private readonly token: string | undefined;
 
   constructor(settings: ConsulSettings, opts: ClientOptions = {}) {
     const { host, port, secure } = parseConsulAddress(settings.address);
     this.address = settings.address;
+    this.token = settings.token;
     this.logger = opts.logger ?? silentLogger;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const defaults: Record<string, unknown> = { timeout: this.requestTimeoutMs };
@@ -141,6 +144,43 @@ export class DiscoveryClient {
     }
   }
 
+  /**
+   * A (blocking) GET whose answer stays bytes: nothing is decoded here, for
+   * answers of megabytes the caller decodes elsewhere (kv-changes.ts, off the
+   * main thread). `path` is below /v1, with `{name}` placeholders filled from
+   * `params` (encoded); a 404 answers no body. With `into`, the answer is
+   * piped there as it arrives (and `body` is undefined): not even gathered
+   * into one buffer here. Otherwise as query().
+   */
+  queryRaw(
+    op: string,
+    path: string,
+    params: Record<string, string>,
+    query: Record<string, string>,
+    q: { index?: bigint; waitMs?: number; signal?: AbortSignal; into?: Writable } = {},
+  ): Promise<QueryResult<Buffer>> {
+    return this.query<Buffer>(
+      op,
+      (consul, extras) => {
+        const headers: Record<string, string> = this.token === undefined ? {} : { 'x-consul-token': this.token };
+        const req = { name: op, path, params, query: { ...query }, headers, buffer: true, ctx: extras.ctx, timeout: extras.timeout ?? this.requestTimeoutMs, ...(q.into === undefined ? {} : { pipe: q.into }) };
+        if (extras.index !== undefined) req.query['index'] = extras.index;
+        if (extras.wait !== undefined) req.query['wait'] = extras.wait;
+        // papi's own request call (node-consul's methods are built on it), asked for the body as bytes.
+        return (consul as unknown as PapiClient)._get(req, (request, next) => {
+          const res = request.res;
+          if (res?.statusCode === 404) return next(false, undefined, [res, undefined]);
+          if (request.err !== undefined && request.err !== null) {
+            (request.err as { response?: unknown }).response = res;
+            return next(request.err);
+          }
+          return next(false, undefined, [res, res?.body]);
+        });
+      },
+      q,
+    );
+  }
+
   /** Turns a node-consul/papi failure into a ConsulError; programming errors pass through. */
   wrap(err: unknown, op: string): Error {
     if (err instanceof WeftError) return err;
@@ -185,6 +225,14 @@ export class DiscoveryClient {
   close(): void {
     this.consul.destroy();
   }
+}
+
+/** The part of papi's client (node-consul's base class) that queryRaw uses. */
+interface PapiClient {
+  _get(
+    req: object,
+    middleware: (request: { res?: IncomingMessage & { body?: Buffer }; err?: unknown }, next: (err: unknown, value?: unknown, result?: unknown) => void) => void,
+  ): Promise<unknown>;
 }
 
 /** Builds the client from weft's config (`consul.address`, `consul.token`). */

@@ -7,6 +7,8 @@
  */
 export { createDiscoveryClient, parseConsulAddress } from './client.js';
 export type { DiscoveryClient } from './client.js';
+export { KvChangeReader } from './kv-changes.js';
+export type { KvChange, KvChanges } from './kv-changes.js';
 export { deleteKey, fencedTxn, getEntry, getJSON, list, listEntries, putJSON, update } from './kv.js';
 export type { Fence, KvEntry, TxnOp } from './kv.js';
 export { LEADER_KEY, SessionLock } from './lock.js';

@@ -26,5 +26,5 @@ export type { SpecError } from './spec/errors.js';
 export type { JobSpec } from './spec/schema.js';
 export { parseJobSpec, validateJobSpec } from './spec/validate.js';
 export { allocationDocs } from './state/documents.js';
-export { observeAllocs, observeNodes } from './state/observe.js';
+export { AllocTranslator, observeAllocs, observeNodes } from './state/observe.js';
 export type { AgentEntry, ObservedTask } from './state/observe.js';

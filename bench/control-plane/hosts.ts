@@ -1,6 +1,7 @@
 /**
- * The host simulator of the control-plane benchmark: one process playing N
- * `weft agent`s. Each host runs the agent's real registration and heartbeat
+ * A host simulator of the control-plane benchmark: one process playing N
+ * `weft agent`s (the benchmark starts one per 500 hosts: host-group.ts).
+ * Each host runs the agent's real registration and heartbeat
  * (agent/node.ts NodeHeartbeat: weft-agent with a TTL check passed every
  * TTL/3) and its real allocation runner (agent/allocations.ts AllocRunner:
  * a blocking query on weft/allocs/<host>/, status reports to
@@ -11,9 +12,11 @@
  *
  * Driven by its parent over IPC: `lose` stops some hosts as a crash would
  * (no deregistration: their check goes critical), `stats` answers the
- * heartbeat figures, `stop` ends it. Env: BENCH_CONSUL, BENCH_HOSTS,
- * BENCH_TTL_MS, BENCH_SCHED_DIR (the scheduler's data directory: its public
- * signing keys, which every allocation document must verify with).
+ * heartbeat figures (with every round trip, which the parent pools across
+ * processes), `stop` ends it. Env: BENCH_CONSUL, BENCH_HOSTS,
+ * BENCH_HOST_OFFSET (the number of this process's first host), BENCH_TTL_MS,
+ * BENCH_SCHED_DIR (the scheduler's data directory: its public signing keys,
+ * which every allocation document must verify with).
  */
 import http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -24,13 +27,14 @@ import { NullDriver } from './null-driver.js';
 
 const consul = process.env['BENCH_CONSUL']!;
 const hostCount = Number(process.env['BENCH_HOSTS'] ?? 100);
+const hostOffset = Number(process.env['BENCH_HOST_OFFSET'] ?? 0);
 const ttlMs = Number(process.env['BENCH_TTL_MS'] ?? 15_000);
 const START_CONCURRENCY = 25;
 
 /** Messages to the parent. */
 export type HostsMessage =
   | { type: 'ready'; hosts: string[]; startMs: number }
-  | { type: 'stats'; beats: number; failures: number; maxRttMs: number; p99RttMs: number; maxGapMs: number; maxGapHost: string; maxLoopLagMs: number; tracked: number; running: number; errors: Array<[string, number]>; firstReportAt: number | undefined; lastReportAt: number | undefined }
+  | { type: 'stats'; beats: number; rtts: number[]; failures: number; maxRttMs: number; p99RttMs: number; maxGapMs: number; maxGapHost: string; maxLoopLagMs: number; tracked: number; running: number; errors: Array<[string, number]>; firstReportAt: number | undefined; lastReportAt: number | undefined }
   | { type: 'lost'; hosts: string[] };
 
 /** Messages from the parent. */
@@ -50,6 +54,9 @@ interface SimHost {
 // for accept behind the work they come to do. Here idle sockets stay, as long-lived clients keep them.
 http.globalAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 4096, timeout: 60_000, scheduling: 'lifo' });
 const shared = createDiscoveryClient({ consul: { address: consul } });
+// node-consul makes its own keep-alive agent rather than using the global one: the same limit there
+// (with its default of 256, connections beyond that were closed when idle and opened again at the next beat).
+(shared.consul as unknown as { _opts: { agent: http.Agent } })._opts.agent.maxFreeSockets = 4096;
 /** This process's own event-loop lag: a heartbeat late because of it is the simulator's, not Consul's. */
 const lag = monitorEventLoopDelay({ resolution: 20 });
 lag.enable();
@@ -118,12 +125,13 @@ async function startHost(i: number): Promise<SimHost> {
 // The scheduler's public keys, as an agent without a host token reads them on the scheduler's machine; one copy
 // for every simulated host (each real agent holds its own).
 const signingKeys = new SigningKeys({ dataDir: process.env['BENCH_SCHED_DIR']!, refreshMs: 60_000, logger: silentLogger });
+signingKeys.setMaxListeners(0); // one listener per simulated host's runner
 await signingKeys.start();
 const hosts: SimHost[] = [];
 const t0 = performance.now();
 for (let i = 0; i < hostCount; i += START_CONCURRENCY) {
   const batch = [];
-  for (let j = i; j < Math.min(hostCount, i + START_CONCURRENCY); j++) batch.push(startHost(j));
+  for (let j = i; j < Math.min(hostCount, i + START_CONCURRENCY); j++) batch.push(startHost(hostOffset + j));
   hosts.push(...(await Promise.all(batch)));
 }
 process.send!({ type: 'ready', hosts: hosts.map((h) => h.name), startMs: performance.now() - t0 } satisfies HostsMessage);
@@ -143,7 +151,7 @@ process.on('message', (msg: HostsCommand) => {
     } else if (msg.cmd === 'stats') {
       const sorted = [...rtts].sort((a, b) => a - b);
       const p99 = sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)]!;
-      process.send!({ type: 'stats', beats: rtts.length, failures, maxRttMs: sorted.at(-1) ?? 0, p99RttMs: p99, maxGapMs: maxGap.ms, maxGapHost: maxGap.host, maxLoopLagMs: lag.max / 1e6, ...allocCounts(), errors: [...errors].sort((a, b) => b[1] - a[1]).slice(0, 5), firstReportAt: reports.first, lastReportAt: reports.last } satisfies HostsMessage);
+      process.send!({ type: 'stats', beats: rtts.length, rtts: [...rtts], failures, maxRttMs: sorted.at(-1) ?? 0, p99RttMs: p99, maxGapMs: maxGap.ms, maxGapHost: maxGap.host, maxLoopLagMs: lag.max / 1e6, ...allocCounts(), errors: [...errors].sort((a, b) => b[1] - a[1]).slice(0, 5), firstReportAt: reports.first, lastReportAt: reports.last } satisfies HostsMessage);
       if (msg.reset === true) {
         lag.reset();
         reports.first = undefined;

@@ -1,16 +1,19 @@
 /**
  * The control plane end to end: `weft dev-consul`, one `weft scheduler` and
- * one process simulating N hosts with the real agent's registration,
- * heartbeat and status reporting (hosts.ts; it runs nothing), all separate
- * processes on this machine. Per size (hosts / allocations):
+ * N simulated hosts with the real agent's registration, heartbeat and status
+ * reporting (hosts.ts, one process per 500 hosts: host-group.ts; they run
+ * nothing), all separate processes on this machine. Per size (hosts /
+ * allocations):
  *
  *   deploy      one job, `count` = allocations, spread placement, tiny tasks:
  *               time to every allocation document written, to every
  *               allocation reported running, to the job reported healthy
  *               (both as the scheduler's API reports them), allocations/s,
- *               CPU per allocation of each process, peak RSS
+ *               CPU per allocation of each kind of process, peak RSS
+ *               (the host simulators' summed)
  *   during it   `weft status` (GET /v1/jobs) every 100 ms and `weft scale`
- *               (same count) every second: p50 / p99 / max latency
+ *               (same count) every second: p50 / p99 / max latency and
+ *               how many calls
  *   host loss   10% of the hosts crash (no deregistration): time until every
  *               allocation runs again, minus TTL + lost_after
  *   scale down  to 10%: time until the documents and the API say so
@@ -28,7 +31,11 @@
  * Env: BENCH_TTL_MS (heartbeat TTL, 15 s), BENCH_LOST_AFTER_MS (10 s),
  * BENCH_PHASE_TIMEOUT_MS (each wait's bound, 240 s), BENCH_CPU_PROF (a
  * directory: each process writes a V8 CPU profile there at exit), BENCH_LOG
- * (a file name: the scheduler's log goes to <name>.<hosts>-<allocations>).
+ * (a file name: the scheduler's log goes to <name>.<hosts>-<allocations>),
+ * BENCH_STALLS (a directory: the scheduler records its event-loop stalls
+ * there, loop-probe.mjs; `node bench/control-plane/stalls.mjs <dir>` says
+ * what held the loop, from the CPU profile when BENCH_CPU_PROF is the same
+ * directory).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,7 +43,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SigningKeyStore } from '../../src/wiring/scheduler-signing.js';
 import { freePort } from '../../test/helpers/ports.js';
-import type { HostsCommand, HostsMessage } from './hosts.js';
+import { HostGroup } from './host-group.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/weft.js');
@@ -48,6 +55,9 @@ const PHASE_TIMEOUT_MS = Number(process.env['BENCH_PHASE_TIMEOUT_MS'] ?? 240_000
 const NOMAD = { c1m: 1_000_000 / 300, c2m: 2_000_000 / (22 * 60) };
 /** BENCH_CPU_PROF=<dir>: every process writes a V8 CPU profile there when it exits (where the time goes). */
 const PROF = process.env['BENCH_CPU_PROF'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CPU_PROF']}`];
+/** BENCH_STALLS=<dir>: the scheduler records its event-loop stalls there (loop-probe.mjs; stalls.mjs explains them). */
+const STALLS = process.env['BENCH_STALLS'];
+const PROBE = STALLS === undefined ? [] : ['--import', join(import.meta.dirname, 'loop-probe.mjs')];
 
 interface Size {
   hosts: number;
@@ -81,6 +91,9 @@ function pct(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
+
+/** A performance.now() of this process as the monotonic clock in us (what CPU profiles and loop-probe.mjs use). */
+const monoUs = (at: number): bigint => process.hrtime.bigint() / 1000n - BigInt(Math.round((performance.now() - at) * 1000));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -141,7 +154,10 @@ interface Result {
   healthyS: number;
   perSec: number;
   cpuMs: { consul: number; scheduler: number; hosts: number };
+  /** Peak RSS; hosts: the sum over the simulator processes. */
   rssMb: { consul: number; scheduler: number; hosts: number };
+  /** How many processes simulate the hosts. */
+  hostProcesses: number;
   replaceS: number;
   scaleDownS: number;
   hb: { maxRttMs: number; p99RttMs: number; maxGapMs: number; simLagMs: number };
@@ -168,6 +184,7 @@ async function runSize(size: Size): Promise<Result> {
     perSec: Number.NaN,
     cpuMs: { consul: Number.NaN, scheduler: Number.NaN, hosts: Number.NaN },
     rssMb: { consul: 0, scheduler: 0, hosts: 0 },
+    hostProcesses: 0,
     replaceS: Number.NaN,
     scaleDownS: Number.NaN,
     hb: { maxRttMs: Number.NaN, p99RttMs: Number.NaN, maxGapMs: Number.NaN, simLagMs: Number.NaN },
@@ -180,8 +197,12 @@ async function runSize(size: Size): Promise<Result> {
   };
   let stopCritical = false;
   let lastSummary: { running: number; healthy: number; desired: number } | undefined;
-  /** What the host simulator says, for a failure's message. */
+  /** What the host simulators say, for a failure's message. */
   let diagnose: (() => Promise<string>) | undefined;
+  let hostGroup: HostGroup | undefined;
+  /** What Consul holds, for a failure's message: the scheduler's view can then be told from the store. */
+  let stored: (() => Promise<string>) | undefined;
+  let scheduler: Child | undefined;
   try {
     // 1. dev Consul, its own process.
     const consulPort = await freePort();
@@ -192,6 +213,15 @@ async function runSize(size: Size): Promise<Result> {
     children.push(consul);
     await waitFor('dev-consul', async () => ((await fetch(`http://${consulAddr}/v1/status/leader`)).ok ? true : undefined), 60_000, 50);
     const kv = `http://${consulAddr}/v1/kv/`;
+    stored = async () => {
+      const docs = (await getJson<string[]>(`${kv}weft/allocs/?keys`)).body ?? [];
+      const states = new Map<string, number>();
+      for (const e of (await getJson<Array<{ Value: string | null }>>(`${kv}weft/alloc-status/?recurse`)).body ?? []) {
+        const state = (JSON.parse(Buffer.from(e.Value ?? '', 'base64').toString() || '{}') as { state?: string }).state ?? '?';
+        states.set(state, (states.get(state) ?? 0) + 1);
+      }
+      return `${docs.length} allocation documents, status records ${JSON.stringify(Object.fromEntries(states))}`;
+    };
     // A TTL check of its own, passed every 250 ms from this process (which does little else).
     await fetch(`http://${consulAddr}/v1/agent/check/register`, { method: 'PUT', body: JSON.stringify({ ID: 'bench-probe', Name: 'bench probe', TTL: '60s' }) });
     void (async () => {
@@ -211,31 +241,15 @@ async function runSize(size: Size): Promise<Result> {
     // directory (as an agent without a host token does): created here as the scheduler's first start would.
     const schedDir = join(dir, 'scheduler');
     SigningKeyStore.open(schedDir);
-    const hostsProc = spawn(process.execPath, [...PROF, '--import', 'tsx', join(import.meta.dirname, 'hosts.ts')], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, BENCH_CONSUL: consulAddr, BENCH_HOSTS: String(size.hosts), BENCH_TTL_MS: String(TTL_MS), BENCH_SCHED_DIR: schedDir },
-    });
-    const hosts = new Child(hostsProc);
-    children.push(hosts);
-    const fromHosts = (type: HostsMessage['type']): Promise<HostsMessage> =>
-      new Promise((resolve, reject) => {
-        const on = (m: HostsMessage): void => {
-          if (m.type !== type) return;
-          hostsProc.off('message', on);
-          resolve(m);
-        };
-        hostsProc.on('message', on);
-        hosts.exited.then(() => reject(new Error('the host simulator exited')));
-      });
-    const toHosts = (c: HostsCommand): void => void hostsProc.send(c);
+    const hosts = new HostGroup({ hosts: size.hosts, execArgv: PROF, env: { ...process.env, BENCH_CONSUL: consulAddr, BENCH_TTL_MS: String(TTL_MS), BENCH_SCHED_DIR: schedDir } });
+    hostGroup = hosts;
+    r.hostProcesses = hosts.processes;
     diagnose = async () => {
-      toHosts({ cmd: 'stats' });
-      const st = (await fromHosts('stats')) as Extract<HostsMessage, { type: 'stats' }>;
+      const st = await hosts.stats();
       return `tracked ${st.tracked}, running ${st.running}, heartbeat failures ${st.failures}, loop lag max ${Math.round(st.maxLoopLagMs)} ms, errors ${JSON.stringify(st.errors)}`;
     };
-    const ready = (await Promise.race([fromHosts('ready'), sleep(PHASE_TIMEOUT_MS).then(() => undefined)])) as Extract<HostsMessage, { type: 'ready' }> | undefined;
-    if (ready === undefined) throw new Error('the hosts did not start in time');
-    const hostNames = ready.hosts;
+    const hostNames = await Promise.race([hosts.ready(), sleep(PHASE_TIMEOUT_MS).then(() => undefined)]);
+    if (hostNames === undefined) throw new Error('the hosts did not start in time');
 
     // False host-down: a weft-agent check critical while its host still beats (blocking query on critical checks).
     const lostHosts = new Set<string>();
@@ -258,6 +272,7 @@ async function runSize(size: Size): Promise<Result> {
             }
             live++;
             falseDown.add(host);
+            r.falseDown = falseDown.size; // kept current: a size that fails midway still reports it
           }
           r.criticalPeak = Math.max(r.criticalPeak, live);
         } catch {
@@ -279,12 +294,13 @@ async function runSize(size: Size): Promise<Result> {
       ].join('\n'),
     );
     const sched = new Child(
-      spawn(process.execPath, [...PROF, BIN, 'scheduler', '--port', String(schedPort)], {
+      spawn(process.execPath, [...PROF, ...PROBE, BIN, 'scheduler', '--port', String(schedPort)], {
         env: { ...process.env, WEFT_DATA_DIR: schedDir, WEFT_CONFIG: configFile, WEFT_NODE_NAME: 'bench', CONSUL_HTTP_ADDR: '' },
         stdio: ['ignore', 'pipe', 'pipe'],
       }),
     );
     children.push(sched);
+    scheduler = sched;
     // BENCH_LOG=<file>: the scheduler's log lines go there too (where its time went).
     if (process.env['BENCH_LOG'] !== undefined) {
       const log = createWriteStream(`${process.env['BENCH_LOG']}.${size.hosts}-${size.allocs}`);
@@ -332,10 +348,10 @@ async function runSize(size: Size): Promise<Result> {
     };
 
     // 4. The deploy.
-    const pids = { consul: consul.pid, scheduler: sched.pid, hosts: hosts.pid };
-    const cpu0 = { consul: cpuSeconds(pids.consul), scheduler: cpuSeconds(pids.scheduler), hosts: cpuSeconds(pids.hosts) };
-    toHosts({ cmd: 'stats', reset: true });
-    await fromHosts('stats');
+    const pids = { consul: consul.pid, scheduler: sched.pid, hosts: hosts.pids };
+    const hostsCpu = (): number => pids.hosts.reduce((s, pid) => s + cpuSeconds(pid), 0);
+    const cpu0 = { consul: cpuSeconds(pids.consul), scheduler: cpuSeconds(pids.scheduler), hosts: hostsCpu() };
+    await hosts.stats(true);
     // A group holds at most 10,000 (the job spec's limit): bigger sizes get more groups.
     const groupCount = Math.ceil(size.allocs / 10_000);
     groupNames = Array.from({ length: groupCount }, (_, i) => `g${i}`);
@@ -369,6 +385,7 @@ async function runSize(size: Size): Promise<Result> {
       100,
     );
     deploying = false;
+    if (STALLS !== undefined) writeFileSync(join(STALLS, `deploy.${sched.pid}`), `${monoUs(t0)} ${monoUs(performance.now())}\n`);
     await scaling;
     healthyAt ??= performance.now();
     r.docsS = ((docsAt ?? healthyAt) - t0) / 1000;
@@ -378,10 +395,9 @@ async function runSize(size: Size): Promise<Result> {
     r.cpuMs = {
       consul: ((cpuSeconds(pids.consul) - cpu0.consul) * 1000) / size.allocs,
       scheduler: ((cpuSeconds(pids.scheduler) - cpu0.scheduler) * 1000) / size.allocs,
-      hosts: ((cpuSeconds(pids.hosts) - cpu0.hosts) * 1000) / size.allocs,
+      hosts: ((hostsCpu() - cpu0.hosts) * 1000) / size.allocs,
     };
-    toHosts({ cmd: 'stats' });
-    const mid = (await fromHosts('stats')) as Extract<HostsMessage, { type: 'stats' }>;
+    const mid = await hosts.stats();
     const since = (at: number | undefined): string => (at === undefined ? '-' : ((at - submitWall) / 1000).toFixed(1));
     console.log(
       `  deploy: documents ${r.docsS.toFixed(1)} s, running ${r.runningS.toFixed(1)} s, healthy ${r.healthyS.toFixed(1)} s (hosts' status reports from ${since(mid.firstReportAt)} to ${since(mid.lastReportAt)} s)`,
@@ -391,8 +407,7 @@ async function runSize(size: Size): Promise<Result> {
     const lose = hostNames.filter((_, i) => i % 10 === 5);
     for (const h of lose) lostHosts.add(h);
     const lossAt = performance.now();
-    toHosts({ cmd: 'lose', hosts: lose });
-    await fromHosts('lost');
+    await hosts.lose(lose);
     await waitFor('the lost hosts to turn critical', () => (criticalAt.size === lose.length ? true : undefined), TTL_MS + PHASE_TIMEOUT_MS, 100);
     const lostAt = Math.max(...criticalAt.values()) + LOST_AFTER_MS;
     await sleep(Math.max(0, lostAt - performance.now()));
@@ -435,22 +450,21 @@ async function runSize(size: Size): Promise<Result> {
     r.leaked = await leaks();
     console.log(`  scale down: ${r.scaleDownS.toFixed(1)} s; leaked status documents ${r.leaked}`);
 
-    toHosts({ cmd: 'stats' });
-    const st = (await fromHosts('stats')) as Extract<HostsMessage, { type: 'stats' }>;
+    const st = await hosts.stats();
     r.hb = { maxRttMs: st.maxRttMs, p99RttMs: st.p99RttMs, maxGapMs: st.maxGapMs, simLagMs: st.maxLoopLagMs };
     if (st.errors.length > 0 || st.failures > 0) console.log(`  hosts' failed Consul calls: heartbeats ${st.failures}; ${JSON.stringify(st.errors)}`);
     r.falseDown = falseDown.size;
-    r.rssMb = { consul: peakRssMb(pids.consul), scheduler: peakRssMb(pids.scheduler), hosts: peakRssMb(pids.hosts) };
-    toHosts({ cmd: 'stop' });
-    await Promise.race([hosts.exited, sleep(10_000)]);
+    r.rssMb = { consul: peakRssMb(pids.consul), scheduler: peakRssMb(pids.scheduler), hosts: pids.hosts.reduce((s, pid) => s + peakRssMb(pid), 0) };
+    await hosts.stop();
   } catch (err) {
     r.error = (err as Error).message;
     console.error(`  last job summary: ${JSON.stringify(lastSummary)}; hosts: ${diagnose === undefined ? '-' : await Promise.race([diagnose(), sleep(5000).then(() => 'no answer')])}`);
-    const sched = children[2];
-    if (sched !== undefined) console.error(sched.out.split('\n').slice(-15).join('\n'));
+    console.error(`  in Consul: ${stored === undefined ? '-' : await Promise.race([stored().catch((e: Error) => e.message), sleep(10_000).then(() => 'no answer')])}`);
+    if (scheduler !== undefined) console.error(scheduler.out.split('\n').slice(-15).join('\n'));
   } finally {
     stopCritical = true;
     for (const c of [...children].reverse()) await c.stop();
+    await hostGroup?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   return r;
@@ -468,14 +482,14 @@ for (const size of sizes) {
 }
 
 console.log('');
-console.log('| hosts / allocations | documents | running | healthy | allocations/s | CPU ms/alloc consul / scheduler / hosts | peak RSS MB consul / scheduler / hosts | replace 10% lost | scale down to 10% | TTL update from an idle client p99 / max ms | heartbeat max RTT / max delay ms (simulator loop lag) | false host-down (peak) | leaked status docs | status p50 / p99 / max ms | scale p50 / p99 / max ms | load |');
+console.log('| hosts / allocations | documents | running | healthy | allocations/s | CPU ms/alloc consul / scheduler / hosts | peak RSS MB consul / scheduler / hosts (processes) | replace 10% lost | scale down to 10% | TTL update from an idle client p99 / max ms | heartbeat max RTT / max delay ms (simulator loop lag) | false host-down (peak) | leaked status docs | status p50 / p99 / max ms (calls) | scale p50 / p99 / max ms | load |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
   const st = [...r.statusMs].sort((a, b) => a - b);
   const sc = [...r.scaleMs].sort((a, b) => a - b);
   const pr = [...r.probeMs].sort((a, b) => a - b);
   console.log(
-    `| ${r.size.hosts} / ${r.size.allocs} | ${f(r.docsS)} s | ${f(r.runningS)} s | ${f(r.healthyS)} s | ${f(r.perSec, 0)} | ${f(r.cpuMs.consul, 2)} / ${f(r.cpuMs.scheduler, 2)} / ${f(r.cpuMs.hosts, 2)} | ${f(r.rssMb.consul, 0)} / ${f(r.rssMb.scheduler, 0)} / ${f(r.rssMb.hosts, 0)} | ${f(r.replaceS)} s | ${f(r.scaleDownS)} s | ${f(pct(pr, 99), 0)} / ${f(pr.at(-1) ?? Number.NaN, 0)} | ${f(r.hb.maxRttMs, 0)} / ${f(r.hb.maxGapMs - TTL_MS / 3, 0)} (${f(r.hb.simLagMs, 0)}) | ${r.falseDown} (${r.criticalPeak}) | ${f(r.leaked, 0)} | ${f(pct(st, 50), 0)} / ${f(pct(st, 99), 0)} / ${f(st.at(-1) ?? Number.NaN, 0)} | ${f(pct(sc, 50), 0)} / ${f(pct(sc, 99), 0)} / ${f(sc.at(-1) ?? Number.NaN, 0)} | ${r.load} |${r.error === undefined ? '' : ` FAILED: ${r.error}`}`,
+    `| ${r.size.hosts} / ${r.size.allocs} | ${f(r.docsS)} s | ${f(r.runningS)} s | ${f(r.healthyS)} s | ${f(r.perSec, 0)} | ${f(r.cpuMs.consul, 2)} / ${f(r.cpuMs.scheduler, 2)} / ${f(r.cpuMs.hosts, 2)} | ${f(r.rssMb.consul, 0)} / ${f(r.rssMb.scheduler, 0)} / ${f(r.rssMb.hosts, 0)} (${r.hostProcesses}) | ${f(r.replaceS)} s | ${f(r.scaleDownS)} s | ${f(pct(pr, 99), 0)} / ${f(pr.at(-1) ?? Number.NaN, 0)} | ${f(r.hb.maxRttMs, 0)} / ${f(r.hb.maxGapMs - TTL_MS / 3, 0)} (${f(r.hb.simLagMs, 0)}) | ${r.falseDown} (${r.criticalPeak}) | ${f(r.leaked, 0)} | ${f(pct(st, 50), 0)} / ${f(pct(st, 99), 0)} / ${f(st.at(-1) ?? Number.NaN, 0)} (${st.length}) | ${f(pct(sc, 50), 0)} / ${f(pct(sc, 99), 0)} / ${f(sc.at(-1) ?? Number.NaN, 0)} | ${r.load} |${r.error === undefined ? '' : ` FAILED: ${r.error}`}`,
   );
 }
 const first = results[0];

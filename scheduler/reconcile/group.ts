@@ -91,8 +91,8 @@ export function decideGroup(input: GroupInput): GroupDecision {
       }
     } else live.push(a);
   }
-  trimExcess(d, live, held, out, input);
-  fillMissing(d, live, held, out);
+  const used = trimExcess(d, live, held, out, input);
+  fillMissing(d, live, held, out, used);
   rollOut(d, live, out, input);
   deploymentHealth(d, live, held, out, input);
   return out;
@@ -103,9 +103,13 @@ export function decideGroup(input: GroupInput): GroupDecision {
  * holds two allocations (the old spec and the new); anything else sharing a
  * slot is a duplicate. Beyond the count, whole slots go, cheapest first:
  * wanted-only slots, failed, on down nodes, outdated, unhealthy, then the
- * highest index.
+ * highest index. Returns the occupied slot indexes when it stopped nothing
+ * beyond duplicates (fillMissing reuses them).
+ *
+ * Ten thousand allocations go through here on every reconcile, so the common
+ * case (one allocation per slot, no excess) builds no list per slot.
  */
-function trimExcess(d: GroupDemand, live: AllocInfo[], held: AllocInfo[], out: GroupDecision, input: GroupInput): void {
+function trimExcess(d: GroupDemand, live: AllocInfo[], held: AllocInfo[], out: GroupDecision, input: GroupInput): Set<number> | undefined {
   const cost = (a: AllocInfo): number => {
     if (a.status === 'failed' || a.status === 'stopped') return 0;
     if (input.readiness(a.node) === 'down') return 1;
@@ -125,24 +129,45 @@ function trimExcess(d: GroupDemand, live: AllocInfo[], held: AllocInfo[], out: G
       list.length = kept;
     }
   };
-  const byKey = new Map<string, AllocInfo[]>();
-  for (const a of [...live, ...held]) {
-    const key = `${a.index}/${a.fingerprint === d.fingerprint ? 'current' : 'old'}`;
-    const same = byKey.get(key);
-    if (same === undefined) byKey.set(key, [a]);
-    else same.push(a);
+  // Allocations of one slot and one spec (current or older): where the first of each was seen, and
+  // lists only for those with more than one, handled in the order their first was seen.
+  const firstOf = { current: new Map<number, number>(), old: new Map<number, number>() };
+  const shared: Array<{ first: number; same: AllocInfo[] }> = [];
+  const listOf = new Map<number, AllocInfo[]>();
+  const all = live.length + held.length;
+  const at = (i: number): AllocInfo => (i < live.length ? live[i]! : held[i - live.length]!);
+  for (let i = 0; i < all; i++) {
+    const a = at(i);
+    const current = a.fingerprint === d.fingerprint;
+    const seen = current ? firstOf.current : firstOf.old;
+    const first = seen.get(a.index);
+    if (first === undefined) {
+      seen.set(a.index, i);
+      continue;
+    }
+    const list = listOf.get(first);
+    if (list !== undefined) list.push(a);
+    else {
+      const same = [at(first), a];
+      listOf.set(first, same);
+      shared.push({ first, same });
+    }
   }
-  for (const same of byKey.values()) {
-    if (same.length < 2) continue;
+  shared.sort((x, y) => x.first - y.first);
+  for (const { same } of shared) {
     same.sort((a, b) => cost(b) - cost(a) || a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : 1));
     for (const a of same.slice(1)) drop(a, 'duplicate');
   }
   compact();
+  const used = slotIndexes(live, held, out.wants);
+  let excess = used.size - d.count;
+  if (excess <= 0) return used;
   const slots = slotsOf(live, held, out.wants);
-  let excess = slots.size - d.count;
-  if (excess <= 0) return;
   const slotCost = (allocs: AllocInfo[]): number => (allocs.length === 0 ? -1 : Math.max(...allocs.map(cost)));
-  const order = [...slots].sort(([ia, a], [ib, b]) => slotCost(a) - slotCost(b) || ib - ia);
+  // Each slot's cost once, not once per comparison (a scale-down of thousands sorts thousands).
+  const costOf = new Map<number, number>();
+  for (const [index, allocs] of slots) costOf.set(index, slotCost(allocs));
+  const order = [...slots].sort(([ia], [ib]) => costOf.get(ia)! - costOf.get(ib)! || ib - ia);
   const emptied = new Set<number>();
   for (const [index, allocs] of order) {
     if (excess-- <= 0) break;
@@ -151,6 +176,16 @@ function trimExcess(d: GroupDemand, live: AllocInfo[], held: AllocInfo[], out: G
   }
   out.wants = out.wants.filter((w) => !emptied.has(w.index));
   compact();
+  return undefined;
+}
+
+/** The indexes of the occupied slots (wanted-only ones included): slotsOf without the lists. */
+function slotIndexes(live: readonly AllocInfo[], held: readonly AllocInfo[], wants: readonly Want[]): Set<number> {
+  const used = new Set<number>();
+  for (const a of live) used.add(a.index);
+  for (const a of held) used.add(a.index);
+  for (const w of wants) used.add(w.index);
+  return used;
 }
 
 /** Occupied slots: index -> the allocations in it (wanted-only slots map to []). */
@@ -165,9 +200,9 @@ function slotsOf(live: readonly AllocInfo[], held: readonly AllocInfo[], wants: 
   return slots;
 }
 
-/** Wants a new allocation for every free slot below the count (lowest free index first). */
-function fillMissing(d: GroupDemand, live: AllocInfo[], held: AllocInfo[], out: GroupDecision): void {
-  const used = slotsOf(live, held, out.wants);
+/** Wants a new allocation for every free slot below the count (lowest free index first); `known`: the occupied slots, when already counted. */
+function fillMissing(d: GroupDemand, live: AllocInfo[], held: AllocInfo[], out: GroupDecision, known: Set<number> | undefined): void {
+  const used = known ?? slotIndexes(live, held, out.wants);
   let missing = d.count - used.size;
   for (let index = 0; missing > 0; index++) {
     if (used.has(index)) continue;
@@ -235,15 +270,18 @@ function rollOut(d: GroupDemand, live: AllocInfo[], out: GroupDecision, input: G
 /** A current-spec allocation of this deployment that failed or missed its health deadline fails the deployment. */
 function deploymentHealth(d: GroupDemand, live: AllocInfo[], held: AllocInfo[], out: GroupDecision, input: GroupInput): void {
   const { nowMs } = input;
-  for (const a of [...live, ...held, ...out.stops.map((s) => s.alloc)]) {
-    if (a.fingerprint !== d.fingerprint || a.createdAtMs < input.deploymentStartedAtMs) continue;
+  const check = (a: AllocInfo): void => {
+    if (a.fingerprint !== d.fingerprint || a.createdAtMs < input.deploymentStartedAtMs) return;
     if (a.status === 'failed') {
       out.deploymentFailure ??= `allocation ${a.id} (${d.group}[${a.index}]) failed`;
-      continue;
+      return;
     }
-    if (isHealthy(a, d, nowMs) || input.readiness(a.node) === 'lost') continue;
+    if (isHealthy(a, d, nowMs) || input.readiness(a.node) === 'lost') return;
     const deadline = a.createdAtMs + d.update.healthDeadlineMs;
     if (nowMs >= deadline) out.deploymentFailure ??= `allocation ${a.id} (${d.group}[${a.index}]) not healthy within ${d.update.healthDeadlineMs} ms`;
     else out.followUps.push(deadline);
-  }
+  };
+  for (const a of live) check(a);
+  for (const a of held) check(a);
+  for (const s of out.stops) check(s.alloc);
 }

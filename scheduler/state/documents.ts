@@ -15,6 +15,32 @@ export function taskAllocId(instance: string, task: string): string {
   return `${instance}-${task}`;
 }
 
+/** What every instance of a group shares, worked out once per spec (a deploy writes thousands of documents from one). */
+interface GroupShared {
+  restart: Allocation['restart'];
+  labels: Array<Record<string, string>>;
+  staticCount: number;
+}
+const sharedOf = new WeakMap<JobSpec, Map<string, GroupShared>>();
+
+function groupShared(spec: JobSpec, group: JobSpec['groups'][number]): GroupShared {
+  let bySpec = sharedOf.get(spec);
+  if (bySpec === undefined) {
+    bySpec = new Map();
+    sharedOf.set(spec, bySpec);
+  }
+  let shared = bySpec.get(group.name);
+  if (shared === undefined) {
+    shared = {
+      restart: restartPolicy(spec, group),
+      labels: group.tasks.map((task) => taskLabels(task)),
+      staticCount: group.tasks.filter((t) => t.port !== undefined && t.port > 0).length,
+    };
+    bySpec.set(group.name, shared);
+  }
+  return shared;
+}
+
 /**
  * One document per task of the planned instance's group. Ports come from the
  * placement in the order compile.ts asked for them: tasks with a fixed port
@@ -23,12 +49,12 @@ export function taskAllocId(instance: string, task: string): string {
 export function allocationDocs(planned: PlannedAlloc, spec: JobSpec, nowMs: number): Allocation[] {
   const group = spec.groups.find((g) => g.name === planned.group);
   if (group === undefined) throw new Error(`job ${spec.name} has no group ${planned.group}`);
-  const staticCount = group.tasks.filter((t) => t.port !== undefined && t.port > 0).length;
-  let nextDynamic = staticCount;
-  const restart = restartPolicy(spec, group);
-  return group.tasks.map((task): Allocation => {
+  const shared = groupShared(spec, group);
+  let nextDynamic = shared.staticCount;
+  const restart = { ...shared.restart };
+  return group.tasks.map((task, i): Allocation => {
     const port = task.port === undefined ? undefined : task.port > 0 ? task.port : planned.ports[nextDynamic++];
-    const labels = taskLabels(task);
+    const labels = { ...shared.labels[i]! };
     const volumes = (task.volumeMounts ?? []).map((m) => {
       const v = group.volumes![m.volume]!;
       return { type: v.type, source: v.source, destination: m.destination, readOnly: m.readOnly ?? v.readOnly ?? false };

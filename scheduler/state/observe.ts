@@ -71,45 +71,149 @@ export interface ObservedTask {
  * updated memory to pass next time.
  */
 export function observeAllocs(tasks: readonly ObservedTask[], healthySince: ReadonlyMap<string, number>, nowMs: number): { allocs: AllocInfo[]; healthySince: Map<string, number> } {
-  const byInstance = new Map<string, ObservedTask[]>();
-  for (const t of tasks) {
-    const instance = t.doc.placement?.instance ?? t.doc.id; // a hand-written document is its own instance
-    const group = byInstance.get(instance);
-    if (group === undefined) byInstance.set(instance, [t]);
-    else group.push(t);
-  }
   const allocs: AllocInfo[] = [];
   const memory = new Map<string, number>();
-  for (const [id, group] of byInstance) {
-    const first = group[0]!;
-    const p = first.doc.placement;
-    const states = group.map((t) => t.status?.state ?? 'pending');
-    const status: CoreStatus = states.includes('failed') ? 'failed' : states.every((s) => s === 'running') ? 'running' : states.includes('stopped') ? 'stopped' : 'pending';
-    const healthy = status === 'running' && group.every((t) => t.checksPassing !== false);
-    if (healthy) memory.set(id, healthySince.get(id) ?? nowMs);
-    const failedAt = group.map((t) => (t.status?.state === 'failed' ? Date.parse(t.status.updatedAt) : Number.NaN)).filter((n) => !Number.isNaN(n));
-    allocs.push({
-      id,
-      job: first.doc.job,
-      group: first.doc.group,
-      index: p?.index ?? 0,
-      node: first.host,
-      version: p?.version ?? 0,
-      fingerprint: p?.fingerprint ?? '',
-      resources: {
-        cpu: group.reduce((s, t) => s + t.doc.resources.cpu, 0),
-        memory: group.reduce((s, t) => s + t.doc.resources.memory, 0),
-      },
-      ports: p?.ports ?? group.flatMap((t) => (t.doc.port === undefined ? [] : [t.doc.port])),
-      status,
-      healthy: status === 'running' ? healthy : undefined,
-      createdAtMs: p?.createdAt ?? nowMs,
-      healthySinceMs: memory.get(id),
-      failedAtMs: failedAt.length > 0 ? Math.min(...failedAt) : undefined,
-      reschedules: p?.reschedules ?? [],
-    });
+  for (const [id, group] of byInstance(tasks)) {
+    const alloc = observeInstance(id, group, healthySince, nowMs);
+    if (alloc.healthySinceMs !== undefined) memory.set(id, alloc.healthySinceMs);
+    allocs.push(alloc);
   }
   return { allocs, healthySince: memory };
+}
+
+/** Task documents grouped by group instance, in the order of each instance's first task. */
+function byInstance(tasks: readonly ObservedTask[]): Map<string, ObservedTask[]> {
+  const out = new Map<string, ObservedTask[]>();
+  for (const t of tasks) {
+    const instance = t.doc.placement?.instance ?? t.doc.id; // a hand-written document is its own instance
+    const group = out.get(instance);
+    if (group === undefined) out.set(instance, [t]);
+    else group.push(t);
+  }
+  return out;
+}
+
+/** One group instance's AllocInfo; healthy since `healthySince` remembers, or since now. */
+function observeInstance(id: string, group: readonly ObservedTask[], healthySince: ReadonlyMap<string, number>, nowMs: number): AllocInfo {
+  if (group.length === 1) return observeOneTask(id, group[0]!, healthySince, nowMs);
+  const first = group[0]!;
+  const p = first.doc.placement;
+  const states = group.map((t) => t.status?.state ?? 'pending');
+  const status: CoreStatus = states.includes('failed') ? 'failed' : states.every((s) => s === 'running') ? 'running' : states.includes('stopped') ? 'stopped' : 'pending';
+  const healthy = status === 'running' && group.every((t) => t.checksPassing !== false);
+  const failedAt = group.map((t) => (t.status?.state === 'failed' ? Date.parse(t.status.updatedAt) : Number.NaN)).filter((n) => !Number.isNaN(n));
+  return {
+    id,
+    job: first.doc.job,
+    group: first.doc.group,
+    index: p?.index ?? 0,
+    node: first.host,
+    version: p?.version ?? 0,
+    fingerprint: p?.fingerprint ?? '',
+    resources: {
+      cpu: group.reduce((s, t) => s + t.doc.resources.cpu, 0),
+      memory: group.reduce((s, t) => s + t.doc.resources.memory, 0),
+    },
+    ports: p?.ports ?? group.flatMap((t) => (t.doc.port === undefined ? [] : [t.doc.port])),
+    status,
+    healthy: status === 'running' ? healthy : undefined,
+    createdAtMs: p?.createdAt ?? nowMs,
+    healthySinceMs: healthy ? (healthySince.get(id) ?? nowMs) : undefined,
+    failedAtMs: failedAt.length > 0 ? Math.min(...failedAt) : undefined,
+    reschedules: p?.reschedules ?? [],
+  };
+}
+
+/**
+ * observeAllocs over a series of observations. An instance whose task entries
+ * are the very objects of the previous call (an observer that keeps the entry
+ * of an unchanged task, as the scheduler's does) keeps its AllocInfo, with
+ * the two fields that depend on the moment (createdAtMs without a placement,
+ * healthySinceMs) set as observeAllocs would set them now; the others are
+ * translated again. A call then costs a lookup per task plus a translation
+ * per changed instance, for the same result as observeAllocs.
+ */
+export class AllocTranslator {
+  /** Per instance: its tasks and AllocInfo as of the last call, and a buffer for this call's tasks. */
+  private readonly seen = new Map<string, { tasks: ObservedTask[]; next: ObservedTask[]; alloc: AllocInfo | undefined; call: number }>();
+  private calls = 0;
+
+  /** observeAllocs(tasks, healthySince, nowMs), reusing what did not change since the last call. */
+  translate(tasks: readonly ObservedTask[], healthySince: ReadonlyMap<string, number>, nowMs: number): { allocs: AllocInfo[]; healthySince: Map<string, number> } {
+    const call = ++this.calls;
+    // Grouped as observeAllocs groups them, into buffers kept from call to call (no allocation per instance).
+    const ids: string[] = [];
+    const entries: Array<{ tasks: ObservedTask[]; next: ObservedTask[]; alloc: AllocInfo | undefined; call: number }> = [];
+    for (const t of tasks) {
+      const id = t.doc.placement?.instance ?? t.doc.id;
+      let e = this.seen.get(id);
+      if (e === undefined) {
+        e = { tasks: [], next: [], alloc: undefined, call: 0 };
+        this.seen.set(id, e);
+      }
+      if (e.call !== call) {
+        e.call = call;
+        e.next.length = 0;
+        ids.push(id);
+        entries.push(e);
+      }
+      e.next.push(t);
+    }
+    const allocs: AllocInfo[] = new Array(entries.length);
+    const memory = new Map<string, number>();
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      const id = ids[i]!;
+      let alloc = e.alloc;
+      if (alloc !== undefined && sameTasks(e.tasks, e.next)) {
+        const createdAtMs = e.next[0]!.doc.placement?.createdAt ?? nowMs;
+        const healthySinceMs = alloc.healthy === true ? (healthySince.get(id) ?? nowMs) : undefined;
+        if (alloc.createdAtMs !== createdAtMs || alloc.healthySinceMs !== healthySinceMs) alloc = { ...alloc, createdAtMs, healthySinceMs };
+      } else {
+        alloc = observeInstance(id, e.next, healthySince, nowMs);
+        const kept = e.tasks; // the tasks just translated stay; the old array is the next call's buffer
+        e.tasks = e.next;
+        e.next = kept;
+      }
+      e.alloc = alloc;
+      if (alloc.healthySinceMs !== undefined) memory.set(id, alloc.healthySinceMs);
+      allocs[i] = alloc;
+    }
+    if (this.seen.size > entries.length) for (const [id, e] of this.seen) if (e.call !== call) this.seen.delete(id);
+    return { allocs, healthySince: memory };
+  }
+}
+
+function sameTasks(a: readonly ObservedTask[], b: readonly ObservedTask[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** observeInstance for the common instance of one task, without the lists (the same result). */
+function observeOneTask(id: string, t: ObservedTask, healthySince: ReadonlyMap<string, number>, nowMs: number): AllocInfo {
+  const p = t.doc.placement;
+  const state = t.status?.state ?? 'pending';
+  const status: CoreStatus = state === 'failed' ? 'failed' : state === 'running' ? 'running' : state === 'stopped' ? 'stopped' : 'pending';
+  const healthy = status === 'running' && t.checksPassing !== false;
+  const failedAt = state === 'failed' ? Date.parse(t.status!.updatedAt) : Number.NaN;
+  return {
+    id,
+    job: t.doc.job,
+    group: t.doc.group,
+    index: p?.index ?? 0,
+    node: t.host,
+    version: p?.version ?? 0,
+    fingerprint: p?.fingerprint ?? '',
+    resources: { cpu: t.doc.resources.cpu, memory: t.doc.resources.memory },
+    ports: p?.ports ?? (t.doc.port === undefined ? [] : [t.doc.port]),
+    status,
+    healthy: status === 'running' ? healthy : undefined,
+    createdAtMs: p?.createdAt ?? nowMs,
+    healthySinceMs: healthy ? (healthySince.get(id) ?? nowMs) : undefined,
+    failedAtMs: Number.isNaN(failedAt) ? undefined : failedAt,
+    reschedules: p?.reschedules ?? [],
+  };
 }
 
 function worst(statuses: readonly string[]): Heartbeat {

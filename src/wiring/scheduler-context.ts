@@ -3,7 +3,7 @@
  * view, the secret store, the operator token and who leads. Plus the views
  * both `status` and `plan` build from a snapshot.
  */
-import { type NodeInfo, observeAllocs, observeNodes, type SecretStore } from '../../scheduler/index.js';
+import { AllocTranslator, type NodeInfo, type observeAllocs, observeNodes, type SecretStore } from '../../scheduler/index.js';
 import type { DiscoveryClient } from '../../discovery/index.js';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../../base/log.js';
@@ -40,14 +40,22 @@ export function rememberAllocs(tasks: ClusterSnapshot['tasks'], allocs: ReturnTy
 }
 
 /**
+ * The API's own translation when the loop has none (a standby, or a change the
+ * loop has not reached yet). One per process: two schedulers in one process
+ * (tests) only lose the reuse, never the exact result.
+ */
+const translator = new AllocTranslator();
+
+/**
  * The core's allocations of a snapshot (healthy-since unknown: counted from
  * the first call after a change). Computed once per observed change: the
- * snapshot's task list is shared until the observer sees something new.
+ * snapshot's task list is shared until the observer sees something new, and
+ * only the instances whose tasks changed are translated again.
  */
 export function currentAllocs(snap: ClusterSnapshot, nowMs: number): ReturnType<typeof observeAllocs>['allocs'] {
   let allocs = allocsOf.get(snap.tasks);
   if (allocs === undefined) {
-    allocs = observeAllocs(snap.tasks, new Map(), nowMs).allocs;
+    allocs = translator.translate(snap.tasks, new Map(), nowMs).allocs;
     allocsOf.set(snap.tasks, allocs);
   }
   return allocs;

@@ -13,12 +13,20 @@
  * prefix, as a real cluster does). Their watches carry the view's version, not
  * the entries, so telling "changed" from "same" costs nothing either.
  * `snapshot()` is computed once per change and shared by the loop and the API.
+ *
+ * The event loop is never held for a whole answer (it serves the API): the
+ * answers of the two big prefixes are decoded and compared with the previous
+ * read off the main thread (discovery's KvChangeReader); the entries that
+ * changed are parsed here in slices of about 10 ms with waiting I/O let in
+ * between, and the view takes them all at once, so a snapshot never sees
+ * half an answer. An unchanged task keeps its ObservedTask object from one
+ * snapshot to the next, so the translation to allocations
+ * (scheduler/state/observe.ts AllocTranslator) redoes only what changed.
  */
 import { EventEmitter } from 'node:events';
 import { AllocationSchema, type Allocation, type AllocStatus, AllocStatusSchema, ALLOCS_PREFIX, ALLOC_STATUS_PREFIX } from '../../base/contracts/alloc.js';
 import type { AgentEntry, ObservedTask } from '../../scheduler/index.js';
-import type { GetItem } from 'consul/lib/kv.js';
-import { BlockingWatch, type DiscoveryClient, type Instance, type KvEntry, serviceId, watchKeyPrefix, watchService } from '../../discovery/index.js';
+import { BlockingWatch, type DiscoveryClient, type Instance, type KvChanges, KvChangeReader, type KvEntry, serviceId, watchKeyPrefix, watchService } from '../../discovery/index.js';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Value } from '@sinclair/typebox/value';
 import { sleep, systemTimers } from '../../base/clock.js';
@@ -58,15 +66,31 @@ interface AllocView {
   modifyIndex: number;
   host: string;
   doc: Allocation | undefined;
-  /** The fetch that last saw it (entries not seen by the newest fetch are gone). */
-  seen: number;
+  /** Its status record's key. */
+  statusKey: string;
+  /** The task as last observed: kept while its document, status and checks stay the same. */
+  task?: ObservedTask;
 }
 
 /** One status record as last parsed: undefined `doc` when invalid. */
 interface StatusView {
   modifyIndex: number;
   doc: AllocStatus | undefined;
-  seen: number;
+}
+
+/** How long changed entries are parsed before waiting I/O (API requests) is let in. */
+const SLICE_MS = 10;
+
+/** Tells a long synchronous pass when to let waiting I/O in; throws once `signal` is aborted. */
+class Slices {
+  private since = performance.now();
+  constructor(private readonly signal: AbortSignal) {}
+  async next(): Promise<void> {
+    if (performance.now() - this.since < SLICE_MS) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    this.signal.throwIfAborted();
+    this.since = performance.now();
+  }
 }
 
 /**
@@ -83,8 +107,14 @@ export const PACE_MS_PER_ENTRY = 0.05;
 const checkAllocation = TypeCompiler.Compile(AllocationSchema);
 const checkStatus = TypeCompiler.Compile(AllocStatusSchema);
 
-/** A recursive KV read whose values stay Buffers (decoded to text only for entries that changed). */
-type RawItem = Omit<GetItem, 'Value'> & { Value: Buffer | string | null };
+/** An entry's value as read: text, bytes, or none. */
+type RawItem = { Value: Buffer | string | null };
+
+/** Keys of `view` that a full answer lacks: gone since the view was filled. */
+function absentFrom(view: ReadonlyMap<string, unknown>, changes: KvChanges): string[] {
+  const present = new Set(changes.changed.map((c) => c.key));
+  return [...view.keys()].filter((k) => !present.has(k));
+}
 
 /** Keeps the scheduler's view of Consul current. */
 export class ClusterObserver extends EventEmitter<{ change: [] }> {
@@ -97,9 +127,11 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
   private readonly views: Record<'allocs' | 'status', BlockingWatch<number>>;
   private readonly allocView = new Map<string, AllocView>();
   private readonly statusView = new Map<string, StatusView>();
+  /** Keys of the status records with no allocation document at the matching key, kept as both views change. */
+  private readonly orphans = new Set<string>();
   /** Allocation documents per service name (the service health watches follow it). */
   private readonly serviceUse = new Map<string, number>();
-  private fetches = 0;
+  private readonly readers: KvChangeReader[] = [];
   private readonly services = new Map<string, BlockingWatch<Instance[]>>();
   private readonly warned = new Set<string>();
   private readonly readAllocations: ObserverOptions['readAllocations'];
@@ -127,8 +159,8 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
       jobStatus: watchKeyPrefix(this.client, STATUS_PREFIX, wopts),
     };
     this.views = {
-      allocs: this.viewWatch(ALLOCS_PREFIX, (items, fetch) => this.applyAllocs(items, fetch)),
-      status: this.viewWatch(ALLOC_STATUS_PREFIX, (items, fetch) => this.applyStatuses(items, fetch)),
+      allocs: this.viewWatch(ALLOCS_PREFIX, (changes, signal) => this.applyAllocs(changes, signal)),
+      status: this.viewWatch(ALLOC_STATUS_PREFIX, (changes, signal) => this.applyStatuses(changes, signal)),
     };
     this.agents.on('change', this.fire);
     for (const w of Object.values(this.kv)) w.on('change', this.fire);
@@ -180,15 +212,14 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
     const health = new Map<string, boolean>();
     for (const w of this.services.values()) for (const i of w.current() ?? []) health.set(i.id, i.healthy);
     const tasks: ObservedTask[] = [];
-    for (const [key, { host, doc }] of this.allocView) {
+    for (const v of this.allocView.values()) {
+      const { host, doc } = v;
       if (doc === undefined) continue;
-      const service = doc.labels[LABEL.service];
-      tasks.push({
-        host,
-        doc,
-        status: this.statusView.get(ALLOC_STATUS_PREFIX + key.slice(ALLOCS_PREFIX.length))?.doc,
-        checksPassing: service === undefined ? undefined : health.get(serviceId(host, doc.id)),
-      });
+      const status = this.statusView.get(v.statusKey)?.doc;
+      const checksPassing = doc.labels[LABEL.service] === undefined ? undefined : health.get(serviceId(host, doc.id));
+      // The same object while nothing about the task changed: the translation to allocations reuses its result.
+      if (v.task === undefined || v.task.status !== status || v.task.checksPassing !== checksPassing) v.task = { host, doc, status, checksPassing };
+      tasks.push(v.task);
     }
     return { agents: this.agents.current() ?? [], jobs, jobIndexes, statuses, statusIndexes, tasks, drained };
   }
@@ -210,10 +241,11 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
    */
   orphanStatuses(): Array<{ host: string; alloc: string; key: string; modifyIndex: number }> {
     const out: Array<{ host: string; alloc: string; key: string; modifyIndex: number }> = [];
-    for (const [key, v] of this.statusView) {
+    for (const key of this.orphans) {
+      const v = this.statusView.get(key);
       const rest = key.slice(ALLOC_STATUS_PREFIX.length);
       const slash = rest.indexOf('/');
-      if (slash <= 0 || slash === rest.length - 1 || this.allocView.has(ALLOCS_PREFIX + rest)) continue;
+      if (v === undefined || slash <= 0 || slash === rest.length - 1) continue;
       out.push({ host: rest.slice(0, slash), alloc: rest.slice(slash + 1), key, modifyIndex: v.modifyIndex });
     }
     return out;
@@ -227,79 +259,96 @@ export class ClusterObserver extends EventEmitter<{ change: [] }> {
       ...Object.values(this.views).map((w) => w.close()),
       ...[...this.services.values()].map((w) => w.close()),
     ]);
+    for (const r of this.readers) r.close();
   }
 
   /**
-   * A blocking watch on `prefix` whose answers go through `apply` (which
-   * updates a parsed view and says whether it changed); its value is the
-   * view's version, so an unchanged answer is recognised without comparing entries.
+   * A blocking watch on `prefix` whose raw answers are compared with the
+   * previous read off the main thread (KvChangeReader) and whose changes go
+   * through `apply` (which parses them and updates a view, saying whether it
+   * changed); its value is the view's version, so an unchanged answer is
+   * recognised without comparing entries.
    */
-  private viewWatch(prefix: string, apply: (items: readonly RawItem[], fetch: number) => boolean): BlockingWatch<number> {
+  private viewWatch(prefix: string, apply: (changes: KvChanges, signal: AbortSignal) => Promise<boolean>): BlockingWatch<number> {
     let version = 0;
     let pacedUntil = 0;
+    const reader = new KvChangeReader(prefix);
+    this.readers.push(reader);
     return new BlockingWatch<number>(
       `kv ${prefix}`,
       async (index, waitMs, signal) => {
         const wait = pacedUntil - performance.now();
         if (wait > 0) await sleep(wait, systemTimers, signal);
         signal.throwIfAborted();
-        // buffer: values stay Buffers; only changed entries are turned into text and parsed.
-        const r = await this.client.query<RawItem[]>('kv.get', (c, extras) => c.kv.get({ key: prefix, recurse: true, buffer: true, ...extras } as never), { index, waitMs, signal });
-        const items = r.body ?? [];
-        if (apply(items, ++this.fetches)) version++;
-        pacedUntil = performance.now() + items.length * PACE_MS_PER_ENTRY;
+        // The answer goes to the reader's worker as it arrives; it is decoded and compared there.
+        const r = await this.client.queryRaw('kv.get', '/kv/{key}', { key: prefix }, { recurse: 'true' }, { index, waitMs, signal, into: reader.sink() });
+        try {
+          const changes = await reader.changes(r.status !== 404);
+          if (await apply(changes, signal)) version++;
+          pacedUntil = performance.now() + changes.entries * PACE_MS_PER_ENTRY;
+        } catch (err) {
+          reader.reset(); // the view did not take this answer: the next one is compared with nothing
+          throw err;
+        }
         return { value: version, index: r.index };
       },
       { logger: this.logger, waitMs: this.waitMs },
     );
   }
 
-  private applyAllocs(items: readonly RawItem[], fetch: number): boolean {
-    let changed = false;
+  private async applyAllocs(changes: KvChanges, signal: AbortSignal): Promise<boolean> {
+    const slices = new Slices(signal);
+    const updates: Array<[string, AllocView]> = [];
     let read: ((key: string, raw: string | null) => Verification) | undefined;
-    for (const item of items) {
-      const key = item.Key;
-      const cur = this.allocView.get(key);
-      if (cur !== undefined && cur.modifyIndex === item.ModifyIndex) {
-        cur.seen = fetch;
-        continue;
-      }
+    for (const item of changes.changed) {
+      const key = item.key;
+      if (this.allocView.get(key)?.modifyIndex === item.modifyIndex) continue; // a full answer repeats what the view holds
       const rest = key.slice(ALLOCS_PREFIX.length);
       const slash = rest.indexOf('/');
       if (slash <= 0) continue;
       read ??= this.readAllocations();
-      const doc = this.parseAlloc(key, item.Value, read);
-      if (cur?.doc !== undefined) this.useService(cur.doc, -1);
-      if (doc !== undefined) this.useService(doc, 1);
-      this.allocView.set(key, { modifyIndex: item.ModifyIndex, host: rest.slice(0, slash), doc, seen: fetch });
-      changed = true;
+      const doc = this.parseAlloc(key, item.value, read);
+      updates.push([key, { modifyIndex: item.modifyIndex, host: rest.slice(0, slash), doc, statusKey: ALLOC_STATUS_PREFIX + rest }]);
+      await slices.next();
     }
-    for (const [key, v] of this.allocView) {
-      if (v.seen === fetch) continue;
-      if (v.doc !== undefined) this.useService(v.doc, -1);
+    // The view takes the whole answer at once: a snapshot never sees half of it.
+    let changed = updates.length > 0;
+    for (const [key, view] of updates) {
+      const cur = this.allocView.get(key);
+      if (cur?.doc !== undefined) this.useService(cur.doc, -1);
+      if (view.doc !== undefined) this.useService(view.doc, 1);
+      this.allocView.set(key, view);
+      this.orphans.delete(view.statusKey);
+    }
+    for (const key of changes.full ? absentFrom(this.allocView, changes) : changes.gone) {
+      const cur = this.allocView.get(key);
+      if (cur === undefined) continue;
+      if (cur.doc !== undefined) this.useService(cur.doc, -1);
       this.allocView.delete(key);
+      if (this.statusView.has(cur.statusKey)) this.orphans.add(cur.statusKey);
       changed = true;
     }
     if (changed) this.syncServiceWatches();
     return changed;
   }
 
-  private applyStatuses(items: readonly RawItem[], fetch: number): boolean {
-    let changed = false;
-    for (const item of items) {
-      const cur = this.statusView.get(item.Key);
-      if (cur !== undefined && cur.modifyIndex === item.ModifyIndex) {
-        cur.seen = fetch;
-        continue;
-      }
-      const doc = this.parse<AllocStatus>(item.Key, item.Value);
-      this.statusView.set(item.Key, { modifyIndex: item.ModifyIndex, doc: doc !== undefined && checkStatus.Check(doc) ? doc : undefined, seen: fetch });
-      changed = true;
+  private async applyStatuses(changes: KvChanges, signal: AbortSignal): Promise<boolean> {
+    const slices = new Slices(signal);
+    const updates: Array<[string, StatusView]> = [];
+    for (const item of changes.changed) {
+      if (this.statusView.get(item.key)?.modifyIndex === item.modifyIndex) continue;
+      const doc = this.parse<AllocStatus>(item.key, item.value);
+      updates.push([item.key, { modifyIndex: item.modifyIndex, doc: doc !== undefined && checkStatus.Check(doc) ? doc : undefined }]);
+      await slices.next();
     }
-    for (const [key, v] of this.statusView) {
-      if (v.seen === fetch) continue;
-      this.statusView.delete(key);
-      changed = true;
+    let changed = updates.length > 0;
+    for (const [key, view] of updates) {
+      this.statusView.set(key, view);
+      if (!this.allocView.has(ALLOCS_PREFIX + key.slice(ALLOC_STATUS_PREFIX.length))) this.orphans.add(key);
+    }
+    for (const key of changes.full ? absentFrom(this.statusView, changes) : changes.gone) {
+      changed = this.statusView.delete(key) || changed;
+      this.orphans.delete(key);
     }
     return changed;
   }

@@ -47,19 +47,24 @@ export function jobHandlers(ctx: SchedulerContext): Pick<Handlers, 'listJobs' | 
   return {
     async listJobs() {
       const snap = ctx.observer.snapshot();
-      const allocs = currentAllocs(snap, Date.now());
-      const jobs: JobSummary[] = [...snap.jobs].map(([name, rec]) => {
-        const mine = allocs.filter((a) => a.job === name);
-        return {
-          name,
-          version: rec.version,
-          stopped: rec.stopped,
-          submittedAt: rec.submittedAt,
-          desired: rec.stopped ? 0 : rec.spec.groups.reduce((s, g) => s + (g.count ?? 1), 0),
-          running: mine.filter((a) => a.status === 'running').length,
-          healthy: mine.filter((a) => a.status === 'running' && a.healthy === true).length,
-        };
-      });
+      // Counted in one pass over the allocations, not one per job.
+      const counts = new Map<string, { running: number; healthy: number }>();
+      for (const a of currentAllocs(snap, Date.now())) {
+        if (a.status !== 'running') continue;
+        const c = counts.get(a.job) ?? { running: 0, healthy: 0 };
+        c.running++;
+        if (a.healthy === true) c.healthy++;
+        counts.set(a.job, c);
+      }
+      const jobs: JobSummary[] = [...snap.jobs].map(([name, rec]) => ({
+        name,
+        version: rec.version,
+        stopped: rec.stopped,
+        submittedAt: rec.submittedAt,
+        desired: rec.stopped ? 0 : rec.spec.groups.reduce((s, g) => s + (g.count ?? 1), 0),
+        running: counts.get(name)?.running ?? 0,
+        healthy: counts.get(name)?.healthy ?? 0,
+      }));
       return { jobs };
     },
 

@@ -262,3 +262,21 @@ t.test('duplicate slots (the same index twice) are stopped', async (t) => {
   const plan = h.step();
   t.strictSame(plan.stop.map((s) => [s.alloc.id, s.reason]), [['dup', 'duplicate']]);
 });
+
+t.test('several duplicate slots: the dearest of each kept, the others stopped slot by slot in the order the slots were first seen', async (t) => {
+  const h = new Harness(nodes(3));
+  h.submit(job('web', [web({ count: 4 })]));
+  h.converge();
+  const [a0, a1, a2] = [0, 1, 2].map((i) => h.of('web').find((a) => a.index === i)!);
+  // Slot 2 before slot 0 in the list; slot 1 twice over; an older spec's copy in slot 2 is no duplicate of the current one.
+  h.allocs.unshift({ ...a2!, id: 'd2-unhealthy', healthy: false });
+  h.allocs.push({ ...a0!, id: 'd0-older', createdAtMs: a0!.createdAtMs - 1 });
+  h.allocs.push({ ...a1!, id: 'd1-b', healthy: false }, { ...a1!, id: 'd1-a', healthy: false });
+  h.allocs.push({ ...a2!, id: 'd2-old-spec', fingerprint: 'an older one' });
+  const plan = h.step();
+  t.strictSame(
+    plan.stop.filter((s) => s.reason === 'duplicate').map((s) => s.alloc.id),
+    ['d2-unhealthy', a0!.id, 'd1-a', 'd1-b'],
+    'slot 2 first (seen first): its unhealthy copy; slot 0: the newer of two alike; slot 1: the unhealthy copies by id',
+  );
+});
