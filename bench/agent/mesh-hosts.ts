@@ -16,12 +16,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { freePort } from '../../test/helpers/ports.js';
 import { join } from 'node:path';
-import { bundlePem } from '../../certs/bundle.js';
 import { CertificateAuthority } from '../../certs/ca.js';
-import { chainPem } from '../../certs/identity.js';
-import { generateKeyPair, privateKeyPem } from '../../certs/keys.js';
-import { spiffeId } from '../../certs/spiffe-id.js';
 import { writeIdentityFiles } from '../../certs/store.js';
+import { makeIdentity } from '../../test/certs/fixtures.js';
 import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, HOST_PROXY_LOCAL_FILE } from '../../base/contracts/host-proxy.js';
 
 const TD = 'weft.bench';
@@ -48,15 +45,7 @@ export interface Mesh {
 /** Starts h2 (caller) and h3 (where `services` run) against Consul at `consul`; resolves once both answer /healthz. */
 export async function startMesh(dir: string, consul: string, services: readonly string[]): Promise<Mesh> {
   const ca = CertificateAuthority.create({ trustDomain: TD });
-  const issue = (hostDir: string, service: string): void => {
-    const pair = generateKeyPair();
-    const leaf = ca.issue(pair.publicKey, spiffeId(TD, 'default', service));
-    writeIdentityFiles(join(hostDir, HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, service), {
-      keyPem: privateKeyPem(pair.privateKey),
-      certChainPem: chainPem(leaf),
-      bundlePem: bundlePem(ca.bundle()),
-    });
-  };
+  const issue = (hostDir: string, service: string): void => void writeIdentityFiles(join(hostDir, HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, service), makeIdentity(ca, service));
   const h2Dir = join(dir, 'h2');
   const h3Dir = join(dir, 'h3');
   issue(h2Dir, 'frontend');

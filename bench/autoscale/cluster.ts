@@ -19,12 +19,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { bundlePem } from '../../certs/bundle.js';
 import { CertificateAuthority } from '../../certs/ca.js';
-import { chainPem } from '../../certs/identity.js';
-import { generateKeyPair, privateKeyPem } from '../../certs/keys.js';
-import { spiffeId } from '../../certs/spiffe-id.js';
 import { writeIdentityFiles } from '../../certs/store.js';
+import { makeIdentity } from '../../test/certs/fixtures.js';
 import { HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, HOST_PROXY_LOCAL_FILE } from '../../base/contracts/host-proxy.js';
 import { agentToken } from '../../src/wiring/scheduler-token.js';
 import { freePort } from '../../test/helpers/ports.js';
@@ -113,15 +110,7 @@ export async function startCluster(opts: { dir: string; driver: DriverKind; serv
 
     // Identities, then the two proxies.
     const ca = CertificateAuthority.create({ trustDomain: TD });
-    const issue = (hostDir: string, service: string): void => {
-      const pair = generateKeyPair();
-      const leaf = ca.issue(pair.publicKey, spiffeId(TD, 'default', service));
-      writeIdentityFiles(join(hostDir, HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, service), {
-        keyPem: privateKeyPem(pair.privateKey),
-        certChainPem: chainPem(leaf),
-        bundlePem: bundlePem(ca.bundle()),
-      });
-    };
+    const issue = (hostDir: string, service: string): void => void writeIdentityFiles(join(hostDir, HOST_PROXY_DIR, HOST_PROXY_IDENTITIES_DIR, service), makeIdentity(ca, service));
     const h2Dir = join(dir, 'h2');
     const h3Dir = join(dir, 'h3');
     issue(h2Dir, CALLER_SERVICE);

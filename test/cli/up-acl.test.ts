@@ -17,7 +17,6 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -32,6 +31,7 @@ import { aclCall } from '../integration/acl-tokens.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
+import { meshGet } from '../helpers/mesh-get.js';
 import { alive, killAll, piecePids as harnessPieces, workloadPids as harnessWorkloads } from './up-harness.js';
 import { freeOutboundBase, startWeftUp, weft } from './run-weft.js';
 
@@ -99,20 +99,6 @@ t.teardown(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A GET through a proxy's outbound port, naming the service in Host. */
-function get(port: number, service: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host: service }, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** A process's environment variable, from /proc (readable by its user only). */
 function environOf(pid: number, name: string): string | undefined {
@@ -283,7 +269,7 @@ t.test('a job deployed through the scheduler runs and is reachable through the m
   );
   const answer = await eventually(
     async () => {
-      const r = await get(port, 'hello');
+      const r = await meshGet('127.0.0.1', port, 'hello');
       return r.status === 200 ? r : undefined;
     },
     30_000,
@@ -296,7 +282,7 @@ t.test('a job deployed through the scheduler runs and is reachable through the m
   t.equal(deny.code, 0, `weft deny hello hello ${deny.stderr}`);
   const denied = await eventually(
     async () => {
-      const r = await get(port, 'hello');
+      const r = await meshGet('127.0.0.1', port, 'hello');
       return r.status === 403 ? r : undefined;
     },
     20_000,
@@ -305,7 +291,7 @@ t.test('a job deployed through the scheduler runs and is reachable through the m
   );
   t.match(denied.body, /WEFT_ERR_INTENTION_DENIED/, 'the proxies read the signed intention with their own tokens');
   t.equal((await weft(['allow', 'hello', 'hello'], { env })).code, 0, 'weft allow hello hello');
-  await eventually(async () => (await get(port, 'hello')).status === 200, 20_000, 'allowed again', 200);
+  await eventually(async () => (await meshGet('127.0.0.1', port, 'hello')).status === 200, 20_000, 'allowed again', 200);
 
   const scaled = await weft(['scale', 'hello', '0'], { env });
   t.equal(scaled.code, 0, `weft scale hello 0 ${scaled.stderr}`);

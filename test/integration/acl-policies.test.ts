@@ -10,7 +10,6 @@
  * scheduler's token is the only one that makes a host run code.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -24,6 +23,7 @@ import { captureLogger } from '../agent/helpers.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
+import { meshGet } from '../helpers/mesh-get.js';
 import { aclCall, loadShippedPolicies } from './acl-tokens.js';
 import { startProxy } from './proxy-hosts.js';
 import { api, demoJob, startSchedulerChild, TOKEN } from './scheduler-cluster.js';
@@ -125,7 +125,7 @@ t.test('scheduler, agent and proxy, each with its own token under default deny, 
     );
     const viaMesh = await eventually(
       async () => {
-        const r = await get(ADDRESS, outboundPort, 'shop');
+        const r = await meshGet(ADDRESS, outboundPort, 'shop');
         return r.status === 200 ? r : undefined;
       },
       30_000,
@@ -169,16 +169,3 @@ t.test('scheduler, agent and proxy, each with its own token under default deny, 
 
 });
 
-function get(host: string, port: number, hostHeader: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host, port, path: '/', headers: { host: hostHeader }, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}

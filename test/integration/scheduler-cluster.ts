@@ -16,7 +16,8 @@ import { apiSecretSource } from '../../agent/scheduler-secrets.js';
 import { loadConfig } from '../../src/config/load.js';
 import { agentToken } from '../../src/wiring/scheduler-token.js';
 import { captureLogger } from '../agent/helpers.js';
-import type { TestConsul } from '../helpers/dev-consul.js';
+import { createDiscoveryClient, type DiscoveryClient } from '../../discovery/client.js';
+import { startTestConsul, type TestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -75,6 +76,15 @@ export async function startSchedulerChild(t: Teardown, env: { dataDir: string; c
   const url = `http://127.0.0.1:${port}`;
   await eventually(async () => ((await fetch(`${url}/v1/health`).catch(() => undefined))?.ok ? true : undefined), 20_000, `scheduler on ${port}\n${out}`);
   return { proc, port, url, output: () => out, kill };
+}
+
+/** A dev Consul, a discovery client on it (closed at teardown) and one scheduler child with a data directory of its own. */
+export async function startSchedulerOnConsul(t: Teardown): Promise<{ consul: TestConsul; client: DiscoveryClient; sched: SchedulerChild; url: () => string }> {
+  const consul = await startTestConsul(t);
+  const client = createDiscoveryClient({ consul: { address: consul.address } });
+  t.teardown(() => client.close());
+  const sched = await startSchedulerChild(t, await schedulerDataDir(t, consul));
+  return { consul, client, sched, url: () => sched.url };
 }
 
 /** A simulated host: an in-process agent with the process driver on its own 127.0.0.x address. */

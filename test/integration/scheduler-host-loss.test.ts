@@ -9,11 +9,9 @@
  */
 import t from 'tap';
 import { listEntries } from '../../discovery/kv.js';
-import { createDiscoveryClient } from '../../discovery/client.js';
 import { ALLOC_STATUS_PREFIX, ALLOCS_PREFIX } from '../../base/contracts/alloc.js';
-import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/eventually.js';
-import { api, schedulerDataDir, type SimAgent, startSchedulerChild, startSimAgent } from './scheduler-cluster.js';
+import { api, type SimAgent, startSchedulerOnConsul, startSimAgent } from './scheduler-cluster.js';
 
 const COUNT = 16;
 
@@ -27,12 +25,7 @@ function job(count: number) {
 }
 
 t.test('two host losses and a scale-down leave one document and one status record per allocation', async (t) => {
-  const consul = await startTestConsul(t);
-  const client = createDiscoveryClient({ consul: { address: consul.address } });
-  t.teardown(() => client.close());
-  const shared = await schedulerDataDir(t, consul);
-  const sched = await startSchedulerChild(t, shared);
-  const url = (): string => sched.url;
+  const { consul, client, url } = await startSchedulerOnConsul(t);
   const sims: SimAgent[] = [];
   for (let i = 0; i < 6; i++) sims.push(await startSimAgent(t, consul, `hl${i}`, `127.0.10.${i + 2}`, url));
 

@@ -7,24 +7,16 @@
  */
 import t from 'tap';
 import { getEntry, putJSON } from '../../discovery/kv.js';
-import { createDiscoveryClient } from '../../discovery/client.js';
 import { allocStatusKey } from '../../base/contracts/alloc.js';
-import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/eventually.js';
-import { api, demoJob, schedulerDataDir, startSchedulerChild, startSimAgent } from './scheduler-cluster.js';
-
+import { api, demoJob, startSchedulerOnConsul, startSimAgent } from './scheduler-cluster.js';
 
 function job(name: string) {
   return demoJob(name);
 }
 
 t.test('status records of a lost host', async (t) => {
-  const consul = await startTestConsul(t);
-  const client = createDiscoveryClient({ consul: { address: consul.address } });
-  t.teardown(() => client.close());
-  const shared = await schedulerDataDir(t, consul);
-  const sched = await startSchedulerChild(t, shared);
-  const url = (): string => sched.url;
+  const { consul, client, url } = await startSchedulerOnConsul(t);
   const host = 'sc1';
   const sim = await startSimAgent(t, consul, host, '127.0.8.2', url);
   const allocations = async () => ((await api(url(), 'GET', '/v1/jobs/lonely/status')).body as { allocations?: Array<{ id: string; node: string; status: string }> }).allocations ?? [];

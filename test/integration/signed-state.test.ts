@@ -16,7 +16,6 @@
  *   the retired key is refused.
  */
 import { existsSync } from 'node:fs';
-import http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +32,7 @@ import { makeCa, makeIdentity, TD } from '../certs/fixtures.js';
 import { startTestConsul } from '../helpers/dev-consul.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/ports.js';
+import { meshGet, type MeshReply } from '../helpers/mesh-get.js';
 import { instanceRegistration, type SimHost, startApp, startProxy, writeLocal } from './proxy-hosts.js';
 import { api, demoJob, schedulerDataDir, startSchedulerChild, TOKEN } from './scheduler-cluster.js';
 
@@ -95,18 +95,8 @@ async function refusals(): Promise<Record<string, number>> {
 }
 
 /** web calls `service` through h1's outbound port and h1's inbound. */
-function call(service: string): Promise<{ status: number; reason: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: ADDRESS, port: outboundPort, path: '/', headers: { host: service }, agent: false, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, reason: String(res.headers['x-weft-reason'] ?? ''), body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end();
-  });
+function call(service: string): Promise<MeshReply> {
+  return meshGet(ADDRESS, outboundPort, service, { timeoutMs: 10_000 });
 }
 /** Which shop version answers 20 calls. */
 async function shopShares(): Promise<Record<string, number>> {
