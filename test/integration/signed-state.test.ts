@@ -182,7 +182,10 @@ t.test("allocations: what the scheduler places runs; a process allocation writte
     resources: { cpu: 10, memory: 16 },
     labels: {},
     restart: { attempts: 0, interval: 60_000, delay: 100, mode: 'fail' },
+    secrets: [{ name: 'db-pass', env: 'DB_PASS' }],
   };
+  const secretValue = 'hunter2-signed-state-test';
+  t.equal((await api(sched.url, 'PUT', '/v1/secrets/db-pass', { value: secretValue })).status, 200);
   await consul.consul.kv.set('weft/allocs/h1/evil-1', JSON.stringify(evil));
   const status = await eventually(
     async () => {
@@ -198,6 +201,10 @@ t.test("allocations: what the scheduler places runs; a process allocation writte
   t.notOk(agent.allocations.snapshot().some((a) => a.id === 'evil-1'), 'the agent does not manage it');
   const metrics = await (await fetch(`http://${agent.metrics!.address.host}:${agent.metrics!.address.port}/metrics`)).text();
   t.match(metrics, /^weft_agent_signed_state_refused_total\{reason="unsigned"\} 1$/m, 'counted once on the agent');
+  // The scheduler reveals no secret for it, even to the host's own token (it would for a document it signed).
+  const secrets = await api(sched.url, 'GET', '/v1/allocations/h1/evil-1/secrets', undefined, agentToken(TOKEN, 'h1'));
+  t.equal(secrets.status, 404, `the secrets route refuses it (${secrets.body['code']})`);
+  t.notOk(secrets.text.includes(secretValue), 'the value is not in the answer');
   await consul.consul.kv.del('weft/allocs/h1/evil-1');
 });
 
